@@ -1,0 +1,61 @@
+//! Step definitions: parse the Gherkin, call support, assert. One module per
+//! feature; the World only carries the session and what a scenario found.
+
+pub mod provisioning;
+pub mod readiness;
+pub mod topology;
+
+use std::sync::{Arc, RwLock};
+
+use crate::aws::nlb::LoadBalancer;
+use crate::target::Session;
+use crate::topology::ClusterTopology;
+
+/// The session of the run in progress (set by the runner).
+static SESSION: RwLock<Option<Arc<Session>>> = RwLock::new(None);
+
+pub fn set_session(session: Option<Arc<Session>>) {
+    *SESSION.write().expect("session lock") = session;
+}
+
+#[derive(Debug, cucumber::World)]
+#[world(init = Self::new)]
+pub struct MeshWorld {
+    pub session: Arc<Session>,
+    /// The cluster a scenario is about (readiness outlines).
+    pub cluster: Option<ClusterTopology>,
+    pub hostname: Option<String>,
+    pub load_balancer: Option<LoadBalancer>,
+    pub target_group: Option<String>,
+}
+
+impl MeshWorld {
+    fn new() -> Self {
+        let session = SESSION
+            .read()
+            .expect("session lock")
+            .clone()
+            .expect("the runner opens a session before running features");
+        MeshWorld { session, cluster: None, hostname: None, load_balancer: None, target_group: None }
+    }
+
+    pub fn topology(&self) -> &crate::topology::Topology {
+        &self.session.topology
+    }
+
+    pub fn clusters(&self) -> Vec<ClusterTopology> {
+        self.session.topology.clusters.clone()
+    }
+
+    pub fn cluster(&self) -> anyhow::Result<&ClusterTopology> {
+        self.cluster.as_ref().ok_or_else(|| anyhow::anyhow!("no cluster chosen by an earlier step"))
+    }
+}
+
+/// Step results: a failed check is an Err whose message is the report.
+pub type StepResult = anyhow::Result<()>;
+
+/// Turn an error chain into one readable message.
+pub fn report(e: anyhow::Error) -> String {
+    format!("{e:#}")
+}

@@ -1,0 +1,202 @@
+//! Steps of features/provisioning.feature.
+
+use anyhow::{bail, ensure, Context};
+use cucumber::gherkin::Step;
+use cucumber::then;
+
+use super::{MeshWorld, StepResult};
+use crate::checks::provisioning as check;
+use crate::topology::names;
+
+fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
+    match w.session.provisioned.get() {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(e)) => bail!("provisioning failed: {e}"),
+        None => bail!("the deployment was not provisioned by an earlier step"),
+    }
+}
+
+#[then("the provisioning stages ran in this order:")]
+async fn stages_in_order(w: &mut MeshWorld, step: &Step) -> StepResult {
+    let table = step.table.as_ref().context("this step needs a table")?;
+    let want: Vec<(String, String)> = table.rows[1..].iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    let record = record(w)?;
+    let got: Vec<(String, String)> = record.stages.iter().map(|s| (s.number.to_string(), s.name.clone())).collect();
+    ensure!(got == want, "stages ran as {got:?}, expected {want:?}");
+    for pair in record.stages.windows(2) {
+        ensure!(
+            pair[0].finished_at <= pair[1].started_at,
+            "stage {} started before stage {} finished",
+            pair[1].name,
+            pair[0].name
+        );
+    }
+    Ok(())
+}
+
+#[then("each cluster's VPC has its topology CIDR and the seed's subnets")]
+async fn vpcs_match(w: &mut MeshWorld) -> StepResult {
+    for c in w.clusters() {
+        check::vpc(&w.session, &c).await?;
+    }
+    Ok(())
+}
+
+#[then(expr = "each VPC has {int} {word} subnets tagged {string}")]
+async fn subnets_tagged(w: &mut MeshWorld, count: usize, kind: String, tag: String) -> StepResult {
+    let (key, value) = tag.split_once('=').context("a tag is written key=value")?;
+    ensure!(kind == "private" || kind == "public", "subnets are private or public, not {kind}");
+    for c in w.clusters() {
+        let tagged = check::subnets_tagged(&w.session, &c, key, value).await?;
+        ensure!(tagged.len() == count, "{}: {} {kind} subnets tagged {tag}, expected {count}: {tagged:?}", c.vpc_name, tagged.len());
+        let mut azs: Vec<_> = tagged.iter().map(|(_, az)| az.clone()).collect();
+        azs.sort();
+        ensure!(azs == w.topology().availability_zones(), "{}: {kind} subnets are in {azs:?}", c.vpc_name);
+    }
+    Ok(())
+}
+
+#[then(expr = "both EKS clusters are ACTIVE with Kubernetes {string}")]
+async fn clusters_active(w: &mut MeshWorld, version: String) -> StepResult {
+    ensure!(version == w.topology().kubernetes_version, "the configuration says Kubernetes {}", w.topology().kubernetes_version);
+    for c in w.clusters() {
+        check::cluster_active(&w.session, &c, &version).await?;
+    }
+    Ok(())
+}
+
+#[then("each cluster's Kubernetes API answers with credentials built from DescribeCluster")]
+async fn api_answers(w: &mut MeshWorld) -> StepResult {
+    for c in w.clusters() {
+        let version = check::api_answers(&w.session, &c).await?;
+        ensure!(!version.is_empty(), "{}: the API server reported no version", c.name);
+    }
+    Ok(())
+}
+
+#[then(expr = "in each cluster the namespace {string} has label {string} set to the cluster's network")]
+async fn namespace_network(w: &mut MeshWorld, ns: String, key: String) -> StepResult {
+    for c in w.clusters() {
+        let got = check::namespace_label(&w.session, &c, &ns, &key).await?;
+        ensure!(got.as_deref() == Some(c.network.as_str()), "{}: namespace {ns} has {key}={got:?}, expected {}", c.name, c.network);
+    }
+    Ok(())
+}
+
+#[then(expr = "in each cluster the namespace {string} has label {string} set to {string}")]
+async fn namespace_label(w: &mut MeshWorld, ns: String, key: String, value: String) -> StepResult {
+    for c in w.clusters() {
+        let got = check::namespace_label(&w.session, &c, &ns, &key).await?;
+        ensure!(got.as_deref() == Some(value.as_str()), "{}: namespace {ns} has {key}={got:?}, expected {value:?}", c.name);
+    }
+    Ok(())
+}
+
+#[then(expr = "each cluster has the secret {string} in {string} with keys {word}, {word}, {word} and {word}")]
+async fn cacerts_keys(w: &mut MeshWorld, name: String, ns: String, k1: String, k2: String, k3: String, k4: String) -> StepResult {
+    ensure!(name == names::CACERTS && ns == names::ISTIO_SYSTEM, "Istio reads its plugged-in CA from istio-system/cacerts");
+    for c in w.clusters() {
+        let (keys, _) = check::cacerts(&w.session, &c).await?;
+        for k in [&k1, &k2, &k3, &k4] {
+            ensure!(keys.contains(k), "{}: cacerts lacks {k} (keys: {keys:?})", c.name);
+        }
+    }
+    Ok(())
+}
+
+#[then("each intermediate CA is signed by the root and matches its private key")]
+async fn intermediates_verify(w: &mut MeshWorld) -> StepResult {
+    for c in w.clusters() {
+        // cacerts() parses and verifies every certificate; an Err names what is wrong.
+        check::cacerts(&w.session, &c).await?;
+    }
+    Ok(())
+}
+
+#[then("both clusters share one root certificate")]
+async fn one_root(w: &mut MeshWorld) -> StepResult {
+    let mut roots = Vec::new();
+    for c in w.clusters() {
+        let (_, v) = check::cacerts(&w.session, &c).await?;
+        roots.push((c.name.clone(), v.root_fingerprint));
+    }
+    ensure!(roots.windows(2).all(|p| p[0].1 == p[1].1), "the clusters have different roots: {roots:?}");
+    Ok(())
+}
+
+#[then(expr = "in each cluster the deployment {string} in {string} is available")]
+async fn deployment_available(w: &mut MeshWorld, name: String, ns: String) -> StepResult {
+    for c in w.clusters() {
+        check::deployment_is_available(&w.session, &c, &ns, &name).await?;
+    }
+    Ok(())
+}
+
+#[then(expr = "in each cluster the helloworld deployment of the cluster's version is available in {string}")]
+async fn helloworld_available(w: &mut MeshWorld, ns: String) -> StepResult {
+    for c in w.clusters() {
+        check::deployment_is_available(&w.session, &c, &ns, &format!("helloworld-{}", c.sample_version)).await?;
+    }
+    Ok(())
+}
+
+#[then("in each cluster istiod is configured with the mesh ID, its Istio cluster name and its network")]
+async fn istiod_configured(w: &mut MeshWorld) -> StepResult {
+    for c in w.clusters() {
+        let got = check::istiod_settings(&w.session, &c).await?;
+        let want = check::IstiodSettings {
+            mesh_id: Some(w.topology().mesh_id.clone()),
+            cluster_id: Some(c.istio_cluster.clone()),
+            network: Some(c.network.clone()),
+        };
+        ensure!(got == want, "{}: istiod runs with {got:?}, expected {want:?}", c.name);
+    }
+    Ok(())
+}
+
+#[then("in each cluster the east-west gateway is labelled with its network and asks for its own network view")]
+async fn eastwest_network(w: &mut MeshWorld) -> StepResult {
+    for c in w.clusters() {
+        let d = check::deployment(&w.session, &c, names::ISTIO_INGRESS, names::EASTWEST_GATEWAY).await?;
+        let labels = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        ensure!(
+            labels.get(names::NETWORK_LABEL) == Some(&c.network),
+            "{}: east-west gateway pods are labelled {}={:?}",
+            c.name,
+            names::NETWORK_LABEL,
+            labels.get(names::NETWORK_LABEL)
+        );
+        let env = check::container_env(&d);
+        ensure!(
+            env.get("ISTIO_META_REQUESTED_NETWORK_VIEW") == Some(&c.network),
+            "{}: ISTIO_META_REQUESTED_NETWORK_VIEW is {:?}, expected {}",
+            c.name,
+            env.get("ISTIO_META_REQUESTED_NETWORK_VIEW"),
+            c.network
+        );
+    }
+    Ok(())
+}
+
+#[then(expr = "in each cluster the Gateway {string} in {string} passes TLS through on port {int} for hosts {string}")]
+async fn cross_network_gateway(w: &mut MeshWorld, name: String, ns: String, port: u16, hosts: String) -> StepResult {
+    for c in w.clusters() {
+        let gw = check::istio_gateway(&w.session, &c, &ns, &name).await?;
+        let spec = &gw["spec"];
+        ensure!(spec["selector"]["istio"] == "eastwestgateway", "{}: Gateway {name} selects {}", c.name, spec["selector"]);
+        let servers = spec["servers"].as_array().cloned().unwrap_or_default();
+        let ok = servers.iter().any(|s| {
+            s["port"]["number"] == port
+                && s["port"]["protocol"] == "TLS"
+                && s["tls"]["mode"] == "AUTO_PASSTHROUGH"
+                && s["hosts"].as_array().is_some_and(|h| h.iter().any(|x| x == hosts.as_str()))
+        });
+        ensure!(ok, "{}: Gateway {name} has no TLS AUTO_PASSTHROUGH server on {port} for {hosts}: {servers:?}", c.name);
+    }
+    Ok(())
+}

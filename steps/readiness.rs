@@ -1,0 +1,58 @@
+//! Steps of features/readiness.feature.
+
+use anyhow::{ensure, Context};
+use cucumber::{then, when};
+
+use super::{MeshWorld, StepResult};
+use crate::checks::readiness as check;
+use crate::topology::names;
+
+#[when(expr = "the east-west gateway Service of {string} has a load balancer hostname")]
+async fn gateway_hostname(w: &mut MeshWorld, cluster: String) -> StepResult {
+    let c = w.topology().cluster(&cluster)?.clone();
+    w.hostname = Some(check::gateway_hostname(&w.session, &c).await?);
+    w.cluster = Some(c);
+    Ok(())
+}
+
+#[then("the load balancer with that DNS name is found among all load balancers")]
+async fn nlb_found(w: &mut MeshWorld) -> StepResult {
+    let hostname = w.hostname.clone().context("no hostname from an earlier step")?;
+    w.load_balancer = Some(check::find_load_balancer(&w.session, &hostname).await?);
+    Ok(())
+}
+
+#[then(expr = "it is of type {string} with scheme {string} and becomes {string}")]
+async fn nlb_kind(w: &mut MeshWorld, kind: String, scheme: String, state: String) -> StepResult {
+    let hostname = w.hostname.clone().context("no hostname from an earlier step")?;
+    let lb = check::wait_active(&w.session, &hostname).await?;
+    ensure!(lb.kind == kind, "{} is of type {:?}, expected {kind:?}", lb.name, lb.kind);
+    ensure!(lb.scheme == scheme, "{} has scheme {:?}, expected {scheme:?}", lb.name, lb.scheme);
+    ensure!(lb.state == state, "{} is {:?}, expected {state:?}", lb.name, lb.state);
+    w.load_balancer = Some(lb);
+    Ok(())
+}
+
+#[then(expr = "its listener on port {int} forwards to a target group")]
+async fn listener_forwards(w: &mut MeshWorld, port: u16) -> StepResult {
+    ensure!(port == names::CROSS_NETWORK_PORT, "cross-network traffic uses port {}", names::CROSS_NETWORK_PORT);
+    let lb = w.load_balancer.clone().context("no load balancer from an earlier step")?;
+    w.target_group = Some(check::listener_target_group(&w.session, &lb, port).await?);
+    Ok(())
+}
+
+#[then("every target of that target group becomes healthy")]
+async fn every_target_healthy(w: &mut MeshWorld) -> StepResult {
+    let tg = w.target_group.clone().context("no target group from an earlier step")?;
+    let targets = check::wait_all_targets_healthy(&w.session, &tg).await?;
+    ensure!(!targets.is_empty(), "the target group has no targets");
+    Ok(())
+}
+
+#[then("the hostname resolves to one public address per availability zone")]
+async fn resolves(w: &mut MeshWorld) -> StepResult {
+    let lb = w.load_balancer.clone().context("no load balancer from an earlier step")?;
+    let ips = check::resolves_per_zone(&w.session, &lb).await?;
+    ensure!(ips.len() == lb.zones.len() && !ips.is_empty(), "{} resolves to {ips:?} for {} zones", lb.dns_name, lb.zones.len());
+    Ok(())
+}

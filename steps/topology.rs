@@ -1,0 +1,60 @@
+//! Background steps: the topology the feature describes must be the one
+//! configured (fixtures/topology.yaml or --topology), and the deployment exists.
+
+use anyhow::{bail, ensure};
+use cucumber::gherkin::Step;
+use cucumber::given;
+
+use super::{MeshWorld, StepResult};
+use crate::provision::api::provision;
+
+/// The feature's topology table must match the configuration, column by column.
+#[given("the mesh topology:")]
+async fn the_mesh_topology(w: &mut MeshWorld, step: &Step) -> StepResult {
+    let Some(table) = step.table.as_ref() else { bail!("this step needs a table") };
+    let header = &table.rows[0];
+    let rows = &table.rows[1..];
+    ensure!(
+        rows.len() == w.topology().clusters.len(),
+        "the feature names {} clusters, the configuration {}",
+        rows.len(),
+        w.topology().clusters.len()
+    );
+    for row in rows {
+        let get = |col: &str| header.iter().position(|h| h == col).map(|i| row[i].as_str());
+        let name = get("cluster").ok_or_else(|| anyhow::anyhow!("the table needs a 'cluster' column"))?;
+        let c = w.topology().cluster(name)?.clone();
+        for (col, configured) in [
+            ("istio cluster", &c.istio_cluster),
+            ("network", &c.network),
+            ("vpc", &c.vpc_name),
+            ("vpc cidr", &c.vpc_cidr),
+            ("helloworld", &c.sample_version),
+        ] {
+            if let Some(said) = get(col) {
+                ensure!(said == configured, "cluster {name}: the feature says {col} {said:?}, the configuration {configured:?}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[given(expr = "the mesh ID is {string} in region {string}")]
+async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> StepResult {
+    ensure!(w.topology().mesh_id == mesh, "the configuration's mesh ID is {:?}", w.topology().mesh_id);
+    ensure!(w.topology().region == region, "the configuration's region is {:?}", w.topology().region);
+    Ok(())
+}
+
+/// Provision once per run (every scenario after the first sees the same record).
+#[given("the deployment is provisioned in stages on the target")]
+async fn provisioned(w: &mut MeshWorld) -> StepResult {
+    let session = w.session.clone();
+    let outcome = session
+        .provisioned
+        .get_or_init(|| async { provision(&session).await.map_err(super::report) })
+        .await;
+    let record = outcome.as_ref().map_err(|e| anyhow::anyhow!("provisioning failed: {e}"))?;
+    ensure!(!record.stages.is_empty(), "provisioning recorded no stage");
+    Ok(())
+}

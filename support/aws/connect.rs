@@ -1,0 +1,152 @@
+//! Building the aws-sdk clients, and turning SDK errors into one clear line.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_sdk_eks::error::ProvideErrorMetadata;
+
+/// Where and as whom to reach AWS. Empty fields fall back to the SDK's default
+/// chain (environment, profiles, IMDS), which also honours `AWS_ENDPOINT_URL`.
+#[derive(Clone, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub credentials: Option<(String, String)>,
+    pub api_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for AwsSettings {
+    // The secret key never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsSettings")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.credentials.as_ref().map(|c| &c.0))
+            .finish()
+    }
+}
+
+/// The AWS clients of one target.
+#[derive(Clone, Debug)]
+pub struct AwsAccess {
+    pub config: SdkConfig,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub eks: aws_sdk_eks::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+impl AwsAccess {
+    pub async fn connect(settings: &AwsSettings) -> Result<AwsAccess> {
+        let timeout = settings.api_timeout.unwrap_or(Duration::from_secs(30));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(timeout)
+                    .operation_timeout(timeout * 3)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &settings.endpoint {
+            loader = loader.endpoint_url(endpoint.clone());
+        }
+        if let Some((id, secret)) = &settings.credentials {
+            loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "meshspec"));
+        }
+        let config = loader.load().await;
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
+            anyhow::anyhow!("no AWS region: set AWS_REGION (the seed uses us-west-2) or pass --region")
+        })?;
+        if config.credentials_provider().is_none() {
+            anyhow::bail!("no AWS credentials provider could be configured");
+        }
+        let endpoint = settings.endpoint.clone().or_else(|| config.endpoint_url().map(str::to_string));
+        Ok(AwsAccess {
+            eks: aws_sdk_eks::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            config,
+            region,
+            endpoint,
+        })
+    }
+
+    /// Fail early, with the service's own words, when credentials or the
+    /// endpoint are wrong (one cheap read-only call).
+    pub async fn preflight(&self) -> Result<()> {
+        self.eks
+            .list_clusters()
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("AWS preflight (eks ListClusters) failed: {}", explain(&e)))?;
+        Ok(())
+    }
+}
+
+/// One line that says what went wrong with an AWS call: the service's error code
+/// and message, or why the request never got an answer.
+pub fn explain<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            match (e.code(), e.message()) {
+                (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                (Some(code), None) => code.to_string(),
+                _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+            }
+        }
+        SdkError::TimeoutError(_) => "the AWS endpoint did not answer in time".to_string(),
+        SdkError::DispatchFailure(d) => {
+            if d.is_io() || d.is_timeout() {
+                format!(
+                    "cannot reach the AWS endpoint: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(err)
+                )
+            } else {
+                format!("request failed: {}", aws_smithy_types::error::display::DisplayErrorContext(err))
+            }
+        }
+        SdkError::ConstructionFailure(_) => format!(
+            "could not build the request (credentials or region missing?): {}",
+            aws_smithy_types::error::display::DisplayErrorContext(err)
+        ),
+        _ => aws_smithy_types::error::display::DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// The service error code of a failed call, for typed decisions (never string-matching messages).
+pub fn error_code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(se) => se.err().code(),
+        _ => None,
+    }
+}
+
+/// The account of the caller (STS GetCallerIdentity).
+pub async fn account_id(aws: &AwsAccess) -> Result<String> {
+    let sts = aws_sdk_sts::Client::new(&aws.config);
+    let me = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("sts GetCallerIdentity: {}", explain(&e)))?;
+    me.account().map(str::to_string).ok_or_else(|| anyhow::anyhow!("GetCallerIdentity answered without an account"))
+}

@@ -1,0 +1,191 @@
+//! The meshspec command line: a thin shell over the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use meshspec::runner::{self, RunOptions};
+use meshspec::target::{Session, TargetKind, TargetOptions};
+use meshspec::topology::Topology;
+
+#[derive(Parser)]
+#[command(name = "meshspec", version, about = "The Istio multi-primary, multi-network runbook as executable Gherkin")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the features against a target and write JUnit XML and Cucumber JSON.
+    Run(RunArgs),
+    /// The embedded twin.
+    Twin {
+        #[command(subcommand)]
+        command: TwinCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TwinCommand {
+    /// Start the twin, provision the seed deployment, write an env file, serve until interrupted.
+    Up(TwinUpArgs),
+}
+
+#[derive(Args, Clone)]
+struct TargetArgs {
+    /// Where the features run.
+    #[arg(long, value_enum, default_value_t = TargetKind::Twin)]
+    target: TargetKind,
+    /// Topology file (default: the seed topology in fixtures/topology.yaml).
+    #[arg(long, env = "MESHSPEC_TOPOLOGY")]
+    topology: Option<PathBuf>,
+    /// A fixtures directory to use instead of the built-in one.
+    #[arg(long, env = "MESHSPEC_FIXTURES")]
+    fixtures: Option<PathBuf>,
+    /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kube context of a cluster, as CLUSTER=CONTEXT (repeatable). CTX_CLUSTER1 / CTX_CLUSTER2
+    /// name the contexts of the first and second cluster on the eks target.
+    #[arg(long = "context", value_name = "CLUSTER=CONTEXT")]
+    contexts: Vec<String>,
+    /// Twin time compression: simulated seconds per wall-clock second.
+    #[arg(long, env = "MESHSPEC_TIME_SCALE")]
+    time_scale: Option<f64>,
+    /// Multiply every deadline (e.g. 0.5 to fail faster).
+    #[arg(long, default_value_t = 1.0)]
+    timeout_scale: f64,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Tag expression selecting scenarios, e.g. "@readiness".
+    #[arg(long)]
+    tags: Option<String>,
+    /// Where reports go.
+    #[arg(long, default_value = "target/meshspec")]
+    report_dir: PathBuf,
+    /// The features directory (or one .feature file).
+    #[arg(long, default_value = "features")]
+    features: PathBuf,
+}
+
+#[derive(Args)]
+struct TwinUpArgs {
+    /// Env file to write once the deployment is ready (KEY=VALUE lines).
+    #[arg(long, default_value = "twin.env")]
+    env_file: PathBuf,
+    #[arg(long, env = "MESHSPEC_TIME_SCALE")]
+    time_scale: Option<f64>,
+}
+
+fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
+    let topology = match &args.topology {
+        Some(p) => Topology::load(p)?,
+        None => Topology::seed(),
+    };
+    let mut opts = TargetOptions::new(args.target, topology);
+    if let Some(dir) = &args.fixtures {
+        opts.fixtures = meshspec::fixtures::Fixtures::from_dir(dir.clone());
+    }
+    opts.kubeconfig = args.kubeconfig.clone();
+    opts.time_scale = args.time_scale;
+    opts.timeout_scale = args.timeout_scale;
+    let mut contexts = BTreeMap::new();
+    if args.target == TargetKind::Eks {
+        for (i, var) in ["CTX_CLUSTER1", "CTX_CLUSTER2"].iter().enumerate() {
+            if let (Ok(ctx), Some(c)) = (std::env::var(var), opts.topology.clusters.get(i)) {
+                if !ctx.is_empty() {
+                    contexts.insert(c.name.clone(), ctx);
+                }
+            }
+        }
+    }
+    for pair in &args.contexts {
+        let (cluster, ctx) = pair.split_once('=').with_context(|| format!("--context {pair:?}: expected CLUSTER=CONTEXT"))?;
+        let name = opts.topology.cluster(cluster)?.name.clone();
+        contexts.insert(name, ctx.to_string());
+    }
+    opts.contexts = contexts;
+    Ok(opts)
+}
+
+async fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut opts = RunOptions::new(target_options(&args.target)?);
+    opts.tags = args.tags;
+    opts.report_dir = args.report_dir;
+    opts.features = args.features;
+    let summary = runner::run(opts).await?;
+    println!("reports: {} {}", summary.junit.display(), summary.json.display());
+    println!("wall time: {:.2?}", summary.wall_time);
+    println!("{}", runner::closing_line(&summary.tally));
+    Ok(if summary.tally.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn twin_up(args: TwinUpArgs) -> Result<ExitCode> {
+    let mut opts = TargetOptions::new(TargetKind::Twin, Topology::seed());
+    opts.time_scale = args.time_scale;
+    let files = meshspec::twin_env::TwinEnvFiles::for_env_file(&args.env_file);
+    let session = Session::open(opts).await?;
+    let result = async {
+        meshspec::twin_up::bring_up(&session).await?;
+        meshspec::twin_env::write(&session, &files).await
+    }
+    .await;
+    if let Err(e) = result {
+        session.close().await;
+        files.remove();
+        return Err(e);
+    }
+    println!("twin is ready; for a shell: set -a; . {}; set +a", args.env_file.display());
+    wait_for_stop_signal().await?;
+    eprintln!("stopping the twin");
+    session.close().await;
+    files.remove();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_stop_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    meshspec::install_crypto_provider();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MESHSPEC_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Checks: each verifies one fact of the deployment from a named data source
+//! and, when it fails, says what it saw. Steps call these and assert nothing else.
+
+pub mod provisioning;
+pub mod readiness;

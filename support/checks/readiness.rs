@@ -1,0 +1,121 @@
+//! East-west gateway readiness: Service hostname -> NLB by DNSName (all pages)
+//! -> listener 15443 -> target group -> EVERY target healthy, within deadlines.
+
+use std::collections::BTreeSet;
+
+use anyhow::{ensure, Context, Result};
+
+use crate::aws::nlb::{self, LoadBalancer, TargetHealth};
+use crate::kube::rollout::wait_load_balancer_hostname;
+use crate::target::Session;
+use crate::timeouts::Timeouts;
+use crate::topology::{names, ClusterTopology};
+use crate::wait::{self, Poll};
+
+pub async fn gateway_hostname(session: &Session, c: &ClusterTopology) -> Result<String> {
+    let client = session.kube(&c.name).await?;
+    wait_load_balancer_hostname(
+        &client,
+        names::ISTIO_INGRESS,
+        names::EASTWEST_GATEWAY,
+        Timeouts::wait(session.timeouts.load_balancer_hostname),
+    )
+    .await
+    .with_context(|| format!("{}: the east-west gateway has no load balancer address", c.name))
+}
+
+/// The load balancer with this DNS name, among every page of DescribeLoadBalancers.
+pub async fn find_load_balancer(session: &Session, hostname: &str) -> Result<LoadBalancer> {
+    let aws = session.aws()?;
+    Ok(wait::until(format!("a load balancer with DNSName {hostname}"), Timeouts::wait(session.timeouts.nlb_active), || async {
+        Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
+            Some(lb) => Poll::Ready(lb),
+            None => Poll::Pending("no load balancer has that DNSName".into()),
+        })
+    })
+    .await?)
+}
+
+/// Wait for the NLB to leave `provisioning`, then expect it to be `active`.
+pub async fn wait_active(session: &Session, hostname: &str) -> Result<LoadBalancer> {
+    let aws = session.aws()?;
+    let lb = wait::until(format!("load balancer {hostname} to be active"), Timeouts::wait(session.timeouts.nlb_active), || async {
+        Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
+            Some(lb) if lb.state != "provisioning" => Poll::Ready(lb),
+            Some(lb) => Poll::Pending(format!("state {}", lb.state)),
+            None => Poll::Pending("gone".into()),
+        })
+    })
+    .await?;
+    Ok(lb)
+}
+
+/// The target groups behind the listener on `port`.
+pub async fn listener_target_group(session: &Session, lb: &LoadBalancer, port: u16) -> Result<String> {
+    let listeners = nlb::listeners(session.aws()?, &lb.arn).await?;
+    let listener = listeners.iter().find(|l| l.port == port).with_context(|| {
+        format!(
+            "load balancer {} has no listener on {port} (listeners: {})",
+            lb.name,
+            listeners.iter().map(|l| format!("{}/{}", l.port, l.protocol)).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    ensure!(
+        !listener.target_group_arns.is_empty(),
+        "the listener on {port} of {} does not forward to a target group",
+        lb.name
+    );
+    Ok(listener.target_group_arns[0].clone())
+}
+
+fn describe_targets(targets: &[TargetHealth]) -> String {
+    if targets.is_empty() {
+        return "no target registered".into();
+    }
+    targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// Wait until the target group has targets and EVERY one is healthy. On expiry
+/// the error lists each target with its state and reason.
+pub async fn wait_all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<TargetHealth>> {
+    let aws = session.aws()?;
+    Ok(wait::until(
+        format!("every target of {tg_arn} to be healthy"),
+        Timeouts::wait(session.timeouts.targets_healthy),
+        || async {
+            let targets = nlb::target_health(aws, tg_arn).await?;
+            Ok::<_, anyhow::Error>(if !targets.is_empty() && targets.iter().all(|t| t.state == "healthy") {
+                Poll::Ready(targets)
+            } else {
+                Poll::Pending(describe_targets(&targets))
+            })
+        },
+    )
+    .await?)
+}
+
+/// The NLB hostname resolves to exactly its public addresses, one per AZ.
+pub async fn resolves_per_zone(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>> {
+    let zone_ips: BTreeSet<String> = lb.zones.iter().flat_map(|z| z.addresses.clone()).collect();
+    ensure!(
+        lb.zones.iter().all(|z| z.addresses.len() == 1),
+        "load balancer {} does not have one public address per zone: {:?}",
+        lb.name,
+        lb.zones
+    );
+    let dns = &session.dns;
+    let resolved = wait::until(
+        format!("{} to resolve to {} addresses", lb.dns_name, zone_ips.len()),
+        Timeouts::wait(session.timeouts.nlb_active),
+        || async {
+            let ips: BTreeSet<String> = dns.ipv4(&lb.dns_name).await?.into_iter().map(|ip| ip.to_string()).collect();
+            Ok::<_, anyhow::Error>(if ips == zone_ips {
+                Poll::Ready(ips)
+            } else {
+                Poll::Pending(format!("resolves to {ips:?}, the zones hold {zone_ips:?}"))
+            })
+        },
+    )
+    .await?;
+    Ok(resolved.into_iter().collect())
+}

@@ -1,0 +1,95 @@
+//! Server-side apply of manifests (any kind), with the resource found by
+//! discovery like kubectl does, and meshspec's ownership label on everything.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
+use serde_json::Value;
+
+use crate::topology::names;
+
+/// The field manager of everything meshspec applies.
+pub const FIELD_MANAGER: &str = "meshspec";
+
+pub struct Applier {
+    client: kube::Client,
+    resources: Mutex<HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>>,
+}
+
+/// What one apply touched, for reports and the ledger.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+impl Applier {
+    pub fn new(client: kube::Client) -> Self {
+        Applier { client, resources: Mutex::new(HashMap::new()) }
+    }
+
+    async fn resource(&self, gvk: &GroupVersionKind) -> Result<(ApiResource, ApiCapabilities)> {
+        if let Some(r) = self.resources.lock().expect("resource cache").get(gvk) {
+            return Ok(r.clone());
+        }
+        let found = discovery::pinned_kind(&self.client, gvk)
+            .await
+            .with_context(|| format!("the API server does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind))?;
+        self.resources.lock().expect("resource cache").insert(gvk.clone(), found.clone());
+        Ok(found)
+    }
+
+    /// Apply one object (a JSON manifest) with server-side apply.
+    pub async fn apply(&self, mut doc: Value) -> Result<Applied> {
+        let api_version = doc["apiVersion"].as_str().context("a manifest without apiVersion")?.to_string();
+        let kind = doc["kind"].as_str().context("a manifest without kind")?.to_string();
+        let name = doc["metadata"]["name"].as_str().context("a manifest without metadata.name")?.to_string();
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let gvk = GroupVersionKind::gvk(&group, &version, &kind);
+        let (ar, caps) = self.resource(&gvk).await?;
+        let labels = doc["metadata"]
+            .as_object_mut()
+            .context("metadata is not an object")?
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        labels[names::MANAGED_BY_LABEL] = Value::String(names::MANAGED_BY.into());
+        let namespace = match caps.scope {
+            Scope::Namespaced => Some(doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string()),
+            Scope::Cluster => None,
+        };
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
+        };
+        let applied = Applied { kind: kind.clone(), namespace: namespace.clone(), name: name.clone() };
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&doc))
+            .await
+            .with_context(|| format!("server-side apply of {applied} failed"))?;
+        Ok(applied)
+    }
+
+    pub async fn apply_all(&self, docs: Vec<Value>) -> Result<Vec<Applied>> {
+        let mut done = Vec::with_capacity(docs.len());
+        for doc in docs {
+            done.push(self.apply(doc).await?);
+        }
+        Ok(done)
+    }
+}

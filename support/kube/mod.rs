@@ -1,0 +1,8 @@
+//! The Kubernetes adapter: kube-rs clients per cluster and meshspec's apply.
+
+pub mod access;
+pub mod apply;
+pub mod rollout;
+
+pub use access::{client_from_endpoint, client_from_kubeconfig, KubeTimeouts};
+pub use apply::Applier;

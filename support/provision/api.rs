@@ -1,0 +1,314 @@
+//! The API provisioner: runs the stage plan through the AWS APIs (EC2, EKS) and
+//! the Kubernetes APIs (server-side apply of fixtures/manifests), exactly as it
+//! would against real accounts. It refuses targets that do not allow provisioning.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, ensure, Context, Result};
+use base64::Engine;
+use futures::future::try_join_all;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use super::plan::{Stage, StagePlan};
+use super::{ProvisionRecord, StageRecord};
+use crate::aws::{eks, network};
+use crate::fixtures::{quoted, Vars};
+use crate::kube::apply::Applier;
+use crate::kube::rollout::{wait_deployment_available, wait_token};
+use crate::mesh::cacerts::RootCa;
+use crate::target::Session;
+use crate::timeouts::Timeouts;
+use crate::topology::{names, ClusterTopology};
+
+/// Tag put on every AWS resource meshspec creates.
+pub const OWNER_TAG: &str = "meshspec.io/managed-by";
+
+struct Run<'a> {
+    session: &'a Session,
+    root: Option<RootCa>,
+    root_fingerprint: Option<String>,
+}
+
+pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
+    if !session.allow_provision {
+        bail!(
+            "provisioning is not allowed on the {} target (it creates cloud resources); \
+             allow it explicitly or provision the deployment beforehand",
+            session.kind
+        );
+    }
+    let plan = StagePlan::load(&session.fixtures)?;
+    let mut run = Run { session, root: None, root_fingerprint: None };
+    let mut stages = Vec::new();
+    for stage in &plan.stages {
+        stages.push(run_stage(&mut run, stage).await.with_context(|| format!("stage {} ({})", stage.number, stage.name))?);
+    }
+    Ok(ProvisionRecord { stages, root_fingerprint: run.root_fingerprint })
+}
+
+async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
+    let started_at = chrono::Utc::now();
+    let mut created = Vec::new();
+    for step in &stage.steps {
+        tracing::info!(stage = stage.number, step = %step, "provisioning");
+        let done = match step.as_str() {
+            "vpcs" => vpcs(run.session).await,
+            "clusters" => clusters(run.session).await,
+            "cacerts" => cacerts(run).await,
+            "load-balancer-controller" => {
+                apply_everywhere(run.session, "aws-load-balancer-controller", &[(names::KUBE_SYSTEM, names::LB_CONTROLLER)]).await
+            }
+            "istiod" => apply_everywhere(run.session, "istiod", &[(names::ISTIO_SYSTEM, "istiod")]).await,
+            "gateways" => gateways(run.session).await,
+            "reader-tokens" => reader_tokens(run.session).await,
+            "samples" => samples(run.session).await,
+            other => bail!("unknown provisioning step {other:?}"),
+        }
+        .with_context(|| format!("step {step}"))?;
+        created.extend(done);
+    }
+    Ok(StageRecord {
+        number: stage.number,
+        name: stage.name.clone(),
+        started_at,
+        finished_at: chrono::Utc::now(),
+        steps: stage.steps.clone(),
+        created,
+    })
+}
+
+fn vars_for(session: &Session, c: &ClusterTopology) -> Vars {
+    let t = &session.topology;
+    let mut v = Vars::new();
+    v.insert("CLUSTER_NAME", c.name.clone());
+    v.insert("ISTIO_CLUSTER", c.istio_cluster.clone());
+    v.insert("NETWORK", c.network.clone());
+    v.insert("MESH_ID", t.mesh_id.clone());
+    v.insert("ISTIO_VERSION", t.istio_version.clone());
+    v.insert("SAMPLE_VERSION", c.sample_version.clone());
+    v
+}
+
+fn owner_tags(c: &ClusterTopology, name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("Name".to_string(), name.to_string()),
+        (OWNER_TAG.to_string(), names::MANAGED_BY.to_string()),
+        ("meshspec.io/cluster".to_string(), c.name.clone()),
+    ])
+}
+
+/// Stage 1: one VPC per cluster with the seed's private and public subnets.
+async fn vpcs(session: &Session) -> Result<Vec<String>> {
+    let aws = session.aws()?;
+    let azs = session.topology.availability_zones();
+    let mut created = Vec::new();
+    for c in &session.topology.clusters {
+        let existing = network::vpcs_named(aws, &c.vpc_name).await?;
+        let vpc = match existing.into_iter().next() {
+            Some(v) => {
+                ensure!(v.cidr == c.vpc_cidr, "VPC {} exists with CIDR {}, the topology says {}", c.vpc_name, v.cidr, c.vpc_cidr);
+                ensure!(
+                    v.tags.get(OWNER_TAG).map(String::as_str) == Some(names::MANAGED_BY),
+                    "VPC {} ({}) exists but meshspec did not create it; refusing to touch it",
+                    c.vpc_name,
+                    v.id
+                );
+                v
+            }
+            None => {
+                let v = network::create_vpc(aws, &c.vpc_cidr, &owner_tags(c, &c.vpc_name)).await?;
+                created.push(format!("VPC {} {} ({})", c.vpc_name, v.cidr, v.id));
+                v
+            }
+        };
+        let have: Vec<String> = network::subnets_of(aws, &vpc.id).await?.into_iter().map(|s| s.cidr).collect();
+        for s in c.subnet_plan()? {
+            if have.contains(&s.cidr) {
+                continue;
+            }
+            let az = &azs[s.az_index];
+            let kind = if s.public { "public" } else { "private" };
+            let mut tags = owner_tags(c, &format!("{}-{kind}-{az}", c.vpc_name));
+            let (k, v) = s.role_tag();
+            tags.insert(k.to_string(), v.to_string());
+            tags.insert(format!("kubernetes.io/cluster/{}", c.name), "shared".into());
+            let id = network::create_subnet(aws, &vpc.id, &s.cidr, az, &tags).await?;
+            created.push(format!("subnet {} {kind} in {az} ({id})", s.cidr));
+        }
+    }
+    Ok(created)
+}
+
+/// Stage 1: the EKS clusters in the private subnets, created together, then ACTIVE.
+async fn clusters(session: &Session) -> Result<Vec<String>> {
+    let aws = session.aws()?;
+    let t = &session.topology;
+    let account = crate::aws::connect::account_id(aws).await?;
+    let mut created = Vec::new();
+    for c in &t.clusters {
+        if eks::describe(aws, &c.name).await?.is_some() {
+            continue;
+        }
+        let vpc = network::vpcs_named(aws, &c.vpc_name)
+            .await?
+            .into_iter()
+            .next()
+            .with_context(|| format!("VPC {} does not exist (stage 1 creates it first)", c.vpc_name))?;
+        let private: Vec<String> = network::subnets_of(aws, &vpc.id)
+            .await?
+            .into_iter()
+            .filter(|s| s.tags.contains_key("kubernetes.io/role/internal-elb"))
+            .map(|s| s.id)
+            .collect();
+        ensure!(!private.is_empty(), "VPC {} has no private subnets", c.vpc_name);
+        let role = format!("arn:aws:iam::{account}:role/{}-cluster", c.name);
+        let tags: HashMap<String, String> = owner_tags(c, &c.name).into_iter().collect();
+        let cluster = eks::create(
+            aws,
+            eks::NewCluster { name: &c.name, version: &t.kubernetes_version, role_arn: &role, subnet_ids: &private, tags },
+        )
+        .await?;
+        created.push(format!("EKS cluster {} ({})", c.name, cluster.arn));
+    }
+    let opts = Timeouts::wait(session.timeouts.cluster_active);
+    try_join_all(t.clusters.iter().map(|c| eks::wait_active(aws, &c.name, opts))).await?;
+    for c in &t.clusters {
+        let client = session.kube(&c.name).await?;
+        let version = client
+            .apiserver_version()
+            .await
+            .with_context(|| format!("the API server of {} does not answer", c.name))?;
+        tracing::info!(cluster = %c.name, version = %version.git_version, "cluster reachable");
+    }
+    Ok(created)
+}
+
+/// Stage 1: istio-system labelled with the network, and `cacerts` from one root.
+async fn cacerts(run: &mut Run<'_>) -> Result<Vec<String>> {
+    let session = run.session;
+    if run.root.is_none() {
+        let root = tokio::task::spawn_blocking(RootCa::generate).await??;
+        run.root_fingerprint = Some(crate::mesh::cacerts::root_fingerprint(&root.cert_pem)?);
+        run.root = Some(root);
+    }
+    let root = run.root.as_ref().expect("root made above");
+    let mut created = Vec::new();
+    for c in &session.topology.clusters {
+        let certs = root.intermediate(&c.istio_cluster)?;
+        let mut vars = vars_for(session, c);
+        vars.insert("CA_CERT_PEM", quoted(&certs.ca_cert_pem));
+        vars.insert("CA_KEY_PEM", quoted(&certs.ca_key_pem));
+        vars.insert("ROOT_CERT_PEM", quoted(&certs.root_cert_pem));
+        vars.insert("CERT_CHAIN_PEM", quoted(&certs.cert_chain_pem));
+        let docs = session.fixtures.manifest("cacerts", &vars)?;
+        let applier = Applier::new(session.kube(&c.name).await?);
+        created.extend(applier.apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
+    }
+    Ok(created)
+}
+
+/// Apply one manifest in every cluster, then wait for the named deployments.
+async fn apply_everywhere(session: &Session, manifest: &str, rollouts: &[(&str, &str)]) -> Result<Vec<String>> {
+    let mut created = Vec::new();
+    for c in &session.topology.clusters {
+        let client = session.kube(&c.name).await?;
+        let docs = session.fixtures.manifest(manifest, &vars_for(session, c))?;
+        created.extend(Applier::new(client).apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
+    }
+    wait_rollouts(session, rollouts).await?;
+    Ok(created)
+}
+
+async fn wait_rollouts(session: &Session, rollouts: &[(&str, &str)]) -> Result<()> {
+    let opts = Timeouts::wait(session.timeouts.rollout);
+    let mut waits = Vec::new();
+    for c in &session.topology.clusters {
+        let client = session.kube(&c.name).await?;
+        for (ns, name) in rollouts {
+            let client = client.clone();
+            waits.push(async move { wait_deployment_available(&client, ns, name, opts).await });
+        }
+    }
+    try_join_all(waits).await?;
+    Ok(())
+}
+
+/// Stage 3: the ingress and east-west gateways.
+async fn gateways(session: &Session) -> Result<Vec<String>> {
+    let mut created = apply_everywhere(session, "ingress-gateway", &[]).await?;
+    created.extend(
+        apply_everywhere(
+            session,
+            "eastwest-gateway",
+            &[(names::ISTIO_INGRESS, names::INGRESS_GATEWAY), (names::ISTIO_INGRESS, names::EASTWEST_GATEWAY)],
+        )
+        .await?,
+    );
+    Ok(created)
+}
+
+/// Stage 3: the reader service account and its token secret.
+async fn reader_tokens(session: &Session) -> Result<Vec<String>> {
+    let created = apply_everywhere(session, "reader-token", &[]).await?;
+    let opts = Timeouts::wait(session.timeouts.rollout);
+    for c in &session.topology.clusters {
+        wait_token(&session.kube(&c.name).await?, names::ISTIO_SYSTEM, names::READER_TOKEN_SECRET, opts).await?;
+    }
+    Ok(created)
+}
+
+/// The kubeconfig `istioctl create-remote-secret` would write for `peer`.
+async fn remote_kubeconfig(session: &Session, peer: &ClusterTopology) -> Result<String> {
+    let aws = session.aws()?;
+    let described = eks::describe(aws, &peer.name).await?.with_context(|| format!("EKS has no cluster {}", peer.name))?;
+    let server = described.endpoint.context("the peer cluster has no endpoint")?;
+    let ca = described.ca_pem.context("the peer cluster has no CA")?;
+    let secrets: Api<Secret> = Api::namespaced(session.kube(&peer.name).await?, names::ISTIO_SYSTEM);
+    let secret = secrets.get(names::READER_TOKEN_SECRET).await.context("the peer's reader token secret")?;
+    let token = secret
+        .data
+        .and_then(|d| d.get("token").cloned())
+        .context("the peer's reader token secret has no token")?;
+    let token = String::from_utf8(token.0).context("the reader token is not text")?;
+    let name = &peer.istio_cluster;
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {
+            "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(ca),
+            "server": server}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+        "preferences": {},
+        "users": [{"name": name, "user": {"token": token}}],
+    });
+    serde_yaml::to_string(&kubeconfig).context("cannot write the remote kubeconfig")
+}
+
+/// Stage 3: the sample namespace, apps, cross-network Gateway and the remote secret.
+async fn samples(session: &Session) -> Result<Vec<String>> {
+    let mut created = Vec::new();
+    for c in &session.topology.clusters {
+        let peer = session.topology.peer_of(c);
+        let client = session.kube(&c.name).await?;
+        let applier = Applier::new(client);
+        let mut vars = vars_for(session, c);
+        vars.insert("REMOTE_CLUSTER", peer.istio_cluster.clone());
+        vars.insert("REMOTE_KUBECONFIG", quoted(&remote_kubeconfig(session, peer).await?));
+        let mut docs = session.fixtures.manifest("samples", &vars)?;
+        docs.extend(session.fixtures.manifest("remote-secret", &vars)?);
+        created.extend(applier.apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
+    }
+    let opts = Timeouts::wait(session.timeouts.rollout);
+    let mut waits = Vec::new();
+    for c in &session.topology.clusters {
+        let client = session.kube(&c.name).await?;
+        for name in [format!("helloworld-{}", c.sample_version), "sleep".to_string()] {
+            let client = client.clone();
+            waits.push(async move { wait_deployment_available(&client, names::SAMPLE, &name, opts).await });
+        }
+    }
+    try_join_all(waits).await?;
+    Ok(created)
+}

@@ -1,0 +1,80 @@
+//! The declared stage plan (fixtures/stages.yaml).
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::fixtures::Fixtures;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StagePlan {
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Stage {
+    pub number: u32,
+    pub name: String,
+    pub summary: String,
+    pub steps: Vec<String>,
+    #[serde(default)]
+    pub terraform_targets: Vec<String>,
+}
+
+/// The steps a provisioner knows how to run.
+pub const KNOWN_STEPS: &[&str] =
+    &["vpcs", "clusters", "cacerts", "load-balancer-controller", "istiod", "gateways", "reader-tokens", "samples"];
+
+impl StagePlan {
+    pub fn load(fixtures: &Fixtures) -> Result<StagePlan> {
+        let text = fixtures.read("stages.yaml")?;
+        let plan: StagePlan = serde_yaml::from_str(&text).context("stages.yaml is not a valid stage plan")?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.stages.is_empty() {
+            bail!("the stage plan has no stages");
+        }
+        for (i, stage) in self.stages.iter().enumerate() {
+            if stage.number as usize != i + 1 {
+                bail!("stage {} is numbered {}: stages must be numbered 1, 2, 3... in order", stage.name, stage.number);
+            }
+            for step in &stage.steps {
+                if !KNOWN_STEPS.contains(&step.as_str()) {
+                    bail!("stage {}: unknown step {step:?} (known: {})", stage.name, KNOWN_STEPS.join(", "));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for step in self.stages.iter().flat_map(|s| &s.steps) {
+            if !seen.insert(step) {
+                bail!("step {step:?} appears twice in the plan");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_plan_is_the_seed_order() {
+        let plan = StagePlan::load(&Fixtures::embedded()).unwrap();
+        let names: Vec<_> = plan.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["infrastructure", "control-plane", "workloads"]);
+        let pos = |step: &str| plan.stages.iter().position(|s| s.steps.iter().any(|x| x == step)).unwrap();
+        assert!(pos("cacerts") < pos("istiod"));
+        assert!(pos("load-balancer-controller") < pos("gateways"));
+    }
+
+    #[test]
+    fn unknown_steps_and_bad_numbering_are_refused() {
+        let bad: StagePlan = serde_yaml::from_str("stages: [{number: 1, name: a, summary: s, steps: [nope]}]").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("unknown step"));
+        let bad: StagePlan = serde_yaml::from_str("stages: [{number: 2, name: a, summary: s, steps: []}]").unwrap();
+        assert!(bad.validate().is_err());
+    }
+}

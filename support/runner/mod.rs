@@ -1,0 +1,93 @@
+//! Running the features: one session on the target, cucumber with the console,
+//! JUnit, Cucumber JSON and tally writers, skipped steps failing the run.
+
+pub mod tally;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use cucumber::{writer, World as _, WriterExt as _};
+
+use crate::steps::{set_session, MeshWorld};
+use crate::target::{Session, TargetOptions};
+pub use tally::Tally;
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub target: TargetOptions,
+    pub features: PathBuf,
+    /// Cucumber tag expression, e.g. `@readiness and not @slow`.
+    pub tags: Option<String>,
+    pub report_dir: PathBuf,
+}
+
+impl RunOptions {
+    pub fn new(target: TargetOptions) -> Self {
+        RunOptions {
+            target,
+            features: PathBuf::from("features"),
+            tags: None,
+            report_dir: PathBuf::from("target/meshspec"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub tally: Tally,
+    pub junit: PathBuf,
+    pub json: PathBuf,
+    pub wall_time: std::time::Duration,
+}
+
+/// Run the features once against the target; the summary says how it went.
+pub async fn run(opts: RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let tags = opts
+        .tags
+        .as_deref()
+        .map(|t| cucumber::gherkin::tagexpr::TagOperation::from_str(t).map_err(|e| anyhow::anyhow!("bad tag expression {t:?}: {e}")))
+        .transpose()?;
+    if !opts.features.exists() {
+        anyhow::bail!("no features at {}", opts.features.display());
+    }
+    std::fs::create_dir_all(&opts.report_dir)
+        .with_context(|| format!("cannot create the report directory {}", opts.report_dir.display()))?;
+    let junit = opts.report_dir.join("junit.xml");
+    let json = opts.report_dir.join("cucumber.json");
+    let junit_file = std::fs::File::create(&junit).with_context(|| format!("cannot write {}", junit.display()))?;
+    let json_file = std::fs::File::create(&json).with_context(|| format!("cannot write {}", json.display()))?;
+
+    let session: Arc<Session> = Session::open(opts.target).await?;
+    set_session(Some(session.clone()));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty> { tags_filter: tags, ..Default::default() };
+    let outcome = MeshWorld::cucumber()
+        .with_writer(
+            writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
+                .summarized()
+                .tee::<MeshWorld, _>(writer::JUnit::for_tee(junit_file, 0))
+                .tee::<MeshWorld, _>(writer::Json::for_tee(json_file))
+                .tee::<MeshWorld, _>(
+                    tally::TallyWriter::new(tally.clone()).discard_stats_writes().discard_arbitrary_writes(),
+                )
+                .normalized(),
+        )
+        .fail_on_skipped()
+        .with_cli(cli)
+        .run(opts.features.clone())
+        .await;
+    drop(outcome);
+    set_session(None);
+    session.close().await;
+    let tally = tally.lock().expect("tally").clone();
+    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed() })
+}
+
+/// The closing line CI reads: scenarios passed and failed (skipped count as failed).
+pub fn closing_line(t: &Tally) -> String {
+    format!("{} passed, {} failed", t.passed, t.failed + t.skipped + t.parse_errors)
+}

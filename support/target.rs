@@ -1,0 +1,228 @@
+//! A target is a set of endpoints, credentials and names (DESIGN.md): the
+//! embedded twin, kind clusters, or EKS. A `Session` holds one target's clients
+//! for a whole run; steps and checks only ever see the session.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::aws::token::{eks_token, EksToken};
+use crate::aws::{eks, AwsAccess, AwsSettings};
+use crate::dns::Dns;
+use crate::fixtures::Fixtures;
+use crate::kube::{client_from_endpoint, client_from_kubeconfig, KubeTimeouts};
+use crate::provision::ProvisionRecord;
+use crate::timeouts::Timeouts;
+use crate::topology::Topology;
+use meshspec_twin::twin::{Twin, TwinConfig};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// meshspec's embedded twin (default): needs nothing but this binary.
+    Twin,
+    /// Two local kind clusters (no AWS APIs).
+    Kind,
+    /// Real EKS clusters and AWS.
+    Eks,
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::Twin => "twin",
+            TargetKind::Kind => "kind",
+            TargetKind::Eks => "eks",
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TargetOptions {
+    pub kind: TargetKind,
+    pub topology: Topology,
+    pub fixtures: Fixtures,
+    /// Whether meshspec may create resources on this target.
+    pub allow_provision: bool,
+    pub aws: AwsSettings,
+    pub kubeconfig: Option<PathBuf>,
+    /// Kube context per EKS cluster name; clusters without one are reached
+    /// through EKS DescribeCluster and an in-process token.
+    pub contexts: BTreeMap<String, String>,
+    /// Twin time compression (simulated seconds per second).
+    pub time_scale: Option<f64>,
+    pub timeout_scale: f64,
+}
+
+impl TargetOptions {
+    pub fn new(kind: TargetKind, topology: Topology) -> Self {
+        TargetOptions {
+            kind,
+            topology,
+            fixtures: Fixtures::embedded(),
+            allow_provision: kind == TargetKind::Twin,
+            aws: AwsSettings::default(),
+            kubeconfig: None,
+            contexts: BTreeMap::new(),
+            time_scale: None,
+            timeout_scale: 1.0,
+        }
+    }
+}
+
+/// Kube access to one cluster.
+struct ClusterAccess {
+    client: kube::Client,
+    /// The EKS token the client was built with, when it was (refreshed before expiry).
+    token: Option<EksToken>,
+}
+
+pub struct Session {
+    pub kind: TargetKind,
+    pub topology: Topology,
+    pub fixtures: Fixtures,
+    pub timeouts: Timeouts,
+    pub allow_provision: bool,
+    aws: Option<AwsAccess>,
+    pub dns: Dns,
+    kubeconfig: Option<PathBuf>,
+    contexts: BTreeMap<String, String>,
+    clusters: Mutex<BTreeMap<String, ClusterAccess>>,
+    /// The provisioning of this run, done once and shared by every scenario.
+    pub provisioned: OnceCell<std::result::Result<ProvisionRecord, String>>,
+    twin: Mutex<Option<Twin>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("kind", &self.kind).field("dns", &self.dns).finish_non_exhaustive()
+    }
+}
+
+/// The twin's side of a session: where its servers listen and the credentials it issued.
+#[derive(Clone)]
+pub struct TwinEndpoints {
+    pub aws_endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub dns: std::net::SocketAddr,
+}
+
+impl Session {
+    /// Open a session on a target. For the twin this starts it in-process.
+    pub async fn open(opts: TargetOptions) -> Result<Arc<Session>> {
+        opts.topology.validate()?;
+        let mut aws_settings = opts.aws.clone();
+        let mut twin = None;
+        let (timeouts, dns) = match opts.kind {
+            TargetKind::Twin => {
+                let mut cfg = TwinConfig { region: opts.topology.region.clone(), ..TwinConfig::default() };
+                if let Some(scale) = opts.time_scale {
+                    cfg.time_scale = scale;
+                }
+                let started = Twin::start(cfg).await.context("cannot start the twin")?;
+                let (id, secret) = started.credentials();
+                aws_settings.endpoint = Some(started.aws_endpoint().to_string());
+                aws_settings.region = Some(started.region().to_string());
+                aws_settings.credentials = Some((id, secret));
+                let dns = Dns::server(started.dns_addr());
+                twin = Some(started);
+                (Timeouts::twin(), dns)
+            }
+            TargetKind::Eks => (Timeouts::eks(), Dns::from_env()?),
+            TargetKind::Kind => (Timeouts::eks(), Dns::from_env()?),
+        };
+        if aws_settings.region.is_none() {
+            aws_settings.region = Some(opts.topology.region.clone());
+        }
+        let aws = match opts.kind {
+            TargetKind::Kind => None,
+            _ => {
+                aws_settings.api_timeout = Some(timeouts.api_call);
+                Some(AwsAccess::connect(&aws_settings).await?)
+            }
+        };
+        Ok(Arc::new(Session {
+            kind: opts.kind,
+            topology: opts.topology,
+            fixtures: opts.fixtures,
+            timeouts: timeouts.scaled(opts.timeout_scale),
+            allow_provision: opts.allow_provision,
+            aws,
+            dns,
+            kubeconfig: opts.kubeconfig,
+            contexts: opts.contexts,
+            clusters: Mutex::new(BTreeMap::new()),
+            provisioned: OnceCell::new(),
+            twin: Mutex::new(twin),
+        }))
+    }
+
+    /// The AWS clients; an error on targets without AWS APIs.
+    pub fn aws(&self) -> Result<&AwsAccess> {
+        self.aws.as_ref().with_context(|| format!("the {} target has no AWS APIs", self.kind))
+    }
+
+    /// Where the in-process twin listens (None on other targets).
+    pub async fn twin_endpoints(&self) -> Option<TwinEndpoints> {
+        let twin = self.twin.lock().await;
+        twin.as_ref().map(|t| {
+            let (id, secret) = t.credentials();
+            TwinEndpoints {
+                aws_endpoint: t.aws_endpoint().to_string(),
+                region: t.region().to_string(),
+                access_key_id: id,
+                secret_access_key: secret,
+                dns: t.dns_addr(),
+            }
+        })
+    }
+
+    /// A static admin token of a twin cluster, for kubeconfigs written by `twin up`.
+    pub async fn twin_admin_token(&self, cluster: &str) -> Option<String> {
+        self.twin.lock().await.as_ref().and_then(|t| t.cluster_admin_token(cluster))
+    }
+
+    /// A kube client for an EKS cluster of the topology: from its kubeconfig
+    /// context when one is configured, else from DescribeCluster (endpoint + CA)
+    /// and an EKS token made in-process, rebuilt before the token expires.
+    pub async fn kube(&self, cluster: &str) -> Result<kube::Client> {
+        let cluster = self.topology.cluster(cluster)?.name.clone();
+        let mut clusters = self.clusters.lock().await;
+        if let Some(access) = clusters.get(&cluster) {
+            if !access.token.as_ref().is_some_and(EksToken::needs_refresh) {
+                return Ok(access.client.clone());
+            }
+        }
+        let t = KubeTimeouts { connect: std::time::Duration::from_secs(5), read: self.timeouts.api_call };
+        let access = if let Some(context) = self.contexts.get(&cluster) {
+            let client = client_from_kubeconfig(self.kubeconfig.as_deref(), context, t).await?;
+            ClusterAccess { client, token: None }
+        } else {
+            let aws = self.aws().with_context(|| {
+                format!("no kube context given for {cluster}, and it cannot be found through EKS")
+            })?;
+            let described = eks::describe(aws, &cluster).await?.with_context(|| format!("EKS has no cluster {cluster}"))?;
+            let (Some(endpoint), Some(ca)) = (&described.endpoint, &described.ca_pem) else {
+                bail!("EKS cluster {cluster} has no endpoint yet (status {})", described.status);
+            };
+            let token = eks_token(aws, &cluster).await?;
+            let client = client_from_endpoint(endpoint, ca, &token.token, t)?;
+            ClusterAccess { client, token: Some(token) }
+        };
+        let client = access.client.clone();
+        clusters.insert(cluster, access);
+        Ok(client)
+    }
+
+    /// Stop what the session started (the in-process twin).
+    pub async fn close(&self) {
+        if let Some(twin) = self.twin.lock().await.take() {
+            twin.shutdown().await;
+        }
+    }
+}

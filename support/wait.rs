@@ -1,0 +1,114 @@
+//! One wait utility for every poll in meshspec: a deadline, an interval, and
+//! on expiry an error that says what was awaited and what was last seen.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// What one poll saw.
+pub enum Poll<T> {
+    Ready(T),
+    /// Not yet; the string describes the state seen (reported on timeout).
+    Pending(String),
+}
+
+/// A wait that expired: what was awaited, for how long, and the last state seen.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {waited:.1?} waiting for {what}; last seen: {last_seen}")]
+pub struct WaitTimeout {
+    pub what: String,
+    pub waited: Duration,
+    pub last_seen: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct WaitOptions {
+    pub timeout: Duration,
+    pub interval: Duration,
+}
+
+impl WaitOptions {
+    pub fn new(timeout: Duration) -> Self {
+        // Poll often enough to see fast changes, rarely enough not to hammer a real API.
+        let interval = (timeout / 100).clamp(Duration::from_millis(20), Duration::from_secs(10));
+        WaitOptions { timeout, interval }
+    }
+}
+
+/// Poll `probe` until it is Ready or the deadline passes. Errors from the probe
+/// are not fatal: they are the "last seen" state and polling goes on, since
+/// transient API errors are expected while things start up.
+pub async fn until<T, E, F, Fut>(what: impl Display, opts: WaitOptions, mut probe: F) -> Result<T, WaitTimeout>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, E>>,
+{
+    let start = Instant::now();
+    let deadline = start + opts.timeout;
+    let mut last_seen = String::from("nothing yet");
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // A single probe must not outlive the deadline either.
+        match tokio::time::timeout(remaining.max(Duration::from_millis(1)), probe()).await {
+            Ok(Ok(Poll::Ready(v))) => return Ok(v),
+            Ok(Ok(Poll::Pending(seen))) => last_seen = seen,
+            Ok(Err(e)) => last_seen = format!("error: {e}"),
+            Err(_) => last_seen = format!("{last_seen} (the last probe did not answer in time)"),
+        }
+        if Instant::now() >= deadline {
+            return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen });
+        }
+        tokio::time::sleep(opts.interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reports_the_last_state_seen_on_expiry() {
+        let mut n = 0;
+        let err = until("the answer", WaitOptions::new(Duration::from_millis(100)), || {
+            n += 1;
+            let seen = format!("attempt {n}");
+            async move { Ok::<Poll<()>, String>(Poll::Pending(seen)) }
+        })
+        .await
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("waiting for the answer"), "{msg}");
+        assert!(msg.contains("last seen: attempt"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn returns_as_soon_as_ready_and_keeps_errors_as_last_seen() {
+        let mut n = 0;
+        let v = until("three", WaitOptions::new(Duration::from_secs(5)), || {
+            n += 1;
+            let k = n;
+            async move {
+                match k {
+                    1 => Err("connection refused".to_string()),
+                    2 => Ok(Poll::Pending("two".into())),
+                    _ => Ok(Poll::Ready(k)),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(v, 3);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_probe_is_cut_at_the_deadline() {
+        let err = until("a hang", WaitOptions::new(Duration::from_millis(50)), || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<Poll<()>, String>(Poll::Pending("never".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("did not answer in time"));
+    }
+}
