@@ -1,0 +1,495 @@
+//! The resource catalog: which kinds this API server serves, under which
+//! group/version/plural, with the names, verbs and subresources that discovery
+//! announces. One catalog per store; custom resources are registered at run time.
+
+use std::collections::BTreeMap;
+
+/// One served resource at one group version. Equality includes the version:
+/// the store normalises every served version to the storage version.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct Resource {
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub kind: String,
+    pub namespaced: bool,
+}
+
+impl Resource {
+    pub fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
+        Resource {
+            group: group.to_string(),
+            version: version.to_string(),
+            plural: plural.to_string(),
+            kind: kind.to_string(),
+            namespaced,
+        }
+    }
+
+    /// `v1` for the core group, `group/version` otherwise.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `plural` or `plural.group`, as Status messages and CRD names spell it.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The URL path of the collection (`ns` ignored for cluster-scoped kinds).
+    pub fn collection_path(&self, ns: Option<&str>) -> String {
+        let prefix = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        match ns {
+            Some(ns) if self.namespaced => format!("{prefix}/namespaces/{ns}/{}", self.plural),
+            _ => format!("{prefix}/{}", self.plural),
+        }
+    }
+
+    fn core(plural: &str, kind: &str, namespaced: bool) -> Self {
+        Self::new("", "v1", plural, kind, namespaced)
+    }
+
+    pub fn pods() -> Self {
+        Self::core("pods", "Pod", true)
+    }
+    pub fn services() -> Self {
+        Self::core("services", "Service", true)
+    }
+    pub fn secrets() -> Self {
+        Self::core("secrets", "Secret", true)
+    }
+    pub fn configmaps() -> Self {
+        Self::core("configmaps", "ConfigMap", true)
+    }
+    pub fn serviceaccounts() -> Self {
+        Self::core("serviceaccounts", "ServiceAccount", true)
+    }
+    pub fn endpoints() -> Self {
+        Self::core("endpoints", "Endpoints", true)
+    }
+    pub fn namespaces() -> Self {
+        Self::core("namespaces", "Namespace", false)
+    }
+    pub fn events() -> Self {
+        Self::core("events", "Event", true)
+    }
+    pub fn nodes() -> Self {
+        Self::core("nodes", "Node", false)
+    }
+    pub fn deployments() -> Self {
+        Self::new("apps", "v1", "deployments", "Deployment", true)
+    }
+    pub fn replicasets() -> Self {
+        Self::new("apps", "v1", "replicasets", "ReplicaSet", true)
+    }
+    pub fn endpointslices() -> Self {
+        Self::new(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            "EndpointSlice",
+            true,
+        )
+    }
+    pub fn customresourcedefinitions() -> Self {
+        Self::new(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+        )
+    }
+    pub fn gateways() -> Self {
+        Self::new(ISTIO_NETWORKING, "v1", "gateways", "Gateway", true)
+    }
+    pub fn virtualservices() -> Self {
+        Self::new(
+            ISTIO_NETWORKING,
+            "v1",
+            "virtualservices",
+            "VirtualService",
+            true,
+        )
+    }
+    pub fn destinationrules() -> Self {
+        Self::new(
+            ISTIO_NETWORKING,
+            "v1",
+            "destinationrules",
+            "DestinationRule",
+            true,
+        )
+    }
+    pub fn serviceentries() -> Self {
+        Self::new(
+            ISTIO_NETWORKING,
+            "v1",
+            "serviceentries",
+            "ServiceEntry",
+            true,
+        )
+    }
+}
+
+const ISTIO_NETWORKING: &str = "networking.istio.io";
+
+/// A subresource as discovery lists it (`pods/exec`, `deployments/scale`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subresource {
+    pub name: String,
+    /// Kind of the subresource's object; its group/version when it differs from the parent's.
+    pub kind: String,
+    pub group: Option<String>,
+    pub version: Option<String>,
+    pub verbs: Vec<String>,
+}
+
+impl Subresource {
+    fn new(name: &str, kind: &str, verbs: &[&str]) -> Self {
+        Subresource {
+            name: name.into(),
+            kind: kind.into(),
+            group: None,
+            version: None,
+            verbs: strings(verbs),
+        }
+    }
+
+    fn status(kind: &str) -> Self {
+        Self::new("status", kind, &["get", "patch", "update"])
+    }
+
+    fn scale() -> Self {
+        Subresource {
+            group: Some("autoscaling".into()),
+            version: Some("v1".into()),
+            ..Self::new("scale", "Scale", &["get", "patch", "update"])
+        }
+    }
+}
+
+/// Everything discovery says about one resource at one version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceInfo {
+    pub resource: Resource,
+    pub singular: String,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub verbs: Vec<String>,
+    pub subresources: Vec<Subresource>,
+    /// The version objects are stored (and announced to in-process watchers) at.
+    pub storage_version: String,
+    /// Built-in kinds accept strategic merge patches; custom resources answer 415.
+    pub builtin: bool,
+}
+
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+impl ResourceInfo {
+    /// A resource with all verbs and no subresources.
+    pub fn new(resource: Resource, singular: &str, short_names: &[&str]) -> Self {
+        let storage_version = resource.version.clone();
+        ResourceInfo {
+            resource,
+            singular: singular.into(),
+            short_names: strings(short_names),
+            categories: Vec::new(),
+            verbs: strings(ALL_VERBS),
+            subresources: Vec::new(),
+            storage_version,
+            builtin: true,
+        }
+    }
+
+    fn in_all(mut self) -> Self {
+        self.categories.push("all".into());
+        self
+    }
+
+    fn with(mut self, sub: Subresource) -> Self {
+        self.subresources.push(sub);
+        self
+    }
+
+    pub fn has_subresource(&self, name: &str) -> bool {
+        self.subresources.iter().any(|s| s.name == name)
+    }
+
+    /// The same resource at the version it is stored at.
+    pub fn storage_resource(&self) -> Resource {
+        Resource {
+            version: self.storage_version.clone(),
+            ..self.resource.clone()
+        }
+    }
+}
+
+/// Served resources, keyed by group, version and plural.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    entries: BTreeMap<(String, String, String), ResourceInfo>,
+    /// Group order for discovery (core first, then as registered).
+    group_order: Vec<String>,
+}
+
+impl Catalog {
+    /// The kinds an EKS cluster with Istio installed serves to meshspec.
+    pub fn builtin() -> Self {
+        let mut c = Catalog {
+            entries: BTreeMap::new(),
+            group_order: vec![String::new()],
+        };
+        let pod_subs = [
+            Subresource::new("attach", "PodAttachOptions", &["create", "get"]),
+            Subresource::new("exec", "PodExecOptions", &["create", "get"]),
+            Subresource::new("log", "Pod", &["get"]),
+            Subresource::new("portforward", "PodPortForwardOptions", &["create", "get"]),
+            Subresource::status("Pod"),
+        ];
+        let mut pods = ResourceInfo::new(Resource::pods(), "pod", &["po"]).in_all();
+        pods.subresources.extend(pod_subs);
+        c.register(pods);
+        c.register(
+            ResourceInfo::new(Resource::services(), "service", &["svc"])
+                .in_all()
+                .with(Subresource::status("Service")),
+        );
+        c.register(ResourceInfo::new(Resource::secrets(), "secret", &[]));
+        c.register(ResourceInfo::new(
+            Resource::configmaps(),
+            "configmap",
+            &["cm"],
+        ));
+        c.register(ResourceInfo::new(
+            Resource::serviceaccounts(),
+            "serviceaccount",
+            &["sa"],
+        ));
+        c.register(ResourceInfo::new(
+            Resource::endpoints(),
+            "endpoints",
+            &["ep"],
+        ));
+        let mut ns = ResourceInfo::new(Resource::namespaces(), "namespace", &["ns"])
+            .with(Subresource::new("finalize", "Namespace", &["update"]))
+            .with(Subresource::status("Namespace"));
+        ns.verbs = strings(&[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ]);
+        c.register(ns);
+        c.register(ResourceInfo::new(Resource::events(), "event", &["ev"]));
+        c.register(
+            ResourceInfo::new(Resource::nodes(), "node", &["no"]).with(Subresource::status("Node")),
+        );
+        for r in [Resource::deployments(), Resource::replicasets()] {
+            let (singular, short) = if r.plural == "deployments" {
+                ("deployment", "deploy")
+            } else {
+                ("replicaset", "rs")
+            };
+            let kind = r.kind.clone();
+            c.register(
+                ResourceInfo::new(r, singular, &[short])
+                    .in_all()
+                    .with(Subresource::scale())
+                    .with(Subresource::status(&kind)),
+            );
+        }
+        c.register(ResourceInfo::new(
+            Resource::endpointslices(),
+            "endpointslice",
+            &[],
+        ));
+        c.register(
+            ResourceInfo::new(
+                Resource::customresourcedefinitions(),
+                "customresourcedefinition",
+                &["crd", "crds"],
+            )
+            .with(Subresource::status("CustomResourceDefinition")),
+        );
+        // Istio serves its networking kinds at three versions from one storage.
+        let istio = [
+            (Resource::gateways(), "gateway", "gw"),
+            (Resource::virtualservices(), "virtualservice", "vs"),
+            (Resource::destinationrules(), "destinationrule", "dr"),
+            (Resource::serviceentries(), "serviceentry", "se"),
+        ];
+        for version in ["v1", "v1beta1", "v1alpha3"] {
+            for (r, singular, short) in &istio {
+                let mut info = ResourceInfo::new(
+                    Resource {
+                        version: version.into(),
+                        ..r.clone()
+                    },
+                    singular,
+                    &[short],
+                )
+                .with(Subresource::status(&r.kind));
+                info.categories = strings(&["istio-io", "networking-istio-io"]);
+                info.storage_version = "v1".into();
+                info.builtin = false;
+                c.register(info);
+            }
+        }
+        c
+    }
+
+    /// Adds or replaces a resource at one version.
+    pub fn register(&mut self, info: ResourceInfo) {
+        let r = &info.resource;
+        if !self.group_order.contains(&r.group) {
+            self.group_order.push(r.group.clone());
+        }
+        self.entries
+            .insert((r.group.clone(), r.version.clone(), r.plural.clone()), info);
+    }
+
+    /// Removes a resource at every version; returns whether anything was removed.
+    pub fn unregister(&mut self, group: &str, plural: &str) -> bool {
+        let before = self.entries.len();
+        self.entries
+            .retain(|(g, _, p), _| !(g == group && p == plural));
+        if !self.entries.keys().any(|(g, _, _)| g == group) {
+            self.group_order.retain(|g| g != group);
+        }
+        before != self.entries.len()
+    }
+
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceInfo> {
+        self.entries
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+    }
+
+    /// The entry for a resource handed in by a caller (matched on group, version, plural).
+    pub fn info(&self, r: &Resource) -> Option<&ResourceInfo> {
+        self.lookup(&r.group, &r.version, &r.plural)
+    }
+
+    /// Whether any resource is served at this group version.
+    pub fn serves(&self, group: &str, version: &str) -> bool {
+        self.entries
+            .keys()
+            .any(|(g, v, _)| g == group && v == version)
+    }
+
+    /// Groups in discovery order with their versions, preferred first.
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        self.group_order
+            .iter()
+            .filter_map(|g| {
+                let mut versions: Vec<String> = Vec::new();
+                // The storage version is the preferred one.
+                for info in self.entries.values().filter(|i| &i.resource.group == g) {
+                    if !versions.contains(&info.storage_version) {
+                        versions.insert(0, info.storage_version.clone());
+                    }
+                }
+                for ((eg, v, _), _) in self.entries.iter() {
+                    if eg == g && !versions.contains(v) {
+                        versions.push(v.clone());
+                    }
+                }
+                (!versions.is_empty()).then(|| (g.clone(), versions))
+            })
+            .collect()
+    }
+
+    /// Resources served at one group version, in name order.
+    pub fn resources_in(&self, group: &str, version: &str) -> Vec<&ResourceInfo> {
+        self.entries
+            .iter()
+            .filter(|((g, v, _), _)| g == group && v == version)
+            .map(|(_, i)| i)
+            .collect()
+    }
+
+    /// Every resource at its storage version, once.
+    pub fn storage_resources(&self) -> Vec<&ResourceInfo> {
+        self.entries
+            .values()
+            .filter(|i| i.resource.version == i.storage_version)
+            .collect()
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istio_kinds_are_served_at_three_versions_stored_at_v1() {
+        let c = Catalog::builtin();
+        let gw = c
+            .lookup("networking.istio.io", "v1alpha3", "gateways")
+            .expect("served");
+        assert_eq!(gw.storage_resource(), Resource::gateways());
+        assert!(!gw.builtin);
+        let groups = c.groups();
+        let istio = groups
+            .iter()
+            .find(|(g, _)| g == "networking.istio.io")
+            .expect("group");
+        assert_eq!(istio.1[0], "v1", "preferred version first");
+        assert_eq!(istio.1.len(), 3);
+        assert_eq!(groups[0].0, "", "core group first");
+    }
+
+    #[test]
+    fn paths_and_api_versions() {
+        assert_eq!(
+            Resource::pods().collection_path(Some("sample")),
+            "/api/v1/namespaces/sample/pods"
+        );
+        assert_eq!(
+            Resource::namespaces().collection_path(Some("x")),
+            "/api/v1/namespaces"
+        );
+        assert_eq!(Resource::deployments().api_version(), "apps/v1");
+        assert_eq!(
+            Resource::gateways().qualified_plural(),
+            "gateways.networking.istio.io"
+        );
+    }
+
+    #[test]
+    fn unregister_drops_every_version_and_the_empty_group() {
+        let mut c = Catalog::builtin();
+        for p in [
+            "gateways",
+            "virtualservices",
+            "destinationrules",
+            "serviceentries",
+        ] {
+            assert!(c.unregister("networking.istio.io", p));
+        }
+        assert!(c.lookup("networking.istio.io", "v1", "gateways").is_none());
+        assert!(!c.groups().iter().any(|(g, _)| g == "networking.istio.io"));
+    }
+}

@@ -1,0 +1,370 @@
+//! The HTTPS front: a TLS listener on 127.0.0.1, HTTP/1.1 connections (with
+//! upgrades, for exec), bearer-token authentication, and dispatch to discovery
+//! or the resource API. Every error is a `Status` object.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::discovery;
+use crate::error::ApiError;
+use crate::route::{self, Route};
+use crate::store::Store;
+
+/// Decides whether a bearer token is valid for this cluster.
+pub trait Authenticator: Send + Sync + 'static {
+    fn authenticate(&self, bearer_token: &str) -> bool;
+}
+
+/// Any `Fn(&str) -> bool` is an authenticator.
+impl<F: Fn(&str) -> bool + Send + Sync + 'static> Authenticator for F {
+    fn authenticate(&self, bearer_token: &str) -> bool {
+        self(bearer_token)
+    }
+}
+
+/// What `/version` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiServerConfig {
+    /// The `minor` field. The gcloud kubectl dispatcher on this machine picks
+    /// its client by it: "32" (or anything it has no binary for) runs kubectl
+    /// 1.32, "28+" would run kubectl 1.28, which has no WebSocket exec.
+    pub version_minor: String,
+    /// What the cluster says it is, e.g. `v1.28.15-eks-7f9249a`.
+    pub git_version: String,
+    pub platform: String,
+}
+
+impl ApiServerConfig {
+    /// An EKS cluster of Kubernetes `1.<minor>`: `gitVersion` `v1.<minor>.15-eks-7f9249a`,
+    /// `minor` "32" so that kubectl 1.32 (the reference client) is the one dispatched.
+    pub fn eks(minor: u32) -> Self {
+        ApiServerConfig {
+            version_minor: "32".into(),
+            git_version: format!("v1.{minor}.15-eks-7f9249a"),
+            platform: "linux/amd64".into(),
+        }
+    }
+}
+
+impl Default for ApiServerConfig {
+    /// The seed's clusters: EKS 1.28.
+    fn default() -> Self {
+        Self::eks(28)
+    }
+}
+
+/// A running API server; dropping it (or [`ApiServer::shutdown`]) stops it.
+pub struct ApiServer {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    pub addr: SocketAddr,
+    pub store: Arc<Store>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub(crate) type Response = http::Response<Body>;
+
+/// Largest request body accepted (Kubernetes' own limit is 3 MiB per object).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) struct Ctx {
+    pub store: Arc<Store>,
+    pub auth: Arc<dyn Authenticator>,
+    pub cfg: ApiServerConfig,
+    /// `127.0.0.1:PORT`, for `/api`'s serverAddressByClientCIDRs.
+    pub address: String,
+}
+
+impl ApiServer {
+    pub async fn start(
+        store: Arc<Store>,
+        tls: Arc<rustls::ServerConfig>,
+        auth: Arc<dyn Authenticator>,
+        cfg: ApiServerConfig,
+    ) -> anyhow::Result<ApiServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let ctx = Arc::new(Ctx {
+            store: store.clone(),
+            auth,
+            cfg,
+            address: addr.to_string(),
+        });
+        let acceptor = TlsAcceptor::from(tls);
+        let task = tokio::spawn(accept_loop(listener, acceptor, ctx));
+        Ok(ApiServer {
+            url: format!("https://{addr}"),
+            addr,
+            store,
+            task,
+        })
+    }
+
+    /// Stops accepting and closes every open connection (watches included).
+    pub fn shutdown(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, ctx: Arc<Ctx>) {
+    // Connections live in the set, so aborting this task drops (aborts) them all.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, ctx) = (acceptor.clone(), ctx.clone());
+                connections.spawn(async move {
+                    let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
+                    let service = hyper::service::service_fn(move |req| {
+                        let ctx = ctx.clone();
+                        async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).with_upgrades().await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// A parsed request, body read.
+pub(crate) struct Request {
+    pub method: Method,
+    pub query: Vec<(String, String)>,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Request {
+    /// The first value of a query parameter (`?&a=b` and `+` for space are fine).
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.query(key), Some("true") | Some("1"))
+    }
+
+    pub fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The body as JSON; an empty body is `None`.
+    pub fn json(&self) -> Result<Option<Value>, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&self.body).map(Some).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })
+    }
+}
+
+fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .filter(|(k, _)| !k.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Paths anonymous requests may read (system:public-info-viewer on real clusters).
+fn is_public(route: &Route) -> bool {
+    matches!(route, Route::Version | Route::Health)
+}
+
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
+    let catalog = ctx.store.catalog();
+    let route = route::parse(req.uri().path(), &catalog);
+    tracing::debug!(method = %req.method(), path = %req.uri().path(), "request");
+    match bearer_token(req.headers()) {
+        Some(token) if ctx.auth.authenticate(token) => {}
+        Some(_) => return error(&ApiError::unauthorized()),
+        None if is_public(&route) => {}
+        None => {
+            return error(&ApiError::forbidden(format!(
+                "forbidden: User \"system:anonymous\" cannot {} path \"{}\"",
+                req.method().as_str().to_lowercase(),
+                req.uri().path()
+            )));
+        }
+    }
+    if let Route::Resource(path) = &route {
+        if matches!(
+            path.subresource.as_deref(),
+            Some("exec" | "attach" | "portforward")
+        ) {
+            return upgrade_route(&ctx, req, path).await;
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return error(&ApiError::too_large())
+        }
+        Err(_) => return error(&ApiError::bad_request("could not read the request body")),
+    };
+    let request = Request {
+        method: parts.method,
+        query: query_pairs(&parts.uri),
+        headers: parts.headers,
+        body,
+    };
+    match route {
+        Route::Resource(path) => crate::api::handle(&ctx, &request, path).await,
+        _ if request.method != Method::GET => error(&ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
+        Route::Version => json(
+            StatusCode::OK,
+            &discovery::version(
+                &ctx.cfg.version_minor,
+                &ctx.cfg.git_version,
+                &ctx.cfg.platform,
+            ),
+        ),
+        Route::Health => text(StatusCode::OK, "ok"),
+        Route::CoreVersions if discovery::wants_aggregated(request.header(header::ACCEPT)) => {
+            aggregated(&discovery::aggregated(&catalog, true))
+        }
+        Route::CoreVersions => json(StatusCode::OK, &discovery::api_versions(&ctx.address)),
+        Route::Groups if discovery::wants_aggregated(request.header(header::ACCEPT)) => {
+            aggregated(&discovery::aggregated(&catalog, false))
+        }
+        Route::Groups => json(StatusCode::OK, &discovery::api_group_list(&catalog)),
+        Route::Group(group) => found(discovery::api_group(&catalog, &group)),
+        Route::ResourceList { group, version } => {
+            found(discovery::api_resource_list(&catalog, &group, &version))
+        }
+        Route::OpenApiV2 | Route::NotFound => error(&ApiError::no_route()),
+        Route::OpenApiV3Root => json(StatusCode::OK, &discovery::openapi_v3_root(&catalog)),
+        Route::OpenApiV3(key) => found(discovery::openapi_v3_by_key(&catalog, &key)),
+    }
+}
+
+/// exec, attach and port-forward need a connection upgrade (WebSocket); the
+/// request is passed on unread so that an upgrade handler can take it over.
+async fn upgrade_route(
+    ctx: &Ctx,
+    req: http::Request<Incoming>,
+    path: &route::ResourcePath,
+) -> Response {
+    let Some(name) = path.name.as_deref() else {
+        return error(&ApiError::no_route());
+    };
+    let pod = ctx
+        .store
+        .get(&crate::Resource::pods(), path.namespace.as_deref(), name);
+    if path.plural != "pods" || pod.is_none() {
+        return error(&ApiError::not_found("pods", name));
+    }
+    let _ = req;
+    error(&ApiError::bad_request("Upgrade request required"))
+}
+
+fn found(doc: Option<Value>) -> Response {
+    match doc {
+        Some(doc) => json(StatusCode::OK, &doc),
+        None => error(&ApiError::no_route()),
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: Body) -> Response {
+    let mut resp = http::Response::new(body);
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    resp
+}
+
+pub(crate) fn json(status: StatusCode, v: &Value) -> Response {
+    respond(status, "application/json", full(v.to_string()))
+}
+
+fn aggregated(v: &Value) -> Response {
+    respond(
+        StatusCode::OK,
+        discovery::AGGREGATED_CONTENT_TYPE,
+        full(v.to_string()),
+    )
+}
+
+pub(crate) fn text(status: StatusCode, body: &str) -> Response {
+    respond(status, "text/plain; charset=utf-8", full(body.to_string()))
+}
+
+pub(crate) fn error(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, &e.to_status())
+}
+
+pub(crate) fn stream_body(lines: impl futures::Stream<Item = Bytes> + Send + 'static) -> Body {
+    use futures::StreamExt;
+    http_body_util::StreamBody::new(lines.map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b))))
+        .boxed_unsync()
+}
