@@ -1,0 +1,181 @@
+//! Who may talk to one cluster's API server: its static admin token, the
+//! service-account tokens the token controller minted in it, and EKS tokens
+//! (`aws eks get-token`) bound to its EKS name. An EKS token is unwrapped
+//! here; the presigned STS URL inside is checked by the twin's STS
+//! (aws-iam-authenticator's URL rules, then the SigV4 signature with this
+//! cluster's name as the signed `x-k8s-aws-id` header).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+use crate::aws::AwsState;
+use crate::kube::Authenticator;
+
+const EKS_TOKEN_PREFIX: &str = "k8s-aws-v1.";
+/// aws-iam-authenticator refuses longer tokens.
+const MAX_EKS_TOKEN_LEN: usize = 4096;
+
+/// The service account a minted token stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub service_account: String,
+    /// The Secret that holds the token: deleting it revokes the token.
+    pub secret: String,
+}
+
+/// The Authenticator of one cluster's API server.
+pub struct ClusterAuth {
+    eks_name: String,
+    admin_token: String,
+    aws: AwsState,
+    service_accounts: RwLock<HashMap<String, ServiceAccountRef>>,
+}
+
+impl ClusterAuth {
+    pub fn new(eks_name: &str, aws: AwsState) -> ClusterAuth {
+        ClusterAuth {
+            eks_name: eks_name.to_owned(),
+            admin_token: random_token(),
+            aws,
+            service_accounts: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The static bearer token of the cluster's admin.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// Makes `token` valid for the service account until revoked.
+    pub fn register_service_account_token(&self, token: &str, who: ServiceAccountRef) {
+        if let Ok(mut map) = self.service_accounts.write() {
+            map.insert(token.to_owned(), who);
+        }
+    }
+
+    /// Whether `token` is a live service-account token of this cluster.
+    pub fn service_account_of(&self, token: &str) -> Option<ServiceAccountRef> {
+        self.service_accounts.read().ok()?.get(token).cloned()
+    }
+
+    /// Keeps only the service-account tokens `keep` accepts (the others'
+    /// Secrets were deleted or rewritten).
+    pub fn retain_service_account_tokens(&self, keep: impl Fn(&str, &ServiceAccountRef) -> bool) {
+        if let Ok(mut map) = self.service_accounts.write() {
+            map.retain(|token, who| keep(token, who));
+        }
+    }
+
+    fn eks_token_valid(&self, token: &str) -> bool {
+        match presigned_sts_url(token) {
+            Ok(url) => match self.aws.verify_presigned_sts(&url, &self.eks_name) {
+                Ok(_) => true,
+                Err(reason) => {
+                    tracing::debug!(cluster = %self.eks_name, "EKS token refused by STS: {reason}");
+                    false
+                }
+            },
+            Err(reason) => {
+                tracing::debug!(cluster = %self.eks_name, "EKS token refused: {reason}");
+                false
+            }
+        }
+    }
+}
+
+impl Authenticator for ClusterAuth {
+    fn authenticate(&self, bearer_token: &str) -> bool {
+        if constant_time_eq(bearer_token.as_bytes(), self.admin_token.as_bytes()) {
+            return true;
+        }
+        if bearer_token.starts_with(EKS_TOKEN_PREFIX) {
+            return self.eks_token_valid(bearer_token);
+        }
+        self.service_account_of(bearer_token).is_some()
+    }
+}
+
+/// A fresh random bearer token (URL-safe, 256 bits).
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The presigned URL inside an EKS token (`k8s-aws-v1.` + base64url of it).
+fn presigned_sts_url(token: &str) -> Result<String, String> {
+    if token.len() > MAX_EKS_TOKEN_LEN {
+        return Err("token too long".into());
+    }
+    let encoded = token
+        .strip_prefix(EKS_TOKEN_PREFIX)
+        .ok_or("missing k8s-aws-v1. prefix")?;
+    // aws-iam-authenticator decodes RawURLEncoding; tolerate stray padding.
+    let raw = URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .map_err(|_| "token is not base64url")?;
+    String::from_utf8(raw).map_err(|_| "token URL is not UTF-8".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str =
+        "http://127.0.0.1:4566/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Signature=abcd";
+
+    #[test]
+    fn the_url_is_unwrapped_from_a_token() {
+        let token = format!("{EKS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(URL));
+        assert_eq!(presigned_sts_url(&token).as_deref(), Ok(URL));
+        assert_eq!(presigned_sts_url(&format!("{token}==")).as_deref(), Ok(URL));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        assert!(presigned_sts_url("k8s-aws-v1.%%%").is_err());
+        assert!(
+            presigned_sts_url(&URL_SAFE_NO_PAD.encode(URL)).is_err(),
+            "no prefix"
+        );
+        let not_utf8 = format!("{EKS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode([0xff, 0xfe]));
+        assert!(presigned_sts_url(&not_utf8).is_err());
+        let long = format!("{EKS_TOKEN_PREFIX}{}", "A".repeat(MAX_EKS_TOKEN_LEN));
+        assert!(presigned_sts_url(&long).is_err());
+    }
+
+    #[test]
+    fn the_admin_and_registered_service_account_tokens_are_accepted_until_revoked() {
+        let auth = ClusterAuth::new("eks-1", AwsState::new(crate::aws::AwsConfig::default()));
+        assert!(auth.authenticate(auth.admin_token()));
+        assert!(!auth.authenticate(&format!("{}x", auth.admin_token())));
+        assert!(!auth.authenticate(""));
+        let who = ServiceAccountRef {
+            namespace: "istio-system".into(),
+            service_account: "istio-reader-service-account".into(),
+            secret: "reader-token".into(),
+        };
+        auth.register_service_account_token("sa-token", who.clone());
+        assert!(auth.authenticate("sa-token"));
+        assert_eq!(auth.service_account_of("sa-token"), Some(who));
+        auth.retain_service_account_tokens(|_, who| who.secret != "reader-token");
+        assert!(!auth.authenticate("sa-token"));
+        // An EKS token whose URL the twin's STS does not accept.
+        let token = format!("{EKS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(URL));
+        assert!(!auth.authenticate(&token));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

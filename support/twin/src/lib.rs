@@ -1,0 +1,22 @@
+//! meshspec's twin: a small, faithful simulation of the seed system (two EKS
+//! clusters with Istio multi-network) behind the real wire protocols, so that
+//! meshspec's adapters, kubectl and the aws CLI talk to it as to AWS and EKS.
+//!
+//! - `meshspec_twin_aws`: one HTTP endpoint for EKS (restJson1), EC2 (ec2 query),
+//!   ELBv2 (awsQuery) and STS, routed by the SigV4 credential scope.
+//! - `meshspec_twin_kube`: one HTTPS Kubernetes API server per EKS cluster.
+//! - `programs`: what runs "inside" the clusters, chosen like a kubelet by image.
+//! - `dns`: the resolver for NLB hostnames.
+//! - `auth`: who each cluster's API server lets in.
+//! - `twin`: starts and stops all of it.
+
+pub use meshspec_twin_aws as aws;
+pub use meshspec_twin_aws::{Clock, Delays};
+pub use meshspec_twin_kube as kube;
+
+pub mod auth;
+pub mod dns;
+pub mod programs;
+pub mod twin;
+
+pub use twin::{Twin, TwinConfig};

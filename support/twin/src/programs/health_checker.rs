@@ -1,0 +1,106 @@
+//! The NLBs' TCP health checks: every `delays.health_check_interval` of
+//! simulated time, each registered target of each load balancer's target
+//! groups is probed. A probe passes iff a pod with the target's IP exists in a
+//! twin cluster in the target group's VPC, and accepts connections on the
+//! health-check port (see `listening`). AWS turns the results into target
+//! health with its thresholds.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::listening::listens_on;
+use super::load_balancer_controller::running_instance;
+use super::objects::pod;
+use super::runtime::Cluster;
+use crate::aws::AwsState;
+use crate::kube::Resource;
+
+/// The pods and Istio Gateways of one cluster, as one probe round sees them.
+struct ClusterView {
+    vpc_id: String,
+    /// Pods by IP.
+    pods: HashMap<String, Value>,
+    gateways: Vec<Value>,
+}
+
+impl ClusterView {
+    fn of(cluster: &Cluster) -> ClusterView {
+        let mut pods = HashMap::new();
+        for p in cluster.list(&Resource::pods()) {
+            if let Some(ip) = pod::ip(&p).map(str::to_owned) {
+                // A terminating pod and its replacement may share nothing but
+                // an IP briefly; the serving one answers.
+                let keep_old = pods.get(&ip).is_some_and(pod::is_serving);
+                if !keep_old {
+                    pods.insert(ip, p);
+                }
+            }
+        }
+        ClusterView {
+            vpc_id: cluster.vpc_id.clone(),
+            pods,
+            gateways: cluster.list(&Resource::gateways()),
+        }
+    }
+}
+
+/// Cluster names the load balancers of these clusters may be tagged with:
+/// their EKS names and what their load balancer controllers were told.
+fn cluster_names(clusters: &[Arc<Cluster>]) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for c in clusters {
+        names.insert(c.eks_name.clone());
+        if let Some(instance) = running_instance(&c.list(&Resource::pods()), &c.vpc_id) {
+            names.insert(instance.cluster_name);
+        }
+    }
+    names
+}
+
+/// One probe of every registered target; returns how many were probed.
+pub fn probe_all(aws: &AwsState, clusters: &[Arc<Cluster>]) -> usize {
+    let views: Vec<ClusterView> = clusters.iter().map(|c| ClusterView::of(c)).collect();
+    let mut probed = 0;
+    let mut seen_lbs = BTreeSet::new();
+    for name in cluster_names(clusters) {
+        for lb in aws.load_balancers_tagged("elbv2.k8s.aws/cluster", &name) {
+            if !seen_lbs.insert(lb.arn.clone()) {
+                continue;
+            }
+            for tg in aws.target_groups_of(&lb.arn) {
+                for (ip, port) in aws.registered_targets(&tg.arn) {
+                    let check_port = tg.health_check_port.unwrap_or(port);
+                    let passed = views.iter().filter(|v| v.vpc_id == tg.vpc_id).any(|v| {
+                        v.pods
+                            .get(&ip)
+                            .is_some_and(|p| listens_on(p, check_port, &v.gateways))
+                    });
+                    aws.record_health_check(&tg.arn, &ip, port, passed);
+                    probed += 1;
+                }
+            }
+        }
+    }
+    probed
+}
+
+/// Wall time between probe rounds at least: at extreme time scales a round
+/// per compressed interval would only burn CPU (health then simply turns a
+/// little later in simulated time).
+const MIN_ROUND: Duration = Duration::from_millis(20);
+
+/// Probes forever, once per health-check interval (simulated time).
+pub async fn run(aws: AwsState, clusters: impl Fn() -> Vec<Arc<Cluster>> + Send + 'static) {
+    let cfg = aws.config();
+    let round = cfg
+        .clock
+        .compress(cfg.delays.health_check_interval)
+        .max(MIN_ROUND);
+    loop {
+        tokio::time::sleep(round).await;
+        probe_all(&aws, &clusters());
+    }
+}

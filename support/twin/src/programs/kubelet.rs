@@ -1,0 +1,297 @@
+//! The scheduler and the kubelets of a cluster, for every pod however it was
+//! made: a new pod is bound to a node (`spec.nodeName`) and gets an IP from
+//! that node's subnet (Pending, ContainerCreating), then after
+//! `delays.pod_ready` of simulated time it is Running with every container
+//! started and Ready. A pod for which no node or IP is left stays Pending and
+//! Unschedulable.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::task::AbortHandle;
+
+use super::network::Placement;
+use super::objects::{self, pod};
+use super::runtime::{timestamp, Cluster, Reconciler};
+use crate::kube::{Part, Resource, StoreEvent};
+
+pub struct Kubelet {
+    /// Pods (by uid) whose containers are starting: the timer that makes them Ready.
+    starting: HashMap<String, AbortHandle>,
+}
+
+impl Kubelet {
+    pub fn new() -> Kubelet {
+        Kubelet {
+            starting: HashMap::new(),
+        }
+    }
+}
+
+impl Default for Kubelet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        for timer in self.starting.values() {
+            timer.abort();
+        }
+    }
+}
+
+fn pod_key(p: &Value) -> String {
+    format!("{}/{}", objects::namespace(p), objects::name(p))
+}
+
+fn condition(kind: &str, ok: bool, now: &str) -> Value {
+    json!({"type": kind, "status": if ok {"True"} else {"False"}, "lastProbeTime": null, "lastTransitionTime": now})
+}
+
+/// A deterministic fake digest, so that the same image always shows the same ID.
+fn digest(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Status of a pod bound to its node whose containers are being created.
+pub fn pending_status(p: &Value, at: &Placement, now: &str) -> Value {
+    let waiting = |c: &Value| {
+        json!({"name": c.get("name").cloned().unwrap_or(Value::Null), "image": pod::image(c), "imageID": "",
+               "ready": false, "started": false, "restartCount": 0,
+               "state": {"waiting": {"reason": "ContainerCreating"}}, "lastState": {}})
+    };
+    let mut status = json!({
+        "phase": "Pending",
+        "hostIP": at.host_ip.to_string(), "hostIPs": [{"ip": at.host_ip.to_string()}],
+        "podIP": at.pod_ip.to_string(), "podIPs": [{"ip": at.pod_ip.to_string()}],
+        "startTime": now,
+        "qosClass": p.pointer("/status/qosClass").cloned().unwrap_or(json!("BestEffort")),
+        "conditions": [
+            condition("PodReadyToStartContainers", false, now),
+            condition("Initialized", true, now),
+            condition("Ready", false, now),
+            condition("ContainersReady", false, now),
+            condition("PodScheduled", true, now),
+        ],
+        "containerStatuses": pod::containers(p).iter().map(waiting).collect::<Vec<_>>(),
+    });
+    for c in status["conditions"].as_array_mut().into_iter().flatten() {
+        if matches!(c["type"].as_str(), Some("Ready" | "ContainersReady")) {
+            c["reason"] = json!("ContainersNotReady");
+        }
+    }
+    status
+}
+
+/// Status of the same pod once all its containers run and are ready.
+pub fn running_status(p: &Value, now: &str) -> Value {
+    let mut status = p.get("status").cloned().unwrap_or_else(|| json!({}));
+    let uid = objects::uid(p);
+    let running = |c: &Value| {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        let image = pod::image(c);
+        json!({"name": name, "image": image, "imageID": format!("{image}@sha256:{}", digest(image)),
+               "containerID": format!("containerd://{}", digest(&format!("{uid}/{name}"))),
+               "ready": true, "started": true, "restartCount": 0,
+               "state": {"running": {"startedAt": now}}, "lastState": {}})
+    };
+    let completed = |c: &Value| {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        let image = pod::image(c);
+        json!({"name": name, "image": image, "imageID": format!("{image}@sha256:{}", digest(image)),
+               "containerID": format!("containerd://{}", digest(&format!("{uid}/init/{name}"))),
+               "ready": true, "started": false, "restartCount": 0,
+               "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
+               "lastState": {}})
+    };
+    status["phase"] = json!("Running");
+    status["conditions"] = json!([
+        condition("PodReadyToStartContainers", true, now),
+        condition("Initialized", true, now),
+        condition("Ready", true, now),
+        condition("ContainersReady", true, now),
+        condition("PodScheduled", true, now),
+    ]);
+    status["containerStatuses"] = Value::Array(pod::containers(p).iter().map(running).collect());
+    if let Some(init) = p.pointer("/spec/initContainers").and_then(Value::as_array) {
+        status["initContainerStatuses"] = Value::Array(init.iter().map(completed).collect());
+    }
+    status
+}
+
+fn unschedulable_status(p: &Value, nodes: usize, now: &str) -> Value {
+    let mut status = p.get("status").cloned().unwrap_or_else(|| json!({}));
+    status["phase"] = json!("Pending");
+    let mut scheduled = condition("PodScheduled", false, now);
+    scheduled["reason"] = json!("Unschedulable");
+    scheduled["message"] = json!(format!(
+        "0/{nodes} nodes are available: no free IP address in their subnets."
+    ));
+    status["conditions"] = json!([scheduled]);
+    status
+}
+
+impl Reconciler for Kubelet {
+    fn name(&self) -> &'static str {
+        "kubelet"
+    }
+
+    fn interested(&self, event: &StoreEvent) -> bool {
+        event.resource.plural == "pods"
+    }
+
+    fn reconcile(&mut self, cluster: &Arc<Cluster>) {
+        let pods = cluster.list(&Resource::pods());
+        let now = timestamp();
+        let mut network = cluster.network();
+        let Some(network) = network.as_mut() else {
+            return;
+        };
+
+        // Forget pods that are gone: their IPs and start timers.
+        let live: HashSet<String> = pods.iter().map(pod_key).collect();
+        let uids: HashSet<&str> = pods.iter().map(objects::uid).collect();
+        network.retain(|key| live.contains(key));
+        self.starting.retain(|uid, timer| {
+            let keep = uids.contains(uid.as_str()) && !timer.is_finished();
+            if !keep {
+                timer.abort();
+            }
+            keep
+        });
+
+        for p in &pods {
+            if objects::is_terminating(p)
+                || matches!(pod::phase(p), "Running" | "Succeeded" | "Failed")
+            {
+                continue;
+            }
+            let key = pod_key(p);
+            let ns = objects::namespace(p).to_owned();
+            let name = objects::name(p).to_owned();
+            match (pod::node_name(p), pod::ip(p)) {
+                (Some(node), Some(ip)) => {
+                    if let Ok(ip) = ip.parse() {
+                        network.adopt(&key, node, ip);
+                    }
+                }
+                _ => {
+                    let Some(at) = network.place(&key) else {
+                        if !pod::condition_false_with_reason(p, "PodScheduled", "Unschedulable") {
+                            let mut updated = p.clone();
+                            updated["status"] =
+                                unschedulable_status(p, network.nodes().len(), &now);
+                            cluster.set_status(&Resource::pods(), &updated);
+                        }
+                        continue;
+                    };
+                    if pod::node_name(p).is_none()
+                        && cluster
+                            .merge_patch(
+                                &Resource::pods(),
+                                Some(&ns),
+                                &name,
+                                json!({"spec": {"nodeName": at.node_name}}),
+                            )
+                            .is_none()
+                    {
+                        continue;
+                    }
+                    let mut updated = p.clone();
+                    updated["status"] = pending_status(p, &at, &now);
+                    cluster.set_status(&Resource::pods(), &updated);
+                }
+            }
+            let uid = objects::uid(p).to_owned();
+            if let Entry::Vacant(slot) = self.starting.entry(uid.clone()) {
+                slot.insert(
+                    tokio::spawn(start_containers(cluster.clone(), ns, name, uid)).abort_handle(),
+                );
+            }
+        }
+    }
+}
+
+/// After the simulated start-up time, the pod (if it is still the same one and
+/// still starting) runs and is Ready.
+async fn start_containers(cluster: Arc<Cluster>, ns: String, name: String, uid: String) {
+    cluster.clock.sleep(cluster.delays.pod_ready).await;
+    let result = cluster.store.modify(
+        &Resource::pods(),
+        Some(&ns),
+        &name,
+        Part::Status,
+        |current| {
+            let mut next = current.clone();
+            if objects::uid(current) == uid
+                && pod::phase(current) == "Pending"
+                && pod::ip(current).is_some()
+            {
+                next["status"] = running_status(current, &timestamp());
+            }
+            Ok(next)
+        },
+    );
+    if let Err(e) = result {
+        tracing::debug!(cluster = %cluster.eks_name, "pod {ns}/{name} did not start: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn placement() -> Placement {
+        Placement {
+            node_name: "ip-10-1-3-7.us-west-2.compute.internal".into(),
+            host_ip: Ipv4Addr::new(10, 1, 3, 7),
+            pod_ip: Ipv4Addr::new(10, 1, 9, 33),
+            az: "us-west-2a".into(),
+        }
+    }
+
+    fn a_pod() -> Value {
+        json!({"metadata": {"name": "p", "namespace": "sample", "uid": "u1"},
+               "spec": {"containers": [{"name": "helloworld", "image": "docker.io/istio/examples-helloworld-v1"},
+                                       {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.20.2"}]},
+               "status": {"phase": "Pending", "qosClass": "BestEffort"}})
+    }
+
+    #[test]
+    fn a_placed_pod_is_pending_with_its_ip_and_not_ready() {
+        let s = pending_status(&a_pod(), &placement(), "2026-11-25T18:09:48Z");
+        assert_eq!(s["phase"], "Pending");
+        assert_eq!(s["podIP"], "10.1.9.33");
+        assert_eq!(s["hostIP"], "10.1.3.7");
+        let mut p = a_pod();
+        p["status"] = s;
+        assert!(!pod::is_ready(&p));
+        assert_eq!(
+            p["status"]["containerStatuses"][1]["state"]["waiting"]["reason"],
+            "ContainerCreating"
+        );
+    }
+
+    #[test]
+    fn a_started_pod_runs_every_container_ready() {
+        let mut p = a_pod();
+        p["status"] = pending_status(&p, &placement(), "2026-11-25T18:09:48Z");
+        p["status"] = running_status(&p, "2026-11-25T18:10:03Z");
+        assert!(pod::is_serving(&p));
+        assert!(pod::condition_true(&p, "ContainersReady"));
+        assert_eq!(p["status"]["podIP"], "10.1.9.33", "the IP is kept");
+        let statuses = p["status"]["containerStatuses"].as_array().unwrap();
+        assert_eq!(statuses.len(), 2);
+        for s in statuses {
+            assert_eq!(s["ready"], true);
+            assert_eq!(s["started"], true);
+            assert_eq!(s["state"]["running"]["startedAt"], "2026-11-25T18:10:03Z");
+        }
+    }
+}

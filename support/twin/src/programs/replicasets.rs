@@ -1,0 +1,164 @@
+//! The replica set controller: keeps `spec.replicas` pods of the template
+//! (named `<replicaset>-<5 chars>`, owned by the ReplicaSet), replaces pods
+//! that are deleted, removes surplus ones (not-ready and newest first), and
+//! reports counts in the ReplicaSet's status.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::deployments::desired_replicas;
+use super::objects::{self, pod};
+use super::runtime::{Cluster, Reconciler};
+use crate::kube::{Resource, StoreEvent};
+
+/// The suffix alphabet Kubernetes uses for generated names (no vowels, no
+/// look-alikes).
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+pub fn random_suffix() -> String {
+    (0..5)
+        .map(|_| char::from(NAME_ALPHABET[rand::random_range(0..NAME_ALPHABET.len())]))
+        .collect()
+}
+
+/// A new pod of the ReplicaSet's template.
+pub fn pod_for(rs: &Value) -> Value {
+    let template = rs
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut metadata = template
+        .get("metadata")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let rs_name = objects::name(rs);
+    metadata["name"] = json!(format!("{rs_name}-{}", random_suffix()));
+    metadata["generateName"] = json!(format!("{rs_name}-"));
+    metadata["namespace"] = json!(objects::namespace(rs));
+    metadata["ownerReferences"] = json!([objects::owner_reference(rs, "apps/v1", "ReplicaSet")]);
+    // The API server fills the pod spec's defaults.
+    let spec = template
+        .get("spec")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+}
+
+/// Which pods to delete to get down to `keep`: not-ready first, then newest.
+fn surplus(mut pods: Vec<&Value>, keep: usize) -> Vec<&Value> {
+    pods.sort_by(|a, b| {
+        let created = |p: &Value| {
+            p.pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        pod::is_ready(a)
+            .cmp(&pod::is_ready(b))
+            .then_with(|| created(b).cmp(&created(a)))
+            .then_with(|| objects::name(b).cmp(objects::name(a)))
+    });
+    let n = pods.len().saturating_sub(keep);
+    pods.into_iter().take(n).collect()
+}
+
+pub struct ReplicaSetController;
+
+impl Reconciler for ReplicaSetController {
+    fn name(&self) -> &'static str {
+        "replicasets"
+    }
+
+    fn interested(&self, event: &StoreEvent) -> bool {
+        matches!(event.resource.plural.as_str(), "replicasets" | "pods")
+    }
+
+    fn reconcile(&mut self, cluster: &Arc<Cluster>) {
+        let replica_sets = cluster.list(&Resource::replicasets());
+        let pods = cluster.list(&Resource::pods());
+
+        for rs in &replica_sets {
+            if objects::is_terminating(rs) {
+                continue;
+            }
+            let ns = objects::namespace(rs);
+            let owned: Vec<&Value> = pods
+                .iter()
+                .filter(|p| {
+                    objects::namespace(p) == ns
+                        && objects::controller_uid(p, "ReplicaSet") == Some(objects::uid(rs))
+                        && !objects::is_terminating(p)
+                        && !matches!(pod::phase(p), "Succeeded" | "Failed")
+                })
+                .collect();
+            let desired = usize::try_from(desired_replicas(rs)).unwrap_or(usize::MAX);
+            if owned.len() < desired {
+                for _ in owned.len()..desired {
+                    cluster.create(&Resource::pods(), pod_for(rs));
+                }
+            } else {
+                for p in surplus(owned.clone(), desired) {
+                    cluster.delete(&Resource::pods(), Some(ns), objects::name(p));
+                }
+            }
+
+            let ready = owned.iter().filter(|p| pod::is_ready(p)).count();
+            let mut status = json!({"replicas": owned.len(), "fullyLabeledReplicas": owned.len()});
+            if ready > 0 {
+                status["readyReplicas"] = json!(ready);
+                status["availableReplicas"] = json!(ready);
+            }
+            if let Some(g) = rs.pointer("/metadata/generation").and_then(Value::as_i64) {
+                status["observedGeneration"] = json!(g);
+            }
+            if rs.get("status") != Some(&status) {
+                let mut updated = rs.clone();
+                updated["status"] = status;
+                cluster.set_status(&Resource::replicasets(), &updated);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_named_after_the_replica_set_and_owned_by_it() {
+        let rs = json!({
+            "metadata": {"name": "sleep-0123456789", "namespace": "sample", "uid": "rs-1"},
+            "spec": {"template": {"metadata": {"labels": {"app": "sleep", "pod-template-hash": "0123456789"}},
+                                  "spec": {"containers": [{"name": "sleep", "image": "curlimages/curl"}]}}}
+        });
+        let p = pod_for(&rs);
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let suffix = name.strip_prefix("sleep-0123456789-").unwrap();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.bytes().all(|b| NAME_ALPHABET.contains(&b)));
+        assert_eq!(p["metadata"]["labels"]["pod-template-hash"], "0123456789");
+        assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], "rs-1");
+        assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+        assert_eq!(p["spec"]["containers"][0]["image"], "curlimages/curl");
+    }
+
+    #[test]
+    fn surplus_pods_are_the_unready_then_the_newest() {
+        let mk = |name: &str, ready: bool, created: &str| {
+            json!({"metadata": {"name": name, "creationTimestamp": created},
+                   "status": {"conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}})
+        };
+        let a = mk("a", true, "2026-11-25T18:00:00Z");
+        let b = mk("b", true, "2026-11-25T18:05:00Z");
+        let c = mk("c", false, "2026-11-25T17:00:00Z");
+        let gone: Vec<&str> = surplus(vec![&a, &b, &c], 1)
+            .into_iter()
+            .map(objects::name)
+            .collect();
+        assert_eq!(gone, ["c", "b"]);
+        assert!(surplus(vec![&a], 3).is_empty());
+    }
+}
