@@ -219,6 +219,39 @@ impl Session {
         Ok(client)
     }
 
+    /// Fail before any scenario runs when the target cannot be used: every
+    /// configured kube context must answer, AWS must accept the credentials, and
+    /// on targets meshspec may not provision, the clusters must already exist.
+    pub async fn preflight(&self) -> Result<()> {
+        for cluster in self.contexts.keys() {
+            self.api_answers(cluster).await?;
+        }
+        if let Some(aws) = &self.aws {
+            aws.preflight().await?;
+        }
+        if !self.allow_provision {
+            for c in &self.topology.clusters {
+                if !self.contexts.contains_key(&c.name) {
+                    self.api_answers(&c.name).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn api_answers(&self, cluster: &str) -> Result<()> {
+        let client = self.kube(cluster).await?;
+        let how = match self.contexts.get(cluster) {
+            Some(ctx) => format!("context {ctx:?}"),
+            None => "EKS DescribeCluster".to_string(),
+        };
+        client
+            .apiserver_version()
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("the API server of {cluster} ({how}) does not answer: {e}"))
+    }
+
     /// Stop what the session started (the in-process twin).
     pub async fn close(&self) {
         if let Some(twin) = self.twin.lock().await.take() {

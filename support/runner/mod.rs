@@ -62,6 +62,10 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     let json_file = std::fs::File::create(&json).with_context(|| format!("cannot write {}", json.display()))?;
 
     let session: Arc<Session> = Session::open(opts.target).await?;
+    if let Err(e) = session.preflight().await {
+        session.close().await;
+        return Err(e.context("the target is not usable"));
+    }
     set_session(Some(session.clone()));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty> { tags_filter: tags, ..Default::default() };

@@ -1,0 +1,139 @@
+//! Bad input gives one clear error and a non-zero exit: never a panic, never a hang.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::harness::{free_port, init, run_bounded, text, TwinTarget};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn meshspec() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KUBECONFIG")
+        .env_remove("CTX_CLUSTER1")
+        .env_remove("CTX_CLUSTER2")
+        .env_remove("MESHSPEC_DNS")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+/// Runs meshspec and expects exit code 2 with `needle` in a single `error:` line.
+fn expect_clear_error(cmd: &mut Command, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    cmd.arg("--report-dir").arg(dir.path());
+    let out = run_bounded(cmd, LIMIT);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "exit code; stdout: {stdout}\nstderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "a panic: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected: {stderr}");
+    assert!(errors[0].contains(needle), "expected {needle:?} in {:?}", errors[0]);
+}
+
+fn eks_run() -> Command {
+    let mut cmd = meshspec();
+    cmd.args(["run", "--target", "eks"]);
+    cmd
+}
+
+#[test]
+fn a_missing_kubeconfig_is_named() {
+    expect_clear_error(
+        eks_run().args(["--kubeconfig", "/nonexistent/kubeconfig", "--context", "eks-1=a", "--context", "eks-2=b"]),
+        "cannot load the kubeconfig /nonexistent/kubeconfig",
+    );
+}
+
+#[test]
+fn a_broken_kubeconfig_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken");
+    std::fs::write(&path, "clusters: [this is: not\n  - valid").unwrap();
+    expect_clear_error(
+        eks_run().arg("--kubeconfig").arg(&path).args(["--context", "eks-1=a"]),
+        "cannot load the kubeconfig",
+    );
+}
+
+fn kubeconfig_with_context(dir: &std::path::Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: true\n\
+             contexts:\n- name: known\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: not-a-real-token\ncurrent-context: known\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn an_unknown_context_is_named_with_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = kubeconfig_with_context(dir.path(), "https://127.0.0.1:1");
+    expect_clear_error(
+        eks_run().arg("--kubeconfig").arg(&path).args(["--context", "eks-1=nope"]),
+        "no context \"nope\" in the kubeconfig (contexts: known)",
+    );
+}
+
+#[test]
+fn an_unreachable_api_server_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = kubeconfig_with_context(dir.path(), &format!("https://127.0.0.1:{port}"));
+    expect_clear_error(
+        eks_run().arg("--kubeconfig").arg(&path).args(["--context", "eks-1=known"]),
+        "the API server of eks-1 (context \"known\") does not answer",
+    );
+}
+
+#[test]
+fn an_unreachable_aws_endpoint_is_named() {
+    let port = free_port();
+    expect_clear_error(
+        eks_run()
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_REGION", "us-west-2"),
+        "cannot reach the AWS endpoint",
+    );
+}
+
+#[test]
+fn bad_aws_credentials_are_named_and_never_printed() {
+    init();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let target = rt.block_on(TwinTarget::start(1000.0));
+    let endpoint = target.twin.aws_endpoint().to_string();
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGSECRET";
+    let mut cmd = eks_run();
+    cmd.env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_REGION", "us-west-2");
+    expect_clear_error(&mut cmd, "UnrecognizedClientException");
+    let out = run_bounded(eks_run().env("AWS_ENDPOINT_URL", &endpoint).env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1").env("AWS_SECRET_ACCESS_KEY", secret).env("AWS_REGION", "us-west-2"), LIMIT);
+    assert!(!text(&out.stderr).contains(secret) && !text(&out.stdout).contains(secret));
+    rt.block_on(target.twin.shutdown());
+}
+
+#[test]
+fn a_bad_tag_expression_and_missing_features_are_named() {
+    expect_clear_error(meshspec().args(["run", "--tags", "@a and and"]), "bad tag expression");
+    expect_clear_error(meshspec().args(["run", "--features", "/nonexistent/features"]), "no features at /nonexistent/features");
+}
+
+#[test]
+fn a_broken_topology_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topology.yaml");
+    std::fs::write(&path, "region: us-west-2\nmesh_id: m\nkubernetes_version: '1.28'\nistio_version: '1.20.2'\nclusters: []\n").unwrap();
+    expect_clear_error(meshspec().args(["run", "--topology"]).arg(&path), "exactly two clusters");
+}

@@ -1,0 +1,8 @@
+//! Integration tests: meshspec's adapters against the twin and moto, the twin
+//! against clients nobody here wrote (kubectl, the aws CLI), and bad input.
+
+mod adapters;
+mod bad_input;
+mod harness;
+mod moto;
+mod twin_clients;

@@ -1,0 +1,178 @@
+//! The twin as `meshspec twin up` serves it, used by clients nobody here wrote:
+//! kubectl and the aws CLI, and the seed runbook's readiness commands as written.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::harness::{run_bounded, text};
+
+const CLI_LIMIT: Duration = Duration::from_secs(60);
+
+struct TwinUp {
+    child: Child,
+    dir: tempfile::TempDir,
+    env_file: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+impl TwinUp {
+    fn start() -> TwinUp {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("twin.env");
+        let child = Command::new(env!("CARGO_BIN_EXE_meshspec"))
+            .args(["twin", "up", "--env-file"])
+            .arg(&env_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("meshspec twin up starts");
+        let mut up = TwinUp { child, dir, env_file, env: BTreeMap::new() };
+        let start = Instant::now();
+        while !up.env_file.exists() {
+            if let Some(status) = up.child.try_wait().unwrap() {
+                panic!("twin up exited early with {status}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "twin up did not write its env file in 120 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The file is written in one go; read until every expected key is there.
+        for _ in 0..100 {
+            up.env = parse_env(&std::fs::read_to_string(&up.env_file).unwrap_or_default());
+            if up.env.contains_key("MESHSPEC_DNS") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        up
+    }
+
+    /// A command with exactly the env file's variables (as after `set -a; . twin.env`).
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .envs(&self.env);
+        cmd
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        let mut cmd = self.command("kubectl");
+        cmd.arg("--cache-dir").arg(self.dir.path().join("kube-cache")).args(args);
+        let out = run_bounded(&mut cmd, CLI_LIMIT);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn aws(&self, args: &[&str]) -> serde_json::Value {
+        let out = run_bounded(self.command("aws").args(args), CLI_LIMIT);
+        assert!(out.status.success(), "aws {args:?} failed: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", text(&out.stdout)))
+    }
+
+    fn stop(mut self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-s", signal, &pid]).status().unwrap().success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("twin up did not stop within 30 s of {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "twin up exited with {status} after {signal}");
+        assert!(!self.env_file.exists(), "the env file is removed on {signal}");
+        assert!(!Path::new(&format!("{}.kubeconfig", self.env_file.display())).exists(), "the kubeconfig is removed on {signal}");
+    }
+}
+
+fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
+}
+
+#[test]
+fn twin_up_serves_kubectl_the_aws_cli_and_the_seed_readiness_commands() {
+    let up = TwinUp::start();
+    for key in ["KUBECONFIG", "CTX_CLUSTER1", "CTX_CLUSTER2", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MESHSPEC_DNS"] {
+        assert!(up.env.get(key).is_some_and(|v| !v.is_empty()), "{key} missing from the env file: {:?}", up.env.keys());
+    }
+    let ctx1 = up.env["CTX_CLUSTER1"].clone();
+    assert!(ctx1.starts_with("arn:aws:eks:us-west-2:") && ctx1.ends_with(":cluster/eks-1"), "{ctx1}");
+
+    // kubectl: get -o jsonpath, get -l, apply -f.
+    let hostname = up.kubectl(&[
+        "get", "svc", "istio-eastwestgateway", "-n", "istio-ingress", "--context", &ctx1,
+        "-o=jsonpath={.status.loadBalancer.ingress[0].hostname}",
+    ]);
+    assert!(hostname.ends_with(".elb.us-west-2.amazonaws.com"), "{hostname}");
+    let pod = up.kubectl(&["get", "pod", "--context", &ctx1, "-l", "app=sleep", "-o", "jsonpath={.items[0].metadata.name}", "-n", "sample"]);
+    assert!(pod.starts_with("sleep-"), "{pod}");
+    let manifest = up.dir.path().join("cm.yaml");
+    std::fs::write(&manifest, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-kubectl\n  namespace: sample\ndata:\n  k: v\n").unwrap();
+    let applied = up.kubectl(&["apply", "-f", manifest.to_str().unwrap(), "--context", &ctx1]);
+    assert!(applied.contains("configmap/from-kubectl created"), "{applied}");
+    assert_eq!(up.kubectl(&["get", "cm", "from-kubectl", "-n", "sample", "--context", &ctx1, "-o", "jsonpath={.data.k}"]), "v");
+
+    // The aws CLI.
+    let cluster = up.aws(&["eks", "describe-cluster", "--name", "eks-1"]);
+    assert_eq!(cluster["cluster"]["status"], "ACTIVE");
+    assert_eq!(cluster["cluster"]["arn"], ctx1.as_str());
+    let lbs = up.aws(&["elbv2", "describe-load-balancers"]);
+    let lb = lbs["LoadBalancers"].as_array().unwrap().iter().find(|l| l["DNSName"] == hostname.as_str()).expect("the NLB is listed");
+    assert_eq!((lb["Type"].as_str(), lb["Scheme"].as_str(), lb["State"]["Code"].as_str()), (Some("network"), Some("internet-facing"), Some("active")));
+    let listeners = up.aws(&["elbv2", "describe-listeners", "--load-balancer-arn", lb["LoadBalancerArn"].as_str().unwrap()]);
+    let tg = listeners["Listeners"].as_array().unwrap().iter().find(|l| l["Port"] == 15443).expect("a 15443 listener")["DefaultActions"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let health = up.aws(&["elbv2", "describe-target-health", "--target-group-arn", &tg]);
+    let targets = health["TargetHealthDescriptions"].as_array().unwrap();
+    assert!(!targets.is_empty() && targets.iter().all(|t| t["TargetHealth"]["State"] == "healthy"), "{targets:?}");
+
+    // The runbook's readiness commands, as written (with its `k` alias), for each cluster.
+    for ctx in ["CTX_CLUSTER1", "CTX_CLUSTER2"] {
+        let script = format!(
+            r#"set -eo pipefail
+k() {{ kubectl --cache-dir "$HOME/kube-cache" "$@"; }}
+CTX_CLUSTER1="${ctx}"
+EW_LB_NAME=$(k get svc istio-eastwestgateway -n istio-ingress --context $CTX_CLUSTER1 -o=jsonpath='{{.status.loadBalancer.ingress[0].hostname}}')
+
+EW_LB_ARN=$(aws elbv2 describe-load-balancers | \
+jq -r --arg EW_LB_NAME "$EW_LB_NAME" \
+'.LoadBalancers[] | select(.DNSName == $EW_LB_NAME) | .LoadBalancerArn')
+
+TG_ARN=$(aws elbv2 describe-listeners --load-balancer-arn $EW_LB_ARN | jq -r '.Listeners[] | select(.Port == 15443) | .DefaultActions[0].TargetGroupArn')
+
+aws elbv2 describe-target-health --target-group-arn $TG_ARN | jq -r '.TargetHealthDescriptions[0]'
+"#
+        );
+        let out = run_bounded(up.command("bash").args(["-c", &script]), CLI_LIMIT);
+        assert!(out.status.success(), "the seed's readiness script failed: {}", text(&out.stderr));
+        let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script prints one target as JSON");
+        assert_eq!(first["TargetHealth"]["State"], "healthy", "{first}");
+        assert_eq!(first["Target"]["Port"], 15443);
+        assert_eq!(first["HealthCheckPort"], "15443");
+        assert!(first["Target"]["AvailabilityZone"].as_str().unwrap().starts_with("us-west-2"));
+    }
+    up.stop("TERM");
+}
+
+#[test]
+fn twin_up_cleans_up_on_sigint() {
+    let up = TwinUp::start();
+    assert!(up.env_file.exists());
+    up.stop("INT");
+}
