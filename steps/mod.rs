@@ -31,11 +31,8 @@ pub struct MeshWorld {
 
 impl MeshWorld {
     fn new() -> Self {
-        let session = SESSION
-            .read()
-            .expect("session lock")
-            .clone()
-            .expect("the runner opens a session before running features");
+        let session =
+            SESSION.read().expect("session lock").clone().expect("the runner opens a session before running features");
         MeshWorld { session, cluster: None, hostname: None, load_balancer: None, target_group: None }
     }
 

@@ -48,7 +48,12 @@ async fn subnets_tagged(w: &mut MeshWorld, count: usize, kind: String, tag: Stri
     ensure!(kind == "private" || kind == "public", "subnets are private or public, not {kind}");
     for c in w.clusters() {
         let tagged = check::subnets_tagged(&w.session, &c, key, value).await?;
-        ensure!(tagged.len() == count, "{}: {} {kind} subnets tagged {tag}, expected {count}: {tagged:?}", c.vpc_name, tagged.len());
+        ensure!(
+            tagged.len() == count,
+            "{}: {} {kind} subnets tagged {tag}, expected {count}: {tagged:?}",
+            c.vpc_name,
+            tagged.len()
+        );
         let mut azs: Vec<_> = tagged.iter().map(|(_, az)| az.clone()).collect();
         azs.sort();
         ensure!(azs == w.topology().availability_zones(), "{}: {kind} subnets are in {azs:?}", c.vpc_name);
@@ -58,7 +63,11 @@ async fn subnets_tagged(w: &mut MeshWorld, count: usize, kind: String, tag: Stri
 
 #[then(expr = "both EKS clusters are ACTIVE with Kubernetes {string}")]
 async fn clusters_active(w: &mut MeshWorld, version: String) -> StepResult {
-    ensure!(version == w.topology().kubernetes_version, "the configuration says Kubernetes {}", w.topology().kubernetes_version);
+    ensure!(
+        version == w.topology().kubernetes_version,
+        "the configuration says Kubernetes {}",
+        w.topology().kubernetes_version
+    );
     for c in w.clusters() {
         check::cluster_active(&w.session, &c, &version).await?;
     }
@@ -78,7 +87,12 @@ async fn api_answers(w: &mut MeshWorld) -> StepResult {
 async fn namespace_network(w: &mut MeshWorld, ns: String, key: String) -> StepResult {
     for c in w.clusters() {
         let got = check::namespace_label(&w.session, &c, &ns, &key).await?;
-        ensure!(got.as_deref() == Some(c.network.as_str()), "{}: namespace {ns} has {key}={got:?}, expected {}", c.name, c.network);
+        ensure!(
+            got.as_deref() == Some(c.network.as_str()),
+            "{}: namespace {ns} has {key}={got:?}, expected {}",
+            c.name,
+            c.network
+        );
     }
     Ok(())
 }
@@ -87,14 +101,29 @@ async fn namespace_network(w: &mut MeshWorld, ns: String, key: String) -> StepRe
 async fn namespace_label(w: &mut MeshWorld, ns: String, key: String, value: String) -> StepResult {
     for c in w.clusters() {
         let got = check::namespace_label(&w.session, &c, &ns, &key).await?;
-        ensure!(got.as_deref() == Some(value.as_str()), "{}: namespace {ns} has {key}={got:?}, expected {value:?}", c.name);
+        ensure!(
+            got.as_deref() == Some(value.as_str()),
+            "{}: namespace {ns} has {key}={got:?}, expected {value:?}",
+            c.name
+        );
     }
     Ok(())
 }
 
 #[then(expr = "each cluster has the secret {string} in {string} with keys {word}, {word}, {word} and {word}")]
-async fn cacerts_keys(w: &mut MeshWorld, name: String, ns: String, k1: String, k2: String, k3: String, k4: String) -> StepResult {
-    ensure!(name == names::CACERTS && ns == names::ISTIO_SYSTEM, "Istio reads its plugged-in CA from istio-system/cacerts");
+async fn cacerts_keys(
+    w: &mut MeshWorld,
+    name: String,
+    ns: String,
+    k1: String,
+    k2: String,
+    k3: String,
+    k4: String,
+) -> StepResult {
+    ensure!(
+        name == names::CACERTS && ns == names::ISTIO_SYSTEM,
+        "Istio reads its plugged-in CA from istio-system/cacerts"
+    );
     for c in w.clusters() {
         let (keys, _) = check::cacerts(&w.session, &c).await?;
         for k in [&k1, &k2, &k3, &k4] {
@@ -188,7 +217,12 @@ async fn cross_network_gateway(w: &mut MeshWorld, name: String, ns: String, port
     for c in w.clusters() {
         let gw = check::istio_gateway(&w.session, &c, &ns, &name).await?;
         let spec = &gw["spec"];
-        ensure!(spec["selector"]["istio"] == "eastwestgateway", "{}: Gateway {name} selects {}", c.name, spec["selector"]);
+        ensure!(
+            spec["selector"]["istio"] == "eastwestgateway",
+            "{}: Gateway {name} selects {}",
+            c.name,
+            spec["selector"]
+        );
         let servers = spec["servers"].as_array().cloned().unwrap_or_default();
         let ok = servers.iter().any(|s| {
             s["port"]["number"] == port

@@ -53,6 +53,11 @@ async fn every_target_healthy(w: &mut MeshWorld) -> StepResult {
 async fn resolves(w: &mut MeshWorld) -> StepResult {
     let lb = w.load_balancer.clone().context("no load balancer from an earlier step")?;
     let ips = check::resolves_per_zone(&w.session, &lb).await?;
-    ensure!(ips.len() == lb.zones.len() && !ips.is_empty(), "{} resolves to {ips:?} for {} zones", lb.dns_name, lb.zones.len());
+    ensure!(
+        ips.len() == lb.zones.len() && !ips.is_empty(),
+        "{} resolves to {ips:?} for {} zones",
+        lb.dns_name,
+        lb.zones.len()
+    );
     Ok(())
 }

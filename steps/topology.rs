@@ -32,7 +32,10 @@ async fn the_mesh_topology(w: &mut MeshWorld, step: &Step) -> StepResult {
             ("helloworld", &c.sample_version),
         ] {
             if let Some(said) = get(col) {
-                ensure!(said == configured, "cluster {name}: the feature says {col} {said:?}, the configuration {configured:?}");
+                ensure!(
+                    said == configured,
+                    "cluster {name}: the feature says {col} {said:?}, the configuration {configured:?}"
+                );
             }
         }
     }
@@ -50,10 +53,7 @@ async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> 
 #[given("the deployment is provisioned in stages on the target")]
 async fn provisioned(w: &mut MeshWorld) -> StepResult {
     let session = w.session.clone();
-    let outcome = session
-        .provisioned
-        .get_or_init(|| async { provision(&session).await.map_err(super::report) })
-        .await;
+    let outcome = session.provisioned.get_or_init(|| async { provision(&session).await.map_err(super::report) }).await;
     let record = outcome.as_ref().map_err(|e| anyhow::anyhow!("provisioning failed: {e}"))?;
     ensure!(!record.stages.is_empty(), "provisioning recorded no stage");
     Ok(())

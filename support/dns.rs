@@ -37,9 +37,8 @@ impl Dns {
         opts.attempts = 2;
         // NLB answers change as targets turn healthy: never serve stale answers.
         opts.cache_size = 0;
-        let resolver = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-            .with_options(opts)
-            .build();
+        let resolver =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(opts).build();
         Dns { resolver, server: Some(addr) }
     }
 

@@ -128,8 +128,18 @@ mod tests {
         let f = Fixtures::embedded();
         let mut vars = Vars::new();
         for k in [
-            "NETWORK", "CLUSTER_NAME", "ISTIO_CLUSTER", "MESH_ID", "ISTIO_VERSION", "SAMPLE_VERSION",
-            "REMOTE_CLUSTER", "REMOTE_KUBECONFIG", "CA_CERT_PEM", "CA_KEY_PEM", "ROOT_CERT_PEM", "CERT_CHAIN_PEM",
+            "NETWORK",
+            "CLUSTER_NAME",
+            "ISTIO_CLUSTER",
+            "MESH_ID",
+            "ISTIO_VERSION",
+            "SAMPLE_VERSION",
+            "REMOTE_CLUSTER",
+            "REMOTE_KUBECONFIG",
+            "CA_CERT_PEM",
+            "CA_KEY_PEM",
+            "ROOT_CERT_PEM",
+            "CERT_CHAIN_PEM",
         ] {
             vars.insert(k, "x".into());
         }

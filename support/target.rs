@@ -203,10 +203,11 @@ impl Session {
             let client = client_from_kubeconfig(self.kubeconfig.as_deref(), context, t).await?;
             ClusterAccess { client, token: None }
         } else {
-            let aws = self.aws().with_context(|| {
-                format!("no kube context given for {cluster}, and it cannot be found through EKS")
-            })?;
-            let described = eks::describe(aws, &cluster).await?.with_context(|| format!("EKS has no cluster {cluster}"))?;
+            let aws = self
+                .aws()
+                .with_context(|| format!("no kube context given for {cluster}, and it cannot be found through EKS"))?;
+            let described =
+                eks::describe(aws, &cluster).await?.with_context(|| format!("EKS has no cluster {cluster}"))?;
             let (Some(endpoint), Some(ca)) = (&described.endpoint, &described.ca_pem) else {
                 bail!("EKS cluster {cluster} has no endpoint yet (status {})", described.status);
             };

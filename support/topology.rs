@@ -78,8 +78,8 @@ impl Topology {
     pub fn load(path: &Path) -> Result<Topology> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the topology file {}", path.display()))?;
-        let topology: Topology = serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not a valid topology", path.display()))?;
+        let topology: Topology =
+            serde_yaml::from_str(&text).with_context(|| format!("{} is not a valid topology", path.display()))?;
         topology.validate()?;
         Ok(topology)
     }
@@ -98,8 +98,7 @@ impl Topology {
             );
         }
         for c in &self.clusters {
-            parse_cidr(&c.vpc_cidr)
-                .with_context(|| format!("cluster {}: bad vpc_cidr {:?}", c.name, c.vpc_cidr))?;
+            parse_cidr(&c.vpc_cidr).with_context(|| format!("cluster {}: bad vpc_cidr {:?}", c.name, c.vpc_cidr))?;
         }
         let (a, b) = (&self.clusters[0], &self.clusters[1]);
         if a.name == b.name || a.istio_cluster == b.istio_cluster || a.network == b.network {
@@ -109,15 +108,12 @@ impl Topology {
     }
 
     pub fn cluster(&self, name: &str) -> Result<&ClusterTopology> {
-        self.clusters
-            .iter()
-            .find(|c| c.name == name || c.istio_cluster == name)
-            .with_context(|| {
-                format!(
-                    "no cluster {name:?} in the topology (clusters: {})",
-                    self.clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-                )
-            })
+        self.clusters.iter().find(|c| c.name == name || c.istio_cluster == name).with_context(|| {
+            format!(
+                "no cluster {name:?} in the topology (clusters: {})",
+                self.clusters.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 
     /// The other cluster of the pair: the one whose remote secret this one holds.
@@ -141,11 +137,7 @@ impl ClusterTopology {
             plan.push(SubnetPlan { cidr: cidr_subnet(base, prefix, 4, i)?, public: false, az_index: i as usize });
         }
         for i in 0..3 {
-            plan.push(SubnetPlan {
-                cidr: cidr_subnet(base, prefix, 8, i + 48)?,
-                public: true,
-                az_index: i as usize,
-            });
+            plan.push(SubnetPlan { cidr: cidr_subnet(base, prefix, 8, i + 48)?, public: true, az_index: i as usize });
         }
         Ok(plan)
     }

@@ -65,7 +65,10 @@ pub async fn write(session: &Session, files: &TwinEnvFiles) -> Result<Vec<(Strin
         let d = eks::describe(aws, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
         let endpoint = d.endpoint.clone().context("cluster without endpoint")?;
         let ca = d.ca_pem.clone().context("cluster without CA")?;
-        let token = session.twin_admin_token(&c.name).await.with_context(|| format!("the twin has no admin token for {}", c.name))?;
+        let token = session
+            .twin_admin_token(&c.name)
+            .await
+            .with_context(|| format!("the twin has no admin token for {}", c.name))?;
         clusters.push(serde_json::json!({"name": d.arn, "cluster": {
             "server": endpoint,
             "certificate-authority-data": base64::engine::general_purpose::STANDARD.encode(ca)}}));

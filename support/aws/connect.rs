@@ -7,8 +7,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_smithy_runtime_api::client::result::SdkError;
 use aws_sdk_eks::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::result::SdkError;
 
 /// Where and as whom to reach AWS. Empty fields fall back to the SDK's default
 /// chain (environment, profiles, IMDS), which also honours `AWS_ENDPOINT_URL`.
@@ -113,10 +113,7 @@ where
         SdkError::TimeoutError(_) => "the AWS endpoint did not answer in time".to_string(),
         SdkError::DispatchFailure(d) => {
             if d.is_io() || d.is_timeout() {
-                format!(
-                    "cannot reach the AWS endpoint: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(err)
-                )
+                format!("cannot reach the AWS endpoint: {}", aws_smithy_types::error::display::DisplayErrorContext(err))
             } else {
                 format!("request failed: {}", aws_smithy_types::error::display::DisplayErrorContext(err))
             }

@@ -26,9 +26,7 @@ pub struct Subnet {
 }
 
 fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-        .collect()
+    tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string()))).collect()
 }
 
 fn tag_spec(kind: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
@@ -115,8 +113,5 @@ pub async fn create_subnet(
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("ec2 CreateSubnet {cidr} in {vpc_id}: {}", explain(&e)))?;
-    out.subnet()
-        .and_then(|s| s.subnet_id())
-        .map(str::to_string)
-        .context("CreateSubnet answered without a subnet id")
+    out.subnet().and_then(|s| s.subnet_id()).map(str::to_string).context("CreateSubnet answered without a subnet id")
 }

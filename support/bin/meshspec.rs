@@ -107,7 +107,8 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
         }
     }
     for pair in &args.contexts {
-        let (cluster, ctx) = pair.split_once('=').with_context(|| format!("--context {pair:?}: expected CLUSTER=CONTEXT"))?;
+        let (cluster, ctx) =
+            pair.split_once('=').with_context(|| format!("--context {pair:?}: expected CLUSTER=CONTEXT"))?;
         let name = opts.topology.cluster(cluster)?.name.clone();
         contexts.insert(name, ctx.to_string());
     }

@@ -36,10 +36,14 @@ pub async fn vpc(session: &Session, c: &ClusterTopology) -> Result<VpcEvidence> 
     let plan = c.subnet_plan()?;
     let mut seen = Vec::new();
     for want in &plan {
-        let got = subnets
-            .iter()
-            .find(|s| s.cidr == want.cidr)
-            .with_context(|| format!("VPC {} has no subnet {} (has: {})", c.vpc_name, want.cidr, subnets.iter().map(|s| s.cidr.as_str()).collect::<Vec<_>>().join(", ")))?;
+        let got = subnets.iter().find(|s| s.cidr == want.cidr).with_context(|| {
+            format!(
+                "VPC {} has no subnet {} (has: {})",
+                c.vpc_name,
+                want.cidr,
+                subnets.iter().map(|s| s.cidr.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        })?;
         let (k, v) = want.role_tag();
         ensure!(
             got.tags.get(k).map(String::as_str) == Some(v),
@@ -57,14 +61,29 @@ pub async fn vpc(session: &Session, c: &ClusterTopology) -> Result<VpcEvidence> 
         );
         seen.push((got.cidr.clone(), got.availability_zone.clone(), want.public));
     }
-    ensure!(subnets.len() == plan.len(), "VPC {} has {} subnets, the seed makes {}", c.vpc_name, subnets.len(), plan.len());
+    ensure!(
+        subnets.len() == plan.len(),
+        "VPC {} has {} subnets, the seed makes {}",
+        c.vpc_name,
+        subnets.len(),
+        plan.len()
+    );
     Ok(VpcEvidence { cluster: c.name.clone(), vpc_id: vpc.id.clone(), cidr: vpc.cidr.clone(), subnets: seen })
 }
 
 /// The subnets of a cluster's VPC carrying a role tag, with their AZs.
-pub async fn subnets_tagged(session: &Session, c: &ClusterTopology, key: &str, value: &str) -> Result<Vec<(String, String)>> {
+pub async fn subnets_tagged(
+    session: &Session,
+    c: &ClusterTopology,
+    key: &str,
+    value: &str,
+) -> Result<Vec<(String, String)>> {
     let aws = session.aws()?;
-    let vpc = network::vpcs_named(aws, &c.vpc_name).await?.into_iter().next().with_context(|| format!("no VPC named {}", c.vpc_name))?;
+    let vpc = network::vpcs_named(aws, &c.vpc_name)
+        .await?
+        .into_iter()
+        .next()
+        .with_context(|| format!("no VPC named {}", c.vpc_name))?;
     Ok(network::subnets_of(aws, &vpc.id)
         .await?
         .into_iter()
@@ -75,9 +94,15 @@ pub async fn subnets_tagged(session: &Session, c: &ClusterTopology, key: &str, v
 
 /// The EKS cluster is ACTIVE with the expected Kubernetes version.
 pub async fn cluster_active(session: &Session, c: &ClusterTopology, version: &str) -> Result<eks::EksCluster> {
-    let cluster = eks::describe(session.aws()?, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
+    let cluster =
+        eks::describe(session.aws()?, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
     ensure!(cluster.status == "ACTIVE", "EKS cluster {} is {}, expected ACTIVE", c.name, cluster.status);
-    ensure!(cluster.version == version, "EKS cluster {} runs Kubernetes {}, expected {version}", c.name, cluster.version);
+    ensure!(
+        cluster.version == version,
+        "EKS cluster {} runs Kubernetes {}, expected {version}",
+        c.name,
+        cluster.version
+    );
     ensure!(cluster.endpoint.is_some() && cluster.ca_pem.is_some(), "EKS cluster {} has no endpoint or CA", c.name);
     Ok(cluster)
 }
@@ -85,7 +110,8 @@ pub async fn cluster_active(session: &Session, c: &ClusterTopology, version: &st
 /// The cluster's API server answers through the session's client, and says its version.
 pub async fn api_answers(session: &Session, c: &ClusterTopology) -> Result<String> {
     let client = session.kube(&c.name).await?;
-    let v = client.apiserver_version().await.with_context(|| format!("the API server of {} does not answer", c.name))?;
+    let v =
+        client.apiserver_version().await.with_context(|| format!("the API server of {} does not answer", c.name))?;
     Ok(v.git_version)
 }
 
@@ -153,8 +179,9 @@ pub async fn istiod_settings(session: &Session, c: &ClusterTopology) -> Result<I
         .get_opt("istio-sidecar-injector")
         .await?
         .with_context(|| format!("{}: no ConfigMap istio-system/istio-sidecar-injector", c.name))?;
-    let values: serde_json::Value = serde_json::from_str(&injector.data.and_then(|d| d.get("values").cloned()).unwrap_or_default())
-        .context("injector values are not JSON")?;
+    let values: serde_json::Value =
+        serde_json::from_str(&injector.data.and_then(|d| d.get("values").cloned()).unwrap_or_default())
+            .context("injector values are not JSON")?;
     let d = deployment(session, c, names::ISTIO_SYSTEM, "istiod").await?;
     Ok(IstiodSettings {
         mesh_id: mesh_cfg["defaultConfig"]["meshId"].as_str().map(str::to_string),

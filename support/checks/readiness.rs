@@ -27,25 +27,33 @@ pub async fn gateway_hostname(session: &Session, c: &ClusterTopology) -> Result<
 /// The load balancer with this DNS name, among every page of DescribeLoadBalancers.
 pub async fn find_load_balancer(session: &Session, hostname: &str) -> Result<LoadBalancer> {
     let aws = session.aws()?;
-    Ok(wait::until(format!("a load balancer with DNSName {hostname}"), Timeouts::wait(session.timeouts.nlb_active), || async {
-        Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
-            Some(lb) => Poll::Ready(lb),
-            None => Poll::Pending("no load balancer has that DNSName".into()),
-        })
-    })
+    Ok(wait::until(
+        format!("a load balancer with DNSName {hostname}"),
+        Timeouts::wait(session.timeouts.nlb_active),
+        || async {
+            Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
+                Some(lb) => Poll::Ready(lb),
+                None => Poll::Pending("no load balancer has that DNSName".into()),
+            })
+        },
+    )
     .await?)
 }
 
 /// Wait for the NLB to leave `provisioning`, then expect it to be `active`.
 pub async fn wait_active(session: &Session, hostname: &str) -> Result<LoadBalancer> {
     let aws = session.aws()?;
-    let lb = wait::until(format!("load balancer {hostname} to be active"), Timeouts::wait(session.timeouts.nlb_active), || async {
-        Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
-            Some(lb) if lb.state != "provisioning" => Poll::Ready(lb),
-            Some(lb) => Poll::Pending(format!("state {}", lb.state)),
-            None => Poll::Pending("gone".into()),
-        })
-    })
+    let lb = wait::until(
+        format!("load balancer {hostname} to be active"),
+        Timeouts::wait(session.timeouts.nlb_active),
+        || async {
+            Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
+                Some(lb) if lb.state != "provisioning" => Poll::Ready(lb),
+                Some(lb) => Poll::Pending(format!("state {}", lb.state)),
+                None => Poll::Pending("gone".into()),
+            })
+        },
+    )
     .await?;
     Ok(lb)
 }

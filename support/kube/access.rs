@@ -54,7 +54,10 @@ pub async fn client_from_kubeconfig(path: Option<&Path>, context: &str, t: KubeT
     };
     if !kubeconfig.contexts.iter().any(|c| c.name == context) {
         let known: Vec<_> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-        bail!("no context {context:?} in the kubeconfig (contexts: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") });
+        bail!(
+            "no context {context:?} in the kubeconfig (contexts: {})",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        );
     }
     let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)

@@ -28,7 +28,12 @@ pub fn deployment_available(d: &Deployment) -> bool {
     observed && st.available_replicas.unwrap_or(0) >= want && st.updated_replicas.unwrap_or(0) >= want
 }
 
-pub async fn wait_deployment_available(client: &kube::Client, ns: &str, name: &str, opts: WaitOptions) -> Result<Deployment> {
+pub async fn wait_deployment_available(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    opts: WaitOptions,
+) -> Result<Deployment> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     Ok(wait::until(format!("deployment {ns}/{name} to be available"), opts, || async {
         Ok::<_, kube::Error>(match api.get_opt(name).await? {
@@ -56,17 +61,18 @@ pub async fn wait_token(client: &kube::Client, ns: &str, name: &str, opts: WaitO
 }
 
 /// The load balancer hostname of a Service, once it has one.
-pub async fn wait_load_balancer_hostname(client: &kube::Client, ns: &str, name: &str, opts: WaitOptions) -> Result<String> {
+pub async fn wait_load_balancer_hostname(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    opts: WaitOptions,
+) -> Result<String> {
     let api: Api<Service> = Api::namespaced(client.clone(), ns);
     Ok(wait::until(format!("Service {ns}/{name} to get a load balancer hostname"), opts, || async {
         Ok::<_, kube::Error>(match api.get_opt(name).await? {
             None => Poll::Pending("Service not found".into()),
             Some(svc) => {
-                let ingress = svc
-                    .status
-                    .and_then(|s| s.load_balancer)
-                    .and_then(|lb| lb.ingress)
-                    .unwrap_or_default();
+                let ingress = svc.status.and_then(|s| s.load_balancer).and_then(|lb| lb.ingress).unwrap_or_default();
                 match ingress.first().and_then(|i| i.hostname.clone()) {
                     Some(h) if !h.is_empty() => Poll::Ready(h),
                     _ => Poll::Pending(format!("EXTERNAL-IP <pending> (status.loadBalancer.ingress = {ingress:?})")),

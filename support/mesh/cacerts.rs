@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, PublicKeyData, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_RSA_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PublicKeyData, PKCS_RSA_SHA256,
 };
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
@@ -126,7 +126,11 @@ fn fingerprint(der: &[u8]) -> String {
 /// intermediate, and the chain being intermediate then root.
 pub fn verify(data: &BTreeMap<String, String>) -> Result<VerifiedCaCerts> {
     for key in KEYS {
-        ensure!(data.contains_key(key), "cacerts has no {key} (keys: {})", data.keys().cloned().collect::<Vec<_>>().join(", "));
+        ensure!(
+            data.contains_key(key),
+            "cacerts has no {key} (keys: {})",
+            data.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
     }
     let root_ders = certificates(&data["root-cert.pem"], "root-cert.pem")?;
     ensure!(root_ders.len() == 1, "root-cert.pem holds {} certificates, expected 1", root_ders.len());
@@ -158,9 +162,16 @@ pub fn verify(data: &BTreeMap<String, String>) -> Result<VerifiedCaCerts> {
     if chain.len() < 2 {
         bail!("cert-chain.pem holds {} certificate(s), expected the intermediate then the root", chain.len());
     }
-    let (first, last) = (parse(&chain[0], "cert-chain.pem[0]")?, parse(&chain[chain.len() - 1], "cert-chain.pem[last]")?);
-    ensure!(first.tbs_certificate.as_ref() == intermediate.tbs_certificate.as_ref(), "cert-chain.pem does not start with ca-cert.pem");
-    ensure!(last.tbs_certificate.as_ref() == root.tbs_certificate.as_ref(), "cert-chain.pem does not end with root-cert.pem");
+    let (first, last) =
+        (parse(&chain[0], "cert-chain.pem[0]")?, parse(&chain[chain.len() - 1], "cert-chain.pem[last]")?);
+    ensure!(
+        first.tbs_certificate.as_ref() == intermediate.tbs_certificate.as_ref(),
+        "cert-chain.pem does not start with ca-cert.pem"
+    );
+    ensure!(
+        last.tbs_certificate.as_ref() == root.tbs_certificate.as_ref(),
+        "cert-chain.pem does not end with root-cert.pem"
+    );
 
     Ok(VerifiedCaCerts {
         root_subject: root.subject().to_string(),

@@ -42,7 +42,9 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
     let mut run = Run { session, root: None, root_fingerprint: None };
     let mut stages = Vec::new();
     for stage in &plan.stages {
-        stages.push(run_stage(&mut run, stage).await.with_context(|| format!("stage {} ({})", stage.number, stage.name))?);
+        stages.push(
+            run_stage(&mut run, stage).await.with_context(|| format!("stage {} ({})", stage.number, stage.name))?,
+        );
     }
     Ok(ProvisionRecord { stages, root_fingerprint: run.root_fingerprint })
 }
@@ -57,7 +59,12 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
             "clusters" => clusters(run.session).await,
             "cacerts" => cacerts(run).await,
             "load-balancer-controller" => {
-                apply_everywhere(run.session, "aws-load-balancer-controller", &[(names::KUBE_SYSTEM, names::LB_CONTROLLER)]).await
+                apply_everywhere(
+                    run.session,
+                    "aws-load-balancer-controller",
+                    &[(names::KUBE_SYSTEM, names::LB_CONTROLLER)],
+                )
+                .await
             }
             "istiod" => apply_everywhere(run.session, "istiod", &[(names::ISTIO_SYSTEM, "istiod")]).await,
             "gateways" => gateways(run.session).await,
@@ -107,7 +114,13 @@ async fn vpcs(session: &Session) -> Result<Vec<String>> {
         let existing = network::vpcs_named(aws, &c.vpc_name).await?;
         let vpc = match existing.into_iter().next() {
             Some(v) => {
-                ensure!(v.cidr == c.vpc_cidr, "VPC {} exists with CIDR {}, the topology says {}", c.vpc_name, v.cidr, c.vpc_cidr);
+                ensure!(
+                    v.cidr == c.vpc_cidr,
+                    "VPC {} exists with CIDR {}, the topology says {}",
+                    c.vpc_name,
+                    v.cidr,
+                    c.vpc_cidr
+                );
                 ensure!(
                     v.tags.get(OWNER_TAG).map(String::as_str) == Some(names::MANAGED_BY),
                     "VPC {} ({}) exists but meshspec did not create it; refusing to touch it",
@@ -166,7 +179,13 @@ async fn clusters(session: &Session) -> Result<Vec<String>> {
         let tags: HashMap<String, String> = owner_tags(c, &c.name).into_iter().collect();
         let cluster = eks::create(
             aws,
-            eks::NewCluster { name: &c.name, version: &t.kubernetes_version, role_arn: &role, subnet_ids: &private, tags },
+            eks::NewCluster {
+                name: &c.name,
+                version: &t.kubernetes_version,
+                role_arn: &role,
+                subnet_ids: &private,
+                tags,
+            },
         )
         .await?;
         created.push(format!("EKS cluster {} ({})", c.name, cluster.arn));
@@ -261,15 +280,14 @@ async fn reader_tokens(session: &Session) -> Result<Vec<String>> {
 /// The kubeconfig `istioctl create-remote-secret` would write for `peer`.
 async fn remote_kubeconfig(session: &Session, peer: &ClusterTopology) -> Result<String> {
     let aws = session.aws()?;
-    let described = eks::describe(aws, &peer.name).await?.with_context(|| format!("EKS has no cluster {}", peer.name))?;
+    let described =
+        eks::describe(aws, &peer.name).await?.with_context(|| format!("EKS has no cluster {}", peer.name))?;
     let server = described.endpoint.context("the peer cluster has no endpoint")?;
     let ca = described.ca_pem.context("the peer cluster has no CA")?;
     let secrets: Api<Secret> = Api::namespaced(session.kube(&peer.name).await?, names::ISTIO_SYSTEM);
     let secret = secrets.get(names::READER_TOKEN_SECRET).await.context("the peer's reader token secret")?;
-    let token = secret
-        .data
-        .and_then(|d| d.get("token").cloned())
-        .context("the peer's reader token secret has no token")?;
+    let token =
+        secret.data.and_then(|d| d.get("token").cloned()).context("the peer's reader token secret has no token")?;
     let token = String::from_utf8(token.0).context("the reader token is not text")?;
     let name = &peer.istio_cluster;
     let kubeconfig = serde_json::json!({

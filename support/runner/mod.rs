@@ -49,7 +49,10 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     let tags = opts
         .tags
         .as_deref()
-        .map(|t| cucumber::gherkin::tagexpr::TagOperation::from_str(t).map_err(|e| anyhow::anyhow!("bad tag expression {t:?}: {e}")))
+        .map(|t| {
+            cucumber::gherkin::tagexpr::TagOperation::from_str(t)
+                .map_err(|e| anyhow::anyhow!("bad tag expression {t:?}: {e}"))
+        })
         .transpose()?;
     if !opts.features.exists() {
         anyhow::bail!("no features at {}", opts.features.display());

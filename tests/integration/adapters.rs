@@ -23,7 +23,10 @@ async fn provisioning_kube_rs_verbs_and_readiness_on_the_twin() {
     let target = TwinTarget::start(1000.0).await;
     let session = target.session(1.0).await;
     let record = provision(&session).await.expect("provisioning succeeds");
-    assert_eq!(record.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["infrastructure", "control-plane", "workloads"]);
+    assert_eq!(
+        record.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["infrastructure", "control-plane", "workloads"]
+    );
 
     let client = session.kube("eks-1").await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -39,7 +42,11 @@ async fn provisioning_kube_rs_verbs_and_readiness_on_the_twin() {
     let seen = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(ev) = events.next().await {
             match ev.unwrap() {
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) if o.metadata.name.as_deref() == Some("probe") => return true,
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o)
+                    if o.metadata.name.as_deref() == Some("probe") =>
+                {
+                    return true
+                }
                 _ => {}
             }
         }
@@ -65,21 +72,32 @@ async fn provisioning_kube_rs_verbs_and_readiness_on_the_twin() {
         .patch(
             "probe",
             &PatchParams::apply("meshspec-test").force(),
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe"}, "data": {"c": "3"}})),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe"}, "data": {"c": "3"}}),
+            ),
         )
         .await
         .unwrap();
     let data = applied.data.unwrap();
-    assert_eq!((data.get("a"), data.get("b"), data.get("c")), (Some(&"1".into()), Some(&"2".into()), Some(&"3".into())));
+    assert_eq!(
+        (data.get("a"), data.get("b"), data.get("c")),
+        (Some(&"1".into()), Some(&"2".into()), Some(&"3".into()))
+    );
 
     // Finalizers hold a delete until they are removed.
-    cms.patch("probe", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["meshspec.io/test"]}})))
-        .await
-        .unwrap();
+    cms.patch(
+        "probe",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": ["meshspec.io/test"]}})),
+    )
+    .await
+    .unwrap();
     cms.delete("probe", &DeleteParams::default()).await.unwrap();
     let held = cms.get("probe").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some());
-    cms.patch("probe", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    cms.patch("probe", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
     assert!(cms.get_opt("probe").await.unwrap().is_none());
 
     // The status subresource changes only status.
@@ -88,7 +106,9 @@ async fn provisioning_kube_rs_verbs_and_readiness_on_the_twin() {
         .patch_status(
             "sleep",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}, "spec": {"ports": []}})),
+            &Patch::Merge(
+                json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}, "spec": {"ports": []}}),
+            ),
         )
         .await
         .unwrap();
@@ -122,7 +142,8 @@ async fn provisioning_kube_rs_verbs_and_readiness_on_the_twin() {
 async fn subnets(session: &meshspec::target::Session) -> (String, Vec<String>) {
     use meshspec::aws::network;
     let aws = session.aws().unwrap();
-    let vpc = network::create_vpc(aws, "10.9.0.0/16", &[("Name".to_string(), "probe".to_string())].into()).await.unwrap();
+    let vpc =
+        network::create_vpc(aws, "10.9.0.0/16", &[("Name".to_string(), "probe".to_string())].into()).await.unwrap();
     let mut ids = Vec::new();
     for (i, az) in ["us-west-2a", "us-west-2b", "us-west-2c"].iter().enumerate() {
         let tags = [("kubernetes.io/role/elb".to_string(), "1".to_string())].into();
@@ -150,7 +171,12 @@ async fn an_expired_target_wait_names_every_target_with_state_and_reason() {
         })
         .unwrap();
     let tg = state
-        .create_target_group(NewTargetGroup { name: "k8s-probe-probe-9876543210".into(), port: 15443, vpc_id: vpc, tags: vec![] })
+        .create_target_group(NewTargetGroup {
+            name: "k8s-probe-probe-9876543210".into(),
+            port: 15443,
+            vpc_id: vpc,
+            tags: vec![],
+        })
         .unwrap();
     state.create_listener(&lb.arn, 15443, &tg, vec![]).unwrap();
     let ips = ["10.9.0.10", "10.9.64.11", "10.9.128.12"];
@@ -192,7 +218,10 @@ async fn the_load_balancer_lookup_follows_every_page() {
     let last = last.unwrap();
     let all = nlb::all(session.aws().unwrap()).await.unwrap();
     assert_eq!(all.len(), 450, "every page is read");
-    let found = nlb::find_by_dns_name(session.aws().unwrap(), &last.dns_name.to_uppercase()).await.unwrap().expect("found on the second page");
+    let found = nlb::find_by_dns_name(session.aws().unwrap(), &last.dns_name.to_uppercase())
+        .await
+        .unwrap()
+        .expect("found on the second page");
     assert_eq!(found.arn, last.arn);
     assert!(nlb::find_by_dns_name(session.aws().unwrap(), "nope.elb.us-west-2.amazonaws.com").await.unwrap().is_none());
     session.close().await;

@@ -119,7 +119,14 @@ fn bad_aws_credentials_are_named_and_never_printed() {
         .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_REGION", "us-west-2");
     expect_clear_error(&mut cmd, "UnrecognizedClientException");
-    let out = run_bounded(eks_run().env("AWS_ENDPOINT_URL", &endpoint).env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1").env("AWS_SECRET_ACCESS_KEY", secret).env("AWS_REGION", "us-west-2"), LIMIT);
+    let out = run_bounded(
+        eks_run()
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-west-2"),
+        LIMIT,
+    );
     assert!(!text(&out.stderr).contains(secret) && !text(&out.stdout).contains(secret));
     rt.block_on(target.twin.shutdown());
 }
@@ -127,13 +134,20 @@ fn bad_aws_credentials_are_named_and_never_printed() {
 #[test]
 fn a_bad_tag_expression_and_missing_features_are_named() {
     expect_clear_error(meshspec().args(["run", "--tags", "@a and and"]), "bad tag expression");
-    expect_clear_error(meshspec().args(["run", "--features", "/nonexistent/features"]), "no features at /nonexistent/features");
+    expect_clear_error(
+        meshspec().args(["run", "--features", "/nonexistent/features"]),
+        "no features at /nonexistent/features",
+    );
 }
 
 #[test]
 fn a_broken_topology_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("topology.yaml");
-    std::fs::write(&path, "region: us-west-2\nmesh_id: m\nkubernetes_version: '1.28'\nistio_version: '1.20.2'\nclusters: []\n").unwrap();
+    std::fs::write(
+        &path,
+        "region: us-west-2\nmesh_id: m\nkubernetes_version: '1.28'\nistio_version: '1.20.2'\nclusters: []\n",
+    )
+    .unwrap();
     expect_clear_error(meshspec().args(["run", "--topology"]).arg(&path), "exactly two clusters");
 }

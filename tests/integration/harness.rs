@@ -2,7 +2,6 @@
 //! ports, an in-process twin with a session on it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,7 +42,6 @@ pub fn text(b: &[u8]) -> String {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
-
 
 /// A twin started in-process, and a session on it that sees it only through
 /// its endpoints and credentials (as an EKS target would be seen).

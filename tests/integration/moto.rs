@@ -5,7 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum,
+};
 use meshspec::aws::{network, nlb, AwsAccess, AwsSettings};
 
 use super::harness::{free_port, init};
@@ -49,7 +51,9 @@ async fn the_readiness_lookup_works_against_moto() {
     .await
     .unwrap();
 
-    let vpc = network::create_vpc(&aws, "10.1.0.0/16", &[("Name".to_string(), "eks-1-vpc".to_string())].into()).await.unwrap();
+    let vpc = network::create_vpc(&aws, "10.1.0.0/16", &[("Name".to_string(), "eks-1-vpc".to_string())].into())
+        .await
+        .unwrap();
     let mut subnets = Vec::new();
     for (i, az) in ["us-west-2a", "us-west-2b", "us-west-2c"].iter().enumerate() {
         let tags = [("kubernetes.io/role/elb".to_string(), "1".to_string())].into();

@@ -73,7 +73,8 @@ impl TwinUp {
     fn aws(&self, args: &[&str]) -> serde_json::Value {
         let out = run_bounded(self.command("aws").args(args), CLI_LIMIT);
         assert!(out.status.success(), "aws {args:?} failed: {}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", text(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", text(&out.stdout)))
     }
 
     fn stop(mut self, signal: &str) {
@@ -92,7 +93,10 @@ impl TwinUp {
         };
         assert!(status.success(), "twin up exited with {status} after {signal}");
         assert!(!self.env_file.exists(), "the env file is removed on {signal}");
-        assert!(!Path::new(&format!("{}.kubeconfig", self.env_file.display())).exists(), "the kubeconfig is removed on {signal}");
+        assert!(
+            !Path::new(&format!("{}.kubeconfig", self.env_file.display())).exists(),
+            "the kubeconfig is removed on {signal}"
+        );
     }
 }
 
@@ -106,7 +110,16 @@ fn parse_env(text: &str) -> BTreeMap<String, String> {
 #[test]
 fn twin_up_serves_kubectl_the_aws_cli_and_the_seed_readiness_commands() {
     let up = TwinUp::start();
-    for key in ["KUBECONFIG", "CTX_CLUSTER1", "CTX_CLUSTER2", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MESHSPEC_DNS"] {
+    for key in [
+        "KUBECONFIG",
+        "CTX_CLUSTER1",
+        "CTX_CLUSTER2",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "MESHSPEC_DNS",
+    ] {
         assert!(up.env.get(key).is_some_and(|v| !v.is_empty()), "{key} missing from the env file: {:?}", up.env.keys());
     }
     let ctx1 = up.env["CTX_CLUSTER1"].clone();
@@ -114,27 +127,61 @@ fn twin_up_serves_kubectl_the_aws_cli_and_the_seed_readiness_commands() {
 
     // kubectl: get -o jsonpath, get -l, apply -f.
     let hostname = up.kubectl(&[
-        "get", "svc", "istio-eastwestgateway", "-n", "istio-ingress", "--context", &ctx1,
+        "get",
+        "svc",
+        "istio-eastwestgateway",
+        "-n",
+        "istio-ingress",
+        "--context",
+        &ctx1,
         "-o=jsonpath={.status.loadBalancer.ingress[0].hostname}",
     ]);
     assert!(hostname.ends_with(".elb.us-west-2.amazonaws.com"), "{hostname}");
-    let pod = up.kubectl(&["get", "pod", "--context", &ctx1, "-l", "app=sleep", "-o", "jsonpath={.items[0].metadata.name}", "-n", "sample"]);
+    let pod = up.kubectl(&[
+        "get",
+        "pod",
+        "--context",
+        &ctx1,
+        "-l",
+        "app=sleep",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+        "-n",
+        "sample",
+    ]);
     assert!(pod.starts_with("sleep-"), "{pod}");
     let manifest = up.dir.path().join("cm.yaml");
-    std::fs::write(&manifest, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-kubectl\n  namespace: sample\ndata:\n  k: v\n").unwrap();
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-kubectl\n  namespace: sample\ndata:\n  k: v\n",
+    )
+    .unwrap();
     let applied = up.kubectl(&["apply", "-f", manifest.to_str().unwrap(), "--context", &ctx1]);
     assert!(applied.contains("configmap/from-kubectl created"), "{applied}");
-    assert_eq!(up.kubectl(&["get", "cm", "from-kubectl", "-n", "sample", "--context", &ctx1, "-o", "jsonpath={.data.k}"]), "v");
+    assert_eq!(
+        up.kubectl(&["get", "cm", "from-kubectl", "-n", "sample", "--context", &ctx1, "-o", "jsonpath={.data.k}"]),
+        "v"
+    );
 
     // The aws CLI.
     let cluster = up.aws(&["eks", "describe-cluster", "--name", "eks-1"]);
     assert_eq!(cluster["cluster"]["status"], "ACTIVE");
     assert_eq!(cluster["cluster"]["arn"], ctx1.as_str());
     let lbs = up.aws(&["elbv2", "describe-load-balancers"]);
-    let lb = lbs["LoadBalancers"].as_array().unwrap().iter().find(|l| l["DNSName"] == hostname.as_str()).expect("the NLB is listed");
-    assert_eq!((lb["Type"].as_str(), lb["Scheme"].as_str(), lb["State"]["Code"].as_str()), (Some("network"), Some("internet-facing"), Some("active")));
-    let listeners = up.aws(&["elbv2", "describe-listeners", "--load-balancer-arn", lb["LoadBalancerArn"].as_str().unwrap()]);
-    let tg = listeners["Listeners"].as_array().unwrap().iter().find(|l| l["Port"] == 15443).expect("a 15443 listener")["DefaultActions"][0]["TargetGroupArn"]
+    let lb = lbs["LoadBalancers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["DNSName"] == hostname.as_str())
+        .expect("the NLB is listed");
+    assert_eq!(
+        (lb["Type"].as_str(), lb["Scheme"].as_str(), lb["State"]["Code"].as_str()),
+        (Some("network"), Some("internet-facing"), Some("active"))
+    );
+    let listeners =
+        up.aws(&["elbv2", "describe-listeners", "--load-balancer-arn", lb["LoadBalancerArn"].as_str().unwrap()]);
+    let tg = listeners["Listeners"].as_array().unwrap().iter().find(|l| l["Port"] == 15443).expect("a 15443 listener")
+        ["DefaultActions"][0]["TargetGroupArn"]
         .as_str()
         .unwrap()
         .to_string();
@@ -161,7 +208,8 @@ aws elbv2 describe-target-health --target-group-arn $TG_ARN | jq -r '.TargetHeal
         );
         let out = run_bounded(up.command("bash").args(["-c", &script]), CLI_LIMIT);
         assert!(out.status.success(), "the seed's readiness script failed: {}", text(&out.stderr));
-        let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script prints one target as JSON");
+        let first: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("the script prints one target as JSON");
         assert_eq!(first["TargetHealth"]["State"], "healthy", "{first}");
         assert_eq!(first["Target"]["Port"], 15443);
         assert_eq!(first["HealthCheckPort"], "15443");

@@ -114,13 +114,9 @@ fn presigned_sts_url(token: &str) -> Result<String, String> {
     if token.len() > MAX_EKS_TOKEN_LEN {
         return Err("token too long".into());
     }
-    let encoded = token
-        .strip_prefix(EKS_TOKEN_PREFIX)
-        .ok_or("missing k8s-aws-v1. prefix")?;
+    let encoded = token.strip_prefix(EKS_TOKEN_PREFIX).ok_or("missing k8s-aws-v1. prefix")?;
     // aws-iam-authenticator decodes RawURLEncoding; tolerate stray padding.
-    let raw = URL_SAFE_NO_PAD
-        .decode(encoded.trim_end_matches('='))
-        .map_err(|_| "token is not base64url")?;
+    let raw = URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('=')).map_err(|_| "token is not base64url")?;
     String::from_utf8(raw).map_err(|_| "token URL is not UTF-8".into())
 }
 
@@ -128,8 +124,7 @@ fn presigned_sts_url(token: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    const URL: &str =
-        "http://127.0.0.1:4566/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Signature=abcd";
+    const URL: &str = "http://127.0.0.1:4566/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Signature=abcd";
 
     #[test]
     fn the_url_is_unwrapped_from_a_token() {
@@ -141,10 +136,7 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused() {
         assert!(presigned_sts_url("k8s-aws-v1.%%%").is_err());
-        assert!(
-            presigned_sts_url(&URL_SAFE_NO_PAD.encode(URL)).is_err(),
-            "no prefix"
-        );
+        assert!(presigned_sts_url(&URL_SAFE_NO_PAD.encode(URL)).is_err(), "no prefix");
         let not_utf8 = format!("{EKS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode([0xff, 0xfe]));
         assert!(presigned_sts_url(&not_utf8).is_err());
         let long = format!("{EKS_TOKEN_PREFIX}{}", "A".repeat(MAX_EKS_TOKEN_LEN));

@@ -41,9 +41,7 @@ impl DnsServer {
             let addr = udp.local_addr()?;
             match TcpListener::bind(addr).await {
                 Ok(tcp) => {
-                    let mut server = ServerFuture::new(Handler {
-                        lookup: lookup.clone(),
-                    });
+                    let mut server = ServerFuture::new(Handler { lookup: lookup.clone() });
                     server.register_socket(udp);
                     server.register_listener(tcp, Duration::from_secs(5));
                     return Ok(DnsServer { addr, server });
@@ -96,11 +94,7 @@ impl Handler {
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
         let answer = if request.message_type() != MessageType::Query
             || request.op_code() != OpCode::Query
             || request.queries().len() != 1
@@ -118,9 +112,7 @@ impl RequestHandler for Handler {
             Answer::Addresses(ips) => {
                 // Echo the name as asked (resolvers may randomise its case).
                 let name = request.queries()[0].original().name().clone();
-                ips.iter()
-                    .map(|ip| Record::from_rdata(name.clone(), ANSWER_TTL, RData::A(A(*ip))))
-                    .collect()
+                ips.iter().map(|ip| Record::from_rdata(name.clone(), ANSWER_TTL, RData::A(A(*ip)))).collect()
             }
             _ => Vec::new(),
         };
@@ -165,20 +157,8 @@ mod tests {
     fn known_name_is_found_in_any_case_with_or_without_the_root_dot() {
         let h = handler();
         let want = Answer::Addresses(vec![Ipv4Addr::new(44, 1, 2, 3), Ipv4Addr::new(44, 1, 2, 4)]);
-        assert_eq!(
-            h.answer(
-                "K8S-a-b-1234567890-0123456789ABCDEF.elb.us-west-2.amazonaws.com.",
-                RecordType::A
-            ),
-            want
-        );
-        assert_eq!(
-            h.answer(
-                "k8s-a-b-1234567890-0123456789abcdef.elb.us-west-2.amazonaws.com",
-                RecordType::A
-            ),
-            want
-        );
+        assert_eq!(h.answer("K8S-a-b-1234567890-0123456789ABCDEF.elb.us-west-2.amazonaws.com.", RecordType::A), want);
+        assert_eq!(h.answer("k8s-a-b-1234567890-0123456789abcdef.elb.us-west-2.amazonaws.com", RecordType::A), want);
     }
 
     fn query(name: &str, rtype: RecordType) -> hickory_proto::op::Message {
@@ -188,10 +168,7 @@ mod tests {
             .set_message_type(MessageType::Query)
             .set_op_code(OpCode::Query)
             .set_recursion_desired(true)
-            .add_query(Query::query(
-                hickory_proto::rr::Name::from_ascii(name).unwrap(),
-                rtype,
-            ));
+            .add_query(Query::query(hickory_proto::rr::Name::from_ascii(name).unwrap(), rtype));
         msg
     }
 
@@ -216,30 +193,18 @@ mod tests {
         let want = vec![Ipv4Addr::new(44, 1, 2, 3), Ipv4Addr::new(44, 1, 2, 4)];
 
         let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        udp.send_to(
-            &query(name, RecordType::A).to_bytes().unwrap(),
-            server.addr(),
-        )
-        .await
-        .unwrap();
+        udp.send_to(&query(name, RecordType::A).to_bytes().unwrap(), server.addr()).await.unwrap();
         let mut buf = [0u8; 512];
         let (n, _) = udp.recv_from(&mut buf).await.unwrap();
         let answer = Message::from_bytes(&buf[..n]).unwrap();
-        assert_eq!(
-            (answer.id(), answer.response_code()),
-            (4242, ResponseCode::NoError)
-        );
+        assert_eq!((answer.id(), answer.response_code()), (4242, ResponseCode::NoError));
         assert_eq!(addresses(&answer), want);
         assert!(answer.answers().iter().all(|r| r.ttl() == ANSWER_TTL));
 
         // TCP: two-byte length, then the message.
         let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-        let bytes = query("nope.elb.us-west-2.amazonaws.com.", RecordType::A)
-            .to_bytes()
-            .unwrap();
-        tcp.write_all(&u16::try_from(bytes.len()).unwrap().to_be_bytes())
-            .await
-            .unwrap();
+        let bytes = query("nope.elb.us-west-2.amazonaws.com.", RecordType::A).to_bytes().unwrap();
+        tcp.write_all(&u16::try_from(bytes.len()).unwrap().to_be_bytes()).await.unwrap();
         tcp.write_all(&bytes).await.unwrap();
         let len = tcp.read_u16().await.unwrap();
         let mut body = vec![0u8; usize::from(len)];
@@ -249,29 +214,17 @@ mod tests {
 
         let addr = server.addr();
         server.shutdown().await;
-        assert!(
-            tokio::net::TcpStream::connect(addr).await.is_err(),
-            "TCP closed after shutdown"
-        );
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "TCP closed after shutdown");
     }
 
     #[test]
     fn aaaa_for_a_known_name_has_no_data_and_unknown_names_do_not_exist() {
         let h = handler();
         assert_eq!(
-            h.answer(
-                "k8s-a-b-1234567890-0123456789abcdef.elb.us-west-2.amazonaws.com.",
-                RecordType::AAAA
-            ),
+            h.answer("k8s-a-b-1234567890-0123456789abcdef.elb.us-west-2.amazonaws.com.", RecordType::AAAA),
             Answer::NoData
         );
-        assert_eq!(
-            h.answer("nope.elb.us-west-2.amazonaws.com.", RecordType::A),
-            Answer::NxDomain
-        );
-        assert_eq!(
-            h.answer("nope.elb.us-west-2.amazonaws.com.", RecordType::AAAA),
-            Answer::NxDomain
-        );
+        assert_eq!(h.answer("nope.elb.us-west-2.amazonaws.com.", RecordType::A), Answer::NxDomain);
+        assert_eq!(h.answer("nope.elb.us-west-2.amazonaws.com.", RecordType::AAAA), Answer::NxDomain);
     }
 }

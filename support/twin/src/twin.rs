@@ -12,9 +12,7 @@ use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
 use crate::auth::ClusterAuth;
-use crate::aws::{
-    AwsConfig, AwsServer, AwsState, Clock, ClusterEndpoint, ClusterSpec, Delays, EksHooks,
-};
+use crate::aws::{AwsConfig, AwsServer, AwsState, Clock, ClusterEndpoint, ClusterSpec, Delays, EksHooks};
 use crate::dns::DnsServer;
 use crate::kube::{ApiServer, ApiServerConfig, Store, TwinCa};
 use crate::programs::{self, health_checker, Cluster};
@@ -87,36 +85,22 @@ impl Twin {
             clock: Clock::new(cfg.time_scale),
             delays: cfg.delays.clone(),
         });
-        let aws_server = crate::aws::serve(aws.clone())
-            .await
-            .context("starting the AWS endpoint")?;
+        let aws_server = crate::aws::serve(aws.clone()).await.context("starting the AWS endpoint")?;
         let resolver = aws.clone();
         let dns = DnsServer::start(Arc::new(move |name: &str| resolver.resolve(name)))
             .await
             .context("starting the DNS server")?;
         let ca = TwinCa::new("meshspec twin CA").context("creating the twin CA")?;
-        let shared = Arc::new(Shared {
-            aws: aws.clone(),
-            ca,
-            clusters: Mutex::new(BTreeMap::new()),
-            closed: Mutex::new(false),
-        });
-        aws.set_eks_hooks(Arc::new(Hooks {
-            shared: Arc::downgrade(&shared),
-        }));
+        let shared =
+            Arc::new(Shared { aws: aws.clone(), ca, clusters: Mutex::new(BTreeMap::new()), closed: Mutex::new(false) });
+        aws.set_eks_hooks(Arc::new(Hooks { shared: Arc::downgrade(&shared) }));
 
         let weak = Arc::downgrade(&shared);
         let health_checker = tokio::spawn(health_checker::run(aws, move || {
             weak.upgrade().map(|s| s.cluster_list()).unwrap_or_default()
         }));
         tracing::info!(aws = %aws_server.url, dns = %dns.addr(), "twin started");
-        Ok(Twin {
-            shared,
-            aws_server,
-            dns: Some(dns),
-            health_checker: Some(health_checker),
-            credentials,
-        })
+        Ok(Twin { shared, aws_server, dns: Some(dns), health_checker: Some(health_checker), credentials })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -139,18 +123,12 @@ impl Twin {
 
     /// The DNS server (UDP and TCP) resolving NLB names.
     pub fn dns_addr(&self) -> SocketAddr {
-        self.dns
-            .as_ref()
-            .map(DnsServer::addr)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.dns.as_ref().map(DnsServer::addr).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The static admin bearer token of a running cluster (by EKS name).
     pub fn cluster_admin_token(&self, eks_cluster: &str) -> Option<String> {
-        self.shared
-            .lock_clusters()
-            .get(eks_cluster)
-            .map(|c| c.cluster.auth.admin_token().to_owned())
+        self.shared.lock_clusters().get(eks_cluster).map(|c| c.cluster.auth.admin_token().to_owned())
     }
 
     pub fn aws_state(&self) -> &AwsState {
@@ -159,12 +137,7 @@ impl Twin {
 
     /// Stops every server and task and waits for the programs to end.
     pub async fn shutdown(mut self) {
-        let mut listening: Vec<SocketAddr> = self
-            .shared
-            .lock_clusters()
-            .values()
-            .map(|c| c.api.addr)
-            .collect();
+        let mut listening: Vec<SocketAddr> = self.shared.lock_clusters().values().map(|c| c.api.addr).collect();
         listening.push(self.aws_server.addr);
         let mut tasks = self.shared.close();
         tasks.extend(self.health_checker.take());
@@ -189,22 +162,14 @@ impl Twin {
 impl Drop for Twin {
     fn drop(&mut self) {
         // Servers abort when dropped; the tasks must be told.
-        for task in self
-            .shared
-            .close()
-            .into_iter()
-            .chain(self.health_checker.take())
-        {
+        for task in self.shared.close().into_iter().chain(self.health_checker.take()) {
             task.abort();
         }
     }
 }
 
 impl EksHooks for Twin {
-    fn start_cluster(
-        &self,
-        spec: ClusterSpec,
-    ) -> BoxFuture<'static, anyhow::Result<ClusterEndpoint>> {
+    fn start_cluster(&self, spec: ClusterSpec) -> BoxFuture<'static, anyhow::Result<ClusterEndpoint>> {
         let shared = self.shared.clone();
         Box::pin(async move { shared.start_cluster(spec).await })
     }
@@ -221,10 +186,7 @@ struct Hooks {
 }
 
 impl EksHooks for Hooks {
-    fn start_cluster(
-        &self,
-        spec: ClusterSpec,
-    ) -> BoxFuture<'static, anyhow::Result<ClusterEndpoint>> {
+    fn start_cluster(&self, spec: ClusterSpec) -> BoxFuture<'static, anyhow::Result<ClusterEndpoint>> {
         let shared = self.shared.upgrade();
         Box::pin(async move {
             match shared {
@@ -251,10 +213,7 @@ impl Shared {
     }
 
     fn cluster_list(&self) -> Vec<Arc<Cluster>> {
-        self.lock_clusters()
-            .values()
-            .map(|c| c.cluster.clone())
-            .collect()
+        self.lock_clusters().values().map(|c| c.cluster.clone()).collect()
     }
 
     async fn start_cluster(&self, spec: ClusterSpec) -> anyhow::Result<ClusterEndpoint> {
@@ -263,18 +222,10 @@ impl Shared {
         }
         let store = Store::new();
         let auth = Arc::new(ClusterAuth::new(&spec.name, self.aws.clone()));
-        let tls = self
-            .ca
-            .server_config()
-            .context("issuing the API server certificate")?;
-        let api = ApiServer::start(
-            store.clone(),
-            tls,
-            auth.clone(),
-            api_server_config(&spec.version),
-        )
-        .await
-        .with_context(|| format!("starting the API server of {}", spec.name))?;
+        let tls = self.ca.server_config().context("issuing the API server certificate")?;
+        let api = ApiServer::start(store.clone(), tls, auth.clone(), api_server_config(&spec.version))
+            .await
+            .with_context(|| format!("starting the API server of {}", spec.name))?;
         let cfg = self.aws.config();
         let cluster = Arc::new(Cluster::new(
             &spec.name,
@@ -287,15 +238,8 @@ impl Shared {
             auth,
             self.ca.ca_pem(),
         ));
-        let endpoint = ClusterEndpoint {
-            endpoint: api.url.clone(),
-            ca_pem: self.ca.ca_pem(),
-        };
-        let running = RunningCluster {
-            programs: programs::start(cluster.clone()),
-            cluster,
-            api,
-        };
+        let endpoint = ClusterEndpoint { endpoint: api.url.clone(), ca_pem: self.ca.ca_pem() };
+        let running = RunningCluster { programs: programs::start(cluster.clone()), cluster, api };
 
         let mut clusters = self.lock_clusters();
         // Checked under the lock that shutdown takes, so no cluster outlives it.
@@ -321,10 +265,7 @@ impl Shared {
     fn close(&self) -> Vec<JoinHandle<()>> {
         let mut clusters = self.lock_clusters();
         *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        std::mem::take(&mut *clusters)
-            .into_values()
-            .flat_map(RunningCluster::stop)
-            .collect()
+        std::mem::take(&mut *clusters).into_values().flat_map(RunningCluster::stop).collect()
     }
 }
 
@@ -342,11 +283,7 @@ async fn wait_closed(addr: SocketAddr) {
 
 /// `/version` for an EKS version like `1.28`.
 fn api_server_config(version: &str) -> ApiServerConfig {
-    let minor = version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(28);
+    let minor = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(28);
     ApiServerConfig::eks(minor)
 }
 
@@ -356,14 +293,9 @@ fn generate_credentials() -> (String, String) {
     const ID_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     const SECRET_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let pick = |chars: &[u8], n: usize| -> String {
-        (0..n)
-            .map(|_| char::from(chars[rand::random_range(0..chars.len())]))
-            .collect()
+        (0..n).map(|_| char::from(chars[rand::random_range(0..chars.len())])).collect()
     };
-    (
-        format!("AKIA{}", pick(ID_CHARS, 16)),
-        pick(SECRET_CHARS, 40),
-    )
+    (format!("AKIA{}", pick(ID_CHARS, 16)), pick(SECRET_CHARS, 40))
 }
 
 #[cfg(test)]
@@ -380,17 +312,8 @@ mod tests {
 
     #[test]
     fn the_api_server_reports_the_eks_version() {
-        assert_eq!(
-            api_server_config("1.28").git_version,
-            "v1.28.15-eks-7f9249a"
-        );
-        assert_eq!(
-            api_server_config("1.30").git_version,
-            "v1.30.15-eks-7f9249a"
-        );
-        assert_eq!(
-            api_server_config("bogus").git_version,
-            "v1.28.15-eks-7f9249a"
-        );
+        assert_eq!(api_server_config("1.28").git_version, "v1.28.15-eks-7f9249a");
+        assert_eq!(api_server_config("1.30").git_version, "v1.30.15-eks-7f9249a");
+        assert_eq!(api_server_config("bogus").git_version, "v1.28.15-eks-7f9249a");
     }
 }

@@ -96,25 +96,12 @@ spec:
     hosts: ["*.local"]
 "#;
 
-async fn service_hostname(
-    env: &Env,
-    c: &ClusterRef,
-) -> Result<std::result::Result<String, String>> {
-    let svc = env
-        .kubectl_json(
-            &c.kubeconfig,
-            &["get", "svc", "istio-eastwestgateway", "-n", "istio-ingress"],
-        )
-        .await?;
-    Ok(
-        match svc
-            .pointer("/status/loadBalancer/ingress/0/hostname")
-            .and_then(Value::as_str)
-        {
-            Some(h) => Ok(h.to_owned()),
-            None => Err(format!("status {}", svc["status"])),
-        },
-    )
+async fn service_hostname(env: &Env, c: &ClusterRef) -> Result<std::result::Result<String, String>> {
+    let svc = env.kubectl_json(&c.kubeconfig, &["get", "svc", "istio-eastwestgateway", "-n", "istio-ingress"]).await?;
+    Ok(match svc.pointer("/status/loadBalancer/ingress/0/hostname").and_then(Value::as_str) {
+        Some(h) => Ok(h.to_owned()),
+        None => Err(format!("status {}", svc["status"])),
+    })
 }
 
 async fn load_balancer_with_dns(env: &Env, dns: &str) -> Result<Option<Value>> {
@@ -123,19 +110,13 @@ async fn load_balancer_with_dns(env: &Env, dns: &str) -> Result<Option<Value>> {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|lb| {
-            lb["DNSName"]
-                .as_str()
-                .is_some_and(|d| d.eq_ignore_ascii_case(dns))
-        })
+        .find(|lb| lb["DNSName"].as_str().is_some_and(|d| d.eq_ignore_ascii_case(dns)))
         .cloned())
 }
 
 /// The target group the NLB's listener on `port` forwards to.
 async fn target_group_of_listener(env: &Env, lb_arn: &str, port: u64) -> Result<String> {
-    let listeners = env
-        .aws(&["elbv2", "describe-listeners", "--load-balancer-arn", lb_arn])
-        .await?;
+    let listeners = env.aws(&["elbv2", "describe-listeners", "--load-balancer-arn", lb_arn]).await?;
     let listener = listeners["Listeners"]
         .as_array()
         .into_iter()
@@ -143,21 +124,11 @@ async fn target_group_of_listener(env: &Env, lb_arn: &str, port: u64) -> Result<
         .find(|l| l["Port"].as_u64() == Some(port))
         .ok_or_else(|| anyhow!("no listener on {port}: {listeners}"))?;
     assert_eq!(listener["Protocol"], "TCP");
-    listener["DefaultActions"][0]["TargetGroupArn"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no target group")
+    listener["DefaultActions"][0]["TargetGroupArn"].as_str().map(str::to_owned).context("no target group")
 }
 
 async fn target_states(env: &Env, tg_arn: &str) -> Result<Vec<(String, String)>> {
-    let health = env
-        .aws(&[
-            "elbv2",
-            "describe-target-health",
-            "--target-group-arn",
-            tg_arn,
-        ])
-        .await?;
+    let health = env.aws(&["elbv2", "describe-target-health", "--target-group-arn", tg_arn]).await?;
     Ok(health["TargetHealthDescriptions"]
         .as_array()
         .into_iter()
@@ -165,18 +136,14 @@ async fn target_states(env: &Env, tg_arn: &str) -> Result<Vec<(String, String)>>
         .map(|d| {
             (
                 d["Target"]["Id"].as_str().unwrap_or_default().to_owned(),
-                d["TargetHealth"]["State"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                d["TargetHealth"]["State"].as_str().unwrap_or_default().to_owned(),
             )
         })
         .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and_goes_away_with_it(
-) -> Result<()> {
+async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and_goes_away_with_it() -> Result<()> {
     let env = Env::start().await?;
     let c = env.create_cluster("eks-1", 1).await?;
 
@@ -185,14 +152,7 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
         let pods = env
             .kubectl_json(
                 &c.kubeconfig,
-                &[
-                    "get",
-                    "pods",
-                    "-n",
-                    "kube-system",
-                    "-l",
-                    "app.kubernetes.io/name=aws-load-balancer-controller",
-                ],
+                &["get", "pods", "-n", "kube-system", "-l", "app.kubernetes.io/name=aws-load-balancer-controller"],
             )
             .await?;
         let ready = pods["items"].as_array().into_iter().flatten().any(|p| {
@@ -205,10 +165,7 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
         Ok(if ready {
             Ok(())
         } else {
-            Err(format!(
-                "{} pods, none Ready",
-                pods["items"].as_array().map_or(0, Vec::len)
-            ))
+            Err(format!("{} pods, none Ready", pods["items"].as_array().map_or(0, Vec::len)))
         })
     })
     .await?;
@@ -216,25 +173,11 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
     env.apply(&c.kubeconfig, GATEWAY).await?;
 
     // Service hostname -> the NLB, as the seed's readiness script follows it.
-    let hostname = eventually("a hostname in the Service status", || {
-        service_hostname(&env, &c)
-    })
-    .await?;
+    let hostname = eventually("a hostname in the Service status", || service_hostname(&env, &c)).await?;
     assert_eq!(hostname, hostname.to_lowercase());
-    assert!(
-        hostname.ends_with(".elb.us-west-2.amazonaws.com"),
-        "{hostname}"
-    );
-    let svc = env
-        .kubectl_json(
-            &c.kubeconfig,
-            &["get", "svc", "istio-eastwestgateway", "-n", "istio-ingress"],
-        )
-        .await?;
-    assert_eq!(
-        svc["metadata"]["finalizers"],
-        serde_json::json!(["service.k8s.aws/resources"])
-    );
+    assert!(hostname.ends_with(".elb.us-west-2.amazonaws.com"), "{hostname}");
+    let svc = env.kubectl_json(&c.kubeconfig, &["get", "svc", "istio-eastwestgateway", "-n", "istio-ingress"]).await?;
+    assert_eq!(svc["metadata"]["finalizers"], serde_json::json!(["service.k8s.aws/resources"]));
 
     let lb = eventually("the NLB active", || async {
         Ok(match load_balancer_with_dns(&env, &hostname).await? {
@@ -251,42 +194,22 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
     assert!(name.starts_with("k8s-istioing-istioeas-"), "{name}");
     let lb_arn = lb["LoadBalancerArn"].as_str().context("arn")?.to_owned();
 
-    let tags = env
-        .aws(&["elbv2", "describe-tags", "--resource-arns", &lb_arn])
-        .await?;
+    let tags = env.aws(&["elbv2", "describe-tags", "--resource-arns", &lb_arn]).await?;
     let tags: BTreeSet<(String, String)> = tags["TagDescriptions"][0]["Tags"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| {
-            (
-                t["Key"].as_str().unwrap_or_default().to_owned(),
-                t["Value"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
+        .map(|t| (t["Key"].as_str().unwrap_or_default().to_owned(), t["Value"].as_str().unwrap_or_default().to_owned()))
         .collect();
     for want in [
         ("elbv2.k8s.aws/cluster", "eks-1"),
-        (
-            "service.k8s.aws/stack",
-            "istio-ingress/istio-eastwestgateway",
-        ),
+        ("service.k8s.aws/stack", "istio-ingress/istio-eastwestgateway"),
         ("service.k8s.aws/resource", "LoadBalancer"),
     ] {
-        assert!(
-            tags.contains(&(want.0.to_owned(), want.1.to_owned())),
-            "tag {want:?} missing from {tags:?}"
-        );
+        assert!(tags.contains(&(want.0.to_owned(), want.1.to_owned())), "tag {want:?} missing from {tags:?}");
     }
 
-    let attributes = env
-        .aws(&[
-            "elbv2",
-            "describe-load-balancer-attributes",
-            "--load-balancer-arn",
-            &lb_arn,
-        ])
-        .await?;
+    let attributes = env.aws(&["elbv2", "describe-load-balancer-attributes", "--load-balancer-arn", &lb_arn]).await?;
     let cross_zone = attributes["Attributes"]
         .as_array()
         .into_iter()
@@ -295,35 +218,14 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
         .map(|a| a["Value"].clone());
     assert_eq!(cross_zone, Some(Value::from("true")), "{attributes}");
 
-    let listeners = env
-        .aws(&[
-            "elbv2",
-            "describe-listeners",
-            "--load-balancer-arn",
-            &lb_arn,
-        ])
-        .await?;
-    let ports: BTreeSet<u64> = listeners["Listeners"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l["Port"].as_u64())
-        .collect();
+    let listeners = env.aws(&["elbv2", "describe-listeners", "--load-balancer-arn", &lb_arn]).await?;
+    let ports: BTreeSet<u64> =
+        listeners["Listeners"].as_array().into_iter().flatten().filter_map(|l| l["Port"].as_u64()).collect();
     assert_eq!(ports, BTreeSet::from([15012, 15017, 15021, 15443]));
 
     // Listener 15443 -> target group -> every target healthy; 15012 has no listener behind it.
     let pod_ips: BTreeSet<String> = env
-        .kubectl_json(
-            &c.kubeconfig,
-            &[
-                "get",
-                "pods",
-                "-n",
-                "istio-ingress",
-                "-l",
-                "istio=eastwestgateway",
-            ],
-        )
+        .kubectl_json(&c.kubeconfig, &["get", "pods", "-n", "istio-ingress", "-l", "istio=eastwestgateway"])
         .await?["items"]
         .as_array()
         .into_iter()
@@ -333,55 +235,42 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
     assert_eq!(pod_ips.len(), 2, "two gateway pods with IPs: {pod_ips:?}");
     let tls_tg = target_group_of_listener(&env, &lb_arn, 15443).await?;
     // Without a Gateway server on 15443 the gateway pods do not listen there.
-    eventually(
-        "every 15443 target unhealthy before the Gateway",
-        || async {
-            let states = target_states(&env, &tls_tg).await?;
-            let unhealthy = states.len() == 2 && states.iter().all(|(_, s)| s == "unhealthy");
-            Ok(if unhealthy {
-                Ok(())
-            } else {
-                Err(format!("{states:?}"))
-            })
-        },
-    )
+    eventually("every 15443 target unhealthy before the Gateway", || async {
+        let states = target_states(&env, &tls_tg).await?;
+        let unhealthy = states.len() == 2 && states.iter().all(|(_, s)| s == "unhealthy");
+        Ok(if unhealthy { Ok(()) } else { Err(format!("{states:?}")) })
+    })
     .await?;
     env.apply(&c.kubeconfig, CROSS_NETWORK_GATEWAY).await?;
     let healthy = eventually("every 15443 target healthy", || async {
         let states = target_states(&env, &tls_tg).await?;
         let ips: BTreeSet<String> = states.iter().map(|(ip, _)| ip.clone()).collect();
-        Ok(
-            if ips == pod_ips && states.iter().all(|(_, s)| s == "healthy") {
-                Ok(states)
-            } else {
-                Err(format!("{states:?}"))
-            },
-        )
+        Ok(if ips == pod_ips && states.iter().all(|(_, s)| s == "healthy") {
+            Ok(states)
+        } else {
+            Err(format!("{states:?}"))
+        })
     })
     .await?;
     assert_eq!(healthy.len(), 2);
     let istiod_tg = target_group_of_listener(&env, &lb_arn, 15012).await?;
     eventually("every 15012 target unhealthy", || async {
         let states = target_states(&env, &istiod_tg).await?;
-        Ok(
-            if states.len() == 2 && states.iter().all(|(_, s)| s == "unhealthy") {
-                Ok(())
-            } else {
-                Err(format!("{states:?}"))
-            },
-        )
+        Ok(if states.len() == 2 && states.iter().all(|(_, s)| s == "unhealthy") {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        })
     })
     .await?;
     let status_tg = target_group_of_listener(&env, &lb_arn, 15021).await?;
     eventually("every 15021 target healthy", || async {
         let states = target_states(&env, &status_tg).await?;
-        Ok(
-            if states.len() == 2 && states.iter().all(|(_, s)| s == "healthy") {
-                Ok(())
-            } else {
-                Err(format!("{states:?}"))
-            },
-        )
+        Ok(if states.len() == 2 && states.iter().all(|(_, s)| s == "healthy") {
+            Ok(())
+        } else {
+            Err(format!("{states:?}"))
+        })
     })
     .await?;
 
@@ -390,12 +279,7 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|z| {
-            z["LoadBalancerAddresses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
+        .flat_map(|z| z["LoadBalancerAddresses"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a["IpAddress"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(lb_ips.len(), 3, "one public IP per AZ: {lb}");
@@ -411,12 +295,8 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
         .collect();
     assert_eq!(dns_ips, lb_ips);
     assert!(answer.answers().iter().all(|r| r.ttl() == 60));
-    let aaaa =
-        support::dns_query(env.dns_addr(), &format!("{hostname}."), RecordType::AAAA).await?;
-    assert_eq!(
-        (aaaa.response_code(), aaaa.answers().len()),
-        (ResponseCode::NoError, 0)
-    );
+    let aaaa = support::dns_query(env.dns_addr(), &format!("{hostname}."), RecordType::AAAA).await?;
+    assert_eq!((aaaa.response_code(), aaaa.answers().len()), (ResponseCode::NoError, 0));
     let unknown = support::dns_query(
         env.dns_addr(),
         "k8s-nope-nope-0000000000-0000000000000000.elb.us-west-2.amazonaws.com.",
@@ -427,75 +307,30 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
 
     // A restarted controller finds its NLB by tags instead of making another.
     let selector = "app.kubernetes.io/name=aws-load-balancer-controller";
-    let old_controller = env
-        .kubectl(
-            &c.kubeconfig,
-            &[
-                "get",
-                "pods",
-                "-n",
-                "kube-system",
-                "-l",
-                selector,
-                "-o",
-                "name",
-            ],
-        )
-        .await?;
-    env.kubectl(
-        &c.kubeconfig,
-        &["delete", "pods", "-n", "kube-system", "-l", selector],
-    )
-    .await?;
+    let old_controller =
+        env.kubectl(&c.kubeconfig, &["get", "pods", "-n", "kube-system", "-l", selector, "-o", "name"]).await?;
+    env.kubectl(&c.kubeconfig, &["delete", "pods", "-n", "kube-system", "-l", selector]).await?;
     eventually("a new controller pod Ready", || async {
-        let pods = env
-            .kubectl_json(
-                &c.kubeconfig,
-                &["get", "pods", "-n", "kube-system", "-l", selector],
-            )
-            .await?;
+        let pods = env.kubectl_json(&c.kubeconfig, &["get", "pods", "-n", "kube-system", "-l", selector]).await?;
         let fresh = pods["items"].as_array().into_iter().flatten().any(|p| {
             let name = format!("pod/{}", p["metadata"]["name"].as_str().unwrap_or_default());
             name != old_controller.trim() && p["status"]["phase"] == "Running"
         });
-        Ok(if fresh {
-            Ok(())
-        } else {
-            Err(format!("{}", pods["items"]))
-        })
+        Ok(if fresh { Ok(()) } else { Err(format!("{}", pods["items"])) })
     })
     .await?;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let lbs = env.aws(&["elbv2", "describe-load-balancers"]).await?;
-    let arns: Vec<&str> = lbs["LoadBalancers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|lb| lb["LoadBalancerArn"].as_str())
-        .collect();
+    let arns: Vec<&str> =
+        lbs["LoadBalancers"].as_array().into_iter().flatten().filter_map(|lb| lb["LoadBalancerArn"].as_str()).collect();
     assert_eq!(arns, [lb_arn.as_str()], "still the one NLB");
     let tgs = env.aws(&["elbv2", "describe-target-groups"]).await?;
-    assert_eq!(
-        tgs["TargetGroups"].as_array().map(Vec::len),
-        Some(4),
-        "one target group per port"
-    );
+    assert_eq!(tgs["TargetGroups"].as_array().map(Vec::len), Some(4), "one target group per port");
 
     // A gateway pod replaced: its target goes, the new one comes and turns healthy.
     let old_ip = pod_ips.iter().next().cloned().context("a pod IP")?;
-    let pods = env
-        .kubectl_json(
-            &c.kubeconfig,
-            &[
-                "get",
-                "pods",
-                "-n",
-                "istio-ingress",
-                "-l",
-                "istio=eastwestgateway",
-            ],
-        )
-        .await?;
+    let pods =
+        env.kubectl_json(&c.kubeconfig, &["get", "pods", "-n", "istio-ingress", "-l", "istio=eastwestgateway"]).await?;
     let victim = pods["items"]
         .as_array()
         .into_iter()
@@ -504,77 +339,34 @@ async fn the_east_west_gateway_service_becomes_a_healthy_internet_facing_nlb_and
         .and_then(|p| p["metadata"]["name"].as_str())
         .context("the pod with the first IP")?
         .to_owned();
-    env.kubectl(
-        &c.kubeconfig,
-        &["delete", "pod", &victim, "-n", "istio-ingress"],
-    )
-    .await?;
+    env.kubectl(&c.kubeconfig, &["delete", "pod", &victim, "-n", "istio-ingress"]).await?;
     eventually("targets follow the replaced pod", || async {
         let states = target_states(&env, &tls_tg).await?;
         let ok = states.len() == 2
             && !states.iter().any(|(ip, _)| *ip == old_ip)
             && states.iter().all(|(_, s)| s == "healthy");
-        Ok(if ok {
-            Ok(())
-        } else {
-            Err(format!("{states:?}"))
-        })
+        Ok(if ok { Ok(()) } else { Err(format!("{states:?}")) })
     })
     .await?;
 
     // Deleting the Service deletes the NLB, its target groups and security
     // groups, and only then lets the Service go.
-    env.kubectl(
-        &c.kubeconfig,
-        &[
-            "delete",
-            "svc",
-            "istio-eastwestgateway",
-            "-n",
-            "istio-ingress",
-            "--timeout=30s",
-        ],
-    )
-    .await?;
-    let left = env
-        .kubectl(
-            &c.kubeconfig,
-            &["get", "svc", "-n", "istio-ingress", "-o", "name"],
-        )
+    env.kubectl(&c.kubeconfig, &["delete", "svc", "istio-eastwestgateway", "-n", "istio-ingress", "--timeout=30s"])
         .await?;
+    let left = env.kubectl(&c.kubeconfig, &["get", "svc", "-n", "istio-ingress", "-o", "name"]).await?;
     assert_eq!(left.trim(), "", "no Service left");
-    assert!(
-        load_balancer_with_dns(&env, &hostname).await?.is_none(),
-        "the NLB is gone"
-    );
+    assert!(load_balancer_with_dns(&env, &hostname).await?.is_none(), "the NLB is gone");
     let tgs = env.aws(&["elbv2", "describe-target-groups"]).await?;
-    assert_eq!(
-        tgs["TargetGroups"],
-        serde_json::json!([]),
-        "no target group left"
-    );
+    assert_eq!(tgs["TargetGroups"], serde_json::json!([]), "no target group left");
     let sgs = env
-        .aws(&[
-            "ec2",
-            "describe-security-groups",
-            "--filters",
-            "Name=tag:elbv2.k8s.aws/cluster,Values=eks-1",
-        ])
+        .aws(&["ec2", "describe-security-groups", "--filters", "Name=tag:elbv2.k8s.aws/cluster,Values=eks-1"])
         .await?;
-    assert_eq!(
-        sgs["SecurityGroups"],
-        serde_json::json!([]),
-        "no controller security group left"
-    );
+    assert_eq!(sgs["SecurityGroups"], serde_json::json!([]), "no controller security group left");
     let gone = support::dns_query(env.dns_addr(), &format!("{hostname}."), RecordType::A).await?;
     assert_eq!(gone.response_code(), ResponseCode::NXDomain);
 
     let api = c.endpoint.trim_start_matches("https://").to_owned();
-    let aws = env
-        .twin
-        .aws_endpoint()
-        .trim_start_matches("http://")
-        .to_owned();
+    let aws = env.twin.aws_endpoint().trim_start_matches("http://").to_owned();
     env.twin.shutdown().await;
     for addr in [api, aws] {
         assert!(
@@ -594,53 +386,23 @@ async fn without_the_controller_a_load_balancer_service_stays_pending() -> Resul
 
     // The gateway pods run (so the controller would have had targets)...
     eventually("two Ready gateway pods", || async {
-        let d = env
-            .kubectl_json(
-                &c.kubeconfig,
-                &[
-                    "get",
-                    "deploy",
-                    "istio-eastwestgateway",
-                    "-n",
-                    "istio-ingress",
-                ],
-            )
-            .await?;
-        Ok(if d["status"]["readyReplicas"] == 2 {
-            Ok(())
-        } else {
-            Err(format!("status {}", d["status"]))
-        })
+        let d =
+            env.kubectl_json(&c.kubeconfig, &["get", "deploy", "istio-eastwestgateway", "-n", "istio-ingress"]).await?;
+        Ok(if d["status"]["readyReplicas"] == 2 { Ok(()) } else { Err(format!("status {}", d["status"])) })
     })
     .await?;
     // ...and for a good while of simulated time (2 s = over an hour) nothing happens.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let svc = env
-        .kubectl_json(
-            &c.kubeconfig,
-            &["get", "svc", "istio-eastwestgateway", "-n", "istio-ingress"],
-        )
-        .await?;
-    assert_eq!(
-        svc["status"]["loadBalancer"],
-        serde_json::json!({}),
-        "no ingress: EXTERNAL-IP <pending>"
-    );
-    assert!(
-        svc["metadata"].get("finalizers").is_none(),
-        "no finalizer: {}",
-        svc["metadata"]
-    );
+    let svc = env.kubectl_json(&c.kubeconfig, &["get", "svc", "istio-eastwestgateway", "-n", "istio-ingress"]).await?;
+    assert_eq!(svc["status"]["loadBalancer"], serde_json::json!({}), "no ingress: EXTERNAL-IP <pending>");
+    assert!(svc["metadata"].get("finalizers").is_none(), "no finalizer: {}", svc["metadata"]);
     let lbs = env.aws(&["elbv2", "describe-load-balancers"]).await?;
     assert_eq!(lbs["LoadBalancers"], serde_json::json!([]));
 
     // The controller arriving later picks the Service up, as the real one
     // does when it starts.
     env.apply(&c.kubeconfig, CONTROLLER).await?;
-    eventually("a hostname once the controller runs", || {
-        service_hostname(&env, &c)
-    })
-    .await?;
+    eventually("a hostname once the controller runs", || service_hostname(&env, &c)).await?;
     env.twin.shutdown().await;
     Ok(())
 }

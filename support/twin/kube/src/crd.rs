@@ -11,20 +11,11 @@ pub fn resource_infos(crd: &Value) -> Vec<ResourceInfo> {
     let Some(spec) = crd.get("spec") else {
         return Vec::new();
     };
-    let text = |p: &str| {
-        spec.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |p: &str| spec.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     let strings = |p: &str| -> Vec<String> {
         spec.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_default()
     };
     let (group, plural, kind) = (text("/group"), text("/names/plural"), text("/names/kind"));
@@ -36,11 +27,8 @@ pub fn resource_infos(crd: &Value) -> Vec<ResourceInfo> {
         s => s,
     };
     let namespaced = text("/scope") != "Cluster";
-    let versions: Vec<&Value> = spec
-        .get("versions")
-        .and_then(Value::as_array)
-        .map(|v| v.iter().collect())
-        .unwrap_or_default();
+    let versions: Vec<&Value> =
+        spec.get("versions").and_then(Value::as_array).map(|v| v.iter().collect()).unwrap_or_default();
     let storage = versions
         .iter()
         .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
@@ -53,11 +41,8 @@ pub fn resource_infos(crd: &Value) -> Vec<ResourceInfo> {
         .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
         .filter_map(|v| {
             let version = v.get("name").and_then(Value::as_str)?;
-            let mut info = ResourceInfo::new(
-                Resource::new(&group, version, &plural, &kind, namespaced),
-                &singular,
-                &[],
-            );
+            let mut info =
+                ResourceInfo::new(Resource::new(&group, version, &plural, &kind, namespaced), &singular, &[]);
             info.short_names = strings("/names/shortNames");
             info.categories = strings("/names/categories");
             info.storage_version = storage.clone();
@@ -90,10 +75,7 @@ mod tests {
                          {"name": "v1alpha1", "served": false, "storage": false}]}});
         let infos = resource_infos(&crd);
         assert_eq!(infos.len(), 2);
-        assert_eq!(
-            infos[0].resource,
-            Resource::new("example.com", "v1", "widgets", "Widget", true)
-        );
+        assert_eq!(infos[0].resource, Resource::new("example.com", "v1", "widgets", "Widget", true));
         assert_eq!(infos[1].storage_version, "v1");
         assert_eq!(infos[0].singular, "widget");
         assert!(infos[0].has_subresource("status") && !infos[1].has_subresource("status"));

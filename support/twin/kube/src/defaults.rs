@@ -17,10 +17,7 @@ pub struct Allocator {
 impl Default for Allocator {
     fn default() -> Self {
         // 10.100.0.1 is the `kubernetes` Service's address.
-        Allocator {
-            next_ip: 1,
-            next_node_port: 30000,
-        }
+        Allocator { next_ip: 1, next_node_port: 30000 }
     }
 }
 
@@ -40,12 +37,7 @@ impl Allocator {
 
 /// Fills defaults for `kind`. `old` is the stored object on updates, whose
 /// allocated values (cluster IP, node ports) are kept when the client omits them.
-pub fn apply(
-    kind: &str,
-    obj: &mut Value,
-    old: Option<&Value>,
-    alloc: &mut Allocator,
-) -> Result<(), ApiError> {
+pub fn apply(kind: &str, obj: &mut Value, old: Option<&Value>, alloc: &mut Allocator) -> Result<(), ApiError> {
     match kind {
         "Secret" => secret(obj),
         "Namespace" => {
@@ -68,7 +60,9 @@ pub fn apply(
                 if kind == "Deployment" {
                     spec.entry("revisionHistoryLimit").or_insert(json!(10));
                     spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-                    spec.entry("strategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+                    spec.entry("strategy").or_insert(
+                        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                    );
                 }
                 if let Some(pod) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
                     pod_spec(pod);
@@ -99,38 +93,29 @@ fn secret(obj: &mut Value) -> Result<(), ApiError> {
     map.entry("type").or_insert(json!("Opaque"));
     if let Some(data) = map.get("data") {
         let Some(data) = data.as_object() else {
-            return Err(ApiError::bad_request(
-                "Secret.data must be an object of base64 strings",
-            ));
+            return Err(ApiError::bad_request("Secret.data must be an object of base64 strings"));
         };
         for (k, v) in data {
-            let ok = v
-                .as_str()
-                .is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
+            let ok = v.as_str().is_some_and(|s| base64::engine::general_purpose::STANDARD.decode(s).is_ok());
             if !ok {
-                return Err(ApiError::bad_request(format!("Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data.{k}")));
+                return Err(ApiError::bad_request(format!(
+                    "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data in data.{k}"
+                )));
             }
         }
     }
     if let Some(string_data) = map.remove("stringData") {
         let Value::Object(string_data) = string_data else {
-            return Err(ApiError::bad_request(
-                "Secret.stringData must be an object of strings",
-            ));
+            return Err(ApiError::bad_request("Secret.stringData must be an object of strings"));
         };
-        let data = map
-            .entry("data")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let data = map.entry("data").or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(data) = data {
             for (k, v) in string_data {
                 let text = match v {
                     Value::String(s) => s,
                     other => other.to_string(),
                 };
-                data.insert(
-                    k,
-                    json!(base64::engine::general_purpose::STANDARD.encode(text)),
-                );
+                data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
             }
         }
     }
@@ -145,8 +130,7 @@ fn namespace(obj: &mut Value) {
         labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     }
     if let Some(map) = obj.as_object_mut() {
-        map.entry("spec")
-            .or_insert_with(|| json!({"finalizers": ["kubernetes"]}));
+        map.entry("spec").or_insert_with(|| json!({"finalizers": ["kubernetes"]}));
     }
 }
 
@@ -154,11 +138,7 @@ fn service(obj: &mut Value, old: Option<&Value>, alloc: &mut Allocator) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    let ty = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
     spec.insert("type".into(), json!(ty));
     spec.entry("sessionAffinity").or_insert(json!("None"));
     if ty == "ExternalName" {
@@ -167,10 +147,7 @@ fn service(obj: &mut Value, old: Option<&Value>, alloc: &mut Allocator) {
     let old_spec = old.and_then(|o| o.get("spec"));
     let ip = match spec.get("clusterIP").and_then(Value::as_str) {
         Some(ip) if !ip.is_empty() => ip.to_string(),
-        _ => match old_spec
-            .and_then(|s| s.get("clusterIP"))
-            .and_then(Value::as_str)
-        {
+        _ => match old_spec.and_then(|s| s.get("clusterIP")).and_then(Value::as_str) {
             Some(ip) if !ip.is_empty() => ip.to_string(),
             _ => alloc.cluster_ip(),
         },
@@ -179,22 +156,16 @@ fn service(obj: &mut Value, old: Option<&Value>, alloc: &mut Allocator) {
     spec.insert("clusterIPs".into(), json!([ip]));
     spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
     spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
-    spec.entry("internalTrafficPolicy")
-        .or_insert(json!("Cluster"));
+    spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
     let external = ty == "LoadBalancer" || ty == "NodePort";
     if external {
-        spec.entry("externalTrafficPolicy")
-            .or_insert(json!("Cluster"));
+        spec.entry("externalTrafficPolicy").or_insert(json!("Cluster"));
     }
     if ty == "LoadBalancer" {
-        spec.entry("allocateLoadBalancerNodePorts")
-            .or_insert(json!(true));
+        spec.entry("allocateLoadBalancerNodePorts").or_insert(json!(true));
     }
-    let old_ports: Vec<Value> = old_spec
-        .and_then(|s| s.get("ports"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let old_ports: Vec<Value> =
+        old_spec.and_then(|s| s.get("ports")).and_then(Value::as_array).cloned().unwrap_or_default();
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut() {
             let Some(p) = port.as_object_mut() else {
@@ -209,10 +180,7 @@ fn service(obj: &mut Value, old: Option<&Value>, alloc: &mut Allocator) {
                         .find(|o| o.get("port") == Some(&number))
                         .and_then(|o| o.get("nodePort"))
                         .cloned();
-                    p.insert(
-                        "nodePort".into(),
-                        kept.unwrap_or_else(|| json!(alloc.node_port())),
-                    );
+                    p.insert("nodePort".into(), kept.unwrap_or_else(|| json!(alloc.node_port())));
                 }
             }
         }
@@ -225,14 +193,9 @@ fn pod_spec(spec: &mut Value) {
     };
     spec.entry("restartPolicy").or_insert(json!("Always"));
     spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
-    spec.entry("schedulerName")
-        .or_insert(json!("default-scheduler"));
-    spec.entry("terminationGracePeriodSeconds")
-        .or_insert(json!(30));
-    let sa = spec
-        .get("serviceAccountName")
-        .cloned()
-        .unwrap_or(json!("default"));
+    spec.entry("schedulerName").or_insert(json!("default-scheduler"));
+    spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    let sa = spec.get("serviceAccountName").cloned().unwrap_or(json!("default"));
     spec.insert("serviceAccountName".into(), sa.clone());
     spec.entry("serviceAccount").or_insert(sa);
     for list in ["containers", "initContainers"] {
@@ -241,18 +204,10 @@ fn pod_spec(spec: &mut Value) {
         };
         for c in containers.iter_mut().filter_map(Value::as_object_mut) {
             let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-            let latest = image
-                .rsplit('/')
-                .next()
-                .is_none_or(|last| !last.contains(':') || last.ends_with(":latest"));
-            let policy = if latest && !image.contains('@') {
-                "Always"
-            } else {
-                "IfNotPresent"
-            };
+            let latest = image.rsplit('/').next().is_none_or(|last| !last.contains(':') || last.ends_with(":latest"));
+            let policy = if latest && !image.contains('@') { "Always" } else { "IfNotPresent" };
             c.entry("imagePullPolicy").or_insert(json!(policy));
-            c.entry("terminationMessagePath")
-                .or_insert(json!("/dev/termination-log"));
+            c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
             c.entry("terminationMessagePolicy").or_insert(json!("File"));
             if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -271,35 +226,23 @@ mod tests {
     fn secret_string_data_is_folded_into_data() {
         let mut s = json!({"stringData": {"token": "abc", "n": 1}, "data": {"old": "eA=="}});
         apply("Secret", &mut s, None, &mut Allocator::default()).expect("valid");
-        assert_eq!(
-            s,
-            json!({"type": "Opaque", "data": {"old": "eA==", "token": "YWJj", "n": "MQ=="}})
-        );
+        assert_eq!(s, json!({"type": "Opaque", "data": {"old": "eA==", "token": "YWJj", "n": "MQ=="}}));
         let mut bad = json!({"data": {"k": "not base64!"}});
-        assert_eq!(
-            apply("Secret", &mut bad, None, &mut Allocator::default())
-                .expect_err("bad")
-                .code,
-            400
-        );
+        assert_eq!(apply("Secret", &mut bad, None, &mut Allocator::default()).expect_err("bad").code, 400);
     }
 
     #[test]
     fn services_get_an_ip_and_node_ports_kept_across_updates() {
         let mut alloc = Allocator::default();
-        let mut svc =
-            json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 15443, "name": "tls"}]}});
+        let mut svc = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 15443, "name": "tls"}]}});
         apply("Service", &mut svc, None, &mut alloc).expect("ok");
         let ip = svc["spec"]["clusterIP"].as_str().expect("ip").to_string();
         assert!(ip.starts_with("10.100."));
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], 15443);
         assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP");
         let node_port = svc["spec"]["ports"][0]["nodePort"].clone();
-        assert!(node_port
-            .as_u64()
-            .is_some_and(|p| (30000..=32767).contains(&p)));
-        let mut updated =
-            json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 15443, "name": "tls"}]}});
+        assert!(node_port.as_u64().is_some_and(|p| (30000..=32767).contains(&p)));
+        let mut updated = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 15443, "name": "tls"}]}});
         apply("Service", &mut updated, Some(&svc), &mut alloc).expect("ok");
         assert_eq!(updated["spec"]["clusterIP"], ip.as_str());
         assert_eq!(updated["spec"]["ports"][0]["nodePort"], node_port);
@@ -320,10 +263,7 @@ mod tests {
     fn namespace_label_and_spec() {
         let mut ns = json!({"metadata": {"name": "sample"}});
         apply("Namespace", &mut ns, None, &mut Allocator::default()).expect("ok");
-        assert_eq!(
-            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
-            "sample"
-        );
+        assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "sample");
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
     }
 }

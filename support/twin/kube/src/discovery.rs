@@ -11,8 +11,7 @@ use serde_json::{json, Value};
 use crate::resources::{Catalog, ResourceInfo};
 
 /// The Content-Type of aggregated discovery, and what kubectl's Accept must ask for.
-pub const AGGREGATED_CONTENT_TYPE: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether an Accept header asks for aggregated discovery v2.
 pub fn wants_aggregated(accept: &str) -> bool {
@@ -45,30 +44,21 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn group_doc(group: &str, versions: &[String]) -> Value {
-    let gvs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-        .collect();
+    let gvs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
     json!({"name": group, "versions": gvs, "preferredVersion": gvs.first().cloned().unwrap_or(Value::Null)})
 }
 
 /// `GET /apis`: every named group, preferred version first.
 pub fn api_group_list(catalog: &Catalog) -> Value {
-    let groups: Vec<Value> = catalog
-        .groups()
-        .iter()
-        .filter(|(g, _)| !g.is_empty())
-        .map(|(g, vs)| group_doc(g, vs))
-        .collect();
+    let groups: Vec<Value> =
+        catalog.groups().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_doc(g, vs)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/<group>`.
 pub fn api_group(catalog: &Catalog, group: &str) -> Option<Value> {
-    let (_, versions) = catalog
-        .groups()
-        .into_iter()
-        .find(|(g, _)| g == group && !g.is_empty())?;
+    let (_, versions) = catalog.groups().into_iter().find(|(g, _)| g == group && !g.is_empty())?;
     let mut doc = group_doc(group, &versions);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
@@ -102,14 +92,8 @@ pub fn api_resource_list(catalog: &Catalog, group: &str, version: &str) -> Optio
             resources.push(entry);
         }
     }
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    Some(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
-    )
+    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
 }
 
 fn aggregated_resource(info: &ResourceInfo) -> Value {
@@ -151,11 +135,8 @@ pub fn aggregated(catalog: &Catalog, legacy: bool) -> Value {
             let versions: Vec<Value> = versions
                 .iter()
                 .map(|v| {
-                    let resources: Vec<Value> = catalog
-                        .resources_in(g, v)
-                        .into_iter()
-                        .map(aggregated_resource)
-                        .collect();
+                    let resources: Vec<Value> =
+                        catalog.resources_in(g, v).into_iter().map(aggregated_resource).collect();
                     json!({"version": v, "resources": resources, "freshness": "Current"})
                 })
                 .collect();
@@ -183,7 +164,10 @@ pub fn openapi_v3_root(catalog: &Catalog) -> Value {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 doc.to_string().hash(&mut h);
                 let key = openapi_key(&group, &version);
-                paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={:016X}", h.finish())}));
+                paths.insert(
+                    key.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={:016X}", h.finish())}),
+                );
             }
         }
     }
@@ -223,11 +207,7 @@ fn openapi_v3_group_version(catalog: &Catalog, group: &str, version: &str) -> Op
         };
         paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
         paths.insert(
-            r.collection_path(if r.namespaced {
-                Some("{namespace}")
-            } else {
-                None
-            }),
+            r.collection_path(if r.namespaced { Some("{namespace}") } else { None }),
             json!({"post": op("post")}),
         );
     }
@@ -245,34 +225,16 @@ mod tests {
         let c = Catalog::builtin();
         let doc = api_resource_list(&c, "", "v1").expect("served");
         let resources = doc["resources"].as_array().expect("list");
-        let pods = resources
-            .iter()
-            .find(|r| r["name"] == "pods")
-            .expect("pods");
+        let pods = resources.iter().find(|r| r["name"] == "pods").expect("pods");
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
         assert_eq!(
             pods["verbs"],
-            json!([
-                "create",
-                "delete",
-                "deletecollection",
-                "get",
-                "list",
-                "patch",
-                "update",
-                "watch"
-            ])
+            json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
         );
-        let exec = resources
-            .iter()
-            .find(|r| r["name"] == "pods/exec")
-            .expect("pods/exec");
+        let exec = resources.iter().find(|r| r["name"] == "pods/exec").expect("pods/exec");
         assert_eq!(exec["kind"], "PodExecOptions");
-        let ns = resources
-            .iter()
-            .find(|r| r["name"] == "namespaces")
-            .expect("ns");
+        let ns = resources.iter().find(|r| r["name"] == "namespaces").expect("ns");
         assert_eq!(ns["namespaced"], false);
         let scale = api_resource_list(&c, "apps", "v1").expect("apps");
         let scale = scale["resources"]
@@ -280,11 +242,7 @@ mod tests {
             .and_then(|r| r.iter().find(|r| r["name"] == "deployments/scale").cloned())
             .expect("scale");
         assert_eq!(
-            (
-                scale["group"].as_str(),
-                scale["version"].as_str(),
-                scale["kind"].as_str()
-            ),
+            (scale["group"].as_str(), scale["version"].as_str(), scale["kind"].as_str()),
             (Some("autoscaling"), Some("v1"), Some("Scale"))
         );
         assert!(api_resource_list(&c, "apps", "v2").is_none());
@@ -294,14 +252,9 @@ mod tests {
     fn group_list_and_aggregated() {
         let c = Catalog::builtin();
         let groups = api_group_list(&c);
-        let apps = groups["groups"]
-            .as_array()
-            .and_then(|g| g.iter().find(|g| g["name"] == "apps").cloned())
-            .expect("apps");
-        assert_eq!(
-            apps["preferredVersion"],
-            json!({"groupVersion": "apps/v1", "version": "v1"})
-        );
+        let apps =
+            groups["groups"].as_array().and_then(|g| g.iter().find(|g| g["name"] == "apps").cloned()).expect("apps");
+        assert_eq!(apps["preferredVersion"], json!({"groupVersion": "apps/v1", "version": "v1"}));
         let agg = aggregated(&c, true);
         assert_eq!(agg["items"].as_array().map(Vec::len), Some(1));
         assert_eq!(agg["items"][0]["metadata"]["name"], "");
@@ -314,7 +267,9 @@ mod tests {
         assert!(wants_aggregated(
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
         ));
-        assert!(!wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"));
+        assert!(!wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+        ));
         assert!(!wants_aggregated("application/json"));
     }
 
@@ -322,16 +277,11 @@ mod tests {
     fn openapi_v3_announces_field_validation_on_patch() {
         let c = Catalog::builtin();
         let root = openapi_v3_root(&c);
-        let url = root["paths"]["apis/networking.istio.io/v1"]["serverRelativeURL"]
-            .as_str()
-            .expect("url");
+        let url = root["paths"]["apis/networking.istio.io/v1"]["serverRelativeURL"].as_str().expect("url");
         assert!(url.starts_with("/openapi/v3/apis/networking.istio.io/v1?hash="));
         let doc = openapi_v3_by_key(&c, "api/v1").expect("doc");
         let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/secrets/{name}"]["patch"];
-        assert_eq!(
-            patch["x-kubernetes-group-version-kind"],
-            json!({"group": "", "version": "v1", "kind": "Secret"})
-        );
+        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "", "version": "v1", "kind": "Secret"}));
         assert_eq!(patch["parameters"][0]["name"], "fieldValidation");
         assert!(doc["paths"]["/api/v1/namespaces/{name}"]["patch"].is_object());
         assert!(openapi_v3_by_key(&c, "apis/nope/v1").is_none());

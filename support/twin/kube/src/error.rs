@@ -24,12 +24,7 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            reason: reason.to_string(),
-            message: message.into(),
-            details: None,
-        }
+        ApiError { code, reason: reason.to_string(), message: message.into(), details: None }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -45,21 +40,12 @@ impl ApiError {
 
     /// The URL names nothing this server serves.
     pub fn no_route() -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-        .with_details(json!({}))
+        Self::new(404, "NotFound", "the server could not find the requested resource").with_details(json!({}))
     }
 
     pub fn already_exists(plural: &str, name: &str) -> Self {
-        Self::new(
-            409,
-            "AlreadyExists",
-            format!("{plural} \"{name}\" already exists"),
-        )
-        .with_details(json!({"name": name, "kind": plural}))
+        Self::new(409, "AlreadyExists", format!("{plural} \"{name}\" already exists"))
+            .with_details(json!({"name": name, "kind": plural}))
     }
 
     /// A write carried a stale `metadata.resourceVersion` (optimistic concurrency).
@@ -77,21 +63,15 @@ impl ApiError {
 
     /// 422 with one cause per invalid field, worded like apimachinery's field errors.
     pub fn invalid(kind: &str, name: &str, causes: Vec<FieldCause>) -> Self {
-        let list: Vec<String> = causes
-            .iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect();
+        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
         let message = if list.len() == 1 {
             format!("{kind} \"{name}\" is invalid: {}", list[0])
         } else {
             format!("{kind} \"{name}\" is invalid: [{}]", list.join(", "))
         };
-        let causes: Vec<Value> = causes
-            .into_iter()
-            .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-            .collect();
-        Self::new(422, "Invalid", message)
-            .with_details(json!({"name": name, "kind": kind, "causes": causes}))
+        let causes: Vec<Value> =
+            causes.into_iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
+        Self::new(422, "Invalid", message).with_details(json!({"name": name, "kind": kind, "causes": causes}))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -115,20 +95,12 @@ impl ApiError {
     }
 
     pub fn too_large() -> Self {
-        Self::new(
-            413,
-            "RequestEntityTooLarge",
-            "the request body is too large",
-        )
+        Self::new(413, "RequestEntityTooLarge", "the request body is too large")
     }
 
     /// The watch asked for a resourceVersion older than the kept event log.
     pub fn expired(requested: u64, oldest: u64) -> Self {
-        Self::new(
-            410,
-            "Expired",
-            format!("too old resource version: {requested} ({oldest})"),
-        )
+        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -165,11 +137,7 @@ pub struct FieldCause {
 
 impl FieldCause {
     pub fn required(field: &str) -> Self {
-        FieldCause {
-            reason: "FieldValueRequired".into(),
-            message: "Required value".into(),
-            field: field.into(),
-        }
+        FieldCause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: field.into() }
     }
 
     pub fn invalid(field: &str, value: &str, why: &str) -> Self {
@@ -198,19 +166,9 @@ mod tests {
 
     #[test]
     fn invalid_lists_causes() {
-        let e = ApiError::invalid(
-            "Deployment",
-            "x",
-            vec![FieldCause::required("spec.selector")],
-        );
+        let e = ApiError::invalid("Deployment", "x", vec![FieldCause::required("spec.selector")]);
         assert_eq!(e.code, 422);
-        assert_eq!(
-            e.message,
-            "Deployment \"x\" is invalid: spec.selector: Required value"
-        );
-        assert_eq!(
-            e.to_status()["details"]["causes"][0]["field"],
-            "spec.selector"
-        );
+        assert_eq!(e.message, "Deployment \"x\" is invalid: spec.selector: Required value");
+        assert_eq!(e.to_status()["details"]["causes"][0]["field"], "spec.selector");
     }
 }

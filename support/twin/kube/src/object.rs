@@ -6,9 +6,7 @@ use serde_json::{Map, Value};
 
 /// A `metadata` string field, if present and a string.
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata")
-        .and_then(|m| m.get(field))
-        .and_then(Value::as_str)
+    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
 }
 
 pub fn name(obj: &Value) -> &str {
@@ -21,9 +19,7 @@ pub fn namespace(obj: &Value) -> Option<&str> {
 
 /// The object's resourceVersion as a number (0 when absent or malformed).
 pub fn resource_version(obj: &Value) -> u64 {
-    meta_str(obj, "resourceVersion")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    meta_str(obj, "resourceVersion").and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// `metadata` as a mutable map, created if missing (or replaced if not an object).
@@ -32,9 +28,7 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
         *obj = Value::Object(Map::new());
     }
     let map = obj.as_object_mut().expect("just made an object");
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
@@ -44,11 +38,7 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|f| {
-            f.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
+        .map(|f| f.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 
@@ -60,11 +50,7 @@ pub fn is_deleting(obj: &Value) -> bool {
 pub fn owner_uids(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
-                .collect()
-        })
+        .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from)).collect())
         .unwrap_or_default()
 }
 
@@ -79,14 +65,7 @@ pub fn new_uid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// The alphabet apimachinery draws generated name suffixes from (no vowels, no look-alikes).
@@ -95,9 +74,7 @@ const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// `n` random characters for `generateName` and pod-template-hash-like names.
 pub fn random_suffix(n: usize) -> String {
     let mut rng = rand::rng();
-    (0..n)
-        .map(|_| SUFFIX_ALPHABET[rng.random_range(0..SUFFIX_ALPHABET.len())] as char)
-        .collect()
+    (0..n).map(|_| SUFFIX_ALPHABET[rng.random_range(0..SUFFIX_ALPHABET.len())] as char).collect()
 }
 
 /// The object with `metadata` and `status` left out: what `generation` tracks.

@@ -18,30 +18,19 @@ pub enum PatchType {
 
 impl PatchType {
     pub fn from_content_type(ct: &str) -> Option<Self> {
-        let media = ct
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let media = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         match media.as_str() {
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/json-patch+json" => Some(PatchType::Json),
             "application/strategic-merge-patch+json" => Some(PatchType::StrategicMerge),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => {
-                Some(PatchType::Apply)
-            }
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
             _ => None,
         }
     }
 }
 
 fn patch_failed(err: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        422,
-        "Invalid",
-        format!("the server rejected our request due to an error in our request: {err}"),
-    )
+    ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {err}"))
 }
 
 /// RFC 7386: objects merge recursively, `null` deletes, anything else replaces.
@@ -53,8 +42,8 @@ pub fn merge_patch(original: &Value, patch: &Value) -> Value {
 
 /// RFC 6902 operations applied in order; any failing operation rejects the whole patch.
 pub fn json_patch(original: &Value, patch: &Value) -> Result<Value, ApiError> {
-    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+    let ops: json_patch::Patch =
+        serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
     let mut doc = original.clone();
     json_patch::patch(&mut doc, &ops).map_err(patch_failed)?;
     Ok(doc)
@@ -69,9 +58,7 @@ pub fn apply_patch(original: &Value, applied: &Value, kind: &str) -> Result<Valu
 /// Strategic merge patch as kubectl's client-side apply sends it.
 pub fn strategic_merge(original: &Value, patch: &Value, kind: &str) -> Result<Value, ApiError> {
     let Value::Object(patch) = patch else {
-        return Err(ApiError::bad_request(
-            "a strategic merge patch must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("a strategic merge patch must be a JSON object"));
     };
     let empty = Map::new();
     let orig = original.as_object().unwrap_or(&empty);
@@ -96,12 +83,8 @@ fn list_strategy(path: &[String], kind: &str) -> ListStrategy {
     let Some(field) = path.last() else {
         return ListStrategy::Replace;
     };
-    let in_container = path.iter().any(|p| {
-        matches!(
-            p.as_str(),
-            "containers" | "initContainers" | "ephemeralContainers"
-        )
-    });
+    let in_container =
+        path.iter().any(|p| matches!(p.as_str(), "containers" | "initContainers" | "ephemeralContainers"));
     match field.as_str() {
         "containers"
         | "initContainers"
@@ -111,9 +94,7 @@ fn list_strategy(path: &[String], kind: &str) -> ListStrategy {
         | "imagePullSecrets"
         | "resourceClaims" => ListStrategy::ByKey("name"),
         "ports" if in_container => ListStrategy::ByKey("containerPort"),
-        "ports" if kind == "Service" && path.len() == 2 && path[0] == "spec" => {
-            ListStrategy::ByKey("port")
-        }
+        "ports" if kind == "Service" && path.len() == 2 && path[0] == "spec" => ListStrategy::ByKey("port"),
         "volumeMounts" => ListStrategy::ByKey("mountPath"),
         "volumeDevices" => ListStrategy::ByKey("devicePath"),
         "conditions" => ListStrategy::ByKey("type"),
@@ -202,18 +183,14 @@ fn merge_value(
                     && v.as_object().is_some_and(|m| m.len() == 1)
             };
             if items.iter().any(replace_marker) {
-                let kept = items
-                    .iter()
-                    .filter(|v| !replace_marker(v))
-                    .map(strip)
-                    .collect();
+                let kept = items.iter().filter(|v| !replace_marker(v)).map(strip).collect();
                 return Ok(Some(Value::Array(kept)));
             }
             let orig_items = orig.and_then(Value::as_array);
             match (list_strategy(path, kind), orig_items) {
-                (ListStrategy::ByKey(key), Some(orig_items)) => Ok(Some(Value::Array(
-                    merge_keyed(orig_items, items, key, path, kind)?,
-                ))),
+                (ListStrategy::ByKey(key), Some(orig_items)) => {
+                    Ok(Some(Value::Array(merge_keyed(orig_items, items, key, path, kind)?)))
+                }
                 (ListStrategy::PrimitiveSet, Some(orig_items)) => {
                     let mut out = orig_items.clone();
                     for v in items {
@@ -290,10 +267,7 @@ fn strip(v: &Value) -> Value {
 }
 
 fn strip_map(m: &Map<String, Value>) -> Map<String, Value> {
-    m.iter()
-        .filter(|(k, _)| !is_directive(k))
-        .map(|(k, v)| (k.clone(), strip(v)))
-        .collect()
+    m.iter().filter(|(k, _)| !is_directive(k)).map(|(k, v)| (k.clone(), strip(v))).collect()
 }
 
 #[cfg(test)]
@@ -311,10 +285,8 @@ mod tests {
 
     #[test]
     fn merge_patch_null_deletes_and_objects_merge() {
-        let out = merge_patch(
-            &json!({"a": {"b": 1, "c": 2}, "l": [1, 2]}),
-            &json!({"a": {"b": null, "d": 3}, "l": [3]}),
-        );
+        let out =
+            merge_patch(&json!({"a": {"b": 1, "c": 2}, "l": [1, 2]}), &json!({"a": {"b": null, "d": 3}, "l": [3]}));
         assert_eq!(out, json!({"a": {"c": 2, "d": 3}, "l": [3]}));
     }
 
@@ -323,15 +295,9 @@ mod tests {
         let doc = json!({"metadata": {"labels": {"a": "1"}}});
         let out = json_patch(&doc, &json!([{"op": "add", "path": "/metadata/labels/b", "value": "2"}, {"op": "remove", "path": "/metadata/labels/a"}])).expect("applies");
         assert_eq!(out, json!({"metadata": {"labels": {"b": "2"}}}));
-        let e = json_patch(&doc, &json!([{"op": "remove", "path": "/nope"}]))
-            .expect_err("missing path");
+        let e = json_patch(&doc, &json!([{"op": "remove", "path": "/nope"}])).expect_err("missing path");
         assert_eq!(e.code, 422);
-        assert_eq!(
-            json_patch(&doc, &json!({"op": "x"}))
-                .expect_err("not a list")
-                .code,
-            400
-        );
+        assert_eq!(json_patch(&doc, &json!({"op": "x"})).expect_err("not a list").code, 400);
     }
 
     #[test]
@@ -343,25 +309,16 @@ mod tests {
                 "env": [{"name": "A", "value": "9"}],
                 "ports": [{"containerPort": 443, "name": "https"}]}]}}}});
         let out = strategic_merge(&deployment(), &patch, "Deployment").expect("merges");
-        let containers = out
-            .pointer("/spec/template/spec/containers")
-            .and_then(Value::as_array)
-            .expect("list");
+        let containers = out.pointer("/spec/template/spec/containers").and_then(Value::as_array).expect("list");
         assert_eq!(containers.len(), 2, "sibling container kept");
         assert_eq!(containers[1]["image"], "proxy:1");
         assert_eq!(containers[0]["image"], "curl:2");
-        assert_eq!(
-            containers[0]["env"],
-            json!([{"name": "A", "value": "9"}, {"name": "B", "value": "2"}])
-        );
+        assert_eq!(containers[0]["env"], json!([{"name": "A", "value": "9"}, {"name": "B", "value": "2"}]));
         assert_eq!(
             containers[0]["ports"],
             json!([{"containerPort": 80, "name": "http"}, {"containerPort": 443, "name": "https"}])
         );
-        assert!(
-            out.to_string().find('$').is_none(),
-            "directives stripped: {out}"
-        );
+        assert!(out.to_string().find('$').is_none(), "directives stripped: {out}");
     }
 
     #[test]
@@ -369,19 +326,9 @@ mod tests {
         // The same patch as a merge patch replaces the container list: the reason strategic merge exists.
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "sleep", "image": "curl:2"}]}}}});
         let out = merge_patch(&deployment(), &patch);
-        assert_eq!(
-            out.pointer("/spec/template/spec/containers")
-                .and_then(Value::as_array)
-                .map(Vec::len),
-            Some(1)
-        );
+        assert_eq!(out.pointer("/spec/template/spec/containers").and_then(Value::as_array).map(Vec::len), Some(1));
         let out = strategic_merge(&deployment(), &patch, "Deployment").expect("merges");
-        assert_eq!(
-            out.pointer("/spec/template/spec/containers")
-                .and_then(Value::as_array)
-                .map(Vec::len),
-            Some(2)
-        );
+        assert_eq!(out.pointer("/spec/template/spec/containers").and_then(Value::as_array).map(Vec::len), Some(2));
     }
 
     #[test]
@@ -390,10 +337,7 @@ mod tests {
             "spec": {"template": {"spec": {"containers": [{"name": "istio-proxy", "$patch": "delete"},
                 {"name": "sleep", "env": [{"name": "B", "$patch": "delete"}], "ports": [{"$patch": "replace"}, {"containerPort": 8080}]}]}}}});
         let out = strategic_merge(&deployment(), &patch, "Deployment").expect("merges");
-        assert_eq!(
-            out["metadata"],
-            json!({"name": "sleep", "labels": {}, "finalizers": ["b"]})
-        );
+        assert_eq!(out["metadata"], json!({"name": "sleep", "labels": {}, "finalizers": ["b"]}));
         let c = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(c.as_array().map(Vec::len), Some(1));
         assert_eq!(c[0]["env"], json!([{"name": "A", "value": "1"}]));
@@ -414,10 +358,7 @@ mod tests {
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
         // The same list in a non-Service object is atomic.
         let out = strategic_merge(&svc, &patch, "ConfigMap").expect("merges");
-        assert_eq!(
-            out["spec"]["ports"],
-            json!([{"port": 15443, "targetPort": 15443}])
-        );
+        assert_eq!(out["spec"]["ports"], json!([{"port": 15443, "targetPort": 15443}]));
     }
 
     #[test]
@@ -433,10 +374,7 @@ mod tests {
             PatchType::from_content_type("application/strategic-merge-patch+json; charset=utf-8"),
             Some(PatchType::StrategicMerge)
         );
-        assert_eq!(
-            PatchType::from_content_type("application/apply-patch+yaml"),
-            Some(PatchType::Apply)
-        );
+        assert_eq!(PatchType::from_content_type("application/apply-patch+yaml"), Some(PatchType::Apply));
         assert_eq!(PatchType::from_content_type("application/json"), None);
         assert!(strategic_merge(&json!({}), &json!([1]), "Pod").is_err());
     }

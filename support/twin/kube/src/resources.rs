@@ -95,52 +95,22 @@ impl Resource {
         Self::new("apps", "v1", "replicasets", "ReplicaSet", true)
     }
     pub fn endpointslices() -> Self {
-        Self::new(
-            "discovery.k8s.io",
-            "v1",
-            "endpointslices",
-            "EndpointSlice",
-            true,
-        )
+        Self::new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true)
     }
     pub fn customresourcedefinitions() -> Self {
-        Self::new(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            false,
-        )
+        Self::new("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false)
     }
     pub fn gateways() -> Self {
         Self::new(ISTIO_NETWORKING, "v1", "gateways", "Gateway", true)
     }
     pub fn virtualservices() -> Self {
-        Self::new(
-            ISTIO_NETWORKING,
-            "v1",
-            "virtualservices",
-            "VirtualService",
-            true,
-        )
+        Self::new(ISTIO_NETWORKING, "v1", "virtualservices", "VirtualService", true)
     }
     pub fn destinationrules() -> Self {
-        Self::new(
-            ISTIO_NETWORKING,
-            "v1",
-            "destinationrules",
-            "DestinationRule",
-            true,
-        )
+        Self::new(ISTIO_NETWORKING, "v1", "destinationrules", "DestinationRule", true)
     }
     pub fn serviceentries() -> Self {
-        Self::new(
-            ISTIO_NETWORKING,
-            "v1",
-            "serviceentries",
-            "ServiceEntry",
-            true,
-        )
+        Self::new(ISTIO_NETWORKING, "v1", "serviceentries", "ServiceEntry", true)
     }
 }
 
@@ -159,13 +129,7 @@ pub struct Subresource {
 
 impl Subresource {
     fn new(name: &str, kind: &str, verbs: &[&str]) -> Self {
-        Subresource {
-            name: name.into(),
-            kind: kind.into(),
-            group: None,
-            version: None,
-            verbs: strings(verbs),
-        }
+        Subresource { name: name.into(), kind: kind.into(), group: None, version: None, verbs: strings(verbs) }
     }
 
     fn status(kind: &str) -> Self {
@@ -196,16 +160,7 @@ pub struct ResourceInfo {
     pub builtin: bool,
 }
 
-const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 impl ResourceInfo {
     /// A resource with all verbs and no subresources.
@@ -239,10 +194,7 @@ impl ResourceInfo {
 
     /// The same resource at the version it is stored at.
     pub fn storage_resource(&self) -> Resource {
-        Resource {
-            version: self.storage_version.clone(),
-            ..self.resource.clone()
-        }
+        Resource { version: self.storage_version.clone(), ..self.resource.clone() }
     }
 }
 
@@ -257,10 +209,7 @@ pub struct Catalog {
 impl Catalog {
     /// The kinds an EKS cluster with Istio installed serves to meshspec.
     pub fn builtin() -> Self {
-        let mut c = Catalog {
-            entries: BTreeMap::new(),
-            group_order: vec![String::new()],
-        };
+        let mut c = Catalog { entries: BTreeMap::new(), group_order: vec![String::new()] };
         let pod_subs = [
             Subresource::new("attach", "PodAttachOptions", &["create", "get"]),
             Subresource::new("exec", "PodExecOptions", &["create", "get"]),
@@ -272,43 +221,22 @@ impl Catalog {
         pods.subresources.extend(pod_subs);
         c.register(pods);
         c.register(
-            ResourceInfo::new(Resource::services(), "service", &["svc"])
-                .in_all()
-                .with(Subresource::status("Service")),
+            ResourceInfo::new(Resource::services(), "service", &["svc"]).in_all().with(Subresource::status("Service")),
         );
         c.register(ResourceInfo::new(Resource::secrets(), "secret", &[]));
-        c.register(ResourceInfo::new(
-            Resource::configmaps(),
-            "configmap",
-            &["cm"],
-        ));
-        c.register(ResourceInfo::new(
-            Resource::serviceaccounts(),
-            "serviceaccount",
-            &["sa"],
-        ));
-        c.register(ResourceInfo::new(
-            Resource::endpoints(),
-            "endpoints",
-            &["ep"],
-        ));
+        c.register(ResourceInfo::new(Resource::configmaps(), "configmap", &["cm"]));
+        c.register(ResourceInfo::new(Resource::serviceaccounts(), "serviceaccount", &["sa"]));
+        c.register(ResourceInfo::new(Resource::endpoints(), "endpoints", &["ep"]));
         let mut ns = ResourceInfo::new(Resource::namespaces(), "namespace", &["ns"])
             .with(Subresource::new("finalize", "Namespace", &["update"]))
             .with(Subresource::status("Namespace"));
-        ns.verbs = strings(&[
-            "create", "delete", "get", "list", "patch", "update", "watch",
-        ]);
+        ns.verbs = strings(&["create", "delete", "get", "list", "patch", "update", "watch"]);
         c.register(ns);
         c.register(ResourceInfo::new(Resource::events(), "event", &["ev"]));
-        c.register(
-            ResourceInfo::new(Resource::nodes(), "node", &["no"]).with(Subresource::status("Node")),
-        );
+        c.register(ResourceInfo::new(Resource::nodes(), "node", &["no"]).with(Subresource::status("Node")));
         for r in [Resource::deployments(), Resource::replicasets()] {
-            let (singular, short) = if r.plural == "deployments" {
-                ("deployment", "deploy")
-            } else {
-                ("replicaset", "rs")
-            };
+            let (singular, short) =
+                if r.plural == "deployments" { ("deployment", "deploy") } else { ("replicaset", "rs") };
             let kind = r.kind.clone();
             c.register(
                 ResourceInfo::new(r, singular, &[short])
@@ -317,18 +245,10 @@ impl Catalog {
                     .with(Subresource::status(&kind)),
             );
         }
-        c.register(ResourceInfo::new(
-            Resource::endpointslices(),
-            "endpointslice",
-            &[],
-        ));
+        c.register(ResourceInfo::new(Resource::endpointslices(), "endpointslice", &[]));
         c.register(
-            ResourceInfo::new(
-                Resource::customresourcedefinitions(),
-                "customresourcedefinition",
-                &["crd", "crds"],
-            )
-            .with(Subresource::status("CustomResourceDefinition")),
+            ResourceInfo::new(Resource::customresourcedefinitions(), "customresourcedefinition", &["crd", "crds"])
+                .with(Subresource::status("CustomResourceDefinition")),
         );
         // Istio serves its networking kinds at three versions from one storage.
         let istio = [
@@ -339,15 +259,8 @@ impl Catalog {
         ];
         for version in ["v1", "v1beta1", "v1alpha3"] {
             for (r, singular, short) in &istio {
-                let mut info = ResourceInfo::new(
-                    Resource {
-                        version: version.into(),
-                        ..r.clone()
-                    },
-                    singular,
-                    &[short],
-                )
-                .with(Subresource::status(&r.kind));
+                let mut info = ResourceInfo::new(Resource { version: version.into(), ..r.clone() }, singular, &[short])
+                    .with(Subresource::status(&r.kind));
                 info.categories = strings(&["istio-io", "networking-istio-io"]);
                 info.storage_version = "v1".into();
                 info.builtin = false;
@@ -363,15 +276,13 @@ impl Catalog {
         if !self.group_order.contains(&r.group) {
             self.group_order.push(r.group.clone());
         }
-        self.entries
-            .insert((r.group.clone(), r.version.clone(), r.plural.clone()), info);
+        self.entries.insert((r.group.clone(), r.version.clone(), r.plural.clone()), info);
     }
 
     /// Removes a resource at every version; returns whether anything was removed.
     pub fn unregister(&mut self, group: &str, plural: &str) -> bool {
         let before = self.entries.len();
-        self.entries
-            .retain(|(g, _, p), _| !(g == group && p == plural));
+        self.entries.retain(|(g, _, p), _| !(g == group && p == plural));
         if !self.entries.keys().any(|(g, _, _)| g == group) {
             self.group_order.retain(|g| g != group);
         }
@@ -379,8 +290,7 @@ impl Catalog {
     }
 
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceInfo> {
-        self.entries
-            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+        self.entries.get(&(group.to_string(), version.to_string(), plural.to_string()))
     }
 
     /// The entry for a resource handed in by a caller (matched on group, version, plural).
@@ -390,9 +300,7 @@ impl Catalog {
 
     /// Whether any resource is served at this group version.
     pub fn serves(&self, group: &str, version: &str) -> bool {
-        self.entries
-            .keys()
-            .any(|(g, v, _)| g == group && v == version)
+        self.entries.keys().any(|(g, v, _)| g == group && v == version)
     }
 
     /// Groups in discovery order with their versions, preferred first.
@@ -419,19 +327,12 @@ impl Catalog {
 
     /// Resources served at one group version, in name order.
     pub fn resources_in(&self, group: &str, version: &str) -> Vec<&ResourceInfo> {
-        self.entries
-            .iter()
-            .filter(|((g, v, _), _)| g == group && v == version)
-            .map(|(_, i)| i)
-            .collect()
+        self.entries.iter().filter(|((g, v, _), _)| g == group && v == version).map(|(_, i)| i).collect()
     }
 
     /// Every resource at its storage version, once.
     pub fn storage_resources(&self) -> Vec<&ResourceInfo> {
-        self.entries
-            .values()
-            .filter(|i| i.resource.version == i.storage_version)
-            .collect()
+        self.entries.values().filter(|i| i.resource.version == i.storage_version).collect()
     }
 }
 
@@ -446,16 +347,11 @@ mod tests {
     #[test]
     fn istio_kinds_are_served_at_three_versions_stored_at_v1() {
         let c = Catalog::builtin();
-        let gw = c
-            .lookup("networking.istio.io", "v1alpha3", "gateways")
-            .expect("served");
+        let gw = c.lookup("networking.istio.io", "v1alpha3", "gateways").expect("served");
         assert_eq!(gw.storage_resource(), Resource::gateways());
         assert!(!gw.builtin);
         let groups = c.groups();
-        let istio = groups
-            .iter()
-            .find(|(g, _)| g == "networking.istio.io")
-            .expect("group");
+        let istio = groups.iter().find(|(g, _)| g == "networking.istio.io").expect("group");
         assert_eq!(istio.1[0], "v1", "preferred version first");
         assert_eq!(istio.1.len(), 3);
         assert_eq!(groups[0].0, "", "core group first");
@@ -463,30 +359,16 @@ mod tests {
 
     #[test]
     fn paths_and_api_versions() {
-        assert_eq!(
-            Resource::pods().collection_path(Some("sample")),
-            "/api/v1/namespaces/sample/pods"
-        );
-        assert_eq!(
-            Resource::namespaces().collection_path(Some("x")),
-            "/api/v1/namespaces"
-        );
+        assert_eq!(Resource::pods().collection_path(Some("sample")), "/api/v1/namespaces/sample/pods");
+        assert_eq!(Resource::namespaces().collection_path(Some("x")), "/api/v1/namespaces");
         assert_eq!(Resource::deployments().api_version(), "apps/v1");
-        assert_eq!(
-            Resource::gateways().qualified_plural(),
-            "gateways.networking.istio.io"
-        );
+        assert_eq!(Resource::gateways().qualified_plural(), "gateways.networking.istio.io");
     }
 
     #[test]
     fn unregister_drops_every_version_and_the_empty_group() {
         let mut c = Catalog::builtin();
-        for p in [
-            "gateways",
-            "virtualservices",
-            "destinationrules",
-            "serviceentries",
-        ] {
+        for p in ["gateways", "virtualservices", "destinationrules", "serviceentries"] {
             assert!(c.unregister("networking.istio.io", p));
         }
         assert!(c.lookup("networking.istio.io", "v1", "gateways").is_none());

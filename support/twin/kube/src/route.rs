@@ -49,11 +49,7 @@ fn decode(seg: &str) -> String {
 /// Parses a path (without query). The catalog tells `/api/v1/namespaces/x/pods`
 /// (pods in x) from `/api/v1/namespaces/x/status` (the namespace's status).
 pub fn parse(path: &str, catalog: &Catalog) -> Route {
-    let segs: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(decode)
-        .collect();
+    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(decode).collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         ["version"] => Route::Version,
@@ -61,14 +57,8 @@ pub fn parse(path: &str, catalog: &Catalog) -> Route {
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
         ["apis", group] => Route::Group(group.to_string()),
-        ["api", version] => Route::ResourceList {
-            group: String::new(),
-            version: version.to_string(),
-        },
-        ["apis", group, version] => Route::ResourceList {
-            group: group.to_string(),
-            version: version.to_string(),
-        },
+        ["api", version] => Route::ResourceList { group: String::new(), version: version.to_string() },
+        ["apis", group, version] => Route::ResourceList { group: group.to_string(), version: version.to_string() },
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Root,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
@@ -84,23 +74,17 @@ fn resource(group: &str, version: &str, rest: &[&str], catalog: &Catalog) -> Rou
         _ => (false, rest),
     };
     let owned = |s: Option<&&str>| s.map(|s| s.to_string());
-    let namespaced_plural = |p: &str| {
-        catalog
-            .lookup(group, version, p)
-            .is_some_and(|i| i.resource.namespaced)
-    };
+    let namespaced_plural = |p: &str| catalog.lookup(group, version, p).is_some_and(|i| i.resource.namespaced);
     let path = match rest {
-        ["namespaces", ns, plural, tail @ ..] if namespaced_plural(plural) && tail.len() <= 2 => {
-            ResourcePath {
-                group: group.into(),
-                version: version.into(),
-                plural: plural.to_string(),
-                namespace: Some(ns.to_string()),
-                name: owned(tail.first()),
-                subresource: owned(tail.get(1)),
-                watch,
-            }
-        }
+        ["namespaces", ns, plural, tail @ ..] if namespaced_plural(plural) && tail.len() <= 2 => ResourcePath {
+            group: group.into(),
+            version: version.into(),
+            plural: plural.to_string(),
+            namespace: Some(ns.to_string()),
+            name: owned(tail.first()),
+            subresource: owned(tail.get(1)),
+            watch,
+        },
         [plural, tail @ ..] if tail.len() <= 2 => ResourcePath {
             group: group.into(),
             version: version.into(),
@@ -119,13 +103,7 @@ fn resource(group: &str, version: &str, rest: &[&str], catalog: &Catalog) -> Rou
 mod tests {
     use super::*;
 
-    fn rp(
-        group: &str,
-        plural: &str,
-        ns: Option<&str>,
-        name: Option<&str>,
-        sub: Option<&str>,
-    ) -> Route {
+    fn rp(group: &str, plural: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>) -> Route {
         Route::Resource(ResourcePath {
             group: group.into(),
             version: "v1".into(),
@@ -140,39 +118,25 @@ mod tests {
     #[test]
     fn resource_paths() {
         let c = Catalog::builtin();
-        assert_eq!(
-            parse("/api/v1/namespaces/sample/pods", &c),
-            rp("", "pods", Some("sample"), None, None)
-        );
+        assert_eq!(parse("/api/v1/namespaces/sample/pods", &c), rp("", "pods", Some("sample"), None, None));
         assert_eq!(
             parse("/api/v1/namespaces/sample/pods/p1/exec", &c),
             rp("", "pods", Some("sample"), Some("p1"), Some("exec"))
         );
-        assert_eq!(
-            parse("/api/v1/namespaces/sample", &c),
-            rp("", "namespaces", None, Some("sample"), None)
-        );
+        assert_eq!(parse("/api/v1/namespaces/sample", &c), rp("", "namespaces", None, Some("sample"), None));
         assert_eq!(
             parse("/api/v1/namespaces/sample/status", &c),
             rp("", "namespaces", None, Some("sample"), Some("status"))
         );
-        assert_eq!(
-            parse("/api/v1/namespaces", &c),
-            rp("", "namespaces", None, None, None)
-        );
+        assert_eq!(parse("/api/v1/namespaces", &c), rp("", "namespaces", None, None, None));
         assert_eq!(parse("/api/v1/pods", &c), rp("", "pods", None, None, None));
         assert_eq!(
             parse("/apis/apps/v1/namespaces/a/deployments/d/scale", &c),
             rp("apps", "deployments", Some("a"), Some("d"), Some("scale"))
         );
-        let Route::Resource(w) = parse("/api/v1/watch/namespaces/a/configmaps", &c) else {
-            panic!("route")
-        };
+        let Route::Resource(w) = parse("/api/v1/watch/namespaces/a/configmaps", &c) else { panic!("route") };
         assert!(w.watch && w.namespace.as_deref() == Some("a"));
-        assert_eq!(
-            parse("/api/v1/namespaces/a/pods/p/exec/extra", &c),
-            Route::NotFound
-        );
+        assert_eq!(parse("/api/v1/namespaces/a/pods/p/exec/extra", &c), Route::NotFound);
     }
 
     #[test]
@@ -182,17 +146,8 @@ mod tests {
         assert_eq!(parse("/api", &c), Route::CoreVersions);
         assert_eq!(parse("/apis/", &c), Route::Groups);
         assert_eq!(parse("/apis/apps", &c), Route::Group("apps".into()));
-        assert_eq!(
-            parse("/apis/apps/v1", &c),
-            Route::ResourceList {
-                group: "apps".into(),
-                version: "v1".into()
-            }
-        );
-        assert_eq!(
-            parse("/openapi/v3/apis/apps/v1", &c),
-            Route::OpenApiV3("apis/apps/v1".into())
-        );
+        assert_eq!(parse("/apis/apps/v1", &c), Route::ResourceList { group: "apps".into(), version: "v1".into() });
+        assert_eq!(parse("/openapi/v3/apis/apps/v1", &c), Route::OpenApiV3("apis/apps/v1".into()));
         assert_eq!(parse("/nope", &c), Route::NotFound);
     }
 }

@@ -29,9 +29,7 @@ pub fn to_scale(obj: &Value) -> Value {
 pub fn apply_scale(workload: &Value, scale: &Value) -> Result<Value, ApiError> {
     let replicas = match scale.pointer("/spec/replicas") {
         None | Some(Value::Null) => 0,
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| ApiError::bad_request("spec.replicas must be an integer"))?,
+        Some(v) => v.as_i64().ok_or_else(|| ApiError::bad_request("spec.replicas must be an integer"))?,
     };
     if replicas < 0 {
         return Err(ApiError::invalid(
@@ -68,11 +66,6 @@ mod tests {
         assert_eq!(s["metadata"]["resourceVersion"], "7");
         let next = apply_scale(&d, &json!({"spec": {"replicas": 0}})).expect("scaled");
         assert_eq!(next["spec"]["replicas"], 0);
-        assert_eq!(
-            apply_scale(&d, &json!({"spec": {"replicas": -1}}))
-                .expect_err("negative")
-                .code,
-            422
-        );
+        assert_eq!(apply_scale(&d, &json!({"spec": {"replicas": -1}})).expect_err("negative").code, 422);
     }
 }

@@ -46,45 +46,24 @@ impl LabelSelector {
         let mut requirements = Vec::new();
         if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in labels {
-                let v = v
-                    .as_str()
-                    .ok_or_else(|| ApiError::bad_request("matchLabels values must be strings"))?;
-                requirements.push(Requirement {
-                    key: k.clone(),
-                    op: LabelOp::Equals(v.to_string()),
-                });
+                let v = v.as_str().ok_or_else(|| ApiError::bad_request("matchLabels values must be strings"))?;
+                requirements.push(Requirement { key: k.clone(), op: LabelOp::Equals(v.to_string()) });
             }
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
-                let key = e
-                    .get("key")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
+                let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|vs| {
-                        vs.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect()
-                    })
+                    .map(|vs| vs.iter().filter_map(|v| v.as_str().map(String::from)).collect())
                     .unwrap_or_default();
-                let op = match e
-                    .get("operator")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                {
+                let op = match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
                     "In" => LabelOp::In(values),
                     "NotIn" => LabelOp::NotIn(values),
                     "Exists" => LabelOp::Exists,
                     "DoesNotExist" => LabelOp::DoesNotExist,
-                    other => {
-                        return Err(ApiError::bad_request(format!(
-                            "invalid label selector operator {other:?}"
-                        )))
-                    }
+                    other => return Err(ApiError::bad_request(format!("invalid label selector operator {other:?}"))),
                 };
                 requirements.push(Requirement { key, op });
             }
@@ -147,29 +126,18 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 fn parse_requirement(part: &str) -> Result<Requirement, ApiError> {
-    let bad = || {
-        ApiError::bad_request(format!(
-            "unable to parse requirement: invalid label selector: {part:?}"
-        ))
-    };
+    let bad = || ApiError::bad_request(format!("unable to parse requirement: invalid label selector: {part:?}"));
     if let Some(key) = part.strip_prefix('!') {
         let key = key.trim();
         check_key(key).map_err(|_| bad())?;
-        return Ok(Requirement {
-            key: key.into(),
-            op: LabelOp::DoesNotExist,
-        });
+        return Ok(Requirement { key: key.into(), op: LabelOp::DoesNotExist });
     }
     for (token, make) in [("!=", 0u8), ("==", 1), ("=", 1)] {
         if let Some((k, v)) = part.split_once(token) {
             let (k, v) = (k.trim(), v.trim());
             check_key(k).map_err(|_| bad())?;
             check_value(v).map_err(|_| bad())?;
-            let op = if make == 0 {
-                LabelOp::NotEquals(v.into())
-            } else {
-                LabelOp::Equals(v.into())
-            };
+            let op = if make == 0 { LabelOp::NotEquals(v.into()) } else { LabelOp::Equals(v.into()) };
             return Ok(Requirement { key: k.into(), op });
         }
     }
@@ -186,30 +154,17 @@ fn parse_requirement(part: &str) -> Result<Requirement, ApiError> {
             return Err(bad());
         };
         let list = list.trim();
-        let inner = list
-            .strip_prefix('(')
-            .and_then(|l| l.strip_suffix(')'))
-            .ok_or_else(bad)?;
+        let inner = list.strip_prefix('(').and_then(|l| l.strip_suffix(')')).ok_or_else(bad)?;
         let values: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
         check_key(key).map_err(|_| bad())?;
         for v in &values {
             check_value(v).map_err(|_| bad())?;
         }
-        let op = if is_in {
-            LabelOp::In(values)
-        } else {
-            LabelOp::NotIn(values)
-        };
-        return Ok(Requirement {
-            key: key.into(),
-            op,
-        });
+        let op = if is_in { LabelOp::In(values) } else { LabelOp::NotIn(values) };
+        return Ok(Requirement { key: key.into(), op });
     }
     check_key(part).map_err(|_| bad())?;
-    Ok(Requirement {
-        key: part.into(),
-        op: LabelOp::Exists,
-    })
+    Ok(Requirement { key: part.into(), op: LabelOp::Exists })
 }
 
 /// A label key: optional DNS prefix + `/` + a name of alphanumerics, `-`, `_`, `.`.
@@ -218,9 +173,7 @@ pub(crate) fn check_key(key: &str) -> Result<(), ()> {
         Some((prefix, name)) => {
             if prefix.is_empty()
                 || prefix.len() > 253
-                || !prefix
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
             {
                 return Err(());
             }
@@ -228,23 +181,14 @@ pub(crate) fn check_key(key: &str) -> Result<(), ()> {
         }
         None => key,
     };
-    if name.is_empty()
-        || name.len() > 63
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+    if name.is_empty() || name.len() > 63 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(());
     }
     Ok(())
 }
 
 pub(crate) fn check_value(v: &str) -> Result<(), ()> {
-    if v.len() > 63
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+    if v.len() > 63 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Err(());
     }
     Ok(())
@@ -307,15 +251,11 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(ApiError::bad_request(format!(
-                    "invalid selector: '{text}'; can't understand '{part}'"
-                )));
+                return Err(ApiError::bad_request(format!("invalid selector: '{text}'; can't understand '{part}'")));
             };
             let field = field.trim();
             if !COMMON_FIELDS.contains(&field) && !kind_fields(plural).contains(&field) {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
-                )));
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
             terms.push((field.to_string(), eq, value.trim().to_string()));
         }
@@ -335,10 +275,7 @@ impl FieldSelector {
 
     /// The name when the selector pins exactly one (`metadata.name=x`), to shortcut lookups.
     pub fn pinned_name(&self) -> Option<&str> {
-        self.terms
-            .iter()
-            .find(|(f, eq, _)| f == "metadata.name" && *eq)
-            .map(|(_, _, v)| v.as_str())
+        self.terms.iter().find(|(f, eq, _)| f == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
     }
 }
 
@@ -399,10 +336,7 @@ mod tests {
         assert!(sel("istio.io/rev").matches(&o));
         assert!(!sel("!istio.io/rev").matches(&o));
         assert!(sel("!missing").matches(&o));
-        assert!(
-            !sel("version in (v1)").matches(&o),
-            "in does not match absent keys"
-        );
+        assert!(!sel("version in (v1)").matches(&o), "in does not match absent keys");
         assert!(sel("app in (sleep),!missing,istio.io/rev=default").matches(&o));
     }
 
@@ -430,22 +364,10 @@ mod tests {
         let f = FieldSelector::parse("metadata.name=a", "pods").expect("ok");
         assert!(f.matches(&o));
         assert_eq!(f.pinned_name(), Some("a"));
-        assert!(!FieldSelector::parse("metadata.name!=a", "pods")
-            .expect("ok")
-            .matches(&o));
-        assert!(
-            FieldSelector::parse("metadata.namespace==ns,status.phase=Running", "pods")
-                .expect("ok")
-                .matches(&o)
-        );
-        assert!(!FieldSelector::parse("status.phase=Pending", "pods")
-            .expect("ok")
-            .matches(&o));
-        let e =
-            FieldSelector::parse("status.phase=Running", "configmaps").expect_err("unsupported");
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (400, "field label not supported: status.phase")
-        );
+        assert!(!FieldSelector::parse("metadata.name!=a", "pods").expect("ok").matches(&o));
+        assert!(FieldSelector::parse("metadata.namespace==ns,status.phase=Running", "pods").expect("ok").matches(&o));
+        assert!(!FieldSelector::parse("status.phase=Pending", "pods").expect("ok").matches(&o));
+        let e = FieldSelector::parse("status.phase=Running", "configmaps").expect_err("unsupported");
+        assert_eq!((e.code, e.message.as_str()), (400, "field label not supported: status.phase"));
     }
 }

@@ -76,9 +76,7 @@ pub struct ApiServer {
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("ApiServer").field("url", &self.url).finish_non_exhaustive()
     }
 }
 
@@ -106,20 +104,10 @@ impl ApiServer {
     ) -> anyhow::Result<ApiServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let ctx = Arc::new(Ctx {
-            store: store.clone(),
-            auth,
-            cfg,
-            address: addr.to_string(),
-        });
+        let ctx = Arc::new(Ctx { store: store.clone(), auth, cfg, address: addr.to_string() });
         let acceptor = TlsAcceptor::from(tls);
         let task = tokio::spawn(accept_loop(listener, acceptor, ctx));
-        Ok(ApiServer {
-            url: format!("https://{addr}"),
-            addr,
-            store,
-            task,
-        })
+        Ok(ApiServer { url: format!("https://{addr}"), addr, store, task })
     }
 
     /// Stops accepting and closes every open connection (watches included).
@@ -174,10 +162,7 @@ pub(crate) struct Request {
 impl Request {
     /// The first value of a query parameter (`?&a=b` and `+` for space are fine).
     pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -185,10 +170,7 @@ impl Request {
     }
 
     pub fn header(&self, name: header::HeaderName) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 
     /// The body as JSON; an empty body is `None`.
@@ -196,20 +178,15 @@ impl Request {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        serde_json::from_slice(&self.body).map(Some).map_err(|e| {
-            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
-        })
+        serde_json::from_slice(&self.body)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
     }
 }
 
 fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
     uri.query()
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .filter(|(k, _)| !k.is_empty())
-                .collect()
-        })
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().filter(|(k, _)| !k.is_empty()).collect())
         .unwrap_or_default()
 }
 
@@ -241,43 +218,27 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
         }
     }
     if let Route::Resource(path) = &route {
-        if matches!(
-            path.subresource.as_deref(),
-            Some("exec" | "attach" | "portforward")
-        ) {
+        if matches!(path.subresource.as_deref(), Some("exec" | "attach" | "portforward")) {
             return upgrade_route(&ctx, req, path).await;
         }
     }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return error(&ApiError::too_large())
         }
         Err(_) => return error(&ApiError::bad_request("could not read the request body")),
     };
-    let request = Request {
-        method: parts.method,
-        query: query_pairs(&parts.uri),
-        headers: parts.headers,
-        body,
-    };
+    let request = Request { method: parts.method, query: query_pairs(&parts.uri), headers: parts.headers, body };
     match route {
         Route::Resource(path) => crate::api::handle(&ctx, &request, path).await,
-        _ if request.method != Method::GET => error(&ApiError::method_not_allowed(
-            "the server does not allow this method on the requested resource",
-        )),
-        Route::Version => json(
-            StatusCode::OK,
-            &discovery::version(
-                &ctx.cfg.version_minor,
-                &ctx.cfg.git_version,
-                &ctx.cfg.platform,
-            ),
-        ),
+        _ if request.method != Method::GET => {
+            error(&ApiError::method_not_allowed("the server does not allow this method on the requested resource"))
+        }
+        Route::Version => {
+            json(StatusCode::OK, &discovery::version(&ctx.cfg.version_minor, &ctx.cfg.git_version, &ctx.cfg.platform))
+        }
         Route::Health => text(StatusCode::OK, "ok"),
         Route::CoreVersions if discovery::wants_aggregated(request.header(header::ACCEPT)) => {
             aggregated(&discovery::aggregated(&catalog, true))
@@ -288,9 +249,7 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
         }
         Route::Groups => json(StatusCode::OK, &discovery::api_group_list(&catalog)),
         Route::Group(group) => found(discovery::api_group(&catalog, &group)),
-        Route::ResourceList { group, version } => {
-            found(discovery::api_resource_list(&catalog, &group, &version))
-        }
+        Route::ResourceList { group, version } => found(discovery::api_resource_list(&catalog, &group, &version)),
         Route::OpenApiV2 | Route::NotFound => error(&ApiError::no_route()),
         Route::OpenApiV3Root => json(StatusCode::OK, &discovery::openapi_v3_root(&catalog)),
         Route::OpenApiV3(key) => found(discovery::openapi_v3_by_key(&catalog, &key)),
@@ -299,17 +258,11 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
 
 /// exec, attach and port-forward need a connection upgrade (WebSocket); the
 /// request is passed on unread so that an upgrade handler can take it over.
-async fn upgrade_route(
-    ctx: &Ctx,
-    req: http::Request<Incoming>,
-    path: &route::ResourcePath,
-) -> Response {
+async fn upgrade_route(ctx: &Ctx, req: http::Request<Incoming>, path: &route::ResourcePath) -> Response {
     let Some(name) = path.name.as_deref() else {
         return error(&ApiError::no_route());
     };
-    let pod = ctx
-        .store
-        .get(&crate::Resource::pods(), path.namespace.as_deref(), name);
+    let pod = ctx.store.get(&crate::Resource::pods(), path.namespace.as_deref(), name);
     if path.plural != "pods" || pod.is_none() {
         return error(&ApiError::not_found("pods", name));
     }
@@ -325,9 +278,7 @@ fn found(doc: Option<Value>) -> Response {
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: Body) -> Response {
@@ -335,10 +286,7 @@ pub(crate) fn respond(status: StatusCode, content_type: &'static str, body: Body
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, private"),
-    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
     resp
 }
 
@@ -347,11 +295,7 @@ pub(crate) fn json(status: StatusCode, v: &Value) -> Response {
 }
 
 fn aggregated(v: &Value) -> Response {
-    respond(
-        StatusCode::OK,
-        discovery::AGGREGATED_CONTENT_TYPE,
-        full(v.to_string()),
-    )
+    respond(StatusCode::OK, discovery::AGGREGATED_CONTENT_TYPE, full(v.to_string()))
 }
 
 pub(crate) fn text(status: StatusCode, body: &str) -> Response {
@@ -365,6 +309,5 @@ pub(crate) fn error(e: &ApiError) -> Response {
 
 pub(crate) fn stream_body(lines: impl futures::Stream<Item = Bytes> + Send + 'static) -> Body {
     use futures::StreamExt;
-    http_body_util::StreamBody::new(lines.map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b))))
-        .boxed_unsync()
+    http_body_util::StreamBody::new(lines.map(|b| Ok::<_, Infallible>(hyper::body::Frame::data(b)))).boxed_unsync()
 }

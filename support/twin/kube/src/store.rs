@@ -12,9 +12,7 @@ use tokio::sync::broadcast;
 
 use crate::defaults::{self, Allocator};
 use crate::error::{ApiError, FieldCause};
-use crate::object::{
-    self, content, finalizers, is_deleting, meta_str, metadata_mut, now_timestamp,
-};
+use crate::object::{self, content, finalizers, is_deleting, meta_str, metadata_mut, now_timestamp};
 use crate::patch;
 use crate::resources::{Catalog, Resource, ResourceInfo};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -166,11 +164,7 @@ impl Store {
     /// (older resourceVersions answer 410 Expired).
     pub fn with_log_capacity(capacity: usize) -> Arc<Store> {
         let catalog = Catalog::builtin();
-        let builtin_kinds = catalog
-            .storage_resources()
-            .iter()
-            .map(|i| kind_key(&i.resource))
-            .collect();
+        let builtin_kinds = catalog.storage_resources().iter().map(|i| kind_key(&i.resource)).collect();
         let state = State {
             rv: 0,
             catalog,
@@ -206,10 +200,7 @@ impl Store {
     /// Sets how long deleted namespaces stay Terminating before being emptied
     /// (zero: at once, within the delete).
     pub fn set_namespace_cleanup_delay(&self, delay: Duration) {
-        *self
-            .namespace_cleanup_delay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = delay;
+        *self.namespace_cleanup_delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
     }
 
     /// Unlocks, then starts the namespace controller's work for namespaces the
@@ -220,10 +211,7 @@ impl Store {
         if names.is_empty() {
             return;
         }
-        let delay = *self
-            .namespace_cleanup_delay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let delay = *self.namespace_cleanup_delay.lock().unwrap_or_else(|p| p.into_inner());
         match (tokio::runtime::Handle::try_current(), self.me.upgrade()) {
             (Ok(runtime), Some(store)) if !delay.is_zero() => {
                 runtime.spawn(async move {
@@ -281,9 +269,7 @@ impl Store {
         let Ok(labels) = LabelSelector::parse(label_selector) else {
             return Vec::new();
         };
-        self.list_matching(r, ns, &labels, &FieldSelector::default())
-            .map(|(items, _)| items)
-            .unwrap_or_default()
+        self.list_matching(r, ns, &labels, &FieldSelector::default()).map(|(items, _)| items).unwrap_or_default()
     }
 
     /// Matching objects and the resourceVersion the list is consistent with.
@@ -300,9 +286,7 @@ impl Store {
             .kind(&info)
             .map(|objs| {
                 objs.iter()
-                    .filter(|((o_ns, _), _)| {
-                        !info.resource.namespaced || ns.is_none_or(|n| n == o_ns)
-                    })
+                    .filter(|((o_ns, _), _)| !info.resource.namespaced || ns.is_none_or(|n| n == o_ns))
                     .map(|(_, o)| o)
                     .filter(|o| labels.matches(o) && fields.matches(o))
                     .map(|o| present(o.clone(), r))
@@ -340,18 +324,11 @@ impl Store {
             .get(&info, ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&info.resource.qualified_plural(), name))?;
-        st.commit(&info, ns, name, old, obj, part)
-            .map(|o| present(o, r))
+        st.commit(&info, ns, name, old, obj, part).map(|o| present(o, r))
     }
 
     /// Sets `.status` only (what a controller reports).
-    pub fn update_status(
-        &self,
-        r: &Resource,
-        ns: Option<&str>,
-        name: &str,
-        status: Value,
-    ) -> Result<Value, ApiError> {
+    pub fn update_status(&self, r: &Resource, ns: Option<&str>, name: &str, status: Value) -> Result<Value, ApiError> {
         self.modify(r, ns, name, Part::Status, |current| {
             let mut next = current.clone();
             if let Some(map) = next.as_object_mut() {
@@ -365,16 +342,8 @@ impl Store {
     }
 
     /// RFC 7386 merge patch of metadata and spec (`.status` in the patch is ignored).
-    pub fn merge_patch(
-        &self,
-        r: &Resource,
-        ns: Option<&str>,
-        name: &str,
-        patch: Value,
-    ) -> Result<Value, ApiError> {
-        self.modify(r, ns, name, Part::Main, |current| {
-            Ok(patch::merge_patch(current, &patch))
-        })
+    pub fn merge_patch(&self, r: &Resource, ns: Option<&str>, name: &str, patch: Value) -> Result<Value, ApiError> {
+        self.modify(r, ns, name, Part::Main, |current| Ok(patch::merge_patch(current, &patch)))
     }
 
     /// Read-modify-write under the store lock: `f` gets the current object and
@@ -394,8 +363,7 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&info.resource.qualified_plural(), name))?;
         let next = f(&present(old.clone(), r))?;
-        st.commit(&info, ns, name, old, next, part)
-            .map(|o| present(o, r))
+        st.commit(&info, ns, name, old, next, part).map(|o| present(o, r))
     }
 
     /// Server-side apply: creates the object when missing (`true` in the answer),
@@ -411,9 +379,7 @@ impl Store {
         let mut st = self.lock();
         let info = st.info(r)?;
         if !applied.is_object() {
-            return Err(ApiError::bad_request(
-                "the applied configuration must be an object",
-            ));
+            return Err(ApiError::bad_request("the applied configuration must be an object"));
         }
         let body_name = object::name(&applied);
         if !body_name.is_empty() && body_name != name {
@@ -429,10 +395,8 @@ impl Store {
             }
             None => Err(ApiError::not_found(&info.resource.qualified_plural(), name)),
             Some(old) => {
-                let next =
-                    patch::apply_patch(&present(old.clone(), r), &applied, &info.resource.kind)?;
-                st.commit(&info, ns, name, old, next, part)
-                    .map(|o| (present(o, r), false))
+                let next = patch::apply_patch(&present(old.clone(), r), &applied, &info.resource.kind)?;
+                st.commit(&info, ns, name, old, next, part).map(|o| (present(o, r), false))
             }
         }
     }
@@ -490,18 +454,10 @@ impl Store {
                 if rv < st.compacted {
                     return Err(ApiError::expired(rv, st.compacted + 1));
                 }
-                st.log
-                    .iter()
-                    .filter(|e| e.rv > rv && kind_key(&e.resource) == key)
-                    .cloned()
-                    .collect()
+                st.log.iter().filter(|e| e.rv > rv && kind_key(&e.resource) == key).cloned().collect()
             }
         };
-        Ok(WatchFeed {
-            initial,
-            live,
-            rv: st.rv,
-        })
+        Ok(WatchFeed { initial, live, rv: st.rv })
     }
 }
 
@@ -516,11 +472,7 @@ impl State {
     }
 
     fn obj_key(info: &ResourceInfo, ns: Option<&str>, name: &str) -> ObjKey {
-        let ns = if info.resource.namespaced {
-            ns.unwrap_or_default()
-        } else {
-            ""
-        };
+        let ns = if info.resource.namespaced { ns.unwrap_or_default() } else { "" };
         (ns.to_string(), name.to_string())
     }
 
@@ -533,21 +485,8 @@ impl State {
         self.rv
     }
 
-    fn emit(
-        &mut self,
-        rv: u64,
-        kind: EventKind,
-        resource: Resource,
-        old: Option<Value>,
-        object: Value,
-    ) {
-        let entry = Arc::new(LogEntry {
-            rv,
-            kind,
-            resource: resource.clone(),
-            old,
-            object: object.clone(),
-        });
+    fn emit(&mut self, rv: u64, kind: EventKind, resource: Resource, old: Option<Value>, object: Value) {
+        let entry = Arc::new(LogEntry { rv, kind, resource: resource.clone(), old, object: object.clone() });
         self.log.push_back(entry.clone());
         while self.log.len() > self.log_capacity {
             if let Some(gone) = self.log.pop_front() {
@@ -556,17 +495,11 @@ impl State {
         }
         // No receivers is fine: nobody is watching.
         let _ = self.internal.send(entry);
-        let _ = self.public.send(StoreEvent {
-            kind,
-            resource,
-            object,
-        });
+        let _ = self.public.send(StoreEvent { kind, resource, object });
     }
 
     fn namespace_object(&self, ns: &str) -> Option<&Value> {
-        self.objects
-            .get(&kind_key(&Resource::namespaces()))
-            .and_then(|m| m.get(&(String::new(), ns.to_string())))
+        self.objects.get(&kind_key(&Resource::namespaces())).and_then(|m| m.get(&(String::new(), ns.to_string())))
     }
 
     /// Body apiVersion/kind, when present, must be the resource's.
@@ -583,18 +516,16 @@ impl State {
         if let Some(av) = obj.get("apiVersion").and_then(Value::as_str) {
             let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
             if !av.is_empty() && group != r.group {
-                return Err(ApiError::bad_request(format!("the API version in the data ({av}) does not match the expected API version ({})", r.api_version())));
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({})",
+                    r.api_version()
+                )));
             }
         }
         Ok(())
     }
 
-    fn create(
-        &mut self,
-        info: &ResourceInfo,
-        ns: Option<&str>,
-        mut obj: Value,
-    ) -> Result<Value, ApiError> {
+    fn create(&mut self, info: &ResourceInfo, ns: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request("the object must be a JSON object"));
         }
@@ -602,30 +533,23 @@ impl State {
         let r = info.storage_resource();
         let plural = r.qualified_plural();
         let namespace = if r.namespaced {
-            let body_ns = object::namespace(&obj)
-                .filter(|s| !s.is_empty())
-                .map(String::from);
+            let body_ns = object::namespace(&obj).filter(|s| !s.is_empty()).map(String::from);
             match (ns, body_ns) {
                 (Some(url), Some(body)) if url != body => {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
                 (Some(url), _) => Some(url.to_string()),
                 (None, Some(body)) => Some(body),
-                (None, None) => {
-                    return Err(ApiError::bad_request(
-                        "a namespace is required for namespaced objects",
-                    ))
-                }
+                (None, None) => return Err(ApiError::bad_request("a namespace is required for namespaced objects")),
             }
         } else {
             None
         };
         let mut name = object::name(&obj).to_string();
         if name.is_empty() {
-            let Some(prefix) = meta_str(&obj, "generateName")
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-            else {
+            let Some(prefix) = meta_str(&obj, "generateName").filter(|p| !p.is_empty()).map(String::from) else {
                 return Err(ApiError::invalid(
                     &r.kind,
                     "",
@@ -660,13 +584,9 @@ impl State {
             meta.insert("uid".into(), json!(object::new_uid()));
             meta.insert("creationTimestamp".into(), json!(now_timestamp()));
             meta.insert("generation".into(), json!(1));
-            for gone in [
-                "resourceVersion",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "selfLink",
-                "managedFields",
-            ] {
+            for gone in
+                ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"]
+            {
                 meta.remove(gone);
             }
         }
@@ -689,10 +609,7 @@ impl State {
         }
         let rv = self.next_rv();
         metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        self.objects
-            .entry(kind_key(&r))
-            .or_default()
-            .insert(key, obj.clone());
+        self.objects.entry(kind_key(&r)).or_default().insert(key, obj.clone());
         self.emit(rv, EventKind::Added, r.clone(), None, obj.clone());
         self.after_create(&r, &obj);
         Ok(obj)
@@ -723,7 +640,9 @@ impl State {
         if r.namespaced {
             if let Some(body_ns) = object::namespace(&next).filter(|s| !s.is_empty()) {
                 if Some(body_ns) != object::namespace(&old) {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
             }
         }
@@ -793,11 +712,7 @@ impl State {
             }
         }
         if content(&new) != content(&old) {
-            let generation = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                + 1;
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             metadata_mut(&mut new).insert("generation".into(), json!(generation));
         }
         if new == old {
@@ -811,10 +726,7 @@ impl State {
                 self.maybe_finalize_namespace(name);
                 return Ok(self.get(info, ns, name).cloned().unwrap_or(new));
             }
-            self.objects
-                .entry(kind_key(&r))
-                .or_default()
-                .insert(key.clone(), new);
+            self.objects.entry(kind_key(&r)).or_default().insert(key.clone(), new);
             return Ok(self.remove(&r, &key, Propagation::Background, Some(old)));
         }
         let new = self.store_modified(&r, key, old, new);
@@ -827,10 +739,7 @@ impl State {
     fn store_modified(&mut self, r: &Resource, key: ObjKey, old: Value, mut new: Value) -> Value {
         let rv = self.next_rv();
         metadata_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
-        self.objects
-            .entry(kind_key(r))
-            .or_default()
-            .insert(key, new.clone());
+        self.objects.entry(kind_key(r)).or_default().insert(key, new.clone());
         self.emit(rv, EventKind::Modified, r.clone(), Some(old), new.clone());
         new
     }

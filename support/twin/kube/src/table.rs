@@ -8,9 +8,7 @@ use crate::resources::Resource;
 
 /// Whether an Accept header asks for a Table (`...;as=Table;v=v1;g=meta.k8s.io`).
 pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .any(|part| part.split(';').map(str::trim).any(|p| p == "as=Table"))
+    accept.split(',').any(|part| part.split(';').map(str::trim).any(|p| p == "as=Table"))
 }
 
 /// How much of each object a row carries (`includeObject`).
@@ -32,12 +30,7 @@ impl IncludeObject {
 }
 
 /// A Table of `items` (already presented at the requested version).
-pub fn table(
-    r: &Resource,
-    items: &[Value],
-    resource_version: u64,
-    include: IncludeObject,
-) -> Value {
+pub fn table(r: &Resource, items: &[Value], resource_version: u64, include: IncludeObject) -> Value {
     let columns: Vec<Value> = columns(&r.kind)
         .iter()
         .map(|(name, priority, format)| json!({"name": name, "type": "string", "format": format, "description": "", "priority": priority}))
@@ -95,32 +88,16 @@ fn columns(kind: &str) -> Vec<(&'static str, u8, &'static str)> {
             ("Images", 1, ""),
             ("Selector", 1, ""),
         ],
-        "ReplicaSet" => vec![
-            name,
-            ("Desired", 0, ""),
-            ("Current", 0, ""),
-            ("Ready", 0, ""),
-            age,
-        ],
+        "ReplicaSet" => vec![name, ("Desired", 0, ""), ("Current", 0, ""), ("Ready", 0, ""), age],
         "Namespace" => vec![name, ("Status", 0, ""), age],
         "Secret" => vec![name, ("Type", 0, ""), ("Data", 0, ""), age],
         "ConfigMap" => vec![name, ("Data", 0, ""), age],
         "ServiceAccount" => vec![name, ("Secrets", 0, ""), age],
         "Endpoints" => vec![name, ("Endpoints", 0, ""), age],
-        "Node" => vec![
-            name,
-            ("Status", 0, ""),
-            ("Roles", 0, ""),
-            age,
-            ("Version", 0, ""),
-        ],
-        "Event" => vec![
-            ("Last Seen", 0, ""),
-            ("Type", 0, ""),
-            ("Reason", 0, ""),
-            ("Object", 0, ""),
-            ("Message", 0, ""),
-        ],
+        "Node" => vec![name, ("Status", 0, ""), ("Roles", 0, ""), age, ("Version", 0, "")],
+        "Event" => {
+            vec![("Last Seen", 0, ""), ("Type", 0, ""), ("Reason", 0, ""), ("Object", 0, ""), ("Message", 0, "")]
+        }
         "VirtualService" => vec![name, ("Gateways", 0, ""), ("Hosts", 0, ""), age],
         "DestinationRule" => vec![name, ("Host", 0, ""), age],
         _ => vec![name, age],
@@ -128,9 +105,7 @@ fn columns(kind: &str) -> Vec<(&'static str, u8, &'static str)> {
 }
 
 fn s<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    obj.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
 }
 
 fn n(obj: &Value, pointer: &str) -> i64 {
@@ -156,11 +131,7 @@ fn or_none(text: String) -> String {
 fn strings_at(obj: &Value, pointer: &str) -> Vec<String> {
     obj.pointer(pointer)
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 
@@ -169,19 +140,10 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
     let age = json!(self::age(s(o, "/metadata/creationTimestamp")));
     match kind {
         "Pod" => {
-            let statuses = o
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let ready = statuses
-                .iter()
-                .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
-                .count();
-            let restarts: i64 = statuses
-                .iter()
-                .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
-                .sum();
+            let statuses =
+                o.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+            let ready = statuses.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count();
+            let restarts: i64 = statuses.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum();
             let status = if o.pointer("/metadata/deletionTimestamp").is_some() {
                 "Terminating".to_string()
             } else {
@@ -211,10 +173,7 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                     let addrs: Vec<String> = ingress
                         .iter()
                         .filter_map(|i| {
-                            i.get("hostname")
-                                .or_else(|| i.get("ip"))
-                                .and_then(Value::as_str)
-                                .map(String::from)
+                            i.get("hostname").or_else(|| i.get("ip")).and_then(Value::as_str).map(String::from)
                         })
                         .collect();
                     if addrs.is_empty() {
@@ -263,19 +222,10 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             ]
         }
         "Deployment" => {
-            let containers = o
-                .pointer("/spec/template/spec/containers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let names: Vec<&str> = containers
-                .iter()
-                .filter_map(|c| c.get("name").and_then(Value::as_str))
-                .collect();
-            let images: Vec<&str> = containers
-                .iter()
-                .filter_map(|c| c.get("image").and_then(Value::as_str))
-                .collect();
+            let containers =
+                o.pointer("/spec/template/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+            let names: Vec<&str> = containers.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
+            let images: Vec<&str> = containers.iter().filter_map(|c| c.get("image").and_then(Value::as_str)).collect();
             let selector = o
                 .pointer("/spec/selector")
                 .and_then(|sel| crate::selector::LabelSelector::from_object(sel).ok())
@@ -283,11 +233,7 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 .unwrap_or_default();
             vec![
                 name,
-                json!(format!(
-                    "{}/{}",
-                    n(o, "/status/readyReplicas"),
-                    n(o, "/spec/replicas")
-                )),
+                json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas"))),
                 json!(n(o, "/status/updatedReplicas")),
                 json!(n(o, "/status/availableReplicas")),
                 age,
@@ -309,32 +255,14 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
         "ServiceAccount" => vec![name, json!(len(o, "/secrets")), age],
         "Endpoints" => {
             let mut eps = Vec::new();
-            for subset in o
-                .pointer("/subsets")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-            {
+            for subset in o.pointer("/subsets").and_then(Value::as_array).cloned().unwrap_or_default() {
                 let ports: Vec<i64> = subset
                     .get("ports")
                     .and_then(Value::as_array)
-                    .map(|p| {
-                        p.iter()
-                            .filter_map(|p| p.get("port").and_then(Value::as_i64))
-                            .collect()
-                    })
+                    .map(|p| p.iter().filter_map(|p| p.get("port").and_then(Value::as_i64)).collect())
                     .unwrap_or_default();
-                for addr in subset
-                    .get("addresses")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-                {
-                    let ip = addr
-                        .get("ip")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
+                for addr in subset.get("addresses").and_then(Value::as_array).cloned().unwrap_or_default() {
+                    let ip = addr.get("ip").and_then(Value::as_str).unwrap_or_default().to_string();
                     if ports.is_empty() {
                         eps.push(ip.clone());
                     }
@@ -347,41 +275,21 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             let ready = o
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
-                .and_then(|c| {
-                    c.iter()
-                        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-                        .cloned()
-                });
-            let status = match ready
-                .as_ref()
-                .and_then(|c| c.get("status"))
-                .and_then(Value::as_str)
-            {
+                .and_then(|c| c.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")).cloned());
+            let status = match ready.as_ref().and_then(|c| c.get("status")).and_then(Value::as_str) {
                 Some("True") => "Ready",
                 _ => "NotReady",
             };
-            vec![
-                name,
-                json!(status),
-                json!("<none>"),
-                age,
-                json!(s(o, "/status/nodeInfo/kubeletVersion")),
-            ]
+            vec![name, json!(status), json!("<none>"), age, json!(s(o, "/status/nodeInfo/kubeletVersion"))]
         }
         "Event" => {
             let last = o
                 .pointer("/lastTimestamp")
                 .and_then(Value::as_str)
-                .or_else(|| {
-                    o.pointer("/metadata/creationTimestamp")
-                        .and_then(Value::as_str)
-                })
+                .or_else(|| o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))
                 .unwrap_or_default();
-            let object = format!(
-                "{}/{}",
-                s(o, "/involvedObject/kind").to_ascii_lowercase(),
-                s(o, "/involvedObject/name")
-            );
+            let object =
+                format!("{}/{}", s(o, "/involvedObject/kind").to_ascii_lowercase(), s(o, "/involvedObject/name"));
             vec![
                 json!(self::age(last)),
                 json!(s(o, "/type")),

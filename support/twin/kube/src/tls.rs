@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -40,17 +40,11 @@ impl TwinCa {
         dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().context("generating the CA key")?;
         let cert = params.self_signed(&key).context("self-signing the CA")?;
-        Ok(TwinCa {
-            ca_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(TwinCa { ca_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// The CA certificate, PEM (what goes, base64-encoded, into `certificate-authority-data`).
@@ -71,22 +65,16 @@ impl TwinCa {
     /// A CA:FALSE serverAuth leaf for these names (IP addresses become IP SANs).
     pub fn issue_server_cert(&self, names: &[&str]) -> anyhow::Result<IssuedCert> {
         let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .context("leaf SANs")?;
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).context("leaf SANs")?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "kube-apiserver");
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().context("generating the leaf key")?;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .context("signing the leaf")?;
+        let cert = params.signed_by(&key, &self.issuer).context("signing the leaf")?;
         Ok(IssuedCert {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -125,9 +113,7 @@ mod tests {
     fn ca_and_leaf_are_pem_and_distinct() {
         let ca = TwinCa::new("twin-ca").expect("ca");
         assert!(ca.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
-        let leaf = ca
-            .issue_server_cert(&["127.0.0.1", "localhost"])
-            .expect("leaf");
+        let leaf = ca.issue_server_cert(&["127.0.0.1", "localhost"]).expect("leaf");
         assert_ne!(leaf.cert_pem, ca.ca_pem());
         assert!(leaf.key_pem.contains("PRIVATE KEY"));
         assert!(ca.server_config().is_ok());

@@ -18,8 +18,7 @@ pub fn is_dns_label(s: &str) -> bool {
 
 fn is_label_part(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -50,11 +49,9 @@ pub fn validate(kind: &str, obj: &Value) -> Result<(), ApiError> {
                     }
                 }
             }
-            None => causes.push(FieldCause::invalid(
-                "metadata.labels",
-                &labels.to_string(),
-                "must be a map of strings",
-            )),
+            None => {
+                causes.push(FieldCause::invalid("metadata.labels", &labels.to_string(), "must be a map of strings"))
+            }
         }
     }
     match kind {
@@ -74,18 +71,13 @@ pub fn validate(kind: &str, obj: &Value) -> Result<(), ApiError> {
 fn workload(obj: &Value, causes: &mut Vec<FieldCause>) {
     let spec = obj.get("spec");
     let selector = spec.and_then(|s| s.get("selector"));
-    let template_labels = spec
-        .and_then(|s| s.pointer("/template/metadata/labels"))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let template_labels = spec.and_then(|s| s.pointer("/template/metadata/labels")).cloned().unwrap_or(Value::Null);
     match selector {
         None | Some(Value::Null) => causes.push(FieldCause::required("spec.selector")),
         Some(sel) => match LabelSelector::from_object(sel) {
-            Ok(s) if s.is_empty() => causes.push(FieldCause::invalid(
-                "spec.selector",
-                "{}",
-                "empty selector is invalid for deployment",
-            )),
+            Ok(s) if s.is_empty() => {
+                causes.push(FieldCause::invalid("spec.selector", "{}", "empty selector is invalid for deployment"))
+            }
             Ok(s) => {
                 let probe = serde_json::json!({"metadata": {"labels": template_labels}});
                 if !s.matches(&probe) {
@@ -96,39 +88,22 @@ fn workload(obj: &Value, causes: &mut Vec<FieldCause>) {
                     ));
                 }
             }
-            Err(e) => causes.push(FieldCause::invalid(
-                "spec.selector",
-                &sel.to_string(),
-                &e.message,
-            )),
+            Err(e) => causes.push(FieldCause::invalid("spec.selector", &sel.to_string(), &e.message)),
         },
     }
-    pod_spec(
-        spec.and_then(|s| s.pointer("/template/spec")),
-        "spec.template.spec",
-        causes,
-    );
+    pod_spec(spec.and_then(|s| s.pointer("/template/spec")), "spec.template.spec", causes);
 }
 
 fn pod_spec(spec: Option<&Value>, at: &str, causes: &mut Vec<FieldCause>) {
-    let containers = spec
-        .and_then(|s| s.get("containers"))
-        .and_then(Value::as_array);
+    let containers = spec.and_then(|s| s.get("containers")).and_then(Value::as_array);
     match containers {
         None => causes.push(FieldCause::required(&format!("{at}.containers"))),
-        Some(list) if list.is_empty() => {
-            causes.push(FieldCause::required(&format!("{at}.containers")))
-        }
+        Some(list) if list.is_empty() => causes.push(FieldCause::required(&format!("{at}.containers"))),
         Some(list) => {
             for (i, c) in list.iter().enumerate() {
                 for field in ["name", "image"] {
-                    if c.get(field)
-                        .and_then(Value::as_str)
-                        .is_none_or(str::is_empty)
-                    {
-                        causes.push(FieldCause::required(&format!(
-                            "{at}.containers[{i}].{field}"
-                        )));
+                    if c.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                        causes.push(FieldCause::required(&format!("{at}.containers[{i}].{field}")));
                     }
                 }
             }
@@ -138,25 +113,15 @@ fn pod_spec(spec: Option<&Value>, at: &str, causes: &mut Vec<FieldCause>) {
 
 fn service(obj: &Value, causes: &mut Vec<FieldCause>) {
     let spec = obj.get("spec");
-    let ty = spec
-        .and_then(|s| s.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP");
-    if !matches!(
-        ty,
-        "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
-    ) {
+    let ty = spec.and_then(|s| s.get("type")).and_then(Value::as_str).unwrap_or("ClusterIP");
+    if !matches!(ty, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
         causes.push(FieldCause {
             reason: "FieldValueNotSupported".into(),
             message: format!("Unsupported value: \"{ty}\""),
             field: "spec.type".into(),
         });
     }
-    let ports = spec
-        .and_then(|s| s.get("ports"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let ports = spec.and_then(|s| s.get("ports")).and_then(Value::as_array).cloned().unwrap_or_default();
     for (i, p) in ports.iter().enumerate() {
         match p.get("port").and_then(Value::as_u64) {
             Some(1..=65535) => {}
@@ -167,11 +132,7 @@ fn service(obj: &Value, causes: &mut Vec<FieldCause>) {
             )),
             None => causes.push(FieldCause::required(&format!("spec.ports[{i}].port"))),
         }
-        if ports.len() > 1
-            && p.get("name")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-        {
+        if ports.len() > 1 && p.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
             causes.push(FieldCause::required(&format!("spec.ports[{i}].name")));
         }
     }
@@ -179,18 +140,9 @@ fn service(obj: &Value, causes: &mut Vec<FieldCause>) {
 
 fn crd(obj: &Value, causes: &mut Vec<FieldCause>) {
     let spec = obj.get("spec");
-    let group = spec
-        .and_then(|s| s.get("group"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let plural = spec
-        .and_then(|s| s.pointer("/names/plural"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind = spec
-        .and_then(|s| s.pointer("/names/kind"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let group = spec.and_then(|s| s.get("group")).and_then(Value::as_str).unwrap_or_default();
+    let plural = spec.and_then(|s| s.pointer("/names/plural")).and_then(Value::as_str).unwrap_or_default();
+    let kind = spec.and_then(|s| s.pointer("/names/kind")).and_then(Value::as_str).unwrap_or_default();
     let name = crate::object::name(obj);
     if group.is_empty() {
         causes.push(FieldCause::required("spec.group"));
@@ -202,17 +154,9 @@ fn crd(obj: &Value, causes: &mut Vec<FieldCause>) {
         causes.push(FieldCause::required("spec.names.kind"));
     }
     if name != format!("{plural}.{group}") {
-        causes.push(FieldCause::invalid(
-            "metadata.name",
-            name,
-            "must be spec.names.plural+\".\"+spec.group",
-        ));
+        causes.push(FieldCause::invalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"));
     }
-    let versions = spec
-        .and_then(|s| s.get("versions"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let versions = spec.and_then(|s| s.get("versions")).and_then(Value::as_array).cloned().unwrap_or_default();
     if versions.is_empty() {
         causes.push(FieldCause::required("spec.versions"));
     }
@@ -233,15 +177,9 @@ mod tests {
         let e = validate("Namespace", &json!({"metadata": {"name": "a.b"}})).expect_err("label");
         assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
         assert!(validate("ConfigMap", &json!({"metadata": {"name": "a.b"}})).is_ok());
-        let e = validate(
-            "ConfigMap",
-            &json!({"metadata": {"name": "a", "labels": {"k": "bad value"}}}),
-        )
-        .expect_err("label value");
-        assert_eq!(
-            e.to_status()["details"]["causes"][0]["field"],
-            "metadata.labels"
-        );
+        let e = validate("ConfigMap", &json!({"metadata": {"name": "a", "labels": {"k": "bad value"}}}))
+            .expect_err("label value");
+        assert_eq!(e.to_status()["details"]["causes"][0]["field"], "metadata.labels");
     }
 
     #[test]
@@ -250,41 +188,22 @@ mod tests {
             "template": {"metadata": {"labels": {"app": "sleep"}}, "spec": {"containers": [{"name": "sleep", "image": "curl"}]}}}});
         assert!(validate("Deployment", &ok).is_ok());
         let mut missing = ok.clone();
-        missing["spec"]
-            .as_object_mut()
-            .expect("spec")
-            .remove("selector");
+        missing["spec"].as_object_mut().expect("spec").remove("selector");
         let e = validate("Deployment", &missing).expect_err("no selector");
-        assert_eq!(
-            e.message,
-            "Deployment \"sleep\" is invalid: spec.selector: Required value"
-        );
+        assert_eq!(e.message, "Deployment \"sleep\" is invalid: spec.selector: Required value");
         let mut mismatch = ok.clone();
         mismatch["spec"]["selector"]["matchLabels"]["app"] = json!("other");
-        assert!(validate("Deployment", &mismatch)
-            .expect_err("mismatch")
-            .message
-            .contains("does not match template"));
+        assert!(validate("Deployment", &mismatch).expect_err("mismatch").message.contains("does not match template"));
         let mut no_image = ok;
         no_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("");
-        assert!(validate("Deployment", &no_image)
-            .expect_err("image")
-            .message
-            .contains("containers[0].image"));
+        assert!(validate("Deployment", &no_image).expect_err("image").message.contains("containers[0].image"));
     }
 
     #[test]
     fn services_need_ports_in_range() {
-        let e = validate(
-            "Service",
-            &json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 70000}]}}),
-        )
-        .expect_err("range");
+        let e = validate("Service", &json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 70000}]}}))
+            .expect_err("range");
         assert!(e.message.contains("spec.ports[0].port"));
-        assert!(validate(
-            "Service",
-            &json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})
-        )
-        .is_ok());
+        assert!(validate("Service", &json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})).is_ok());
     }
 }

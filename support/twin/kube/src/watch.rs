@@ -131,9 +131,7 @@ fn render(req: &WatchRequest, entry: &LogEntry) -> Option<Value> {
         (EventKind::Modified, Some(true), true) => EventKind::Modified,
         (EventKind::Modified, Some(false) | None, true) => EventKind::Added,
         (EventKind::Modified, Some(true), false) => EventKind::Deleted,
-        (EventKind::Deleted, Some(true), _) | (EventKind::Deleted, None, true) => {
-            EventKind::Deleted
-        }
+        (EventKind::Deleted, Some(true), _) | (EventKind::Deleted, None, true) => EventKind::Deleted,
         _ => return None,
     };
     let mut object = entry.object.clone();
@@ -167,10 +165,7 @@ mod tests {
     }
 
     async fn next(s: &mut (impl Stream<Item = Bytes> + Unpin)) -> Value {
-        let b = tokio::time::timeout(Duration::from_secs(5), s.next())
-            .await
-            .expect("in time")
-            .expect("a line");
+        let b = tokio::time::timeout(Duration::from_secs(5), s.next()).await.expect("in time").expect("a line");
         assert!(b.ends_with(b"\n"));
         serde_json::from_slice(&b).expect("json")
     }
@@ -179,41 +174,17 @@ mod tests {
     async fn selector_transitions_become_added_and_deleted() {
         let store = Store::new();
         let r = Resource::configmaps();
-        let mut s = Box::pin(stream(
-            &store,
-            request(WatchStart::After(store.resource_version()), "app=x"),
-        ));
+        let mut s = Box::pin(stream(&store, request(WatchStart::After(store.resource_version()), "app=x")));
+        store.create(&r, Some("default"), json!({"metadata": {"name": "c", "labels": {"app": "y"}}})).expect("create");
         store
-            .create(
-                &r,
-                Some("default"),
-                json!({"metadata": {"name": "c", "labels": {"app": "y"}}}),
-            )
-            .expect("create");
-        store
-            .merge_patch(
-                &r,
-                Some("default"),
-                "c",
-                json!({"metadata": {"labels": {"app": "x"}}}),
-            )
+            .merge_patch(&r, Some("default"), "c", json!({"metadata": {"labels": {"app": "x"}}}))
             .expect("now matches");
         let e = next(&mut s).await;
-        assert_eq!(
-            (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
-            (Some("ADDED"), Some("c"))
-        );
-        store
-            .merge_patch(&r, Some("default"), "c", json!({"data": {"k": "v"}}))
-            .expect("still matches");
+        assert_eq!((e["type"].as_str(), e["object"]["metadata"]["name"].as_str()), (Some("ADDED"), Some("c")));
+        store.merge_patch(&r, Some("default"), "c", json!({"data": {"k": "v"}})).expect("still matches");
         assert_eq!(next(&mut s).await["type"], "MODIFIED");
         store
-            .merge_patch(
-                &r,
-                Some("default"),
-                "c",
-                json!({"metadata": {"labels": {"app": "z"}}}),
-            )
+            .merge_patch(&r, Some("default"), "c", json!({"metadata": {"labels": {"app": "z"}}}))
             .expect("stops matching");
         assert_eq!(next(&mut s).await["type"], "DELETED");
     }
@@ -223,9 +194,7 @@ mod tests {
         let store = Store::with_log_capacity(1);
         let r = Resource::configmaps();
         for n in ["a", "b", "c"] {
-            store
-                .create(&r, Some("default"), json!({"metadata": {"name": n}}))
-                .expect("create");
+            store.create(&r, Some("default"), json!({"metadata": {"name": n}})).expect("create");
         }
         let mut s = Box::pin(stream(&store, request(WatchStart::After(1), "")));
         let e = next(&mut s).await;
@@ -239,9 +208,7 @@ mod tests {
     async fn initial_events_then_bookmark_and_tables() {
         let store = Store::new();
         let r = Resource::configmaps();
-        store
-            .create(&r, Some("default"), json!({"metadata": {"name": "a"}}))
-            .expect("create");
+        store.create(&r, Some("default"), json!({"metadata": {"name": "a"}})).expect("create");
         let mut req = request(WatchStart::Now, "");
         req.bookmarks = true;
         req.send_initial_events = true;
@@ -255,13 +222,7 @@ mod tests {
         assert_eq!(mark["type"], "BOOKMARK");
         assert_eq!(mark["object"]["kind"], "ConfigMap");
         assert_eq!(mark["object"]["apiVersion"], "v1");
-        assert_eq!(
-            mark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
-            "true"
-        );
-        assert_eq!(
-            mark["object"]["metadata"]["resourceVersion"],
-            store.resource_version().to_string()
-        );
+        assert_eq!(mark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+        assert_eq!(mark["object"]["metadata"]["resourceVersion"], store.resource_version().to_string());
     }
 }

@@ -90,38 +90,22 @@ spec:
 "#;
 
 fn lines(out: &str) -> Vec<&str> {
-    out.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect()
+    out.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_reports_the_cluster_and_namespaces_list() {
     let twin = common::start().await;
-    let v: Value =
-        serde_json::from_str(twin.kubectl(&["version", "-o", "json"]).await.ok()).expect("json");
+    let v: Value = serde_json::from_str(twin.kubectl(&["version", "-o", "json"]).await.ok()).expect("json");
     assert_eq!(v["serverVersion"]["gitVersion"], "v1.28.15-eks-7f9249a");
-    assert_eq!(
-        v["clientVersion"]["gitVersion"], "v1.32.4-dispatcher",
-        "kubectl 1.32 was dispatched"
-    );
+    assert_eq!(v["clientVersion"]["gitVersion"], "v1.32.4-dispatcher", "kubectl 1.32 was dispatched");
     let out = twin.kubectl(&["get", "ns"]).await;
     let rows = lines(out.ok());
-    assert!(
-        rows[0].starts_with("NAME") && rows[0].contains("STATUS") && rows[0].contains("AGE"),
-        "{rows:?}"
-    );
+    assert!(rows[0].starts_with("NAME") && rows[0].contains("STATUS") && rows[0].contains("AGE"), "{rows:?}");
     for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
-        assert!(
-            rows.iter()
-                .any(|r| r.starts_with(ns) && r.contains("Active")),
-            "{ns} in {rows:?}"
-        );
+        assert!(rows.iter().any(|r| r.starts_with(ns) && r.contains("Active")), "{ns} in {rows:?}");
     }
-    let out = twin
-        .kubectl(&["get", "ns", "default", "-o", "jsonpath={.status.phase}"])
-        .await;
+    let out = twin.kubectl(&["get", "ns", "default", "-o", "jsonpath={.status.phase}"]).await;
     assert_eq!(out.ok(), "Active");
 }
 
@@ -142,27 +126,11 @@ async fn apply_changed_and_unchanged_keeps_what_others_added() {
             "gateway.networking.istio.io/cross-network-gateway created",
         ]
     );
-    let secret = twin
-        .store
-        .get(&Resource::secrets(), Some("sample"), "reader-token")
-        .expect("secret");
-    assert_eq!(
-        secret["data"]["token"], "czNjcjN0",
-        "stringData folded into data"
-    );
+    let secret = twin.store.get(&Resource::secrets(), Some("sample"), "reader-token").expect("secret");
+    assert_eq!(secret["data"]["token"], "czNjcjN0", "stringData folded into data");
     assert!(secret.get("stringData").is_none());
-    assert!(
-        secret["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-            .is_string()
-    );
-    let gw = twin
-        .store
-        .get(
-            &Resource::gateways(),
-            Some("sample"),
-            "cross-network-gateway",
-        )
-        .expect("gateway");
+    assert!(secret["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
+    let gw = twin.store.get(&Resource::gateways(), Some("sample"), "cross-network-gateway").expect("gateway");
     assert_eq!(gw["spec"]["servers"][0]["tls"]["mode"], "AUTO_PASSTHROUGH");
 
     // Others write too: an injector adds a sidecar, a controller reports status.
@@ -178,26 +146,16 @@ async fn apply_changed_and_unchanged_keeps_what_others_added() {
         })
         .expect("sidecar added");
     twin.store
-        .update_status(
-            &dep,
-            Some("sample"),
-            "sleep",
-            json!({"replicas": 1, "readyReplicas": 1}),
-        )
+        .update_status(&dep, Some("sample"), "sleep", json!({"replicas": 1, "readyReplicas": 1}))
         .expect("status");
 
     let changed = MANIFESTS
         .replace("image: curlimages/curl", "image: curlimages/curl:8.5.0")
-        .replace(
-            "          value: \"1\"",
-            "          value: \"1\"\n        - name: B\n          value: \"2\"",
-        )
+        .replace("          value: \"1\"", "          value: \"1\"\n        - name: B\n          value: \"2\"")
         .replace("  mode: fast", "  mode: slow")
         .replace("      number: 15443", "      number: 15444");
     let file2 = twin.write("changed.yaml", &changed);
-    let out = twin
-        .kubectl(&["apply", "-f", file2.to_str().expect("utf-8")])
-        .await;
+    let out = twin.kubectl(&["apply", "-f", file2.to_str().expect("utf-8")]).await;
     assert_eq!(
         lines(out.ok()),
         vec![
@@ -211,104 +169,56 @@ async fn apply_changed_and_unchanged_keeps_what_others_added() {
             "gateway.networking.istio.io/cross-network-gateway configured",
         ]
     );
-    let d = twin
-        .store
-        .get(&dep, Some("sample"), "sleep")
-        .expect("deployment");
-    let containers = d["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .expect("containers");
-    assert_eq!(
-        containers.len(),
-        2,
-        "strategic merge kept the injected sidecar: {containers:?}"
-    );
+    let d = twin.store.get(&dep, Some("sample"), "sleep").expect("deployment");
+    let containers = d["spec"]["template"]["spec"]["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 2, "strategic merge kept the injected sidecar: {containers:?}");
     assert_eq!(containers[0]["image"], "curlimages/curl:8.5.0");
-    assert_eq!(
-        containers[0]["env"],
-        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
-    );
+    assert_eq!(containers[0]["env"], json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]));
     assert_eq!(containers[1]["name"], "istio-proxy");
-    assert_eq!(
-        d["status"]["readyReplicas"], 1,
-        "apply does not touch status"
-    );
+    assert_eq!(d["status"]["readyReplicas"], 1, "apply does not touch status");
     assert_eq!(d["metadata"]["generation"], 3);
-    let cm = twin
-        .store
-        .get(&Resource::configmaps(), Some("sample"), "settings")
-        .expect("configmap");
+    let cm = twin.store.get(&Resource::configmaps(), Some("sample"), "settings").expect("configmap");
     assert_eq!(cm["data"]["mode"], "slow");
-    let gw = twin
-        .store
-        .get(
-            &Resource::gateways(),
-            Some("sample"),
-            "cross-network-gateway",
-        )
-        .expect("gateway");
+    let gw = twin.store.get(&Resource::gateways(), Some("sample"), "cross-network-gateway").expect("gateway");
     assert_eq!(gw["spec"]["servers"][0]["port"]["number"], 15444);
 
     let rv = twin.store.resource_version();
-    let out = twin
-        .kubectl(&["apply", "-f", file2.to_str().expect("utf-8")])
-        .await;
+    let out = twin.kubectl(&["apply", "-f", file2.to_str().expect("utf-8")]).await;
     // kubectl still patches the secret (stringData) and the deployment (a
     // `$setElementOrder` for the container list the sidecar made longer); the
     // server finds nothing to change in either.
     let patched = |l: &&str| l.starts_with("secret/") || l.starts_with("deployment.apps/");
-    assert!(
-        lines(out.ok())
-            .iter()
-            .filter(|l| !patched(l))
-            .all(|l| l.ends_with(" unchanged")),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        twin.store.resource_version(),
-        rv,
-        "an unchanged apply writes nothing"
-    );
+    assert!(lines(out.ok()).iter().filter(|l| !patched(l)).all(|l| l.ends_with(" unchanged")), "{}", out.stdout);
+    assert_eq!(twin.store.resource_version(), rv, "an unchanged apply writes nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_creates_and_updates() {
     let twin = common::start().await;
     let cm = |mode: &str| {
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: default\ndata:\n  mode: {mode}\n")
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n  namespace: default\ndata:\n  mode: {mode}\n"
+        )
     };
     let f = twin.write("ssa.yaml", &cm("one"));
-    let out = twin
-        .kubectl(&["apply", "--server-side", "-f", f.to_str().expect("utf-8")])
-        .await;
+    let out = twin.kubectl(&["apply", "--server-side", "-f", f.to_str().expect("utf-8")]).await;
     assert_eq!(out.ok().trim(), "configmap/ssa serverside-applied");
     let f = twin.write("ssa.yaml", &cm("two"));
-    let out = twin
-        .kubectl(&["apply", "--server-side", "-f", f.to_str().expect("utf-8")])
-        .await;
+    let out = twin.kubectl(&["apply", "--server-side", "-f", f.to_str().expect("utf-8")]).await;
     assert_eq!(out.ok().trim(), "configmap/ssa serverside-applied");
-    let got = twin
-        .store
-        .get(&Resource::configmaps(), Some("default"), "ssa")
-        .expect("configmap");
+    let got = twin.store.get(&Resource::configmaps(), Some("default"), "ssa").expect("configmap");
     assert_eq!(got["data"]["mode"], "two");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_into_a_missing_namespace_fails_like_a_real_server() {
     let twin = common::start().await;
-    let f = twin.write(
-        "cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: nope\ndata:\n  a: b\n",
-    );
-    let out = twin
-        .kubectl(&["apply", "-f", f.to_str().expect("utf-8")])
-        .await;
+    let f = twin
+        .write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: nope\ndata:\n  a: b\n");
+    let out = twin.kubectl(&["apply", "-f", f.to_str().expect("utf-8")]).await;
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.contains("Error from server (NotFound)")
-            && out.stderr.contains("namespaces \"nope\" not found"),
+        out.stderr.contains("Error from server (NotFound)") && out.stderr.contains("namespaces \"nope\" not found"),
         "{}",
         out.stderr
     );
@@ -319,152 +229,67 @@ async fn apply_into_a_missing_namespace_fails_like_a_real_server() {
 async fn get_with_jsonpath_selectors_and_tables() {
     let twin = common::start().await;
     let f = twin.write("sample.yaml", MANIFESTS);
-    twin.kubectl(&["apply", "-f", f.to_str().expect("utf-8")])
-        .await
-        .ok();
-    for (name, app) in [
-        ("sleep-5d8b9c7d4-x2x7k", "sleep"),
-        ("helloworld-v1-867747c89-7vzwl", "helloworld"),
-    ] {
+    twin.kubectl(&["apply", "-f", f.to_str().expect("utf-8")]).await.ok();
+    for (name, app) in [("sleep-5d8b9c7d4-x2x7k", "sleep"), ("helloworld-v1-867747c89-7vzwl", "helloworld")] {
         let pod = json!({"metadata": {"name": name, "labels": {"app": app}},
             "spec": {"containers": [{"name": app, "image": "img"}]}});
-        twin.store
-            .create(&Resource::pods(), Some("sample"), pod)
-            .expect("pod");
+        twin.store.create(&Resource::pods(), Some("sample"), pod).expect("pod");
         twin.store
             .update_status(&Resource::pods(), Some("sample"), name, json!({"phase": "Running", "podIP": "10.1.8.162", "containerStatuses": [{"name": app, "ready": true, "restartCount": 0}]}))
             .expect("status");
     }
-    let out = twin
-        .kubectl(&[
-            "get",
-            "svc",
-            "helloworld",
-            "-n",
-            "sample",
-            "-o",
-            "jsonpath={.spec.ports[*].port}",
-        ])
-        .await;
+    let out = twin.kubectl(&["get", "svc", "helloworld", "-n", "sample", "-o", "jsonpath={.spec.ports[*].port}"]).await;
     assert_eq!(out.ok(), "5000");
     let out = twin
-        .kubectl(&[
-            "get",
-            "pod",
-            "-l",
-            "app=sleep",
-            "-n",
-            "sample",
-            "-o",
-            "jsonpath={.items[0].metadata.name}",
-        ])
+        .kubectl(&["get", "pod", "-l", "app=sleep", "-n", "sample", "-o", "jsonpath={.items[0].metadata.name}"])
         .await;
     assert_eq!(out.ok(), "sleep-5d8b9c7d4-x2x7k");
     let out = twin.kubectl(&["get", "pods", "-n", "sample"]).await;
     let rows = lines(out.ok());
     let header: Vec<&str> = rows[0].split_whitespace().collect();
     assert_eq!(header, vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
-    let sleep: Vec<&str> = rows
-        .iter()
-        .find(|r| r.starts_with("sleep-"))
-        .expect("sleep row")
-        .split_whitespace()
-        .collect();
-    assert_eq!(
-        &sleep[..4],
-        &["sleep-5d8b9c7d4-x2x7k", "1/1", "Running", "0"]
-    );
-    let out = twin
-        .kubectl(&["get", "svc", "-n", "sample", "-o", "wide"])
-        .await;
+    let sleep: Vec<&str> =
+        rows.iter().find(|r| r.starts_with("sleep-")).expect("sleep row").split_whitespace().collect();
+    assert_eq!(&sleep[..4], &["sleep-5d8b9c7d4-x2x7k", "1/1", "Running", "0"]);
+    let out = twin.kubectl(&["get", "svc", "-n", "sample", "-o", "wide"]).await;
     let rows = lines(out.ok());
-    assert!(
-        rows[0].contains("CLUSTER-IP") && rows[0].contains("SELECTOR"),
-        "{rows:?}"
-    );
-    assert!(
-        rows[1].contains("5000/TCP") && rows[1].contains("app=helloworld"),
-        "{rows:?}"
-    );
-    let out = twin
-        .kubectl(&["get", "gw", "-n", "sample", "-o", "name"])
-        .await;
-    assert_eq!(
-        out.ok().trim(),
-        "gateway.networking.istio.io/cross-network-gateway"
-    );
+    assert!(rows[0].contains("CLUSTER-IP") && rows[0].contains("SELECTOR"), "{rows:?}");
+    assert!(rows[1].contains("5000/TCP") && rows[1].contains("app=helloworld"), "{rows:?}");
+    let out = twin.kubectl(&["get", "gw", "-n", "sample", "-o", "name"]).await;
+    assert_eq!(out.ok().trim(), "gateway.networking.istio.io/cross-network-gateway");
     let out = twin.kubectl(&["get", "pod", "nope", "-n", "sample"]).await;
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("Error from server (NotFound): pods \"nope\" not found"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("Error from server (NotFound): pods \"nope\" not found"), "{}", out.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn label_delete_by_selector_and_scale() {
     let twin = common::start().await;
     let f = twin.write("sample.yaml", MANIFESTS);
-    twin.kubectl(&["apply", "-f", f.to_str().expect("utf-8")])
-        .await
-        .ok();
+    twin.kubectl(&["apply", "-f", f.to_str().expect("utf-8")]).await.ok();
 
-    twin.kubectl(&["label", "svc", "helloworld", "-n", "sample", "tier=web"])
-        .await
-        .ok();
-    let svc = twin
-        .store
-        .get(&Resource::services(), Some("sample"), "helloworld")
-        .expect("svc");
+    twin.kubectl(&["label", "svc", "helloworld", "-n", "sample", "tier=web"]).await.ok();
+    let svc = twin.store.get(&Resource::services(), Some("sample"), "helloworld").expect("svc");
     assert_eq!(svc["metadata"]["labels"]["tier"], "web");
-    let out = twin
-        .kubectl(&["label", "svc", "helloworld", "-n", "sample", "tier-"])
-        .await;
+    let out = twin.kubectl(&["label", "svc", "helloworld", "-n", "sample", "tier-"]).await;
     assert_eq!(out.ok().trim(), "service/helloworld unlabeled");
-    let svc = twin
-        .store
-        .get(&Resource::services(), Some("sample"), "helloworld")
-        .expect("svc");
+    let svc = twin.store.get(&Resource::services(), Some("sample"), "helloworld").expect("svc");
     assert!(svc["metadata"]["labels"].get("tier").is_none());
     assert_eq!(svc["metadata"]["labels"]["app"], "helloworld");
 
     for n in ["a", "b"] {
         twin.store
-            .create(
-                &Resource::secrets(),
-                Some("sample"),
-                json!({"metadata": {"name": n, "labels": {"k": "v"}}}),
-            )
+            .create(&Resource::secrets(), Some("sample"), json!({"metadata": {"name": n, "labels": {"k": "v"}}}))
             .expect("secret");
     }
-    let out = twin
-        .kubectl(&["delete", "secret", "-l", "k=v", "-n", "sample"])
-        .await;
-    assert_eq!(
-        lines(out.ok()),
-        vec!["secret \"a\" deleted", "secret \"b\" deleted"]
-    );
-    assert!(twin
-        .store
-        .list(&Resource::secrets(), Some("sample"), "k=v")
-        .is_empty());
-    assert!(
-        twin.store
-            .get(&Resource::secrets(), Some("sample"), "reader-token")
-            .is_some(),
-        "unselected secret kept"
-    );
+    let out = twin.kubectl(&["delete", "secret", "-l", "k=v", "-n", "sample"]).await;
+    assert_eq!(lines(out.ok()), vec!["secret \"a\" deleted", "secret \"b\" deleted"]);
+    assert!(twin.store.list(&Resource::secrets(), Some("sample"), "k=v").is_empty());
+    assert!(twin.store.get(&Resource::secrets(), Some("sample"), "reader-token").is_some(), "unselected secret kept");
 
-    let out = twin
-        .kubectl(&["scale", "deploy", "sleep", "-n", "sample", "--replicas=0"])
-        .await;
+    let out = twin.kubectl(&["scale", "deploy", "sleep", "-n", "sample", "--replicas=0"]).await;
     assert_eq!(out.ok().trim(), "deployment.apps/sleep scaled");
-    let d = twin
-        .store
-        .get(&Resource::deployments(), Some("sample"), "sleep")
-        .expect("deployment");
+    let d = twin.store.get(&Resource::deployments(), Some("sample"), "sleep").expect("deployment");
     assert_eq!(d["spec"]["replicas"], 0);
 }
 
@@ -472,9 +297,7 @@ async fn label_delete_by_selector_and_scale() {
 async fn delete_waits_for_finalizers_and_namespaces_empty_out() {
     let twin = common::start().await;
     let f = twin.write("sample.yaml", MANIFESTS);
-    twin.kubectl(&["apply", "-f", f.to_str().expect("utf-8")])
-        .await
-        .ok();
+    twin.kubectl(&["apply", "-f", f.to_str().expect("utf-8")]).await.ok();
     // A load balancer controller's finalizer, released a moment after the delete.
     let svc = Resource::services();
     twin.store
@@ -490,9 +313,7 @@ async fn delete_waits_for_finalizers_and_namespaces_empty_out() {
         let mut events = store.subscribe();
         loop {
             let ev = events.recv().await.expect("events");
-            if ev.resource == Resource::services()
-                && ev.object["metadata"]["deletionTimestamp"].is_string()
-            {
+            if ev.resource == Resource::services() && ev.object["metadata"]["deletionTimestamp"].is_string() {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 store
                     .merge_patch(
@@ -506,9 +327,7 @@ async fn delete_waits_for_finalizers_and_namespaces_empty_out() {
             }
         }
     });
-    let out = twin
-        .kubectl(&["delete", "svc", "helloworld", "-n", "sample"])
-        .await;
+    let out = twin.kubectl(&["delete", "svc", "helloworld", "-n", "sample"]).await;
     assert_eq!(out.ok().trim(), "service \"helloworld\" deleted");
     releaser.await.expect("released");
     assert!(twin.store.get(&svc, Some("sample"), "helloworld").is_none());
@@ -516,53 +335,23 @@ async fn delete_waits_for_finalizers_and_namespaces_empty_out() {
     // Deleting by manifest: the namespace first, then what is in it (still
     // there while the namespace terminates), and kubectl waits for all of it.
     // (The Service went above: --ignore-not-found, as a real server answers 404 too.)
-    let out = twin
-        .kubectl(&[
-            "delete",
-            "--ignore-not-found",
-            "-f",
-            f.to_str().expect("utf-8"),
-        ])
-        .await;
+    let out = twin.kubectl(&["delete", "--ignore-not-found", "-f", f.to_str().expect("utf-8")]).await;
     let deleted = lines(out.ok());
     assert_eq!(deleted[0], "namespace \"sample\" deleted");
-    assert!(
-        deleted.contains(&"deployment.apps \"sleep\" deleted"),
-        "{deleted:?}"
-    );
-    assert!(twin
-        .store
-        .get(&Resource::namespaces(), None, "sample")
-        .is_none());
-    assert!(twin
-        .store
-        .list(&Resource::deployments(), Some("sample"), "")
-        .is_empty());
+    assert!(deleted.contains(&"deployment.apps \"sleep\" deleted"), "{deleted:?}");
+    assert!(twin.store.get(&Resource::namespaces(), None, "sample").is_none());
+    assert!(twin.store.list(&Resource::deployments(), Some("sample"), "").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_delivers_events() {
     let twin = common::start().await;
     twin.store
-        .create(
-            &Resource::configmaps(),
-            Some("default"),
-            json!({"metadata": {"name": "before"}}),
-        )
+        .create(&Resource::configmaps(), Some("default"), json!({"metadata": {"name": "before"}}))
         .expect("create");
     let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(twin.path("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(twin.path("cache"));
-    cmd.args([
-        "get",
-        "configmaps",
-        "-n",
-        "default",
-        "-w",
-        "--request-timeout=20s",
-    ]);
+    cmd.arg("--kubeconfig").arg(twin.path("kubeconfig")).arg("--cache-dir").arg(twin.path("cache"));
+    cmd.args(["get", "configmaps", "-n", "default", "-w", "--request-timeout=20s"]);
     cmd.env("HOME", twin.dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -607,62 +396,21 @@ async fn other_everyday_commands() {
     assert_eq!(lines(out.ok()).len(), 6);
     let out = twin.kubectl(&["create", "-f", f]).await;
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("Error from server (AlreadyExists)"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("Error from server (AlreadyExists)"), "{}", out.stderr);
     let patch = r#"[{"op":"replace","path":"/spec/replicas","value":2}]"#;
-    let out = twin
-        .kubectl(&[
-            "patch",
-            "deploy",
-            "sleep",
-            "-n",
-            "sample",
-            "--type=json",
-            "-p",
-            patch,
-        ])
-        .await;
+    let out = twin.kubectl(&["patch", "deploy", "sleep", "-n", "sample", "--type=json", "-p", patch]).await;
     assert_eq!(out.ok().trim(), "deployment.apps/sleep patched");
     let out = twin
-        .kubectl(&[
-            "get",
-            "deploy",
-            "sleep",
-            "-n",
-            "sample",
-            "-o",
-            "jsonpath={.spec.replicas} {.metadata.generation}",
-        ])
+        .kubectl(&["get", "deploy", "sleep", "-n", "sample", "-o", "jsonpath={.spec.replicas} {.metadata.generation}"])
         .await;
     assert_eq!(out.ok(), "2 2");
     let out = twin.kubectl(&["replace", "-f", f]).await;
     assert!(out.ok().contains("deployment.apps/sleep replaced"));
-    let out = twin
-        .kubectl(&["get", "all", "-n", "sample", "-o", "name"])
-        .await;
-    assert_eq!(
-        lines(out.ok()),
-        vec!["service/helloworld", "deployment.apps/sleep"]
-    );
-    let out = twin
-        .kubectl(&["describe", "deploy", "sleep", "-n", "sample"])
-        .await;
-    assert!(
-        out.ok().contains("Selector:               app=sleep"),
-        "{}",
-        out.stdout
-    );
-    let out = twin
-        .kubectl(&[
-            "api-resources",
-            "--api-group=networking.istio.io",
-            "-o",
-            "name",
-        ])
-        .await;
+    let out = twin.kubectl(&["get", "all", "-n", "sample", "-o", "name"]).await;
+    assert_eq!(lines(out.ok()), vec!["service/helloworld", "deployment.apps/sleep"]);
+    let out = twin.kubectl(&["describe", "deploy", "sleep", "-n", "sample"]).await;
+    assert!(out.ok().contains("Selector:               app=sleep"), "{}", out.stdout);
+    let out = twin.kubectl(&["api-resources", "--api-group=networking.istio.io", "-o", "name"]).await;
     assert_eq!(
         lines(out.ok()),
         vec![
@@ -672,14 +420,8 @@ async fn other_everyday_commands() {
             "virtualservices.networking.istio.io",
         ]
     );
-    let out = twin
-        .kubectl(&[
-            "wait",
-            "--for=jsonpath={.status.phase}=Active",
-            "namespace/sample",
-            "--timeout=10s",
-        ])
-        .await;
+    let out =
+        twin.kubectl(&["wait", "--for=jsonpath={.status.phase}=Active", "namespace/sample", "--timeout=10s"]).await;
     assert_eq!(out.ok().trim(), "namespace/sample condition met");
 }
 
@@ -689,9 +431,5 @@ async fn a_bad_token_is_refused() {
     twin.write_kubeconfig("bad", "wrong-token");
     let out = twin.kubectl_with("bad", &["get", "pods"]).await;
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("You must be logged in to the server"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("You must be logged in to the server"), "{}", out.stderr);
 }

@@ -17,17 +17,10 @@ async fn call(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req
-        .body(kube::client::Body::from(body.as_bytes().to_vec()))
-        .expect("request");
+    let req = req.body(kube::client::Body::from(body.as_bytes().to_vec())).expect("request");
     let resp = client.send(req).await.expect("sent");
     let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, content_type, json)
@@ -49,14 +42,7 @@ async fn anonymous_requests_see_only_public_paths() {
 async fn errors_are_status_objects_with_exact_reasons() {
     let twin = common::start().await;
     let client = twin.kube_client("kubeconfig").await;
-    let (status, ct, v) = call(
-        &client,
-        "GET",
-        "/api/v1/namespaces/default/secrets/nope",
-        &[],
-        "",
-    )
-    .await;
+    let (status, ct, v) = call(&client, "GET", "/api/v1/namespaces/default/secrets/nope", &[], "").await;
     assert_eq!(status, 404);
     assert_eq!(ct, "application/json");
     assert_eq!(
@@ -72,10 +58,7 @@ async fn errors_are_status_objects_with_exact_reasons() {
         "x",
     )
     .await;
-    assert_eq!(
-        (status, v["reason"].as_str()),
-        (415, Some("UnsupportedMediaType"))
-    );
+    assert_eq!((status, v["reason"].as_str()), (415, Some("UnsupportedMediaType")));
     let (status, _, v) = call(
         &client,
         "POST",
@@ -90,31 +73,15 @@ async fn errors_are_status_objects_with_exact_reasons() {
     let (status, _, v) = call(&client, "GET", "/apis/nope.example.com/v1/things", &[], "").await;
     assert_eq!((status, v["reason"].as_str()), (404, Some("NotFound")));
 
-    let gw =
-        json!({"metadata": {"name": "gw"}, "spec": {"selector": {"istio": "eastwestgateway"}}});
-    twin.store
-        .create(&Resource::gateways(), Some("default"), gw)
-        .expect("gateway");
+    let gw = json!({"metadata": {"name": "gw"}, "spec": {"selector": {"istio": "eastwestgateway"}}});
+    twin.store.create(&Resource::gateways(), Some("default"), gw).expect("gateway");
     let path = "/apis/networking.istio.io/v1/namespaces/default/gateways/gw";
     let strategic = [("content-type", "application/strategic-merge-patch+json")];
     let (status, _, _) = call(&client, "PATCH", path, &strategic, r#"{"spec":{}}"#).await;
-    assert_eq!(
-        status, 415,
-        "custom resources take no strategic merge patches"
-    );
+    assert_eq!(status, 415, "custom resources take no strategic merge patches");
     let merge = [("content-type", "application/merge-patch+json")];
-    let (status, _, v) = call(
-        &client,
-        "PATCH",
-        path,
-        &merge,
-        r#"{"spec":{"selector":{"istio":"x"}}}"#,
-    )
-    .await;
-    assert_eq!(
-        (status, v["spec"]["selector"]["istio"].as_str()),
-        (200, Some("x"))
-    );
+    let (status, _, v) = call(&client, "PATCH", path, &merge, r#"{"spec":{"selector":{"istio":"x"}}}"#).await;
+    assert_eq!((status, v["spec"]["selector"]["istio"].as_str()), (200, Some("x")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,40 +92,23 @@ async fn tables_only_when_asked_and_lists_carry_a_resource_version() {
     assert_eq!(status, 200);
     assert_eq!(v["kind"], "NamespaceList");
     assert_eq!(v["apiVersion"], "v1");
-    assert!(v["metadata"]["resourceVersion"]
-        .as_str()
-        .is_some_and(|rv| !rv.is_empty()));
-    let accept = [(
-        "accept",
-        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-    )];
+    assert!(v["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()));
+    let accept = [("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")];
     let (_, _, t) = call(&client, "GET", "/api/v1/namespaces", &accept, "").await;
-    assert_eq!(
-        (t["kind"].as_str(), t["apiVersion"].as_str()),
-        (Some("Table"), Some("meta.k8s.io/v1"))
-    );
+    assert_eq!((t["kind"].as_str(), t["apiVersion"].as_str()), (Some("Table"), Some("meta.k8s.io/v1")));
     assert_eq!(t["rows"].as_array().map(Vec::len), Some(4));
     let (_, ct, d) = call(
         &client,
         "GET",
         "/apis",
-        &[(
-            "accept",
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
-        )],
+        &[("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")],
         "",
     )
     .await;
-    assert_eq!(
-        ct,
-        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-    );
+    assert_eq!(ct, "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
     assert_eq!(d["kind"], "APIGroupDiscoveryList");
     let (_, ct, d) = call(&client, "GET", "/apis", &[], "").await;
-    assert_eq!(
-        (ct.as_str(), d["kind"].as_str()),
-        ("application/json", Some("APIGroupList"))
-    );
+    assert_eq!((ct.as_str(), d["kind"].as_str()), ("application/json", Some("APIGroupList")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,26 +121,15 @@ async fn watch_lines_with_selectors_and_bookmarks() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         for name in ["other", "wanted"] {
             store
-                .create(
-                    &Resource::configmaps(),
-                    Some("default"),
-                    json!({"metadata": {"name": name}}),
-                )
+                .create(&Resource::configmaps(), Some("default"), json!({"metadata": {"name": name}}))
                 .expect("create");
         }
     });
     let uri = format!("/api/v1/namespaces/default/configmaps?&watch=true&timeoutSeconds=3&allowWatchBookmarks=true&resourceVersion={rv}&fieldSelector=metadata.name%3Dwanted");
-    let req = http::Request::get(uri)
-        .body(kube::client::Body::from(Vec::new()))
-        .expect("request");
+    let req = http::Request::get(uri).body(kube::client::Body::from(Vec::new())).expect("request");
     let resp = client.send(req).await.expect("watch");
     assert_eq!(resp.status(), 200);
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .expect("stream ends at timeoutSeconds")
-        .to_bytes();
+    let body = resp.into_body().collect().await.expect("stream ends at timeoutSeconds").to_bytes();
     let events: Vec<Value> = body
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -199,15 +138,9 @@ async fn watch_lines_with_selectors_and_bookmarks() {
     let added: Vec<&Value> = events.iter().filter(|e| e["type"] == "ADDED").collect();
     assert_eq!(added.len(), 1, "{events:?}");
     assert_eq!(added[0]["object"]["metadata"]["name"], "wanted");
-    let bookmark = events
-        .iter()
-        .find(|e| e["type"] == "BOOKMARK")
-        .expect("a bookmark within 3 s");
+    let bookmark = events.iter().find(|e| e["type"] == "BOOKMARK").expect("a bookmark within 3 s");
     assert_eq!(
-        (
-            bookmark["object"]["kind"].as_str(),
-            bookmark["object"]["apiVersion"].as_str()
-        ),
+        (bookmark["object"]["kind"].as_str(), bookmark["object"]["apiVersion"].as_str()),
         (Some("ConfigMap"), Some("v1"))
     );
 }

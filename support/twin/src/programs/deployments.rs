@@ -28,56 +28,36 @@ pub fn template_hash(template: &Value) -> String {
 fn canonical(v: &Value) -> String {
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<&String, String> =
-                m.iter().map(|(k, v)| (k, canonical(v))).collect();
-            let body: Vec<String> = sorted
-                .iter()
-                .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
-                .collect();
+            let sorted: BTreeMap<&String, String> = m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let body: Vec<String> = sorted.iter().map(|(k, v)| format!("{}:{v}", Value::from(k.as_str()))).collect();
             format!("{{{}}}", body.join(","))
         }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical).collect::<Vec<_>>().join(",")),
         other => other.to_string(),
     }
 }
 
 /// `spec.replicas`, 1 when unset (the API server's default).
 pub fn desired_replicas(obj: &Value) -> u64 {
-    obj.pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1)
+    obj.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1)
 }
 
 fn status_count(obj: &Value, field: &str) -> u64 {
-    obj.pointer(&format!("/status/{field}"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
+    obj.pointer(&format!("/status/{field}")).and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// The ReplicaSet a Deployment runs its current template with.
 pub fn replica_set_for(deploy: &Value, hash: &str, replicas: u64) -> Value {
     let name = format!("{}-{hash}", objects::name(deploy));
-    let mut template = deploy
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let mut template = deploy.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
     if !template.get("metadata").is_some_and(Value::is_object) {
         template["metadata"] = json!({});
     }
-    if !template["metadata"]
-        .get("labels")
-        .is_some_and(Value::is_object)
-    {
+    if !template["metadata"].get("labels").is_some_and(Value::is_object) {
         template["metadata"]["labels"] = json!({});
     }
     template["metadata"]["labels"][POD_TEMPLATE_HASH] = json!(hash);
-    let mut selector = deploy
-        .pointer("/spec/selector")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let mut selector = deploy.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
     if !selector.get("matchLabels").is_some_and(Value::is_object) {
         selector["matchLabels"] = json!({});
     }
@@ -111,35 +91,15 @@ fn max_unavailable(deploy: &Value, desired: u64) -> u64 {
 /// The Deployment status for its ReplicaSets (`new_rs` is the current one's
 /// name). Condition timestamps are kept from the Deployment's current status
 /// while a condition does not change.
-pub fn deployment_status(
-    deploy: &Value,
-    replica_sets: &[&Value],
-    new_rs: &str,
-    now: &str,
-) -> Value {
+pub fn deployment_status(deploy: &Value, replica_sets: &[&Value], new_rs: &str, now: &str) -> Value {
     let desired = desired_replicas(deploy);
-    let sum = |field: &str| {
-        replica_sets
-            .iter()
-            .map(|rs| status_count(rs, field))
-            .sum::<u64>()
-    };
-    let (replicas, ready, available) = (
-        sum("replicas"),
-        sum("readyReplicas"),
-        sum("availableReplicas"),
-    );
-    let updated = replica_sets
-        .iter()
-        .find(|rs| objects::name(rs) == new_rs)
-        .map(|rs| status_count(rs, "replicas"))
-        .unwrap_or(0);
+    let sum = |field: &str| replica_sets.iter().map(|rs| status_count(rs, field)).sum::<u64>();
+    let (replicas, ready, available) = (sum("replicas"), sum("readyReplicas"), sum("availableReplicas"));
+    let updated =
+        replica_sets.iter().find(|rs| objects::name(rs) == new_rs).map(|rs| status_count(rs, "replicas")).unwrap_or(0);
 
     let mut status = json!({});
-    if let Some(g) = deploy
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-    {
+    if let Some(g) = deploy.pointer("/metadata/generation").and_then(Value::as_i64) {
         status["observedGeneration"] = json!(g);
     }
     // Zero counts are left out, as the API server's omitempty does.
@@ -156,19 +116,13 @@ pub fn deployment_status(
     }
     let is_available = available + max_unavailable(deploy, desired) >= desired;
     let complete = updated == desired && replicas == desired && available == desired;
-    let previous = deploy
-        .pointer("/status/conditions")
-        .and_then(Value::as_array);
+    let previous = deploy.pointer("/status/conditions").and_then(Value::as_array);
     status["conditions"] = json!([
         condition(
             previous,
             "Available",
             is_available,
-            if is_available {
-                "MinimumReplicasAvailable"
-            } else {
-                "MinimumReplicasUnavailable"
-            },
+            if is_available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
             if is_available {
                 "Deployment has minimum availability."
             } else {
@@ -180,11 +134,7 @@ pub fn deployment_status(
             previous,
             "Progressing",
             true,
-            if complete {
-                "NewReplicaSetAvailable"
-            } else {
-                "ReplicaSetUpdated"
-            },
+            if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
             &if complete {
                 format!("ReplicaSet \"{new_rs}\" has successfully progressed.")
             } else {
@@ -197,38 +147,21 @@ pub fn deployment_status(
 }
 
 /// A condition, keeping the previous timestamps when nothing changed.
-fn condition(
-    previous: Option<&Vec<Value>>,
-    kind: &str,
-    ok: bool,
-    reason: &str,
-    message: &str,
-    now: &str,
-) -> Value {
+fn condition(previous: Option<&Vec<Value>>, kind: &str, ok: bool, reason: &str, message: &str, now: &str) -> Value {
     let status = if ok { "True" } else { "False" };
-    let old = previous.and_then(|cs| {
-        cs.iter()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-    });
+    let old = previous.and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)));
     let same = |c: &&Value| {
         c.get("status").and_then(Value::as_str) == Some(status)
             && c.get("reason").and_then(Value::as_str) == Some(reason)
     };
     let (update, transition) = match old {
         Some(c) if same(&c) => (
-            c.get("lastUpdateTime")
-                .cloned()
-                .unwrap_or_else(|| json!(now)),
-            c.get("lastTransitionTime")
-                .cloned()
-                .unwrap_or_else(|| json!(now)),
+            c.get("lastUpdateTime").cloned().unwrap_or_else(|| json!(now)),
+            c.get("lastTransitionTime").cloned().unwrap_or_else(|| json!(now)),
         ),
-        Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => (
-            json!(now),
-            c.get("lastTransitionTime")
-                .cloned()
-                .unwrap_or_else(|| json!(now)),
-        ),
+        Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => {
+            (json!(now), c.get("lastTransitionTime").cloned().unwrap_or_else(|| json!(now)))
+        }
         _ => (json!(now), json!(now)),
     };
     json!({"type": kind, "status": status, "reason": reason, "message": message,
@@ -243,10 +176,7 @@ impl Reconciler for DeploymentController {
     }
 
     fn interested(&self, event: &StoreEvent) -> bool {
-        matches!(
-            event.resource.plural.as_str(),
-            "deployments" | "replicasets"
-        )
+        matches!(event.resource.plural.as_str(), "deployments" | "replicasets")
     }
 
     fn reconcile(&mut self, cluster: &Arc<Cluster>) {
@@ -276,18 +206,14 @@ impl Reconciler for DeploymentController {
             let new_rs = owned.iter().find(|rs| objects::name(rs) == new_name);
             let new_ready = match new_rs {
                 None => {
-                    cluster.create(
-                        &Resource::replicasets(),
-                        replica_set_for(deploy, &hash, desired),
-                    );
+                    cluster.create(&Resource::replicasets(), replica_set_for(deploy, &hash, desired));
                     0
                 }
                 Some(rs) => {
                     if desired_replicas(rs) != desired {
                         let mut rs = (*rs).clone();
                         rs["spec"]["replicas"] = json!(desired);
-                        rs["metadata"]["annotations"]
-                            ["deployment.kubernetes.io/desired-replicas"] =
+                        rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
                             json!(desired.to_string());
                         cluster.update(&Resource::replicasets(), rs);
                     }
@@ -333,9 +259,7 @@ mod tests {
     #[test]
     fn the_hash_ignores_key_order_but_not_content() {
         let a = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": [1, 2]}});
-        let b: Value =
-            serde_json::from_str(r#"{"spec":{"x":[1,2]},"metadata":{"labels":{"b":"2","a":"1"}}}"#)
-                .unwrap();
+        let b: Value = serde_json::from_str(r#"{"spec":{"x":[1,2]},"metadata":{"labels":{"b":"2","a":"1"}}}"#).unwrap();
         assert_eq!(template_hash(&a), template_hash(&b));
         assert_eq!(template_hash(&a).len(), 10);
         assert!(template_hash(&a).chars().all(|c| c.is_ascii_hexdigit()));
@@ -348,18 +272,9 @@ mod tests {
         let d = deploy(2);
         let rs = replica_set_for(&d, "0123456789", 2);
         assert_eq!(rs["metadata"]["name"], "helloworld-v1-0123456789");
-        assert_eq!(
-            rs["spec"]["selector"]["matchLabels"][POD_TEMPLATE_HASH],
-            "0123456789"
-        );
-        assert_eq!(
-            rs["spec"]["template"]["metadata"]["labels"][POD_TEMPLATE_HASH],
-            "0123456789"
-        );
-        assert_eq!(
-            rs["spec"]["template"]["metadata"]["labels"]["app"],
-            "helloworld"
-        );
+        assert_eq!(rs["spec"]["selector"]["matchLabels"][POD_TEMPLATE_HASH], "0123456789");
+        assert_eq!(rs["spec"]["template"]["metadata"]["labels"][POD_TEMPLATE_HASH], "0123456789");
+        assert_eq!(rs["spec"]["template"]["metadata"]["labels"]["app"], "helloworld");
         assert_eq!(rs["metadata"]["ownerReferences"][0]["uid"], "d-1");
         assert_eq!(rs["metadata"]["ownerReferences"][0]["kind"], "Deployment");
     }
@@ -371,12 +286,7 @@ mod tests {
                             "status": {"replicas": 2, "readyReplicas": 1, "availableReplicas": 1}});
         let old_rs = json!({"metadata": {"name": "helloworld-v1-bbb"},
                             "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}});
-        let s = deployment_status(
-            &d,
-            &[&new_rs, &old_rs],
-            "helloworld-v1-aaa",
-            "2026-11-25T18:09:48Z",
-        );
+        let s = deployment_status(&d, &[&new_rs, &old_rs], "helloworld-v1-aaa", "2026-11-25T18:09:48Z");
         assert_eq!(s["replicas"], 3);
         assert_eq!(s["updatedReplicas"], 2);
         assert_eq!(s["readyReplicas"], 2);
@@ -387,14 +297,8 @@ mod tests {
         assert_eq!(s["conditions"][0]["status"], "True");
         assert_eq!(s["conditions"][1]["reason"], "ReplicaSetUpdated");
 
-        let none_ready =
-            json!({"metadata": {"name": "helloworld-v1-aaa"}, "status": {"replicas": 1}});
-        let s = deployment_status(
-            &deploy(1),
-            &[&none_ready],
-            "helloworld-v1-aaa",
-            "2026-11-25T18:09:48Z",
-        );
+        let none_ready = json!({"metadata": {"name": "helloworld-v1-aaa"}, "status": {"replicas": 1}});
+        let s = deployment_status(&deploy(1), &[&none_ready], "helloworld-v1-aaa", "2026-11-25T18:09:48Z");
         assert_eq!(s["conditions"][0]["status"], "False");
         assert_eq!(s["unavailableReplicas"], 1);
         assert!(s.get("readyReplicas").is_none());
@@ -403,13 +307,11 @@ mod tests {
     #[test]
     fn unchanged_conditions_keep_their_timestamps() {
         let mut d = deploy(1);
-        let rs = json!({"metadata": {"name": "r"}, "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}});
+        let rs =
+            json!({"metadata": {"name": "r"}, "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}});
         let first = deployment_status(&d, &[&rs], "r", "2026-11-25T18:00:00Z");
         d["status"] = first.clone();
         let again = deployment_status(&d, &[&rs], "r", "2026-11-25T18:05:00Z");
-        assert_eq!(
-            first, again,
-            "a second pass changes nothing, so it writes nothing"
-        );
+        assert_eq!(first, again, "a second pass changes nothing, so it writes nothing");
     }
 }

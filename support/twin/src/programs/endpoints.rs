@@ -51,40 +51,26 @@ pub fn subsets(svc: &Value, pods: &[Value]) -> Option<Vec<Value>> {
             address["nodeName"] = json!(node);
         }
         let key = serde_json::to_string(&resolved).unwrap_or_default();
-        let subset = groups.entry(key).or_insert_with(|| Subset {
-            ports: resolved,
-            ..Subset::default()
-        });
-        let addresses = if pod::is_ready(p) {
-            &mut subset.ready
-        } else {
-            &mut subset.not_ready
-        };
+        let subset = groups.entry(key).or_insert_with(|| Subset { ports: resolved, ..Subset::default() });
+        let addresses = if pod::is_ready(p) { &mut subset.ready } else { &mut subset.not_ready };
         addresses.insert(sortable_ip(ip), address);
     }
     Some(
         groups
             .into_values()
-            .map(
-                |Subset {
-                     ports,
-                     ready,
-                     not_ready,
-                 }| {
-                    let mut subset = json!({});
-                    if !ready.is_empty() {
-                        subset["addresses"] = Value::Array(ready.into_values().collect());
-                    }
-                    if !not_ready.is_empty() {
-                        subset["notReadyAddresses"] =
-                            Value::Array(not_ready.into_values().collect());
-                    }
-                    if !ports.is_empty() {
-                        subset["ports"] = Value::Array(ports);
-                    }
-                    subset
-                },
-            )
+            .map(|Subset { ports, ready, not_ready }| {
+                let mut subset = json!({});
+                if !ready.is_empty() {
+                    subset["addresses"] = Value::Array(ready.into_values().collect());
+                }
+                if !not_ready.is_empty() {
+                    subset["notReadyAddresses"] = Value::Array(not_ready.into_values().collect());
+                }
+                if !ports.is_empty() {
+                    subset["ports"] = Value::Array(ports);
+                }
+                subset
+            })
             .collect(),
     )
 }
@@ -115,9 +101,7 @@ impl Reconciler for EndpointsController {
     fn interested(&self, event: &StoreEvent) -> bool {
         let r = &event.resource;
         // Our own Endpoints writes matter only when someone else deletes one.
-        r.plural == "services"
-            || r.plural == "pods"
-            || (r.plural == "endpoints" && event.kind == EventKind::Deleted)
+        r.plural == "services" || r.plural == "pods" || (r.plural == "endpoints" && event.kind == EventKind::Deleted)
     }
 
     fn reconcile(&mut self, cluster: &Arc<Cluster>) {
@@ -125,15 +109,11 @@ impl Reconciler for EndpointsController {
         let pods = cluster.list(&Resource::pods());
         let mut by_ns: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
         for p in &pods {
-            by_ns
-                .entry(objects::namespace(p))
-                .or_default()
-                .push(p.clone());
+            by_ns.entry(objects::namespace(p)).or_default().push(p.clone());
         }
         for svc in &services {
             let ns = objects::namespace(svc);
-            let Some(subsets) = subsets(svc, by_ns.get(ns).map(Vec::as_slice).unwrap_or(&[]))
-            else {
+            let Some(subsets) = subsets(svc, by_ns.get(ns).map(Vec::as_slice).unwrap_or(&[])) else {
                 continue;
             };
             let name = objects::name(svc);
@@ -157,8 +137,7 @@ impl Reconciler for EndpointsController {
                 Some(mut current) => {
                     let same_subsets = current.get("subsets").unwrap_or(&Value::Null)
                         == desired.get("subsets").unwrap_or(&Value::Null);
-                    let same_labels =
-                        current.pointer("/metadata/labels") == desired.pointer("/metadata/labels");
+                    let same_labels = current.pointer("/metadata/labels") == desired.pointer("/metadata/labels");
                     if same_subsets && same_labels {
                         continue;
                     }
@@ -180,9 +159,7 @@ impl Reconciler for EndpointsController {
         // those this controller wrote: users' own Endpoints stay.
         for ep in cluster.list(&Resource::endpoints()) {
             let (ns, name) = (objects::namespace(&ep), objects::name(&ep));
-            let has_service = services
-                .iter()
-                .any(|s| objects::namespace(s) == ns && objects::name(s) == name);
+            let has_service = services.iter().any(|s| objects::namespace(s) == ns && objects::name(s) == name);
             let ours = objects::labels(&ep).get(SKIP_MIRROR).map(String::as_str) == Some("true");
             if !has_service && ours {
                 cluster.delete(&Resource::endpoints(), Some(ns), name);
@@ -222,35 +199,22 @@ mod tests {
         let subsets = subsets(&svc, &pods).unwrap();
         assert_eq!(subsets.len(), 1);
         let s = &subsets[0];
-        let ips: Vec<&str> = s["addresses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["ip"].as_str().unwrap())
-            .collect();
+        let ips: Vec<&str> = s["addresses"].as_array().unwrap().iter().map(|a| a["ip"].as_str().unwrap()).collect();
         assert_eq!(ips, ["10.1.4.7", "10.1.20.3"], "ready pods, sorted by IP");
         assert_eq!(
             s["addresses"][0]["targetRef"],
             json!({"kind": "Pod", "namespace": "sample", "name": "hw-1", "uid": "uid-hw-1"})
         );
         assert_eq!(s["notReadyAddresses"][0]["ip"], "10.1.40.1");
-        assert_eq!(
-            s["ports"],
-            json!([{"name": "http", "port": 5000, "protocol": "TCP"}])
-        );
+        assert_eq!(s["ports"], json!([{"name": "http", "port": 5000, "protocol": "TCP"}]));
     }
 
     #[test]
     fn services_without_selector_are_left_alone_and_pods_without_ip_are_skipped() {
         let svc = json!({"metadata": {"name": "ext", "namespace": "sample"}, "spec": {"ports": [{"port": 80}]}});
         assert_eq!(subsets(&svc, &[]), None);
-        let empty =
-            json!({"metadata": {"name": "e", "namespace": "sample"}, "spec": {"selector": {}}});
-        assert_eq!(
-            subsets(&empty, &[]),
-            None,
-            "an empty selector is no selector"
-        );
+        let empty = json!({"metadata": {"name": "e", "namespace": "sample"}, "spec": {"selector": {}}});
+        assert_eq!(subsets(&empty, &[]), None, "an empty selector is no selector");
         let svc = json!({"metadata": {"name": "s", "namespace": "sample"},
                          "spec": {"selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": 8080}]}});
         let mut p = pod_obj("x", "10.1.0.9", true, json!({"app": "x"}));

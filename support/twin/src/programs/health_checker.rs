@@ -39,11 +39,7 @@ impl ClusterView {
                 }
             }
         }
-        ClusterView {
-            vpc_id: cluster.vpc_id.clone(),
-            pods,
-            gateways: cluster.list(&Resource::gateways()),
-        }
+        ClusterView { vpc_id: cluster.vpc_id.clone(), pods, gateways: cluster.list(&Resource::gateways()) }
     }
 }
 
@@ -73,11 +69,10 @@ pub fn probe_all(aws: &AwsState, clusters: &[Arc<Cluster>]) -> usize {
             for tg in aws.target_groups_of(&lb.arn) {
                 for (ip, port) in aws.registered_targets(&tg.arn) {
                     let check_port = tg.health_check_port.unwrap_or(port);
-                    let passed = views.iter().filter(|v| v.vpc_id == tg.vpc_id).any(|v| {
-                        v.pods
-                            .get(&ip)
-                            .is_some_and(|p| listens_on(p, check_port, &v.gateways))
-                    });
+                    let passed = views
+                        .iter()
+                        .filter(|v| v.vpc_id == tg.vpc_id)
+                        .any(|v| v.pods.get(&ip).is_some_and(|p| listens_on(p, check_port, &v.gateways)));
                     aws.record_health_check(&tg.arn, &ip, port, passed);
                     probed += 1;
                 }
@@ -95,10 +90,7 @@ const MIN_ROUND: Duration = Duration::from_millis(20);
 /// Probes forever, once per health-check interval (simulated time).
 pub async fn run(aws: AwsState, clusters: impl Fn() -> Vec<Arc<Cluster>> + Send + 'static) {
     let cfg = aws.config();
-    let round = cfg
-        .clock
-        .compress(cfg.delays.health_check_interval)
-        .max(MIN_ROUND);
+    let round = cfg.clock.compress(cfg.delays.health_check_interval).max(MIN_ROUND);
     loop {
         tokio::time::sleep(round).await;
         probe_all(&aws, &clusters());

@@ -25,9 +25,7 @@ pub struct Kubelet {
 
 impl Kubelet {
     pub fn new() -> Kubelet {
-        Kubelet {
-            starting: HashMap::new(),
-        }
+        Kubelet { starting: HashMap::new() }
     }
 }
 
@@ -129,9 +127,7 @@ fn unschedulable_status(p: &Value, nodes: usize, now: &str) -> Value {
     status["phase"] = json!("Pending");
     let mut scheduled = condition("PodScheduled", false, now);
     scheduled["reason"] = json!("Unschedulable");
-    scheduled["message"] = json!(format!(
-        "0/{nodes} nodes are available: no free IP address in their subnets."
-    ));
+    scheduled["message"] = json!(format!("0/{nodes} nodes are available: no free IP address in their subnets."));
     status["conditions"] = json!([scheduled]);
     status
 }
@@ -166,9 +162,7 @@ impl Reconciler for Kubelet {
         });
 
         for p in &pods {
-            if objects::is_terminating(p)
-                || matches!(pod::phase(p), "Running" | "Succeeded" | "Failed")
-            {
+            if objects::is_terminating(p) || matches!(pod::phase(p), "Running" | "Succeeded" | "Failed") {
                 continue;
             }
             let key = pod_key(p);
@@ -184,8 +178,7 @@ impl Reconciler for Kubelet {
                     let Some(at) = network.place(&key) else {
                         if !pod::condition_false_with_reason(p, "PodScheduled", "Unschedulable") {
                             let mut updated = p.clone();
-                            updated["status"] =
-                                unschedulable_status(p, network.nodes().len(), &now);
+                            updated["status"] = unschedulable_status(p, network.nodes().len(), &now);
                             cluster.set_status(&Resource::pods(), &updated);
                         }
                         continue;
@@ -209,9 +202,7 @@ impl Reconciler for Kubelet {
             }
             let uid = objects::uid(p).to_owned();
             if let Entry::Vacant(slot) = self.starting.entry(uid.clone()) {
-                slot.insert(
-                    tokio::spawn(start_containers(cluster.clone(), ns, name, uid)).abort_handle(),
-                );
+                slot.insert(tokio::spawn(start_containers(cluster.clone(), ns, name, uid)).abort_handle());
             }
         }
     }
@@ -221,22 +212,13 @@ impl Reconciler for Kubelet {
 /// still starting) runs and is Ready.
 async fn start_containers(cluster: Arc<Cluster>, ns: String, name: String, uid: String) {
     cluster.clock.sleep(cluster.delays.pod_ready).await;
-    let result = cluster.store.modify(
-        &Resource::pods(),
-        Some(&ns),
-        &name,
-        Part::Status,
-        |current| {
-            let mut next = current.clone();
-            if objects::uid(current) == uid
-                && pod::phase(current) == "Pending"
-                && pod::ip(current).is_some()
-            {
-                next["status"] = running_status(current, &timestamp());
-            }
-            Ok(next)
-        },
-    );
+    let result = cluster.store.modify(&Resource::pods(), Some(&ns), &name, Part::Status, |current| {
+        let mut next = current.clone();
+        if objects::uid(current) == uid && pod::phase(current) == "Pending" && pod::ip(current).is_some() {
+            next["status"] = running_status(current, &timestamp());
+        }
+        Ok(next)
+    });
     if let Err(e) = result {
         tracing::debug!(cluster = %cluster.eks_name, "pod {ns}/{name} did not start: {e}");
     }
@@ -272,10 +254,7 @@ mod tests {
         let mut p = a_pod();
         p["status"] = s;
         assert!(!pod::is_ready(&p));
-        assert_eq!(
-            p["status"]["containerStatuses"][1]["state"]["waiting"]["reason"],
-            "ContainerCreating"
-        );
+        assert_eq!(p["status"]["containerStatuses"][1]["state"]["waiting"]["reason"], "ContainerCreating");
     }
 
     #[test]

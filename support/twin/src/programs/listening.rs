@@ -37,10 +37,7 @@ pub fn listens_on(p: &Value, port: u16, gateways: &[Value]) -> bool {
     if is_istio_gateway(p) {
         return port == ISTIO_STATUS_PORT || gateway_ports(p, gateways).contains(&port);
     }
-    pod::containers(p)
-        .iter()
-        .flat_map(pod::container_ports)
-        .any(|(_, n)| n == port)
+    pod::containers(p).iter().flat_map(pod::container_ports).any(|(_, n)| n == port)
 }
 
 /// Ports of the servers of every Gateway whose selector matches the pod.
@@ -102,11 +99,7 @@ mod tests {
 
     #[test]
     fn a_pod_that_is_not_ready_accepts_nothing() {
-        assert!(!listens_on(
-            &gateway_pod(false),
-            15021,
-            &[cross_network_gateway()]
-        ));
+        assert!(!listens_on(&gateway_pod(false), 15021, &[cross_network_gateway()]));
     }
 
     #[test]

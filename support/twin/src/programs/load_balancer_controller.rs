@@ -56,18 +56,11 @@ pub fn running_instance(pods: &[Value], cluster_vpc: &str) -> Option<Instance> {
     let mut candidates: Vec<&Value> = pods.iter().filter(|p| pod::is_serving(p)).collect();
     candidates.sort_by_key(|p| (objects::namespace(p), objects::name(p)));
     candidates.into_iter().find_map(|p| {
-        let container = pod::containers(p)
-            .iter()
-            .find(|c| pod::image(c).contains(CONTROLLER_IMAGE))?;
+        let container = pod::containers(p).iter().find(|c| pod::image(c).contains(CONTROLLER_IMAGE))?;
         // Without --cluster-name the real controller exits at start.
-        let cluster_name =
-            pod::flag_value(container, "--cluster-name").filter(|c| !c.is_empty())?;
-        let vpc_id =
-            pod::flag_value(container, "--aws-vpc-id").unwrap_or_else(|| cluster_vpc.to_owned());
-        Some(Instance {
-            cluster_name,
-            vpc_id,
-        })
+        let cluster_name = pod::flag_value(container, "--cluster-name").filter(|c| !c.is_empty())?;
+        let vpc_id = pod::flag_value(container, "--aws-vpc-id").unwrap_or_else(|| cluster_vpc.to_owned());
+        Some(Instance { cluster_name, vpc_id })
     })
 }
 
@@ -76,9 +69,7 @@ pub fn manages(svc: &Value) -> bool {
     if service::type_(svc) != "LoadBalancer" {
         return false;
     }
-    let class = svc
-        .pointer("/spec/loadBalancerClass")
-        .and_then(Value::as_str);
+    let class = svc.pointer("/spec/loadBalancerClass").and_then(Value::as_str);
     let lb_type = objects::annotation(svc, ANN_TYPE);
     let target_type = objects::annotation(svc, ANN_TARGET_TYPE);
     match (class, lb_type) {
@@ -118,10 +109,7 @@ fn has_tag(tags: &[(String, String)], key: &str, value: &str) -> bool {
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 /// The controller's reconcile loop for one cluster.
@@ -156,11 +144,7 @@ impl Reconciler for LoadBalancerController {
         let Some(instance) = running_instance(&pods, &cluster.vpc_id) else {
             return;
         };
-        let pass = Pass {
-            cluster,
-            instance,
-            pods,
-        };
+        let pass = Pass { cluster, instance, pods };
         let services = cluster.list(&Resource::services());
         for svc in &services {
             let key = format!("{}/{}", objects::namespace(svc), objects::name(svc));
@@ -168,10 +152,9 @@ impl Reconciler for LoadBalancerController {
             let result = if manages(svc) && !objects::is_terminating(svc) {
                 pass.ensure(svc, &key)
             } else if has_finalizer {
-                let others = services.iter().any(|o| {
-                    o != svc
-                        && (manages(o) || objects::finalizers(o).iter().any(|f| f == FINALIZER))
-                });
+                let others = services
+                    .iter()
+                    .any(|o| o != svc && (manages(o) || objects::finalizers(o).iter().any(|f| f == FINALIZER)));
                 pass.tear_down(svc, &key, !others)
             } else {
                 Ok(())
@@ -188,10 +171,8 @@ impl Reconciler for LoadBalancerController {
                 }
             }
         }
-        let live: HashSet<String> = services
-            .iter()
-            .map(|s| format!("{}/{}", objects::namespace(s), objects::name(s)))
-            .collect();
+        let live: HashSet<String> =
+            services.iter().map(|s| format!("{}/{}", objects::namespace(s), objects::name(s))).collect();
         self.last_error.retain(|k, _| live.contains(k));
     }
 }
@@ -216,16 +197,9 @@ impl Pass<'_> {
 
     /// Security groups carrying both tags and this cluster's tag.
     fn security_groups(&self, key: &str, value: &str) -> Vec<String> {
-        let mine: HashSet<String> = self
-            .aws()
-            .security_groups_tagged(TAG_CLUSTER, &self.instance.cluster_name)
-            .into_iter()
-            .collect();
-        self.aws()
-            .security_groups_tagged(key, value)
-            .into_iter()
-            .filter(|id| mine.contains(id))
-            .collect()
+        let mine: HashSet<String> =
+            self.aws().security_groups_tagged(TAG_CLUSTER, &self.instance.cluster_name).into_iter().collect();
+        self.aws().security_groups_tagged(key, value).into_iter().filter(|id| mine.contains(id)).collect()
     }
 
     fn ensure(&self, svc: &Value, key: &str) -> Result<(), String> {
@@ -238,12 +212,7 @@ impl Pass<'_> {
         if !finalizers.iter().any(|f| f == FINALIZER) {
             finalizers.push(FINALIZER.to_owned());
             self.cluster
-                .merge_patch(
-                    &Resource::services(),
-                    Some(ns),
-                    name,
-                    json!({"metadata": {"finalizers": finalizers}}),
-                )
+                .merge_patch(&Resource::services(), Some(ns), name, json!({"metadata": {"finalizers": finalizers}}))
                 .ok_or("could not add the finalizer")?;
         }
 
@@ -267,11 +236,7 @@ impl Pass<'_> {
                     scheme: scheme.to_owned(),
                     subnet_ids: subnets,
                     security_group_ids: vec![frontend, backend],
-                    tags: tags(&[
-                        self.cluster_tag(),
-                        (TAG_STACK, key),
-                        (TAG_RESOURCE, "LoadBalancer"),
-                    ]),
+                    tags: tags(&[self.cluster_tag(), (TAG_STACK, key), (TAG_RESOURCE, "LoadBalancer")]),
                 })
                 .map_err(|e| format!("creating NLB {lb_name}: {e}"))?,
         };
@@ -290,20 +255,12 @@ impl Pass<'_> {
     }
 
     fn subnets_for(&self, scheme: &str) -> Result<Vec<String>, String> {
-        let role = if scheme == "internet-facing" {
-            PUBLIC_SUBNET_TAG
-        } else {
-            PRIVATE_SUBNET_TAG
-        };
+        let role = if scheme == "internet-facing" { PUBLIC_SUBNET_TAG } else { PRIVATE_SUBNET_TAG };
         let mut subnets: Vec<_> = self
             .aws()
             .subnets_of_vpc(&self.instance.vpc_id)
             .into_iter()
-            .filter(|s| {
-                s.tags
-                    .iter()
-                    .any(|(k, v)| k == role && (v == "1" || v.is_empty()))
-            })
+            .filter(|s| s.tags.iter().any(|(k, v)| k == role && (v == "1" || v.is_empty())))
             .collect();
         subnets.sort_by(|a, b| (&a.az, &a.id).cmp(&(&b.az, &b.id)));
         // One subnet per AZ, as the controller's subnet discovery picks.
@@ -331,21 +288,13 @@ impl Pass<'_> {
                 &self.instance.vpc_id,
                 &sg_name,
                 "[k8s] Managed SecurityGroup for LoadBalancer",
-                tags(&[
-                    self.cluster_tag(),
-                    (TAG_STACK, key),
-                    (TAG_RESOURCE, "ManagedLBSecurityGroup"),
-                ]),
+                tags(&[self.cluster_tag(), (TAG_STACK, key), (TAG_RESOURCE, "ManagedLBSecurityGroup")]),
             )
             .map_err(|e| format!("creating security group {sg_name}: {e}"))
     }
 
     fn backend_security_group(&self) -> Result<String, String> {
-        if let Some(id) = self
-            .security_groups(TAG_ELBV2_RESOURCE, "backend-sg")
-            .into_iter()
-            .next()
-        {
+        if let Some(id) = self.security_groups(TAG_ELBV2_RESOURCE, "backend-sg").into_iter().next() {
             return Ok(id);
         }
         let sg_name = names::backend_security_group(&self.instance.cluster_name);
@@ -371,12 +320,7 @@ impl Pass<'_> {
 
     /// One target group and one TCP listener per Service port, and the
     /// targets of each: the Ready pods the Service selects, at the target port.
-    fn ensure_listeners(
-        &self,
-        svc: &Value,
-        key: &str,
-        lb: &LoadBalancerInfo,
-    ) -> Result<(), String> {
+    fn ensure_listeners(&self, svc: &Value, key: &str, lb: &LoadBalancerInfo) -> Result<(), String> {
         let ns = objects::namespace(svc);
         let name = objects::name(svc);
         let selector = service::selector(svc);
@@ -384,41 +328,19 @@ impl Pass<'_> {
             .pods
             .iter()
             .filter(|p| objects::namespace(p) == ns)
-            .filter(|p| {
-                selector
-                    .as_ref()
-                    .is_some_and(|s| objects::selects(s, &objects::labels(p)))
-            })
+            .filter(|p| selector.as_ref().is_some_and(|s| objects::selects(s, &objects::labels(p))))
             .collect();
         let target_groups = self.aws().target_groups_of(&lb.arn);
 
-        for sp in service::ports(svc)
-            .into_iter()
-            .filter(|p| p.protocol == "TCP")
-        {
+        for sp in service::ports(svc).into_iter().filter(|p| p.protocol == "TCP") {
             // A named target port takes its number from the pods declaring it.
-            let tg_port =
-                selected
-                    .iter()
-                    .find_map(|p| sp.resolve_on(p))
-                    .unwrap_or(match &sp.target_port {
-                        service::TargetPort::Number(n) => *n,
-                        service::TargetPort::Name(_) => sp.port,
-                    });
-            let tg_name = names::target_group(
-                &self.instance.cluster_name,
-                ns,
-                name,
-                sp.port,
-                tg_port,
-                "TCP",
-            );
+            let tg_port = selected.iter().find_map(|p| sp.resolve_on(p)).unwrap_or(match &sp.target_port {
+                service::TargetPort::Number(n) => *n,
+                service::TargetPort::Name(_) => sp.port,
+            });
+            let tg_name = names::target_group(&self.instance.cluster_name, ns, name, sp.port, tg_port, "TCP");
             let resource = format!("{key}:{}", sp.port);
-            let port_tags = tags(&[
-                self.cluster_tag(),
-                (TAG_STACK, key),
-                (TAG_RESOURCE, &resource),
-            ]);
+            let port_tags = tags(&[self.cluster_tag(), (TAG_STACK, key), (TAG_RESOURCE, &resource)]);
             let tg_arn = match target_groups.iter().find(|tg| tg.name == tg_name) {
                 Some(tg) => tg.arn.clone(),
                 None => {
@@ -431,10 +353,7 @@ impl Pass<'_> {
                             tags: port_tags.clone(),
                         })
                         .map_err(|e| format!("creating target group {tg_name}: {e}"))?;
-                    match self
-                        .aws()
-                        .create_listener(&lb.arn, sp.port, &arn, port_tags)
-                    {
+                    match self.aws().create_listener(&lb.arn, sp.port, &arn, port_tags) {
                         Ok(_) => {}
                         Err(e) if e.code == "DuplicateListener" => {}
                         Err(e) => return Err(format!("creating listener {}: {e}", sp.port)),
@@ -448,8 +367,7 @@ impl Pass<'_> {
                 .filter(|p| pod::is_serving(p))
                 .filter_map(|p| Some((pod::ip(p)?.to_owned(), sp.resolve_on(p)?)))
                 .collect();
-            let have: HashSet<(String, u16)> =
-                self.aws().registered_targets(&tg_arn).into_iter().collect();
+            let have: HashSet<(String, u16)> = self.aws().registered_targets(&tg_arn).into_iter().collect();
             let add: Vec<(String, u16)> = want.difference(&have).cloned().collect();
             let remove: Vec<(String, u16)> = have.difference(&want).cloned().collect();
             if !add.is_empty() {
@@ -469,9 +387,7 @@ impl Pass<'_> {
     fn delete_load_balancer(&self, lb: &LoadBalancerInfo) -> Result<(), String> {
         // Listeners go with the NLB; then its target groups are free to go.
         let target_groups = self.aws().target_groups_of(&lb.arn);
-        self.aws()
-            .delete_load_balancer(&lb.arn)
-            .map_err(|e| format!("deleting NLB {}: {e}", lb.name))?;
+        self.aws().delete_load_balancer(&lb.arn).map_err(|e| format!("deleting NLB {}: {e}", lb.name))?;
         for tg in target_groups {
             match self.aws().delete_target_group(&tg.arn) {
                 Ok(()) => {}
@@ -503,17 +419,9 @@ impl Pass<'_> {
             updated["status"]["loadBalancer"] = json!({});
             self.cluster.set_status(&Resource::services(), &updated);
         }
-        let finalizers: Vec<String> = objects::finalizers(svc)
-            .into_iter()
-            .filter(|f| f != FINALIZER)
-            .collect();
+        let finalizers: Vec<String> = objects::finalizers(svc).into_iter().filter(|f| f != FINALIZER).collect();
         self.cluster
-            .merge_patch(
-                &Resource::services(),
-                Some(ns),
-                name,
-                json!({"metadata": {"finalizers": finalizers}}),
-            )
+            .merge_patch(&Resource::services(), Some(ns), name, json!({"metadata": {"finalizers": finalizers}}))
             .ok_or("could not remove the finalizer")?;
         Ok(())
     }
@@ -554,27 +462,12 @@ mod tests {
         let ok = controller_pod(json!(["--cluster-name=eks-1", "--ingress-class=alb"]), true);
         assert_eq!(
             running_instance(&[ok], vpc),
-            Some(Instance {
-                cluster_name: "eks-1".into(),
-                vpc_id: "vpc-1".into()
-            })
+            Some(Instance { cluster_name: "eks-1".into(), vpc_id: "vpc-1".into() })
         );
-        assert_eq!(
-            running_instance(
-                &[controller_pod(json!(["--cluster-name=eks-1"]), false)],
-                vpc
-            ),
-            None
-        );
-        assert_eq!(
-            running_instance(&[controller_pod(json!(["--ingress-class=alb"]), true)], vpc),
-            None
-        );
+        assert_eq!(running_instance(&[controller_pod(json!(["--cluster-name=eks-1"]), false)], vpc), None);
+        assert_eq!(running_instance(&[controller_pod(json!(["--ingress-class=alb"]), true)], vpc), None);
         let own_vpc = controller_pod(json!(["--cluster-name=eks-1", "--aws-vpc-id=vpc-9"]), true);
-        assert_eq!(
-            running_instance(&[own_vpc], vpc).map(|i| i.vpc_id),
-            Some("vpc-9".into())
-        );
+        assert_eq!(running_instance(&[own_vpc], vpc).map(|i| i.vpc_id), Some("vpc-9".into()));
     }
 
     #[test]
@@ -582,24 +475,11 @@ mod tests {
         let svc = gateway_service();
         assert!(manages(&svc));
         assert_eq!(scheme(&svc), "internet-facing");
-        assert_eq!(
-            attributes(&svc),
-            [(
-                "load_balancing.cross_zone.enabled".to_owned(),
-                "true".to_owned()
-            )]
-        );
+        assert_eq!(attributes(&svc), [("load_balancing.cross_zone.enabled".to_owned(), "true".to_owned())]);
 
         let mut internal = svc.clone();
-        internal["metadata"]["annotations"]
-            .as_object_mut()
-            .unwrap()
-            .remove(ANN_SCHEME);
-        assert_eq!(
-            scheme(&internal),
-            "internal",
-            "internal without the scheme annotation"
-        );
+        internal["metadata"]["annotations"].as_object_mut().unwrap().remove(ANN_SCHEME);
+        assert_eq!(scheme(&internal), "internal", "internal without the scheme annotation");
 
         let mut instance = svc.clone();
         instance["metadata"]["annotations"][ANN_TARGET_TYPE] = json!("instance");
@@ -610,10 +490,7 @@ mod tests {
         assert!(!manages(&cluster_ip));
 
         let plain = json!({"metadata": {"name": "x"}, "spec": {"type": "LoadBalancer"}});
-        assert!(
-            !manages(&plain),
-            "the in-tree controller's Services are not ours"
-        );
+        assert!(!manages(&plain), "the in-tree controller's Services are not ours");
 
         let mut by_class = plain.clone();
         by_class["spec"]["loadBalancerClass"] = json!(NLB_CLASS);

@@ -31,9 +31,6 @@ pub fn start(cluster: Arc<Cluster>) -> Vec<JoinHandle<()>> {
         runtime::spawn(cluster.clone(), replicasets::ReplicaSetController),
         runtime::spawn(cluster.clone(), kubelet::Kubelet::new()),
         runtime::spawn(cluster.clone(), endpoints::EndpointsController),
-        runtime::spawn(
-            cluster,
-            load_balancer_controller::LoadBalancerController::default(),
-        ),
+        runtime::spawn(cluster, load_balancer_controller::LoadBalancerController::default()),
     ]
 }

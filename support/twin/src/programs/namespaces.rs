@@ -22,9 +22,7 @@ impl Reconciler for NamespaceController {
     fn interested(&self, event: &StoreEvent) -> bool {
         match event.resource.plural.as_str() {
             "namespaces" => event.kind == EventKind::Added,
-            "serviceaccounts" => {
-                event.kind == EventKind::Deleted && objects::name(&event.object) == "default"
-            }
+            "serviceaccounts" => event.kind == EventKind::Deleted && objects::name(&event.object) == "default",
             "configmaps" => objects::name(&event.object) == ROOT_CA_CONFIGMAP,
             _ => false,
         }
@@ -36,10 +34,7 @@ impl Reconciler for NamespaceController {
                 continue;
             }
             let ns = objects::name(&ns);
-            if cluster
-                .get(&Resource::serviceaccounts(), Some(ns), "default")
-                .is_none()
-            {
+            if cluster.get(&Resource::serviceaccounts(), Some(ns), "default").is_none() {
                 cluster.create(
                     &Resource::serviceaccounts(),
                     json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}),

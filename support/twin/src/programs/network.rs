@@ -88,20 +88,12 @@ impl PodNetwork {
                 let ip = subnet.at(offset);
                 used.insert(ip);
                 let o = ip.octets();
-                let name = format!(
-                    "ip-{}-{}-{}-{}.{region}.compute.internal",
-                    o[0], o[1], o[2], o[3]
-                );
+                let name = format!("ip-{}-{}-{}-{}.{region}.compute.internal", o[0], o[1], o[2], o[3]);
                 Node { name, ip, subnet }
             })
             .collect();
         let load = nodes.iter().map(|n| (n.name.clone(), 0)).collect();
-        PodNetwork {
-            nodes,
-            used,
-            load,
-            by_pod: BTreeMap::new(),
-        }
+        PodNetwork { nodes, used, load, by_pod: BTreeMap::new() }
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -116,22 +108,16 @@ impl PodNetwork {
             let node = self.nodes.iter().find(|n| &n.name == node_name)?;
             return Some(placement(node, *ip));
         }
-        let node = self
-            .nodes
-            .iter()
-            .min_by_key(|n| self.load.get(&n.name).copied().unwrap_or(0))?
-            .clone();
+        let node = self.nodes.iter().min_by_key(|n| self.load.get(&n.name).copied().unwrap_or(0))?.clone();
         let range = node.subnet.usable();
         let span = range.end - range.start;
         // Start at a random offset so IPs look like a real VPC's, then probe.
         let start = rand::random::<u32>() % span;
-        let ip = (0..span)
-            .map(|i| node.subnet.at(range.start + (start + i) % span))
-            .find(|ip| !self.used.contains(ip))?;
+        let ip =
+            (0..span).map(|i| node.subnet.at(range.start + (start + i) % span)).find(|ip| !self.used.contains(ip))?;
         self.used.insert(ip);
         *self.load.entry(node.name.clone()).or_default() += 1;
-        self.by_pod
-            .insert(pod_key.to_owned(), (node.name.clone(), ip));
+        self.by_pod.insert(pod_key.to_owned(), (node.name.clone(), ip));
         Some(placement(&node, ip))
     }
 
@@ -161,25 +147,17 @@ impl PodNetwork {
         }
         self.used.insert(ip);
         *self.load.entry(node_name.to_owned()).or_default() += 1;
-        self.by_pod
-            .insert(pod_key.to_owned(), (node_name.to_owned(), ip));
+        self.by_pod.insert(pod_key.to_owned(), (node_name.to_owned(), ip));
     }
 }
 
 fn placement(node: &Node, ip: Ipv4Addr) -> Placement {
-    Placement {
-        node_name: node.name.clone(),
-        host_ip: node.ip,
-        pod_ip: ip,
-        az: node.subnet.az.clone(),
-    }
+    Placement { node_name: node.name.clone(), host_ip: node.ip, pod_ip: ip, az: node.subnet.az.clone() }
 }
 
 fn stable_hash(s: &str) -> u32 {
     // FNV-1a: stable across runs, unlike std's RandomState.
-    s.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 #[cfg(test)]
@@ -201,37 +179,22 @@ mod tests {
         assert_eq!(n.nodes().len(), 3);
         for node in n.nodes() {
             let o = node.ip.octets();
-            assert_eq!(
-                node.name,
-                format!(
-                    "ip-{}-{}-{}-{}.us-west-2.compute.internal",
-                    o[0], o[1], o[2], o[3]
-                )
-            );
+            assert_eq!(node.name, format!("ip-{}-{}-{}-{}.us-west-2.compute.internal", o[0], o[1], o[2], o[3]));
             let s = &node.subnet;
-            assert_eq!(
-                u32::from(node.ip) & (u32::MAX << (32 - s.prefix)),
-                u32::from(s.network)
-            );
+            assert_eq!(u32::from(node.ip) & (u32::MAX << (32 - s.prefix)), u32::from(s.network));
         }
     }
 
     #[test]
     fn pods_spread_over_azs_with_unique_ips_and_ips_come_back_on_release() {
         let mut n = net();
-        let placed: Vec<Placement> = (0..6)
-            .map(|i| n.place(&format!("ns/p{i}")).unwrap())
-            .collect();
+        let placed: Vec<Placement> = (0..6).map(|i| n.place(&format!("ns/p{i}")).unwrap()).collect();
         let azs: HashSet<&str> = placed[..3].iter().map(|p| p.az.as_str()).collect();
         assert_eq!(azs.len(), 3, "first three pods in three AZs: {placed:?}");
         let ips: HashSet<Ipv4Addr> = placed.iter().map(|p| p.pod_ip).collect();
         assert_eq!(ips.len(), 6);
         assert!(placed.iter().all(|p| p.pod_ip != p.host_ip));
-        assert_eq!(
-            n.place("ns/p0").unwrap(),
-            placed[0],
-            "a pod keeps its placement"
-        );
+        assert_eq!(n.place("ns/p0").unwrap(), placed[0], "a pod keeps its placement");
         n.release("ns/p0");
         assert!(!n.used.contains(&placed[0].pod_ip));
         n.retain(|key| key != "ns/p1");
@@ -241,10 +204,7 @@ mod tests {
 
     #[test]
     fn a_full_subnet_places_nothing_and_bad_cidrs_are_refused() {
-        let mut n = PodNetwork::new(
-            "us-west-2",
-            vec![NodeSubnet::parse("s", "us-west-2a", "10.9.0.0/28").unwrap()],
-        );
+        let mut n = PodNetwork::new("us-west-2", vec![NodeSubnet::parse("s", "us-west-2a", "10.9.0.0/28").unwrap()]);
         // 16 addresses - 5 reserved - 1 node = 10 pods.
         for i in 0..10 {
             assert!(n.place(&format!("ns/p{i}")).is_some(), "pod {i}");

@@ -7,27 +7,20 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
 }
 
 pub fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")
 }
 
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
 }
 
 /// `metadata.deletionTimestamp` is set: the object waits for its finalizers.
 pub fn is_terminating(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp")
-        .is_some_and(|v| !v.is_null())
+    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
 }
 
 pub fn labels(obj: &Value) -> BTreeMap<String, String> {
@@ -35,30 +28,20 @@ pub fn labels(obj: &Value) -> BTreeMap<String, String> {
 }
 
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(key))
-        .and_then(Value::as_str)
+    obj.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
 }
 
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
 /// A JSON object of strings as a map; non-string values are skipped.
 pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned()))).collect())
         .unwrap_or_default()
 }
 
@@ -98,21 +81,15 @@ pub mod pod {
     use super::*;
 
     pub fn ip(pod: &Value) -> Option<&str> {
-        pod.pointer("/status/podIP")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+        pod.pointer("/status/podIP").and_then(Value::as_str).filter(|s| !s.is_empty())
     }
 
     pub fn phase(pod: &Value) -> &str {
-        pod.pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("")
     }
 
     pub fn node_name(pod: &Value) -> Option<&str> {
-        pod.pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+        pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|s| !s.is_empty())
     }
 
     /// Condition `Ready` is `True`.
@@ -126,34 +103,27 @@ pub mod pod {
     }
 
     pub fn condition_true(obj: &Value, kind: &str) -> bool {
-        obj.pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter().any(|c| {
-                    c.get("type").and_then(Value::as_str) == Some(kind)
-                        && c.get("status").and_then(Value::as_str) == Some("True")
-                })
+        obj.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(kind)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
             })
+        })
     }
 
     /// Condition `kind` is `False` for `reason`.
     pub fn condition_false_with_reason(obj: &Value, kind: &str, reason: &str) -> bool {
-        obj.pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter().any(|c| {
-                    c.get("type").and_then(Value::as_str) == Some(kind)
-                        && c.get("status").and_then(Value::as_str) == Some("False")
-                        && c.get("reason").and_then(Value::as_str) == Some(reason)
-                })
+        obj.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(kind)
+                    && c.get("status").and_then(Value::as_str) == Some("False")
+                    && c.get("reason").and_then(Value::as_str) == Some(reason)
             })
+        })
     }
 
     pub fn containers(pod: &Value) -> &[Value] {
-        pod.pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        pod.pointer("/spec/containers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn image(container: &Value) -> &str {
@@ -240,9 +210,7 @@ pub mod service {
     }
 
     pub fn type_(svc: &Value) -> &str {
-        svc.pointer("/spec/type")
-            .and_then(Value::as_str)
-            .unwrap_or("ClusterIP")
+        svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP")
     }
 
     /// `spec.selector`; `None` for a Service without one (an empty one counts
@@ -274,11 +242,7 @@ pub mod service {
         Some(ServicePort {
             name: p.get("name").and_then(Value::as_str).map(str::to_owned),
             port,
-            protocol: p
-                .get("protocol")
-                .and_then(Value::as_str)
-                .unwrap_or("TCP")
-                .to_owned(),
+            protocol: p.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned(),
             target_port,
         })
     }
@@ -290,20 +254,14 @@ mod tests {
     use serde_json::json;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn selectors_need_every_label_and_empty_ones_select_all() {
         let labels = map(&[("app", "helloworld"), ("version", "v1")]);
         assert!(selects(&map(&[("app", "helloworld")]), &labels));
-        assert!(!selects(
-            &map(&[("app", "helloworld"), ("version", "v2")]),
-            &labels
-        ));
+        assert!(!selects(&map(&[("app", "helloworld"), ("version", "v2")]), &labels));
         assert!(!selects(&map(&[("app", "sleep")]), &labels));
         assert!(selects(&BTreeMap::new(), &labels));
     }
@@ -326,14 +284,8 @@ mod tests {
     #[test]
     fn flags_are_read_in_both_spellings() {
         let c = json!({"args": ["--cluster-name=eks-1", "--ingress-class", "alb"]});
-        assert_eq!(
-            pod::flag_value(&c, "--cluster-name").as_deref(),
-            Some("eks-1")
-        );
-        assert_eq!(
-            pod::flag_value(&c, "--ingress-class").as_deref(),
-            Some("alb")
-        );
+        assert_eq!(pod::flag_value(&c, "--cluster-name").as_deref(), Some("eks-1"));
+        assert_eq!(pod::flag_value(&c, "--ingress-class").as_deref(), Some("alb"));
         assert_eq!(pod::flag_value(&c, "--aws-vpc-id"), None);
     }
 }

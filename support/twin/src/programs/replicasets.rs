@@ -17,45 +17,28 @@ use crate::kube::{Resource, StoreEvent};
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 pub fn random_suffix() -> String {
-    (0..5)
-        .map(|_| char::from(NAME_ALPHABET[rand::random_range(0..NAME_ALPHABET.len())]))
-        .collect()
+    (0..5).map(|_| char::from(NAME_ALPHABET[rand::random_range(0..NAME_ALPHABET.len())])).collect()
 }
 
 /// A new pod of the ReplicaSet's template.
 pub fn pod_for(rs: &Value) -> Value {
-    let template = rs
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    let mut metadata = template
-        .get("metadata")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let template = rs.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+    let mut metadata = template.get("metadata").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
     let rs_name = objects::name(rs);
     metadata["name"] = json!(format!("{rs_name}-{}", random_suffix()));
     metadata["generateName"] = json!(format!("{rs_name}-"));
     metadata["namespace"] = json!(objects::namespace(rs));
     metadata["ownerReferences"] = json!([objects::owner_reference(rs, "apps/v1", "ReplicaSet")]);
     // The API server fills the pod spec's defaults.
-    let spec = template
-        .get("spec")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
+    let spec = template.get("spec").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
 }
 
 /// Which pods to delete to get down to `keep`: not-ready first, then newest.
 fn surplus(mut pods: Vec<&Value>, keep: usize) -> Vec<&Value> {
     pods.sort_by(|a, b| {
-        let created = |p: &Value| {
-            p.pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
+        let created =
+            |p: &Value| p.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("").to_owned();
         pod::is_ready(a)
             .cmp(&pod::is_ready(b))
             .then_with(|| created(b).cmp(&created(a)))
@@ -154,10 +137,7 @@ mod tests {
         let a = mk("a", true, "2026-11-25T18:00:00Z");
         let b = mk("b", true, "2026-11-25T18:05:00Z");
         let c = mk("c", false, "2026-11-25T17:00:00Z");
-        let gone: Vec<&str> = surplus(vec![&a, &b, &c], 1)
-            .into_iter()
-            .map(objects::name)
-            .collect();
+        let gone: Vec<&str> = surplus(vec![&a, &b, &c], 1).into_iter().map(objects::name).collect();
         assert_eq!(gone, ["c", "b"]);
         assert!(surplus(vec![&a], 3).is_empty());
     }

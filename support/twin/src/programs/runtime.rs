@@ -80,19 +80,10 @@ impl Cluster {
     fn node_subnets(&self) -> Vec<NodeSubnet> {
         let mut subnets = self.aws.subnets_of_vpc(&self.vpc_id);
         subnets.sort_by(|a, b| (&a.az, &a.cidr).cmp(&(&b.az, &b.cidr)));
-        let tagged = |s: &crate::aws::SubnetInfo, key: &str| {
-            s.tags
-                .iter()
-                .any(|(k, v)| k == key && (v == "1" || v.is_empty()))
-        };
-        let private: Vec<_> = subnets
-            .iter()
-            .filter(|s| tagged(s, PRIVATE_SUBNET_TAG))
-            .collect();
-        let not_public: Vec<_> = subnets
-            .iter()
-            .filter(|s| !tagged(s, PUBLIC_SUBNET_TAG))
-            .collect();
+        let tagged =
+            |s: &crate::aws::SubnetInfo, key: &str| s.tags.iter().any(|(k, v)| k == key && (v == "1" || v.is_empty()));
+        let private: Vec<_> = subnets.iter().filter(|s| tagged(s, PRIVATE_SUBNET_TAG)).collect();
+        let not_public: Vec<_> = subnets.iter().filter(|s| !tagged(s, PUBLIC_SUBNET_TAG)).collect();
         let chosen = if !private.is_empty() {
             private
         } else if !not_public.is_empty() {
@@ -125,24 +116,14 @@ impl Cluster {
     /// the next reconcile tries again.
     pub fn create(&self, r: &Resource, obj: Value) -> Option<Value> {
         let ns = namespace_of(r, &obj);
-        self.logged(
-            "create",
-            r,
-            objects::name(&obj).to_owned(),
-            self.store.create(r, ns.as_deref(), obj),
-        )
+        self.logged("create", r, objects::name(&obj).to_owned(), self.store.create(r, ns.as_deref(), obj))
     }
 
     /// Replaces an object's main part; a stale resourceVersion fails (and the
     /// write that made it stale triggers the next reconcile).
     pub fn update(&self, r: &Resource, obj: Value) -> Option<Value> {
         let ns = namespace_of(r, &obj);
-        self.logged(
-            "update",
-            r,
-            objects::name(&obj).to_owned(),
-            self.store.update(r, ns.as_deref(), obj),
-        )
+        self.logged("update", r, objects::name(&obj).to_owned(), self.store.update(r, ns.as_deref(), obj))
     }
 
     /// Sets `.status` to `obj`'s status.
@@ -150,40 +131,18 @@ impl Cluster {
         let ns = namespace_of(r, obj);
         let name = objects::name(obj).to_owned();
         let status = obj.get("status").cloned().unwrap_or(Value::Null);
-        self.logged(
-            "update status of",
-            r,
-            name.clone(),
-            self.store.update_status(r, ns.as_deref(), &name, status),
-        )
+        self.logged("update status of", r, name.clone(), self.store.update_status(r, ns.as_deref(), &name, status))
     }
 
-    pub fn merge_patch(
-        &self,
-        r: &Resource,
-        ns: Option<&str>,
-        name: &str,
-        patch: Value,
-    ) -> Option<Value> {
-        self.logged(
-            "patch",
-            r,
-            name.to_owned(),
-            self.store.merge_patch(r, ns, name, patch),
-        )
+    pub fn merge_patch(&self, r: &Resource, ns: Option<&str>, name: &str, patch: Value) -> Option<Value> {
+        self.logged("patch", r, name.to_owned(), self.store.merge_patch(r, ns, name, patch))
     }
 
     pub fn delete(&self, r: &Resource, ns: Option<&str>, name: &str) -> Option<Value> {
         self.logged("delete", r, name.to_owned(), self.store.delete(r, ns, name))
     }
 
-    fn logged(
-        &self,
-        what: &str,
-        r: &Resource,
-        name: String,
-        result: Result<Value, ApiError>,
-    ) -> Option<Value> {
+    fn logged(&self, what: &str, r: &Resource, name: String, result: Result<Value, ApiError>) -> Option<Value> {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
@@ -235,9 +194,7 @@ pub fn spawn(cluster: Arc<Cluster>, mut program: impl Reconciler) -> JoinHandle<
             run_pass(&cluster, &mut program);
             let woke = match program.resync() {
                 Some(period) => {
-                    tokio::time::timeout(period, next_interesting(&mut events, &program))
-                        .await
-                        .unwrap_or(true)
+                    tokio::time::timeout(period, next_interesting(&mut events, &program)).await.unwrap_or(true)
                 }
                 None => next_interesting(&mut events, &program).await,
             };
@@ -275,8 +232,7 @@ async fn next_interesting(
 
 fn run_pass(cluster: &Arc<Cluster>, program: &mut impl Reconciler) {
     // A bug in one pass must not stop the program for good.
-    let pass =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.reconcile(cluster)));
+    let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.reconcile(cluster)));
     if pass.is_err() {
         tracing::error!(cluster = %cluster.eks_name, program = program.name(), "reconcile pass panicked");
     }

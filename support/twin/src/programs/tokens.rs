@@ -27,12 +27,7 @@ pub const SA_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
 /// A token shaped like the legacy service-account JWTs (header, claims,
 /// signature), so that tools decoding its claims find the usual ones. Its
 /// signature is random: the API server accepts it by lookup, not by key.
-pub fn mint(
-    namespace: &str,
-    service_account: &str,
-    service_account_uid: &str,
-    secret: &str,
-) -> String {
+pub fn mint(namespace: &str, service_account: &str, service_account_uid: &str, secret: &str) -> String {
     let kid: [u8; 20] = rand::random();
     let header = json!({"alg": "RS256", "kid": URL_SAFE_NO_PAD.encode(kid)});
     let claims = json!({
@@ -66,20 +61,14 @@ impl Reconciler for TokenController {
     }
 
     fn interested(&self, event: &StoreEvent) -> bool {
-        matches!(
-            event.resource.plural.as_str(),
-            "secrets" | "serviceaccounts"
-        )
+        matches!(event.resource.plural.as_str(), "secrets" | "serviceaccounts")
     }
 
     fn reconcile(&mut self, cluster: &Arc<Cluster>) {
         let secrets = cluster.list(&Resource::secrets());
         let accounts = cluster.list(&Resource::serviceaccounts());
-        let find_sa = |ns: &str, name: &str| {
-            accounts
-                .iter()
-                .find(|sa| objects::namespace(sa) == ns && objects::name(sa) == name)
-        };
+        let find_sa =
+            |ns: &str, name: &str| accounts.iter().find(|sa| objects::namespace(sa) == ns && objects::name(sa) == name);
 
         // Tokens stay valid only while their Secret holds them.
         cluster.auth.retain_service_account_tokens(|token, who| {
@@ -91,8 +80,7 @@ impl Reconciler for TokenController {
         });
 
         for secret in &secrets {
-            if secret.get("type").and_then(Value::as_str) != Some(TOKEN_SECRET_TYPE)
-                || objects::is_terminating(secret)
+            if secret.get("type").and_then(Value::as_str) != Some(TOKEN_SECRET_TYPE) || objects::is_terminating(secret)
             {
                 continue;
             }
@@ -121,11 +109,7 @@ impl Reconciler for TokenController {
                 secret: name.to_owned(),
             };
             let current = secret_data(secret, "token");
-            let token_ok = current
-                .as_deref()
-                .and_then(|t| cluster.auth.service_account_of(t))
-                .as_ref()
-                == Some(&who);
+            let token_ok = current.as_deref().and_then(|t| cluster.auth.service_account_of(t)).as_ref() == Some(&who);
             let ca_ok = secret_data(secret, "ca.crt").as_deref() == Some(cluster.ca_pem.as_str());
             let ns_ok = secret_data(secret, "namespace").as_deref() == Some(ns);
             if token_ok && ca_ok && ns_ok && filled_for.is_some() {
@@ -156,31 +140,14 @@ mod tests {
 
     #[test]
     fn minted_tokens_are_unique_jwts_with_the_service_account_claims() {
-        let a = mint(
-            "istio-system",
-            "istio-reader-service-account",
-            "u-1",
-            "reader-token",
-        );
-        let b = mint(
-            "istio-system",
-            "istio-reader-service-account",
-            "u-1",
-            "reader-token",
-        );
+        let a = mint("istio-system", "istio-reader-service-account", "u-1", "reader-token");
+        let b = mint("istio-system", "istio-reader-service-account", "u-1", "reader-token");
         assert_ne!(a, b);
         let parts: Vec<&str> = a.split('.').collect();
         assert_eq!(parts.len(), 3);
-        let claims: Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-        assert_eq!(
-            claims["sub"],
-            "system:serviceaccount:istio-system:istio-reader-service-account"
-        );
-        assert_eq!(
-            claims["kubernetes.io/serviceaccount/secret.name"],
-            "reader-token"
-        );
+        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(claims["sub"], "system:serviceaccount:istio-system:istio-reader-service-account");
+        assert_eq!(claims["kubernetes.io/serviceaccount/secret.name"], "reader-token");
     }
 
     #[test]

@@ -35,14 +35,8 @@ pub struct ClusterRef {
 impl Env {
     /// A twin with time compressed so that minutes pass in milliseconds.
     pub async fn start() -> Result<Env> {
-        let cfg = TwinConfig {
-            time_scale: 2000.0,
-            ..TwinConfig::default()
-        };
-        Ok(Env {
-            twin: Twin::start(cfg).await?,
-            dir: tempfile::tempdir()?,
-        })
+        let cfg = TwinConfig { time_scale: 2000.0, ..TwinConfig::default() };
+        Ok(Env { twin: Twin::start(cfg).await?, dir: tempfile::tempdir()? })
     }
 
     fn aws_command(&self, args: &[&str]) -> Command {
@@ -71,11 +65,7 @@ impl Env {
             .await
             .with_context(|| format!("aws {args:?} timed out"))??;
         if !out.status.success() {
-            bail!(
-                "aws {args:?} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("aws {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         if text.trim().is_empty() {
@@ -89,12 +79,7 @@ impl Env {
         self.kubectl_stdin(kubeconfig, args, None).await
     }
 
-    pub async fn kubectl_stdin(
-        &self,
-        kubeconfig: &Path,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> Result<String> {
+    pub async fn kubectl_stdin(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Result<String> {
         use tokio::io::AsyncWriteExt;
         let cache = self.dir.path().join("kube-cache");
         let mut cmd = Command::new("kubectl");
@@ -106,11 +91,7 @@ impl Env {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .stdin(if stdin.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
+            .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -123,11 +104,7 @@ impl Env {
             .await
             .with_context(|| format!("kubectl {args:?} timed out"))??;
         if !out.status.success() {
-            bail!(
-                "kubectl {args:?} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("kubectl {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -140,35 +117,20 @@ impl Env {
     }
 
     pub async fn apply(&self, kubeconfig: &Path, manifest: &str) -> Result<String> {
-        self.kubectl_stdin(kubeconfig, &["apply", "-f", "-"], Some(manifest))
-            .await
+        self.kubectl_stdin(kubeconfig, &["apply", "-f", "-"], Some(manifest)).await
     }
 
     /// A VPC like the seed's: three private /20 subnets and three public /24
     /// ones, tagged for internal and internet-facing load balancers.
     pub async fn create_vpc(&self, second_octet: u8) -> Result<(String, Vec<String>)> {
         let cidr = format!("10.{second_octet}.0.0/16");
-        let vpc = self
-            .aws(&["ec2", "create-vpc", "--cidr-block", &cidr])
-            .await?;
-        let vpc_id = vpc["Vpc"]["VpcId"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no VpcId in {vpc}"))?
-            .to_owned();
+        let vpc = self.aws(&["ec2", "create-vpc", "--cidr-block", &cidr]).await?;
+        let vpc_id = vpc["Vpc"]["VpcId"].as_str().ok_or_else(|| anyhow!("no VpcId in {vpc}"))?.to_owned();
         let mut subnets = Vec::new();
-        for (i, az) in ["us-west-2a", "us-west-2b", "us-west-2c"]
-            .iter()
-            .enumerate()
-        {
+        for (i, az) in ["us-west-2a", "us-west-2b", "us-west-2c"].iter().enumerate() {
             for (cidr, tag) in [
-                (
-                    format!("10.{second_octet}.{}.0/20", i * 16),
-                    "kubernetes.io/role/internal-elb",
-                ),
-                (
-                    format!("10.{second_octet}.{}.0/24", 48 + i),
-                    "kubernetes.io/role/elb",
-                ),
+                (format!("10.{second_octet}.{}.0/20", i * 16), "kubernetes.io/role/internal-elb"),
+                (format!("10.{second_octet}.{}.0/24", 48 + i), "kubernetes.io/role/elb"),
             ] {
                 let spec = format!("ResourceType=subnet,Tags=[{{Key={tag},Value=1}}]");
                 let s = self
@@ -185,12 +147,7 @@ impl Env {
                         &spec,
                     ])
                     .await?;
-                subnets.push(
-                    s["Subnet"]["SubnetId"]
-                        .as_str()
-                        .ok_or_else(|| anyhow!("no SubnetId in {s}"))?
-                        .to_owned(),
-                );
+                subnets.push(s["Subnet"]["SubnetId"].as_str().ok_or_else(|| anyhow!("no SubnetId in {s}"))?.to_owned());
             }
         }
         Ok((vpc_id, subnets))
@@ -201,10 +158,7 @@ impl Env {
     pub async fn create_cluster(&self, name: &str, second_octet: u8) -> Result<ClusterRef> {
         let (vpc_id, subnets) = self.create_vpc(second_octet).await?;
         let vpc_config = format!("subnetIds={}", subnets.join(","));
-        let role = format!(
-            "arn:aws:iam::{}:role/{name}-cluster",
-            self.twin.account_id()
-        );
+        let role = format!("arn:aws:iam::{}:role/{name}-cluster", self.twin.account_id());
         self.aws(&[
             "eks",
             "create-cluster",
@@ -219,53 +173,20 @@ impl Env {
         ])
         .await?;
         let cluster = eventually(&format!("EKS cluster {name} ACTIVE"), || async {
-            let c = self
-                .aws(&["eks", "describe-cluster", "--name", name])
-                .await?;
-            let status = c["cluster"]["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            Ok(if status == "ACTIVE" {
-                Ok(c)
-            } else {
-                Err(format!("status {status}"))
-            })
+            let c = self.aws(&["eks", "describe-cluster", "--name", name]).await?;
+            let status = c["cluster"]["status"].as_str().unwrap_or_default().to_owned();
+            Ok(if status == "ACTIVE" { Ok(c) } else { Err(format!("status {status}")) })
         })
         .await?;
-        let endpoint = cluster["cluster"]["endpoint"]
-            .as_str()
-            .context("endpoint")?
-            .to_owned();
-        let ca_data = cluster["cluster"]["certificateAuthority"]["data"]
-            .as_str()
-            .context("CA data")?
-            .to_owned();
-        let token = self
-            .twin
-            .cluster_admin_token(name)
-            .context("no admin token for an ACTIVE cluster")?;
+        let endpoint = cluster["cluster"]["endpoint"].as_str().context("endpoint")?.to_owned();
+        let ca_data = cluster["cluster"]["certificateAuthority"]["data"].as_str().context("CA data")?.to_owned();
+        let token = self.twin.cluster_admin_token(name).context("no admin token for an ACTIVE cluster")?;
         let kubeconfig = self.write_kubeconfig(name, &endpoint, &ca_data, &token)?;
-        Ok(ClusterRef {
-            name: name.to_owned(),
-            kubeconfig,
-            endpoint,
-            ca_data,
-            vpc_id,
-        })
+        Ok(ClusterRef { name: name.to_owned(), kubeconfig, endpoint, ca_data, vpc_id })
     }
 
-    pub fn write_kubeconfig(
-        &self,
-        name: &str,
-        server: &str,
-        ca_data: &str,
-        token: &str,
-    ) -> Result<PathBuf> {
-        let path = self
-            .dir
-            .path()
-            .join(format!("kubeconfig-{name}-{}", rand_suffix()));
+    pub fn write_kubeconfig(&self, name: &str, server: &str, ca_data: &str, token: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join(format!("kubeconfig-{name}-{}", rand_suffix()));
         let config = serde_json::json!({
             "apiVersion": "v1", "kind": "Config", "current-context": name,
             "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": ca_data}}],

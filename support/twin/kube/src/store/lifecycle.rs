@@ -5,9 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{
-    kind_key, DeleteOptions, EventKind, ObjKey, Part, Propagation, State, PROTECTED_NAMESPACES,
-};
+use super::{kind_key, DeleteOptions, EventKind, ObjKey, Part, Propagation, State, PROTECTED_NAMESPACES};
 use crate::crd;
 use crate::error::ApiError;
 use crate::object::{self, finalizers, is_deleting, meta_str, metadata_mut, now_timestamp};
@@ -19,11 +17,7 @@ impl State {
         if *r == Resource::namespaces() {
             // The service account controller gives every namespace a `default` account.
             if let Ok(info) = self.info(&Resource::serviceaccounts()) {
-                let _ = self.create(
-                    &info,
-                    Some(object::name(obj)),
-                    json!({"metadata": {"name": "default"}}),
-                );
+                let _ = self.create(&info, Some(object::name(obj)), json!({"metadata": {"name": "default"}}));
             }
         }
         if *r == Resource::customresourcedefinitions() {
@@ -65,10 +59,7 @@ impl State {
     ) -> Result<Value, ApiError> {
         let r = info.storage_resource();
         let plural = r.qualified_plural();
-        let old = self
-            .get(info, ns, name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&plural, name))?;
+        let old = self.get(info, ns, name).cloned().ok_or_else(|| ApiError::not_found(&plural, name))?;
         if let Some(uid) = &opts.precondition_uid {
             let have = meta_str(&old, "uid").unwrap_or_default();
             if uid != have {
@@ -106,11 +97,7 @@ impl State {
             return Ok(terminating);
         }
         if !finalizers(&old).is_empty() {
-            let generation = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                + 1;
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
             metadata_mut(&mut marked).insert("generation".into(), json!(generation));
             return Ok(self.store_modified(&r, key, old, marked));
         }
@@ -119,30 +106,14 @@ impl State {
 
     /// Removes an object for good: DELETED event, then garbage collection of its
     /// dependents and, for the last object of a terminating namespace, the namespace.
-    pub(super) fn remove(
-        &mut self,
-        r: &Resource,
-        key: &ObjKey,
-        propagation: Propagation,
-        old: Option<Value>,
-    ) -> Value {
-        let Some(mut obj) = self
-            .objects
-            .get_mut(&kind_key(r))
-            .and_then(|m| m.remove(key))
-        else {
+    pub(super) fn remove(&mut self, r: &Resource, key: &ObjKey, propagation: Propagation, old: Option<Value>) -> Value {
+        let Some(mut obj) = self.objects.get_mut(&kind_key(r)).and_then(|m| m.remove(key)) else {
             return old.unwrap_or(Value::Null);
         };
         let previous = old.unwrap_or_else(|| obj.clone());
         let rv = self.next_rv();
         metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
-        self.emit(
-            rv,
-            EventKind::Deleted,
-            r.clone(),
-            Some(previous),
-            obj.clone(),
-        );
+        self.emit(rv, EventKind::Deleted, r.clone(), Some(previous), obj.clone());
         if let Some(uid) = meta_str(&obj, "uid").map(String::from) {
             self.collect_dependents(r, &key.0, &uid, propagation);
         }
@@ -156,13 +127,7 @@ impl State {
     }
 
     /// Deletes (or orphans) the objects whose ownerReferences name `uid`.
-    pub(super) fn collect_dependents(
-        &mut self,
-        owner: &Resource,
-        owner_ns: &str,
-        uid: &str,
-        propagation: Propagation,
-    ) {
+    pub(super) fn collect_dependents(&mut self, owner: &Resource, owner_ns: &str, uid: &str, propagation: Propagation) {
         let mut dependents = Vec::new();
         for (kk, objs) in &self.objects {
             for (ok, o) in objs {
@@ -188,10 +153,7 @@ impl State {
                     continue;
                 };
                 let mut next = old.clone();
-                if let Some(refs) = next
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
+                if let Some(refs) = next.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
                 }
                 let _ = self.commit(&info, ns.as_deref(), &name, old, next, Part::Main);
@@ -209,11 +171,8 @@ impl State {
                 continue;
             }
             if let Some(objs) = self.objects.get(&kind_key(&info.resource)) {
-                victims.extend(
-                    objs.keys()
-                        .filter(|(o_ns, _)| o_ns == ns)
-                        .map(|(_, name)| (info.clone(), name.clone())),
-                );
+                victims
+                    .extend(objs.keys().filter(|(o_ns, _)| o_ns == ns).map(|(_, name)| (info.clone(), name.clone())));
             }
         }
         for (info, name) in victims {
@@ -230,9 +189,11 @@ impl State {
             return;
         }
         let occupied = self.objects.iter().any(|((g, p), objs)| {
-            let namespaced = self.catalog.storage_resources().iter().any(|i| {
-                &i.resource.group == g && &i.resource.plural == p && i.resource.namespaced
-            });
+            let namespaced = self
+                .catalog
+                .storage_resources()
+                .iter()
+                .any(|i| &i.resource.group == g && &i.resource.plural == p && i.resource.namespaced);
             namespaced && objs.keys().any(|(o_ns, _)| o_ns == ns)
         });
         if !occupied {
@@ -248,20 +209,12 @@ impl State {
             if self.builtin_kinds.contains(&key) {
                 continue;
             }
-            let storage = Resource {
-                version: info.storage_version.clone(),
-                ..info.resource.clone()
-            };
-            let keys: Vec<ObjKey> = self
-                .objects
-                .get(&key)
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
+            let storage = Resource { version: info.storage_version.clone(), ..info.resource.clone() };
+            let keys: Vec<ObjKey> = self.objects.get(&key).map(|m| m.keys().cloned().collect()).unwrap_or_default();
             for k in keys {
                 self.remove(&storage, &k, Propagation::Background, None);
             }
-            self.catalog
-                .unregister(&info.resource.group, &info.resource.plural);
+            self.catalog.unregister(&info.resource.group, &info.resource.plural);
         }
     }
 }

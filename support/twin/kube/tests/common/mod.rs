@@ -28,11 +28,7 @@ pub struct Output {
 
 impl Output {
     pub fn ok(&self) -> &str {
-        assert_eq!(
-            self.code, 0,
-            "kubectl failed\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "kubectl failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         &self.stdout
     }
 }
@@ -54,16 +50,9 @@ pub async fn start_store(store: Arc<Store>, cfg: ApiServerConfig) -> Twin {
     install_crypto();
     let ca = TwinCa::new("twin-test-ca").expect("ca");
     let auth = Arc::new(|token: &str| token == TOKEN);
-    let server = ApiServer::start(store.clone(), ca.server_config().expect("tls"), auth, cfg)
-        .await
-        .expect("server");
+    let server = ApiServer::start(store.clone(), ca.server_config().expect("tls"), auth, cfg).await.expect("server");
     let dir = tempfile::tempdir().expect("tempdir");
-    let twin = Twin {
-        server,
-        store,
-        ca_pem: ca.ca_pem(),
-        dir,
-    };
+    let twin = Twin { server, store, ca_pem: ca.ca_pem(), dir };
     twin.write_kubeconfig("kubeconfig", TOKEN);
     twin
 }
@@ -86,10 +75,9 @@ impl Twin {
     /// A kube-rs client from a kubeconfig written here (as users' tools build theirs).
     pub async fn kube_client(&self, kubeconfig: &str) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(self.path(kubeconfig)).expect("kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .expect("config");
+        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
         kube::Client::try_from(config).expect("client")
     }
 
@@ -109,14 +97,8 @@ impl Twin {
 
     pub async fn kubectl_with(&self, kubeconfig: &str, args: &[&str]) -> Output {
         let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(self.path(kubeconfig))
-            .arg("--cache-dir")
-            .arg(self.path("cache"))
-            .args(args);
-        cmd.env("HOME", self.dir.path())
-            .kill_on_drop(true)
-            .stdin(std::process::Stdio::null());
+        cmd.arg("--kubeconfig").arg(self.path(kubeconfig)).arg("--cache-dir").arg(self.path("cache")).args(args);
+        cmd.env("HOME", self.dir.path()).kill_on_drop(true).stdin(std::process::Stdio::null());
         let out = tokio::time::timeout(KUBECTL_TIMEOUT, cmd.output())
             .await
             .expect("kubectl finished in time")

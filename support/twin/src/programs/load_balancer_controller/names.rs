@@ -28,11 +28,7 @@ fn k8s_name(namespace: &str, service: &str, hash: &str) -> String {
 
 /// The NLB of a Service, e.g. `k8s-istioing-istioeas-1a2b3c4d5e`.
 pub fn load_balancer(cluster: &str, namespace: &str, service: &str, scheme: &str) -> String {
-    k8s_name(
-        namespace,
-        service,
-        &hash10(&[cluster, namespace, service, scheme]),
-    )
+    k8s_name(namespace, service, &hash10(&[cluster, namespace, service, scheme]))
 }
 
 /// The target group of one Service port.
@@ -45,20 +41,12 @@ pub fn target_group(
     protocol: &str,
 ) -> String {
     let (p, t) = (port.to_string(), target_port.to_string());
-    k8s_name(
-        namespace,
-        service,
-        &hash10(&[cluster, namespace, service, &p, &t, "ip", protocol]),
-    )
+    k8s_name(namespace, service, &hash10(&[cluster, namespace, service, &p, &t, "ip", protocol]))
 }
 
 /// The managed frontend security group of a Service's NLB.
 pub fn frontend_security_group(cluster: &str, namespace: &str, service: &str) -> String {
-    k8s_name(
-        namespace,
-        service,
-        &hash10(&[cluster, namespace, service, "frontend"]),
-    )
+    k8s_name(namespace, service, &hash10(&[cluster, namespace, service, "frontend"]))
 }
 
 /// The backend security group shared by all NLBs of a cluster.
@@ -73,58 +61,15 @@ mod tests {
 
     #[test]
     fn names_look_like_the_real_controllers_and_are_stable() {
-        let a = load_balancer(
-            "eks-1",
-            "istio-ingress",
-            "istio-eastwestgateway",
-            "internet-facing",
-        );
+        let a = load_balancer("eks-1", "istio-ingress", "istio-eastwestgateway", "internet-facing");
         assert!(a.starts_with("k8s-istioing-istioeas-"), "{a}");
         assert_eq!(a.len(), "k8s-istioing-istioeas-".len() + 10);
         assert!(a.len() <= 32, "ELBv2 names are at most 32 characters: {a}");
-        assert_eq!(
-            a,
-            load_balancer(
-                "eks-1",
-                "istio-ingress",
-                "istio-eastwestgateway",
-                "internet-facing"
-            )
-        );
-        assert_ne!(
-            a,
-            load_balancer(
-                "eks-2",
-                "istio-ingress",
-                "istio-eastwestgateway",
-                "internet-facing"
-            )
-        );
-        assert_ne!(
-            a,
-            load_balancer(
-                "eks-1",
-                "istio-ingress",
-                "istio-eastwestgateway",
-                "internal"
-            )
-        );
-        let t1 = target_group(
-            "eks-1",
-            "istio-ingress",
-            "istio-eastwestgateway",
-            15443,
-            15443,
-            "TCP",
-        );
-        let t2 = target_group(
-            "eks-1",
-            "istio-ingress",
-            "istio-eastwestgateway",
-            15021,
-            15021,
-            "TCP",
-        );
+        assert_eq!(a, load_balancer("eks-1", "istio-ingress", "istio-eastwestgateway", "internet-facing"));
+        assert_ne!(a, load_balancer("eks-2", "istio-ingress", "istio-eastwestgateway", "internet-facing"));
+        assert_ne!(a, load_balancer("eks-1", "istio-ingress", "istio-eastwestgateway", "internal"));
+        let t1 = target_group("eks-1", "istio-ingress", "istio-eastwestgateway", 15443, 15443, "TCP");
+        let t2 = target_group("eks-1", "istio-ingress", "istio-eastwestgateway", 15021, 15021, "TCP");
         assert_ne!(t1, t2);
         assert!(t1.len() <= 32);
         assert!(backend_security_group("eks-1").starts_with("k8s-traffic-eks1-"));
