@@ -151,3 +151,32 @@ fn a_broken_topology_file_is_named() {
     .unwrap();
     expect_clear_error(meshspec().args(["run", "--topology"]).arg(&path), "exactly two clusters");
 }
+
+/// Runs the twin target on one feature text; returns (exit code, stdout).
+fn run_feature(feature: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("probe.feature"), feature).unwrap();
+    let out = run_bounded(
+        meshspec().args(["run", "--features"]).arg(dir.path()).arg("--report-dir").arg(dir.path().join("reports")),
+        LIMIT,
+    );
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn an_undefined_step_fails_the_run() {
+    let (code, stdout, stderr) = run_feature(
+        "Feature: probe\n  Scenario: undefined\n    Given a step meshspec does not define\n",
+    );
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l == "0 passed, 1 failed"), "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_malformed_feature_fails_the_run() {
+    let (code, stdout, stderr) = run_feature("Feature: probe\n  Scenario: broken\n    Given the mesh topology:\n  | a |\n nonsense here\n   Examples:\n");
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l.ends_with(" failed") && !l.ends_with(" 0 failed")), "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
