@@ -122,8 +122,12 @@ impl Session {
             TargetKind::Twin => {
                 let mut cfg = TwinConfig { region: opts.topology.region.clone(), ..TwinConfig::default() };
                 if let Some(scale) = opts.time_scale {
+                    if !(scale.is_finite() && scale > 0.0) {
+                        bail!("--time-scale must be a positive number, not {scale}");
+                    }
                     cfg.time_scale = scale;
                 }
+                let timeouts = Timeouts::for_twin(cfg.time_scale);
                 let started = Twin::start(cfg).await.context("cannot start the twin")?;
                 let (id, secret) = started.credentials();
                 aws_settings.endpoint = Some(started.aws_endpoint().to_string());
@@ -131,7 +135,7 @@ impl Session {
                 aws_settings.credentials = Some((id, secret));
                 let dns = Dns::server(started.dns_addr());
                 twin = Some(started);
-                (Timeouts::twin(), dns)
+                (timeouts, dns)
             }
             TargetKind::Eks => (Timeouts::eks(), Dns::from_env()?),
             TargetKind::Kind => (Timeouts::eks(), Dns::from_env()?),

@@ -34,8 +34,9 @@ impl Timeouts {
         }
     }
 
-    /// The twin at its default time compression runs the same waits in seconds.
-    pub fn twin() -> Self {
+    /// The floor of the twin's deadlines: at its default compression every
+    /// wait ends well within them.
+    fn twin() -> Self {
         Timeouts {
             cluster_active: Duration::from_secs(30),
             rollout: Duration::from_secs(30),
@@ -43,6 +44,23 @@ impl Timeouts {
             nlb_active: Duration::from_secs(30),
             targets_healthy: Duration::from_secs(30),
             api_call: Duration::from_secs(10),
+        }
+    }
+
+    /// The twin runs EKS's delays compressed by `time_scale`: its deadlines are
+    /// EKS's, compressed the same way, but never under the seconds a loaded
+    /// machine may need for the work itself.
+    pub fn for_twin(time_scale: f64) -> Self {
+        let floor = Timeouts::twin();
+        let eks = Timeouts::eks();
+        let c = |e: Duration, f: Duration| e.div_f64(time_scale.max(f64::MIN_POSITIVE)).max(f);
+        Timeouts {
+            cluster_active: c(eks.cluster_active, floor.cluster_active),
+            rollout: c(eks.rollout, floor.rollout),
+            load_balancer_hostname: c(eks.load_balancer_hostname, floor.load_balancer_hostname),
+            nlb_active: c(eks.nlb_active, floor.nlb_active),
+            targets_healthy: c(eks.targets_healthy, floor.targets_healthy),
+            api_call: floor.api_call,
         }
     }
 
@@ -61,5 +79,19 @@ impl Timeouts {
 
     pub fn wait(d: Duration) -> WaitOptions {
         WaitOptions::new(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twin_deadlines_follow_the_time_scale_with_a_floor() {
+        let fast = Timeouts::for_twin(1000.0);
+        assert_eq!(fast.cluster_active, Duration::from_secs(30));
+        let slow = Timeouts::for_twin(10.0);
+        assert_eq!(slow.cluster_active, Duration::from_secs(150));
+        assert!(slow.targets_healthy > fast.targets_healthy);
     }
 }

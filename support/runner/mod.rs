@@ -61,14 +61,23 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         .with_context(|| format!("cannot create the report directory {}", opts.report_dir.display()))?;
     let junit = opts.report_dir.join("junit.xml");
     let json = opts.report_dir.join("cucumber.json");
-    let junit_file = std::fs::File::create(&junit).with_context(|| format!("cannot write {}", junit.display()))?;
-    let json_file = std::fs::File::create(&json).with_context(|| format!("cannot write {}", json.display()))?;
 
     let session: Arc<Session> = Session::open(opts.target).await?;
     if let Err(e) = session.preflight().await {
         session.close().await;
         return Err(e.context("the target is not usable"));
     }
+    // The previous run's reports stay until this one really starts.
+    let files = std::fs::File::create(&junit)
+        .and_then(|j| std::fs::File::create(&json).map(|s| (j, s)))
+        .with_context(|| format!("cannot write reports in {}", opts.report_dir.display()));
+    let (junit_file, json_file) = match files {
+        Ok(f) => f,
+        Err(e) => {
+            session.close().await;
+            return Err(e);
+        }
+    };
     set_session(Some(session.clone()));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty> { tags_filter: tags, ..Default::default() };

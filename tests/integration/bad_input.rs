@@ -111,22 +111,18 @@ fn bad_aws_credentials_are_named_and_never_printed() {
     init();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let target = rt.block_on(TwinTarget::start(1000.0));
-    let endpoint = target.twin.aws_endpoint().to_string();
     let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGSECRET";
-    let mut cmd = eks_run();
-    cmd.env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_REGION", "us-west-2");
-    expect_clear_error(&mut cmd, "UnrecognizedClientException");
-    let out = run_bounded(
-        eks_run()
-            .env("AWS_ENDPOINT_URL", &endpoint)
+    let bad_credentials = || {
+        let mut cmd = eks_run();
+        cmd.env("AWS_ENDPOINT_URL", target.twin.aws_endpoint())
             .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
             .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-west-2"),
-        LIMIT,
-    );
+            .env("AWS_REGION", "us-west-2");
+        cmd
+    };
+    expect_clear_error(&mut bad_credentials(), "UnrecognizedClientException");
+    let reports = tempfile::tempdir().unwrap();
+    let out = run_bounded(bad_credentials().arg("--report-dir").arg(reports.path()), LIMIT);
     assert!(!text(&out.stderr).contains(secret) && !text(&out.stdout).contains(secret));
     rt.block_on(target.twin.shutdown());
 }
@@ -165,9 +161,8 @@ fn run_feature(feature: &str) -> (Option<i32>, String, String) {
 
 #[test]
 fn an_undefined_step_fails_the_run() {
-    let (code, stdout, stderr) = run_feature(
-        "Feature: probe\n  Scenario: undefined\n    Given a step meshspec does not define\n",
-    );
+    let (code, stdout, stderr) =
+        run_feature("Feature: probe\n  Scenario: undefined\n    Given a step meshspec does not define\n");
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert!(stdout.lines().any(|l| l == "0 passed, 1 failed"), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -175,7 +170,9 @@ fn an_undefined_step_fails_the_run() {
 
 #[test]
 fn a_malformed_feature_fails_the_run() {
-    let (code, stdout, stderr) = run_feature("Feature: probe\n  Scenario: broken\n    Given the mesh topology:\n  | a |\n nonsense here\n   Examples:\n");
+    let (code, stdout, stderr) = run_feature(
+        "Feature: probe\n  Scenario: broken\n    Given the mesh topology:\n  | a |\n nonsense here\n   Examples:\n",
+    );
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert!(stdout.lines().any(|l| l.ends_with(" failed") && !l.ends_with(" 0 failed")), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -201,6 +201,13 @@ pub struct Target {
     pub failures: u32,
 }
 
+impl Target {
+    /// A target as RegisterTargets makes it: registration starts now, no check results yet.
+    pub fn registered(id: String, port: u16, az: String, now: Instant) -> Self {
+        Target { id, port, az, registered: now, deregistered: None, health: Health::Initial, passes: 0, failures: 0 }
+    }
+}
+
 pub struct HealthCheck {
     pub protocol: String,
     /// None = `traffic-port`.

@@ -211,19 +211,7 @@ impl AwsState {
 
     pub fn create_target_group(&self, req: NewTargetGroup) -> Result<String, AwsError> {
         self.with_model(|m| {
-            m.elb_create_target_group(TargetGroupRequest {
-                name: req.name,
-                protocol: "TCP".into(),
-                port: req.port,
-                vpc_id: req.vpc_id,
-                target_type: "ip".into(),
-                health_check_port: None,
-                health_check_interval_seconds: None,
-                health_check_timeout_seconds: None,
-                healthy_threshold: None,
-                unhealthy_threshold: None,
-                tags: req.tags,
-            })
+            m.elb_create_target_group(TargetGroupRequest::tcp_ip(req.name, req.port, req.vpc_id, req.tags))
         })
     }
 

@@ -144,21 +144,7 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        let tg = m
-            .elb_create_target_group(TargetGroupRequest {
-                name: "gw-15443".into(),
-                protocol: "TCP".into(),
-                port: 15443,
-                vpc_id: vpc,
-                target_type: "ip".into(),
-                health_check_port: None,
-                health_check_interval_seconds: None,
-                health_check_timeout_seconds: None,
-                healthy_threshold: None,
-                unhealthy_threshold: None,
-                tags: vec![],
-            })
-            .unwrap();
+        let tg = m.elb_create_target_group(TargetGroupRequest::tcp_ip("gw-15443".into(), 15443, vpc, vec![])).unwrap();
         m.elb_register_targets(&tg, &[("10.1.48.10".into(), None)]).unwrap();
         m.settle();
         (m, lb, tg)

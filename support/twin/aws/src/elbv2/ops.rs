@@ -127,6 +127,25 @@ pub struct TargetGroupRequest {
     pub tags: Vec<(String, String)>,
 }
 
+impl TargetGroupRequest {
+    /// The controller's form for NLBs: TCP, target type ip, default health checks.
+    pub fn tcp_ip(name: String, port: u16, vpc_id: String, tags: Vec<(String, String)>) -> Self {
+        TargetGroupRequest {
+            name,
+            protocol: "TCP".into(),
+            port,
+            vpc_id,
+            target_type: "ip".into(),
+            health_check_port: None,
+            health_check_interval_seconds: None,
+            health_check_timeout_seconds: None,
+            healthy_threshold: None,
+            unhealthy_threshold: None,
+            tags,
+        }
+    }
+}
+
 const NLB_PROTOCOLS: &[&str] = &["TCP", "UDP", "TCP_UDP", "TLS"];
 
 impl Model {
@@ -475,16 +494,7 @@ impl Model {
         for (id, port, az) in resolved {
             match tg.targets.iter_mut().find(|t| t.id == id && t.port == port) {
                 Some(t) if t.deregistered.is_some() => {
-                    *t = Target {
-                        id,
-                        port,
-                        az,
-                        registered: now,
-                        deregistered: None,
-                        health: Health::Initial,
-                        passes: 0,
-                        failures: 0,
-                    };
+                    *t = Target::registered(id, port, az, now);
                 }
                 Some(_) => {}
                 None => {
@@ -494,16 +504,7 @@ impl Model {
                             "You have reached the maximum number of targets per target group",
                         ));
                     }
-                    tg.targets.push(Target {
-                        id,
-                        port,
-                        az,
-                        registered: now,
-                        deregistered: None,
-                        health: Health::Initial,
-                        passes: 0,
-                        failures: 0,
-                    });
+                    tg.targets.push(Target::registered(id, port, az, now));
                 }
             }
         }
@@ -612,19 +613,7 @@ pub(crate) mod tests {
     }
 
     fn tg(name: &str, vpc: &str) -> TargetGroupRequest {
-        TargetGroupRequest {
-            name: name.into(),
-            protocol: "TCP".into(),
-            port: 15443,
-            vpc_id: vpc.into(),
-            target_type: "ip".into(),
-            health_check_port: None,
-            health_check_interval_seconds: None,
-            health_check_timeout_seconds: None,
-            healthy_threshold: None,
-            unhealthy_threshold: None,
-            tags: vec![],
-        }
+        TargetGroupRequest::tcp_ip(name.into(), 15443, vpc.into(), vec![])
     }
 
     #[test]
