@@ -1,8 +1,10 @@
 //! Step definitions: parse the Gherkin, call support, assert. One module per
 //! feature; the World only carries the session and what a scenario found.
 
+pub mod load_balancing;
 pub mod provisioning;
 pub mod readiness;
+pub mod sync;
 pub mod topology;
 
 use std::sync::{Arc, RwLock};
@@ -22,18 +24,32 @@ pub fn set_session(session: Option<Arc<Session>>) {
 #[world(init = Self::new)]
 pub struct MeshWorld {
     pub session: Arc<Session>,
+    /// Where the scenario stands, for attaching evidence (set by the runner's before hook).
+    pub feature: String,
+    pub scenario: String,
     /// The cluster a scenario is about (readiness outlines).
     pub cluster: Option<ClusterTopology>,
     pub hostname: Option<String>,
     pub load_balancer: Option<LoadBalancer>,
     pub target_group: Option<String>,
+    /// The requests a load-balancing scenario sent.
+    pub traffic: Option<crate::checks::load_balancing::LoadBalancingEvidence>,
 }
 
 impl MeshWorld {
     fn new() -> Self {
         let session =
             SESSION.read().expect("session lock").clone().expect("the runner opens a session before running features");
-        MeshWorld { session, cluster: None, hostname: None, load_balancer: None, target_group: None }
+        MeshWorld {
+            session,
+            feature: String::new(),
+            scenario: String::new(),
+            cluster: None,
+            hostname: None,
+            load_balancer: None,
+            target_group: None,
+            traffic: None,
+        }
     }
 
     pub fn topology(&self) -> &crate::topology::Topology {
@@ -42,6 +58,17 @@ impl MeshWorld {
 
     pub fn clusters(&self) -> Vec<ClusterTopology> {
         self.session.topology.clusters.clone()
+    }
+
+    /// Attach what a check saw to the step that checked it.
+    pub fn attach(&self, step: &cucumber::gherkin::Step, name: &str, data: &impl serde::Serialize) {
+        self.session.evidence.add(crate::report::evidence::Evidence {
+            feature: self.feature.clone(),
+            scenario: self.scenario.clone(),
+            step: step.value.clone(),
+            name: name.to_string(),
+            data: serde_json::to_value(data).unwrap_or_else(|e| serde_json::json!({"unserializable": e.to_string()})),
+        });
     }
 
     pub fn cluster(&self) -> anyhow::Result<&ClusterTopology> {

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod kube;
 pub mod mesh;
 pub mod provision;
+pub mod report;
 pub mod runner;
 pub mod target;
 pub mod timeouts;

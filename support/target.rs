@@ -94,6 +94,8 @@ pub struct Session {
     /// The provisioning of this run, done once and shared by every scenario.
     pub provisioned: OnceCell<std::result::Result<ProvisionRecord, String>>,
     twin: Mutex<Option<Twin>>,
+    /// What the checks of this run saw, for the reports.
+    pub evidence: crate::report::evidence::EvidenceStore,
 }
 
 impl std::fmt::Debug for Session {
@@ -163,6 +165,7 @@ impl Session {
             clusters: Mutex::new(BTreeMap::new()),
             provisioned: OnceCell::new(),
             twin: Mutex::new(twin),
+            evidence: Default::default(),
         }))
     }
 

@@ -17,6 +17,8 @@ pub struct Timeouts {
     pub nlb_active: Duration,
     /// Every registered target healthy.
     pub targets_healthy: Duration,
+    /// istiod syncing a remote cluster and pushing endpoints to sidecars.
+    pub mesh_sync: Duration,
     /// One API call (Kubernetes or AWS).
     pub api_call: Duration,
 }
@@ -30,6 +32,7 @@ impl Timeouts {
             load_balancer_hostname: Duration::from_secs(5 * 60),
             nlb_active: Duration::from_secs(10 * 60),
             targets_healthy: Duration::from_secs(10 * 60),
+            mesh_sync: Duration::from_secs(5 * 60),
             api_call: Duration::from_secs(30),
         }
     }
@@ -43,6 +46,7 @@ impl Timeouts {
             load_balancer_hostname: Duration::from_secs(30),
             nlb_active: Duration::from_secs(30),
             targets_healthy: Duration::from_secs(30),
+            mesh_sync: Duration::from_secs(30),
             api_call: Duration::from_secs(10),
         }
     }
@@ -60,6 +64,7 @@ impl Timeouts {
             load_balancer_hostname: c(eks.load_balancer_hostname, floor.load_balancer_hostname),
             nlb_active: c(eks.nlb_active, floor.nlb_active),
             targets_healthy: c(eks.targets_healthy, floor.targets_healthy),
+            mesh_sync: c(eks.mesh_sync, floor.mesh_sync),
             api_call: floor.api_call,
         }
     }
@@ -73,6 +78,7 @@ impl Timeouts {
             load_balancer_hostname: s(self.load_balancer_hostname),
             nlb_active: s(self.nlb_active),
             targets_healthy: s(self.targets_healthy),
+            mesh_sync: s(self.mesh_sync),
             api_call: self.api_call,
         }
     }

@@ -21,11 +21,49 @@ struct Cli {
 enum Command {
     /// Run the features against a target and write JUnit XML and Cucumber JSON.
     Run(RunArgs),
+    /// What istioctl proxy-config shows, read from a pod's Envoy through exec.
+    ProxyConfig {
+        #[command(subcommand)]
+        command: ProxyConfigCommand,
+    },
     /// The embedded twin.
     Twin {
         #[command(subcommand)]
         command: TwinCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ProxyConfigCommand {
+    /// The endpoints of a pod's Envoy, as `istioctl proxy-config endpoint` prints them.
+    #[command(alias = "endpoints", alias = "ep")]
+    Endpoint(EndpointArgs),
+}
+
+#[derive(Args)]
+struct EndpointArgs {
+    /// The pod (NAME or NAME.NAMESPACE).
+    pod: String,
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Kube context (default: the kubeconfig's current context).
+    #[arg(long)]
+    context: Option<String>,
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Only this Envoy cluster, e.g. "outbound|5000||helloworld.sample.svc.cluster.local".
+    #[arg(long)]
+    cluster: Option<String>,
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    address: Option<String>,
+    /// Only endpoints with this health status, e.g. HEALTHY.
+    #[arg(long)]
+    status: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_parser = ["short", "json"], default_value = "short")]
+    output: String,
 }
 
 #[derive(Subcommand)]
@@ -128,6 +166,42 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(if summary.tally.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
+    use meshspec::mesh::envoy::{endpoint_rows, render_json, render_table, EndpointFilter};
+    let (pod, namespace) = match args.pod.split_once('.') {
+        Some((p, ns)) => (p.to_string(), ns.to_string()),
+        None => (args.pod.clone(), args.namespace.clone()),
+    };
+    let timeouts = meshspec::kube::KubeTimeouts::default();
+    let client = match &args.context {
+        Some(ctx) => meshspec::kube::client_from_kubeconfig(args.kubeconfig.as_deref(), ctx, timeouts).await?,
+        None => meshspec::kube::access::client_from_current_context(args.kubeconfig.as_deref(), timeouts).await?,
+    };
+    let out = meshspec::kube::exec::exec(
+        &client,
+        &namespace,
+        &pod,
+        "istio-proxy",
+        &["pilot-agent", "request", "GET", "clusters?format=json"],
+        std::time::Duration::from_secs(30),
+    )
+    .await?;
+    anyhow::ensure!(
+        out.exit_code == 0,
+        "pilot-agent in {namespace}/{pod} exited {}: {}",
+        out.exit_code,
+        out.stderr.trim()
+    );
+    let filter = EndpointFilter { address: args.address, cluster: args.cluster, port: args.port, status: args.status };
+    if args.output == "json" {
+        println!("{}", render_json(&out.stdout, &filter)?);
+    } else {
+        let rows: Vec<_> = endpoint_rows(&out.stdout)?.into_iter().filter(|r| filter.matches(r)).collect();
+        print!("{}", render_table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn twin_up(args: TwinUpArgs) -> Result<ExitCode> {
     let mut opts = TargetOptions::new(TargetKind::Twin, Topology::seed());
     opts.time_scale = args.time_scale;
@@ -180,6 +254,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+            Command::ProxyConfig { command: ProxyConfigCommand::Endpoint(args) } => proxy_config_endpoint(args).await,
         }
     });
     match result {

@@ -1,5 +1,7 @@
 //! Checks: each verifies one fact of the deployment from a named data source
 //! and, when it fails, says what it saw. Steps call these and assert nothing else.
 
+pub mod load_balancing;
 pub mod provisioning;
 pub mod readiness;
+pub mod sync;

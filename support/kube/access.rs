@@ -46,6 +46,17 @@ pub fn client_from_endpoint(endpoint: &str, ca_pem: &str, token: &str, t: KubeTi
     kube::Client::try_from(config).context("cannot build a Kubernetes client")
 }
 
+/// A client for the current context of a kubeconfig file.
+pub async fn client_from_current_context(path: Option<&Path>, t: KubeTimeouts) -> Result<kube::Client> {
+    let kubeconfig = match path {
+        Some(p) => Kubeconfig::read_from(p).with_context(|| format!("cannot load the kubeconfig {}", p.display()))?,
+        None => Kubeconfig::read().context("cannot load the kubeconfig (KUBECONFIG or ~/.kube/config)")?,
+    };
+    let context =
+        kubeconfig.current_context.clone().context("the kubeconfig has no current context: pass --context")?;
+    client_from_kubeconfig(path, &context, t).await
+}
+
 /// A client for one context of a kubeconfig file (`KUBECONFIG` or ~/.kube/config when `path` is None).
 pub async fn client_from_kubeconfig(path: Option<&Path>, context: &str, t: KubeTimeouts) -> Result<kube::Client> {
     let kubeconfig = match path {

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod exec;
 pub mod rollout;
 
 pub use access::{client_from_endpoint, client_from_kubeconfig, KubeTimeouts};

@@ -2,3 +2,7 @@
 //! the project grows) remote secrets, Envoy endpoints and istiod debug output.
 
 pub mod cacerts;
+pub mod envoy;
+pub mod istiod;
+pub mod remote_secret;
+pub mod traffic;

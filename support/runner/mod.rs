@@ -93,12 +93,19 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
                 .normalized(),
         )
         .fail_on_skipped()
+        .before(|feature, _rule, scenario, world| {
+            world.feature = feature.name.clone();
+            world.scenario = scenario.name.clone();
+            Box::pin(async {})
+        })
         .with_cli(cli)
         .run(opts.features.clone())
         .await;
     drop(outcome);
     set_session(None);
+    let evidence = session.evidence.write(&opts.report_dir, &json);
     session.close().await;
+    evidence?;
     let tally = tally.lock().expect("tally").clone();
     Ok(RunSummary { tally, junit, json, wall_time: started.elapsed() })
 }

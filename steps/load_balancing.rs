@@ -1,0 +1,69 @@
+//! Steps of features/load_balancing.feature.
+
+use anyhow::{ensure, Context};
+use cucumber::gherkin::Step;
+use cucumber::{then, when};
+
+use super::{MeshWorld, StepResult};
+use crate::checks::load_balancing::{self as check, LoadBalancingEvidence, Z};
+use crate::mesh::traffic::check_share;
+
+fn last(w: &MeshWorld) -> anyhow::Result<&LoadBalancingEvidence> {
+    w.traffic.as_ref().context("no requests were sent by an earlier step")
+}
+
+#[when(expr = "the sleep pod in {string} sends {int} requests to {string}")]
+async fn send(w: &mut MeshWorld, step: &Step, cluster: String, n: usize, url: String) -> StepResult {
+    ensure!(n > 0, "at least one request");
+    let c = w.topology().cluster(&cluster)?.clone();
+    let evidence = check::requests_from(&w.session, &c, &url, n).await?;
+    w.attach(step, "response distribution", &evidence);
+    w.cluster = Some(c);
+    w.traffic = Some(evidence);
+    Ok(())
+}
+
+#[then(expr = "both helloworld versions answer")]
+async fn both_versions(w: &mut MeshWorld) -> StepResult {
+    let e = last(w)?;
+    for c in &w.topology().clusters {
+        ensure!(
+            e.distribution.share(&c.sample_version) > 0,
+            "{} ({}) never answered: {:?}",
+            c.sample_version,
+            c.name,
+            e.distribution.versions
+        );
+    }
+    Ok(())
+}
+
+#[then(expr = "each version's share matches the endpoint weights within a binomial tolerance")]
+async fn shares(w: &mut MeshWorld) -> StepResult {
+    let e = last(w)?;
+    let local = w.cluster()?.clone();
+    let remote = w.topology().peer_of(&local).clone();
+    let n = e.distribution.requests;
+    let p = e.local_probability;
+    let mut problems = Vec::new();
+    for (version, prob) in [(&local.sample_version, p), (&remote.sample_version, 1.0 - p)] {
+        if let Err(why) = check_share(version, e.distribution.share(version), n, prob, Z) {
+            problems.push(why);
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("; "));
+    Ok(())
+}
+
+#[then(expr = "no request gets an error answer")]
+async fn no_errors(w: &mut MeshWorld) -> StepResult {
+    let e = last(w)?;
+    ensure!(
+        e.distribution.errors.is_empty(),
+        "{} of {} requests failed: {:?}",
+        e.distribution.errors.len(),
+        e.distribution.requests,
+        e.distribution.errors
+    );
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Steps of features/cross_cluster_sync.feature.
+
+use anyhow::ensure;
+use cucumber::gherkin::Step;
+use cucumber::then;
+
+use super::{MeshWorld, StepResult};
+use crate::checks::sync as check;
+
+#[then(
+    expr = "the remote secret for the other cluster in {string} is well-formed and its server answers with its token"
+)]
+async fn remote_secret(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
+    let c = w.topology().cluster(&cluster)?.clone();
+    let secret = check::remote_secret(&w.session, &c).await?;
+    ensure!(secret.cluster == w.topology().peer_of(&c).istio_cluster, "the secret names {}", secret.cluster);
+    w.attach(step, "remote secret", &secret);
+    Ok(())
+}
+
+#[then(expr = "istiod in {string} reports the other cluster synced")]
+async fn synced(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
+    let c = w.topology().cluster(&cluster)?.clone();
+    let clusterz = check::remote_cluster_synced(&w.session, &c).await?;
+    w.attach(step, "clusterz", &clusterz);
+    Ok(())
+}
+
+#[then(
+    expr = "the sleep pod's Envoy in {string} holds the local helloworld pods on port 5000 and exactly the other cluster's NLB addresses on port 15443, all HEALTHY"
+)]
+async fn endpoints(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
+    let c = w.topology().cluster(&cluster)?.clone();
+    let evidence = check::helloworld_endpoints(&w.session, &c).await?;
+    w.cluster = Some(c);
+    ensure!(!evidence.expected_local.is_empty(), "{cluster} has no Running helloworld pod");
+    ensure!(
+        evidence.expected_gateways.len() >= 2,
+        "the other network's gateway resolves to {:?}",
+        evidence.expected_gateways
+    );
+    w.attach(step, "endpoints", &evidence);
+    Ok(())
+}
+
+#[then(expr = "none of those endpoints is a pod IP of the other cluster")]
+async fn no_remote_pod_ip(w: &mut MeshWorld, step: &Step) -> StepResult {
+    let c = w.cluster.clone().ok_or_else(|| anyhow::anyhow!("no cluster chosen by an earlier step"))?;
+    let evidence = check::helloworld_endpoints(&w.session, &c).await?;
+    let leaked: Vec<_> = evidence.rows.iter().filter(|r| evidence.remote_pod_ips.contains(&r.address)).collect();
+    ensure!(!evidence.remote_pod_ips.is_empty(), "the other cluster has no helloworld pod to compare with");
+    ensure!(leaked.is_empty(), "remote pod IPs are in the endpoints: {leaked:?}");
+    w.attach(step, "remote pod IPs", &evidence.remote_pod_ips);
+    Ok(())
+}

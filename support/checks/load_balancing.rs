@@ -1,0 +1,51 @@
+//! Cross-cluster load balancing from each cluster's sleep pod.
+
+use anyhow::{ensure, Result};
+use serde::Serialize;
+
+use super::sync::{sidecar_endpoints, sleep_pod, HELLOWORLD_CLUSTER};
+use crate::mesh::traffic::{self, Distribution};
+use crate::target::Session;
+use crate::topology::{names, ClusterTopology};
+
+/// Standard deviations a share may stray before the split is called wrong
+/// (a false alarm about once in 15 000 runs).
+pub const Z: f64 = 4.0;
+
+#[derive(Debug, Serialize)]
+pub struct LoadBalancingEvidence {
+    pub cluster: String,
+    pub pod: String,
+    /// Probability of the local version, from the sidecar's endpoint weights.
+    pub local_probability: f64,
+    pub distribution: Distribution,
+}
+
+/// Send `n` requests from the cluster's sleep pod; the expected split comes
+/// from its sidecar's weights (local pod endpoints vs gateway endpoints).
+pub async fn requests_from(
+    session: &Session,
+    c: &ClusterTopology,
+    url: &str,
+    n: usize,
+) -> Result<LoadBalancingEvidence> {
+    let pod = sleep_pod(session, c).await?;
+    let rows = sidecar_endpoints(session, c, names::SAMPLE, &pod).await?;
+    let (mut local, mut total) = (0u64, 0u64);
+    for r in rows.iter().filter(|r| r.cluster == HELLOWORLD_CLUSTER && r.status == "HEALTHY") {
+        total += r.weight as u64;
+        if r.port != names::CROSS_NETWORK_PORT {
+            local += r.weight as u64;
+        }
+    }
+    ensure!(total > 0, "{}: the sidecar of {pod} has no healthy helloworld endpoint", c.name);
+    let client = session.kube(&c.name).await?;
+    let distribution =
+        traffic::curl_from(&client, names::SAMPLE, &pod, "sleep", url, n, 8, session.timeouts.api_call).await?;
+    Ok(LoadBalancingEvidence {
+        cluster: c.name.clone(),
+        pod,
+        local_probability: local as f64 / total as f64,
+        distribution,
+    })
+}
