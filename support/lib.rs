@@ -4,6 +4,7 @@
 //! provisioning, checks, the runner, and the step definitions themselves.
 
 pub mod aws;
+pub mod bench;
 pub mod checks;
 pub mod dns;
 pub mod fixtures;

@@ -26,10 +26,29 @@ enum Command {
         #[command(subcommand)]
         command: ProxyConfigCommand,
     },
+    /// Benchmarks (measured, never asserted).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// The embedded twin.
     Twin {
         #[command(subcommand)]
         command: TwinCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The load-balancing check vs the runbook's kubectl loop, against the twin.
+    LoadBalancing {
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        #[arg(long, env = "MESHSPEC_TIME_SCALE")]
+        time_scale: Option<f64>,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -254,6 +273,20 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+            Command::Bench { command: BenchCommand::LoadBalancing { requests, time_scale, json } } => {
+                let figures = meshspec::bench::load_balancing(requests, time_scale).await?;
+                for m in [&figures.meshspec, &figures.runbook] {
+                    println!(
+                        "{:<50} {:>4} requests  {:>8.2} s  {:>8.1} ms/request  {} answered",
+                        m.method, m.requests, m.wall_time_s, m.per_request_ms, m.answers_ok
+                    );
+                }
+                println!("speedup per request: {:.1}x", figures.speedup);
+                if let Some(path) = json {
+                    std::fs::write(&path, serde_json::to_vec_pretty(&figures)?)?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             Command::ProxyConfig { command: ProxyConfigCommand::Endpoint(args) } => proxy_config_endpoint(args).await,
         }
     });

@@ -40,8 +40,8 @@ pub async fn requests_from(
     }
     ensure!(total > 0, "{}: the sidecar of {pod} has no healthy helloworld endpoint", c.name);
     let client = session.kube(&c.name).await?;
-    let distribution =
-        traffic::curl_from(&client, names::SAMPLE, &pod, "sleep", url, n, 8, session.timeouts.api_call).await?;
+    let from = traffic::Source { client: &client, namespace: names::SAMPLE, pod: &pod, container: "sleep" };
+    let distribution = traffic::curl_from(&from, url, n, 8, session.timeouts.api_call).await?;
     Ok(LoadBalancingEvidence {
         cluster: c.name.clone(),
         pod,

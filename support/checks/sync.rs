@@ -26,8 +26,7 @@ pub async fn remote_secret(session: &Session, c: &ClusterTopology) -> Result<Rem
     let secret = remote_secret::get(&client, &peer.istio_cluster).await?.with_context(|| {
         format!("{}: no secret {}/{}", c.name, names::ISTIO_SYSTEM, remote_secret::secret_name(&peer.istio_cluster))
     })?;
-    let (parsed, kubeconfig) =
-        remote_secret::parse(&secret, &peer.istio_cluster).with_context(|| format!("{}", c.name))?;
+    let (parsed, kubeconfig) = remote_secret::parse(&secret, &peer.istio_cluster).with_context(|| c.name.clone())?;
     remote_secret::server_answers(kubeconfig, &peer.istio_cluster).await?;
     Ok(parsed)
 }

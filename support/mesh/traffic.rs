@@ -48,12 +48,17 @@ pub fn parse_hello(line: &str) -> Option<(String, String)> {
     Some((version.to_string(), instance.trim().to_string()))
 }
 
+/// The container requests are sent from.
+pub struct Source<'a> {
+    pub client: &'a kube::Client,
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub container: &'a str,
+}
+
 /// Send `n` requests with `curl -sS URL` from a container, `parallel` at a time.
 pub async fn curl_from(
-    client: &kube::Client,
-    namespace: &str,
-    pod: &str,
-    container: &str,
+    from: &Source<'_>,
     url: &str,
     n: usize,
     parallel: usize,
@@ -61,7 +66,7 @@ pub async fn curl_from(
 ) -> Result<Distribution> {
     let answers: Vec<String> = stream::iter(0..n)
         .map(|_| async move {
-            match exec(client, namespace, pod, container, &["curl", "-sS", url], timeout).await {
+            match exec(from.client, from.namespace, from.pod, from.container, &["curl", "-sS", url], timeout).await {
                 Ok(out) if out.exit_code == 0 => out.stdout,
                 Ok(out) => format!("exit {}: {}{}", out.exit_code, out.stdout.trim(), out.stderr.trim()),
                 Err(e) => format!("exec failed: {e:#}"),
