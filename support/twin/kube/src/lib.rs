@@ -8,6 +8,7 @@ mod crd;
 mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod exec;
 mod object;
 pub mod patch;
 pub mod resources;
@@ -22,6 +23,7 @@ mod validate;
 mod watch;
 
 pub use error::{ApiError, FieldCause};
+pub use exec::{ExecHandler, ExecOutput, ExecRequest};
 pub use resources::{Catalog, Resource, ResourceInfo, Subresource};
 pub use server::{ApiServer, ApiServerConfig, Authenticator};
 pub use store::{DeleteOptions, EventKind, Part, Propagation, Store, StoreEvent, WatchStart};

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::discovery;
 use crate::error::ApiError;
+use crate::exec::{ExecHandler, ExecState};
 use crate::route::{self, Route};
 use crate::store::Store;
 
@@ -71,6 +72,7 @@ pub struct ApiServer {
     pub url: String,
     pub addr: SocketAddr,
     pub store: Arc<Store>,
+    ctx: Arc<Ctx>,
     task: JoinHandle<()>,
 }
 
@@ -93,6 +95,7 @@ pub(crate) struct Ctx {
     pub cfg: ApiServerConfig,
     /// `127.0.0.1:PORT`, for `/api`'s serverAddressByClientCIDRs.
     pub address: String,
+    pub exec: ExecState,
 }
 
 impl ApiServer {
@@ -104,15 +107,24 @@ impl ApiServer {
     ) -> anyhow::Result<ApiServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let ctx = Arc::new(Ctx { store: store.clone(), auth, cfg, address: addr.to_string() });
+        let ctx =
+            Arc::new(Ctx { store: store.clone(), auth, cfg, address: addr.to_string(), exec: ExecState::default() });
         let acceptor = TlsAcceptor::from(tls);
-        let task = tokio::spawn(accept_loop(listener, acceptor, ctx));
-        Ok(ApiServer { url: format!("https://{addr}"), addr, store, task })
+        let task = tokio::spawn(accept_loop(listener, acceptor, ctx.clone()));
+        Ok(ApiServer { url: format!("https://{addr}"), addr, store, ctx, task })
     }
 
-    /// Stops accepting and closes every open connection (watches included).
+    /// Installs (or replaces) what `pods/exec` runs. Until one is installed, exec
+    /// answers a 500 Status (as a real server that cannot reach the kubelet).
+    /// Takes effect for the next exec request.
+    pub fn set_exec_handler(&self, handler: Arc<dyn ExecHandler>) {
+        self.ctx.exec.set_handler(handler);
+    }
+
+    /// Stops accepting and closes every open connection (watches and execs included).
     pub fn shutdown(&self) {
         self.task.abort();
+        self.ctx.exec.abort_sessions();
     }
 }
 
@@ -184,7 +196,7 @@ impl Request {
     }
 }
 
-fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
     uri.query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().filter(|(k, _)| !k.is_empty()).collect())
         .unwrap_or_default()
@@ -257,17 +269,25 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
 }
 
 /// exec, attach and port-forward need a connection upgrade (WebSocket); the
-/// request is passed on unread so that an upgrade handler can take it over.
+/// request is passed on unread so that the upgrade handler can take it over.
+/// Only exec is served.
 async fn upgrade_route(ctx: &Ctx, req: http::Request<Incoming>, path: &route::ResourcePath) -> Response {
     let Some(name) = path.name.as_deref() else {
         return error(&ApiError::no_route());
     };
-    let pod = ctx.store.get(&crate::Resource::pods(), path.namespace.as_deref(), name);
-    if path.plural != "pods" || pod.is_none() {
+    if path.plural != "pods" || !path.group.is_empty() {
+        return error(&ApiError::no_route());
+    }
+    if path.subresource.as_deref() == Some("exec") {
+        return crate::exec::handle(ctx, req, path).await;
+    }
+    if ctx.store.get(&crate::Resource::pods(), path.namespace.as_deref(), name).is_none() {
         return error(&ApiError::not_found("pods", name));
     }
-    let _ = req;
-    error(&ApiError::bad_request("Upgrade request required"))
+    error(&ApiError::bad_request(format!(
+        "pods/{} is not supported by this API server",
+        path.subresource.as_deref().unwrap_or_default()
+    )))
 }
 
 fn found(doc: Option<Value>) -> Response {
@@ -275,6 +295,11 @@ fn found(doc: Option<Value>) -> Response {
         Some(doc) => json(StatusCode::OK, &doc),
         None => error(&ApiError::no_route()),
     }
+}
+
+/// The body of a 101 answer.
+pub(crate) fn empty() -> Body {
+    full(Bytes::new())
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {

@@ -96,10 +96,29 @@ impl Twin {
     }
 
     pub async fn kubectl_with(&self, kubeconfig: &str, args: &[&str]) -> Output {
+        self.run_kubectl(kubeconfig, args, None).await
+    }
+
+    /// kubectl with `input` piped to its stdin (closed at the end, as a shell pipe does).
+    pub async fn kubectl_input(&self, args: &[&str], input: &[u8]) -> Output {
+        self.run_kubectl("kubeconfig", args, Some(input)).await
+    }
+
+    async fn run_kubectl(&self, kubeconfig: &str, args: &[&str], input: Option<&[u8]>) -> Output {
+        use std::process::Stdio;
+        use tokio::io::AsyncWriteExt;
         let mut cmd = tokio::process::Command::new("kubectl");
         cmd.arg("--kubeconfig").arg(self.path(kubeconfig)).arg("--cache-dir").arg(self.path("cache")).args(args);
-        cmd.env("HOME", self.dir.path()).kill_on_drop(true).stdin(std::process::Stdio::null());
-        let out = tokio::time::timeout(KUBECTL_TIMEOUT, cmd.output())
+        cmd.env("HOME", self.dir.path()).kill_on_drop(true);
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs");
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // Written aside (a pipe holds only so much); dropping stdin closes it: kubectl sees EOF.
+            let input = input.to_vec();
+            tokio::spawn(async move { stdin.write_all(&input).await });
+        }
+        let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())
             .await
             .expect("kubectl finished in time")
             .expect("kubectl runs");
