@@ -6,6 +6,7 @@
 //!   ELBv2 (awsQuery) and STS, routed by the SigV4 credential scope.
 //! - `meshspec_twin_kube`: one HTTPS Kubernetes API server per EKS cluster.
 //! - `programs`: what runs "inside" the clusters, chosen like a kubelet by image.
+//! - `mesh`: Istio in the clusters: istiod, injection, proxies, apps, curl, the data plane.
 //! - `dns`: the resolver for NLB hostnames.
 //! - `auth`: who each cluster's API server lets in.
 //! - `twin`: starts and stops all of it.
@@ -16,7 +17,9 @@ pub use meshspec_twin_kube as kube;
 
 pub mod auth;
 pub mod dns;
+pub mod mesh;
 pub mod programs;
 pub mod twin;
 
+pub use mesh::Mesh;
 pub use twin::{Twin, TwinConfig};

@@ -15,6 +15,7 @@ use crate::auth::ClusterAuth;
 use crate::aws::{AwsConfig, AwsServer, AwsState, Clock, ClusterEndpoint, ClusterSpec, Delays, EksHooks};
 use crate::dns::DnsServer;
 use crate::kube::{ApiServer, ApiServerConfig, Store, TwinCa};
+use crate::mesh::Mesh;
 use crate::programs::{self, health_checker, Cluster};
 
 /// How to run the twin. The default is the seed's account setup, compressed.
@@ -51,6 +52,7 @@ pub struct Twin {
 struct Shared {
     aws: AwsState,
     ca: TwinCa,
+    mesh: Arc<Mesh>,
     clusters: Mutex<BTreeMap<String, RunningCluster>>,
     /// Set by shutdown: no cluster may start after it.
     closed: Mutex<bool>,
@@ -91,8 +93,14 @@ impl Twin {
             .await
             .context("starting the DNS server")?;
         let ca = TwinCa::new("meshspec twin CA").context("creating the twin CA")?;
-        let shared =
-            Arc::new(Shared { aws: aws.clone(), ca, clusters: Mutex::new(BTreeMap::new()), closed: Mutex::new(false) });
+        let mesh = Mesh::new(dns.addr(), aws.clone());
+        let shared = Arc::new(Shared {
+            aws: aws.clone(),
+            ca,
+            mesh,
+            clusters: Mutex::new(BTreeMap::new()),
+            closed: Mutex::new(false),
+        });
         aws.set_eks_hooks(Arc::new(Hooks { shared: Arc::downgrade(&shared) }));
 
         let weak = Arc::downgrade(&shared);
@@ -133,6 +141,12 @@ impl Twin {
 
     pub fn aws_state(&self) -> &AwsState {
         &self.shared.aws
+    }
+
+    /// The mesh in the clusters (istiod, proxies, apps), e.g. to run a
+    /// command in a container without going through an API server.
+    pub fn mesh(&self) -> &Arc<Mesh> {
+        &self.shared.mesh
     }
 
     /// Stops every server and task and waits for the programs to end.
@@ -239,11 +253,15 @@ impl Shared {
             self.ca.ca_pem(),
         ));
         let endpoint = ClusterEndpoint { endpoint: api.url.clone(), ca_pem: self.ca.ca_pem() };
-        let running = RunningCluster { programs: programs::start(cluster.clone()), cluster, api };
+        // The mesh first: its admission hook must be in place before pods are made.
+        let mut cluster_programs = self.mesh.attach(cluster.clone(), &api);
+        cluster_programs.extend(programs::start(cluster.clone()));
+        let running = RunningCluster { programs: cluster_programs, cluster, api };
 
         let mut clusters = self.lock_clusters();
         // Checked under the lock that shutdown takes, so no cluster outlives it.
         if self.is_closed() {
+            self.mesh.detach(&spec.name);
             drop(running.stop());
             anyhow::bail!("the twin is shut down");
         }
@@ -255,6 +273,7 @@ impl Shared {
     }
 
     fn stop_cluster(&self, name: &str) {
+        self.mesh.detach(name);
         if let Some(c) = self.lock_clusters().remove(name) {
             drop(c.stop());
             tracing::info!(cluster = %name, "cluster API server stopped");
@@ -265,6 +284,7 @@ impl Shared {
     fn close(&self) -> Vec<JoinHandle<()>> {
         let mut clusters = self.lock_clusters();
         *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.mesh.detach_all();
         std::mem::take(&mut *clusters).into_values().flat_map(RunningCluster::stop).collect()
     }
 }

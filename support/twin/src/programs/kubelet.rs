@@ -1,13 +1,16 @@
 //! The scheduler and the kubelets of a cluster, for every pod however it was
 //! made: a new pod is bound to a node (`spec.nodeName`) and gets an IP from
 //! that node's subnet (Pending, ContainerCreating), then after
-//! `delays.pod_ready` of simulated time it is Running with every container
-//! started and Ready. A pod for which no node or IP is left stays Pending and
-//! Unschedulable.
+//! `delays.pod_ready` of simulated time its programs start (the cluster's
+//! pod hooks) and it is Running with every container started and Ready; a
+//! program that exits at start leaves its container in CrashLoopBackOff,
+//! restarted with the kubelet's back-off. A pod for which no node or IP is
+//! left stays Pending and Unschedulable.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -15,7 +18,7 @@ use tokio::task::AbortHandle;
 
 use super::network::Placement;
 use super::objects::{self, pod};
-use super::runtime::{timestamp, Cluster, Reconciler};
+use super::runtime::{timestamp, Cluster, ContainerExit, Reconciler};
 use crate::kube::{Part, Resource, StoreEvent};
 
 pub struct Kubelet {
@@ -208,20 +211,92 @@ impl Reconciler for Kubelet {
     }
 }
 
-/// After the simulated start-up time, the pod (if it is still the same one and
-/// still starting) runs and is Ready.
+/// The kubelet's restart back-off for a crashing container: 10 s, doubling, at most 5 minutes.
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// After the simulated start-up time the pod's programs start (see
+/// `Cluster::start_pod`); if the pod is still the same one, it then runs and
+/// is Ready, or its crashing container is restarted with back-off until it
+/// starts (each start is a new start: istiod reads `cacerts` again).
 async fn start_containers(cluster: Arc<Cluster>, ns: String, name: String, uid: String) {
     cluster.clock.sleep(cluster.delays.pod_ready).await;
-    let result = cluster.store.modify(&Resource::pods(), Some(&ns), &name, Part::Status, |current| {
-        let mut next = current.clone();
-        if objects::uid(current) == uid && pod::phase(current) == "Pending" && pod::ip(current).is_some() {
-            next["status"] = running_status(current, &timestamp());
+    let mut restarts = 0u32;
+    let mut last_exit: Option<ContainerExit> = None;
+    let mut backoff = BACKOFF_START;
+    loop {
+        let Some(current) = cluster.get(&Resource::pods(), Some(&ns), &name) else {
+            return;
+        };
+        if objects::uid(&current) != uid || objects::is_terminating(&current) {
+            return;
         }
-        Ok(next)
-    });
-    if let Err(e) = result {
-        tracing::debug!(cluster = %cluster.eks_name, "pod {ns}/{name} did not start: {e}");
+        let started = cluster.start_pod(&current);
+        if let Err(exit) = &started {
+            tracing::info!(cluster = %cluster.eks_name, "pod {ns}/{name}: container {} exited: {}", exit.container, exit.message);
+        }
+        let result = cluster.store.modify(&Resource::pods(), Some(&ns), &name, Part::Status, |current| {
+            let mut next = current.clone();
+            if objects::uid(current) == uid && pod::ip(current).is_some() && !pod::is_ready(current) {
+                let now = timestamp();
+                next["status"] = match &started {
+                    Ok(()) => with_restarts(running_status(current, &now), restarts, last_exit.as_ref(), &now),
+                    Err(exit) => crashed_status(current, exit, restarts + 1, backoff, &now),
+                };
+            }
+            Ok(next)
+        });
+        if let Err(e) = result {
+            tracing::debug!(cluster = %cluster.eks_name, "pod {ns}/{name} did not start: {e}");
+            return;
+        }
+        let Err(exit) = started else {
+            return;
+        };
+        last_exit = Some(exit);
+        restarts += 1;
+        cluster.clock.sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// The crashed container's `restartCount` and its last exit in `lastState`.
+fn with_restarts(mut status: Value, restarts: u32, crashed: Option<&ContainerExit>, now: &str) -> Value {
+    let Some(exit) = crashed else {
+        return status;
+    };
+    for c in status["containerStatuses"].as_array_mut().into_iter().flatten() {
+        if c["name"] == exit.container.as_str() {
+            c["restartCount"] = json!(restarts);
+            c["lastState"] = json!({"terminated": {"exitCode": exit.exit_code, "reason": "Error",
+                                                   "message": exit.message, "startedAt": now, "finishedAt": now}});
+        }
+    }
+    status
+}
+
+/// A pod whose container exited at start: Running, not Ready, the container
+/// waiting in CrashLoopBackOff with its exit as the last state.
+pub fn crashed_status(p: &Value, exit: &ContainerExit, restarts: u32, backoff: Duration, now: &str) -> Value {
+    let mut status = with_restarts(running_status(p, now), restarts, Some(exit), now);
+    let pod_name = objects::name(p);
+    for c in status["containerStatuses"].as_array_mut().into_iter().flatten() {
+        if c["name"] == exit.container.as_str() {
+            c["ready"] = json!(false);
+            c["started"] = json!(false);
+            c["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!(
+                "back-off {}s restarting failed container={} pod={pod_name}_{}({})",
+                backoff.as_secs(), exit.container, objects::namespace(p), objects::uid(p))}});
+        }
+    }
+    for c in status["conditions"].as_array_mut().into_iter().flatten() {
+        if matches!(c["type"].as_str(), Some("Ready" | "ContainersReady")) {
+            c["status"] = json!("False");
+            c["reason"] = json!("ContainersNotReady");
+            c["message"] = json!(format!("containers with unready status: [{}]", exit.container));
+        }
+    }
+    status
 }
 
 #[cfg(test)]
@@ -265,6 +340,16 @@ mod tests {
         assert!(pod::is_serving(&p));
         assert!(pod::condition_true(&p, "ContainersReady"));
         assert_eq!(p["status"]["podIP"], "10.1.9.33", "the IP is kept");
+        let exit = ContainerExit { container: "istio-proxy".into(), exit_code: 1, message: "boom".into() };
+        let crashed = crashed_status(&p, &exit, 2, Duration::from_secs(20), "2026-11-25T18:10:33Z");
+        let mut c = p.clone();
+        c["status"] = crashed;
+        assert!(!pod::is_ready(&c) && pod::phase(&c) == "Running");
+        let proxy = &c["status"]["containerStatuses"][1];
+        assert_eq!(proxy["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!((proxy["restartCount"].as_u64(), proxy["ready"].as_bool()), (Some(2), Some(false)));
+        assert_eq!(proxy["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(c["status"]["containerStatuses"][0]["ready"], true, "the other container runs");
         let statuses = p["status"]["containerStatuses"].as_array().unwrap();
         assert_eq!(statuses.len(), 2);
         for s in statuses {

@@ -78,9 +78,19 @@ impl Reconciler for ReplicaSetController {
                 })
                 .collect();
             let desired = usize::try_from(desired_replicas(rs)).unwrap_or(usize::MAX);
+            // A pod refused by admission (a webhook) is tried again on the next pass.
+            let mut refused = None;
             if owned.len() < desired {
                 for _ in owned.len()..desired {
-                    cluster.create(&Resource::pods(), pod_for(rs));
+                    match cluster.admit_pod(pod_for(rs)) {
+                        Ok(p) => {
+                            cluster.create(&Resource::pods(), p);
+                        }
+                        Err(why) => {
+                            refused = Some(why);
+                            break;
+                        }
+                    }
                 }
             } else {
                 for p in surplus(owned.clone(), desired) {
@@ -97,6 +107,9 @@ impl Reconciler for ReplicaSetController {
             if let Some(g) = rs.pointer("/metadata/generation").and_then(Value::as_i64) {
                 status["observedGeneration"] = json!(g);
             }
+            if let Some(why) = refused {
+                status["conditions"] = json!([failed_create(rs, &why)]);
+            }
             if rs.get("status") != Some(&status) {
                 let mut updated = rs.clone();
                 updated["status"] = status;
@@ -104,6 +117,25 @@ impl Reconciler for ReplicaSetController {
             }
         }
     }
+}
+
+/// The `ReplicaFailure` condition of a ReplicaSet whose pods are refused,
+/// keeping its transition time while the refusal stays the same (so that a
+/// pass that changes nothing writes nothing).
+fn failed_create(rs: &Value, why: &str) -> Value {
+    let previous = rs
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "ReplicaFailure" && c["message"] == why));
+    let since = match previous {
+        Some(c) => c["lastTransitionTime"].clone(),
+        None => {
+            tracing::info!("replicaset {}/{}: pod creation refused: {why}", objects::namespace(rs), objects::name(rs));
+            json!(super::runtime::timestamp())
+        }
+    };
+    json!({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": why,
+           "lastTransitionTime": since})
 }
 
 #[cfg(test)]

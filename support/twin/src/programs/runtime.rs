@@ -3,7 +3,7 @@
 //! of store events it cares about (and on a timer when it also watches
 //! something outside the store, such as AWS).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -35,6 +35,26 @@ pub struct Cluster {
     /// The cluster CA (what `kube-root-ca.crt` and token Secrets carry).
     pub ca_pem: String,
     network: Mutex<Option<PodNetwork>>,
+    hooks: RwLock<Option<Arc<dyn PodHooks>>>,
+}
+
+/// What runs on top of Kubernetes (Istio) hooks in at the two points a real
+/// cluster lets it: admission of a new pod (a mutating webhook) and the start
+/// of a pod's containers (the program in the image starting up).
+pub trait PodHooks: Send + Sync + 'static {
+    /// The pod as it is to be stored, or why the webhook refuses it.
+    fn admit(&self, pod: Value) -> Result<Value, String>;
+    /// The pod's containers start; `Err` says which program exited at once, and why.
+    fn start(&self, pod: &Value) -> Result<(), ContainerExit>;
+}
+
+/// A container whose program exited as it started (the kubelet restarts it
+/// with back-off: CrashLoopBackOff).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerExit {
+    pub container: String,
+    pub exit_code: i32,
+    pub message: String,
 }
 
 impl Cluster {
@@ -61,6 +81,32 @@ impl Cluster {
             auth,
             ca_pem,
             network: Mutex::new(None),
+            hooks: RwLock::new(None),
+        }
+    }
+
+    /// Installs what admits and starts pods (replacing any earlier hooks).
+    pub fn set_pod_hooks(&self, hooks: Arc<dyn PodHooks>) {
+        *self.hooks.write().unwrap_or_else(|p| p.into_inner()) = Some(hooks);
+    }
+
+    fn pod_hooks(&self) -> Option<Arc<dyn PodHooks>> {
+        self.hooks.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A new pod through admission: unchanged without hooks.
+    pub fn admit_pod(&self, pod: Value) -> Result<Value, String> {
+        match self.pod_hooks() {
+            Some(h) => h.admit(pod),
+            None => Ok(pod),
+        }
+    }
+
+    /// Starts a pod's programs: always fine without hooks.
+    pub fn start_pod(&self, pod: &Value) -> Result<(), ContainerExit> {
+        match self.pod_hooks() {
+            Some(h) => h.start(pod),
+            None => Ok(()),
         }
     }
 

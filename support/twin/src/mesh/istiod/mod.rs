@@ -1,0 +1,449 @@
+//! istiod, simulated (reference/istio-multinetwork.md): it runs while a Ready
+//! pod with the `pilot` image exists in istio-system, and each start of its
+//! container is a fresh istiod (state gone, `cacerts` read again).
+//!
+//! - At start: the CA (`ca`): plugged-in `cacerts`, else the self-signed root
+//!   of `istio-ca-secret` (made on first need); a partial `cacerts` makes the
+//!   container exit (CrashLoopBackOff), so the pod never turns Ready.
+//! - While running (`IstiodController`): the root in use goes to ConfigMap
+//!   `istio-ca-root-cert` in every namespace; remote secrets
+//!   (`istio/multiCluster=true` in istio-system) become remote clusters read
+//!   through their API servers (`remote`); gateway hostnames are resolved in
+//!   the background (`gateways`).
+//! - On demand: each proxy's endpoints (`xds`) and the debug endpoints (`debug`).
+
+pub mod debug;
+pub mod gateways;
+pub mod registry;
+pub mod remote;
+pub mod xds;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::task::AbortHandle;
+
+use self::gateways::{gateway_sources, DnsCache, GatewayAddress};
+use self::registry::{ClusterView, ISTIO_SYSTEM};
+use self::remote::{RemoteCluster, SyncStatus};
+use self::xds::{ClusterLoadAssignment, NetworkGateway};
+use super::ca::{self, CaBundle};
+use super::log::ProgramLog;
+use crate::aws::Clock;
+use crate::kube::{EventKind, Resource, StoreEvent};
+use crate::programs::objects::{self, pod};
+use crate::programs::{Cluster, ContainerExit, Reconciler};
+
+pub const MULTICLUSTER_LABEL: &str = "istio/multiCluster";
+/// Namespaces istiod leaves alone (no root-cert ConfigMap).
+const IGNORED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-lease", "local-path-storage"];
+/// How often gateway hostnames are looked at (simulated), and at least how
+/// long between two looks (wall), so that extreme time scales do not spin.
+const RESOLVE_EVERY: Duration = Duration::from_secs(1);
+const MIN_WALL_TICK: Duration = Duration::from_millis(50);
+
+/// Whether an image is istiod's (`docker.io/istio/pilot:1.20.2`).
+pub fn is_pilot_image(image: &str) -> bool {
+    let repo = image.split('@').next().unwrap_or(image);
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    last.split(':').next() == Some("pilot")
+}
+
+/// The pilot container of an istiod pod in istio-system.
+pub fn pilot_container(p: &Value) -> Option<&Value> {
+    if objects::namespace(p) != ISTIO_SYSTEM {
+        return None;
+    }
+    pod::containers(p).iter().find(|c| is_pilot_image(pod::image(c)))
+}
+
+fn image_tag(image: &str) -> String {
+    let repo = image.split('@').next().unwrap_or(image);
+    match repo.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') => tag.to_owned(),
+        _ => "latest".to_owned(),
+    }
+}
+
+/// One run of istiod: what it read at start and what it built since.
+pub struct Instance {
+    pub pod_uid: String,
+    pub pod_name: String,
+    /// `CLUSTER_ID` (istiod's default: `Kubernetes`).
+    pub cluster_id: String,
+    /// The root of trust it signs under (what `istio-ca-root-cert` carries).
+    pub root_pem: String,
+    /// Its image tag: the injector's default proxy tag.
+    pub tag: String,
+    pub log: ProgramLog,
+    ready: AtomicBool,
+    remotes: Mutex<BTreeMap<String, RemoteCluster>>,
+    /// Remote secrets refused (by cluster ID, with the kubeconfig digest), logged once.
+    refused: Mutex<HashMap<String, String>>,
+    dns: Mutex<DnsCache>,
+    resolver: Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.resolver).take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Instance {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// `(cluster id, secret, status)` of every remote cluster, sorted by id.
+    pub fn remote_statuses(&self) -> Vec<(String, String, SyncStatus)> {
+        lock(&self.remotes).values().map(|r| (r.id.clone(), r.secret.clone(), r.status())).collect()
+    }
+
+    /// Every cluster istiod has synced: its own, then the remotes.
+    pub fn views(&self, own: &Cluster) -> Vec<ClusterView> {
+        let mut views = vec![ClusterView::from_store(&self.cluster_id, own)];
+        views.extend(lock(&self.remotes).values().filter_map(RemoteCluster::view));
+        views
+    }
+
+    /// Every known cluster's Services only (for gateway discovery).
+    fn service_views(&self, own: &Cluster) -> Vec<ClusterView> {
+        let own = ClusterView {
+            id: self.cluster_id.clone(),
+            services: own.list(&Resource::services()),
+            ..ClusterView::default()
+        };
+        let mut views = vec![own];
+        views.extend(lock(&self.remotes).values().filter_map(RemoteCluster::services_view));
+        views
+    }
+
+    /// The network gateways known now.
+    pub fn gateways(&self, views: &[ClusterView]) -> Vec<NetworkGateway> {
+        lock(&self.dns).gateways(&gateway_sources(views))
+    }
+}
+
+/// istiod of one cluster across its restarts.
+#[derive(Default)]
+pub struct Istiod {
+    current: Mutex<Option<Arc<Instance>>>,
+    /// The root the last run used: workloads keep trusting it while istiod is away.
+    last_root: Mutex<Option<String>>,
+    /// The last endpoints each proxy got (by pod uid): Envoy keeps its config
+    /// while istiod is away.
+    configs: Mutex<HashMap<String, Arc<Vec<ClusterLoadAssignment>>>>,
+    /// Logs by pod uid (a restarted container keeps its pod's log).
+    logs: Mutex<HashMap<String, ProgramLog>>,
+}
+
+impl Istiod {
+    /// The running (started and Ready) istiod.
+    pub fn running(&self) -> Option<Arc<Instance>> {
+        lock(&self.current).clone().filter(|i| i.is_ready())
+    }
+
+    /// The istiod started last, Ready or not yet.
+    pub fn current(&self) -> Option<Arc<Instance>> {
+        lock(&self.current).clone()
+    }
+
+    pub fn last_root(&self) -> Option<String> {
+        lock(&self.last_root).clone()
+    }
+
+    /// The root this cluster's workloads trust: the running istiod's, else
+    /// the last run's (certificates outlive istiod).
+    pub fn trust_root(&self) -> Option<String> {
+        self.running().map(|i| i.root_pem.clone()).or_else(|| self.last_root())
+    }
+
+    /// The log of an istiod pod (by uid).
+    pub fn log_of(&self, pod_uid: &str) -> ProgramLog {
+        lock(&self.logs).entry(pod_uid.to_owned()).or_default().clone()
+    }
+
+    pub fn remember_config(&self, pod_uid: &str, config: Arc<Vec<ClusterLoadAssignment>>) {
+        lock(&self.configs).insert(pod_uid.to_owned(), config);
+    }
+
+    pub fn remembered_config(&self, pod_uid: &str) -> Option<Arc<Vec<ClusterLoadAssignment>>> {
+        lock(&self.configs).get(pod_uid).cloned()
+    }
+
+    /// istiod's container starts in `p`: the CA is chosen now, once.
+    pub fn start(&self, cluster: &Cluster, p: &Value) -> Result<(), ContainerExit> {
+        let Some(container) = pilot_container(p) else {
+            return Ok(());
+        };
+        let container_name = container.get("name").and_then(Value::as_str).unwrap_or("discovery").to_owned();
+        let log = self.log_of(objects::uid(p));
+        let exit = |message: String| {
+            log.error(&message);
+            ContainerExit { container: container_name.clone(), exit_code: 1, message }
+        };
+        let cacerts = cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), ca::CACERTS);
+        let root_pem = match ca::read_cacerts(cacerts.as_ref()) {
+            CaBundle::Plugged { root_pem } => {
+                log.info(ca::LOG_LOCAL_CA);
+                root_pem
+            }
+            CaBundle::Absent => {
+                log.info(ca::LOG_SELF_SIGNED);
+                self_signed_root(cluster).map_err(|e| exit(format!("failed to create discovery service: {e}")))?
+            }
+            CaBundle::Incomplete { present } => {
+                return Err(exit(format!(
+                    "failed to create discovery service: failed to create CA: {} (found {})",
+                    ca::LOG_INCOMPLETE,
+                    present.join(", ")
+                )));
+            }
+            CaBundle::Invalid(why) => {
+                return Err(exit(format!("failed to create discovery service: failed to create CA: {why}")));
+            }
+        };
+        let cluster_id = super::injection::env_value(container, "CLUSTER_ID")
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "Kubernetes".to_owned());
+        let instance = Arc::new(Instance {
+            pod_uid: objects::uid(p).to_owned(),
+            pod_name: objects::name(p).to_owned(),
+            cluster_id,
+            root_pem: root_pem.clone(),
+            tag: image_tag(pod::image(container)),
+            log,
+            ready: AtomicBool::new(false),
+            remotes: Mutex::new(BTreeMap::new()),
+            refused: Mutex::new(HashMap::new()),
+            dns: Mutex::new(DnsCache::default()),
+            resolver: Mutex::new(None),
+        });
+        // A new run: the previous one (if any) stops, with its remote clusters.
+        *lock(&self.current) = Some(instance);
+        *lock(&self.last_root) = Some(root_pem);
+        Ok(())
+    }
+
+    fn stop(&self) {
+        if let Some(old) = lock(&self.current).take() {
+            for remote in lock(&old.remotes).values_mut() {
+                remote.close();
+            }
+        }
+    }
+}
+
+/// The self-signed root of `istio-ca-secret`, made (and stored) on first need.
+fn self_signed_root(cluster: &Cluster) -> Result<String, String> {
+    let existing = cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), ca::SELF_SIGNED_SECRET);
+    if let Some(root) = ca::self_signed_root(existing.as_ref()) {
+        return Ok(root);
+    }
+    let (cert, key) = ca::generate_self_signed()?;
+    let secret = ca::self_signed_secret(ISTIO_SYSTEM, &cert, &key);
+    match cluster.store.create(&Resource::secrets(), Some(ISTIO_SYSTEM), secret) {
+        Ok(_) => Ok(cert),
+        // Someone was first: use theirs.
+        Err(e) if e.reason == "AlreadyExists" => {
+            let theirs = cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), ca::SELF_SIGNED_SECRET);
+            ca::self_signed_root(theirs.as_ref()).ok_or_else(|| "istio-ca-secret holds no CA certificate".to_owned())
+        }
+        Err(e) => Err(format!("failed to write istio-ca-secret: {e}")),
+    }
+}
+
+/// What istiod does while it runs, as a reconcile loop of its cluster.
+pub struct IstiodController {
+    pub mesh_cluster: Weak<super::MeshCluster>,
+    pub dns: SocketAddr,
+}
+
+impl Reconciler for IstiodController {
+    fn name(&self) -> &'static str {
+        "istiod"
+    }
+
+    fn interested(&self, event: &StoreEvent) -> bool {
+        let ns = objects::namespace(&event.object);
+        match event.resource.plural.as_str() {
+            "namespaces" => event.kind == EventKind::Added,
+            "configmaps" => objects::name(&event.object) == ca::ROOT_CERT_CONFIGMAP,
+            "secrets" | "pods" => ns == ISTIO_SYSTEM || event.resource.plural == "pods",
+            _ => false,
+        }
+    }
+
+    fn reconcile(&mut self, cluster: &Arc<Cluster>) {
+        let Some(mc) = self.mesh_cluster.upgrade() else {
+            return;
+        };
+        let istiod = &mc.istiod;
+        // Proxies that are gone need no remembered config.
+        let pods = cluster.list(&Resource::pods());
+        let uids: HashSet<&str> = pods.iter().map(objects::uid).collect();
+        lock(&istiod.configs).retain(|uid, _| uids.contains(uid.as_str()));
+        lock(&istiod.logs).retain(|uid, _| uids.contains(uid.as_str()));
+
+        let Some(instance) = istiod.current() else {
+            return;
+        };
+        let own_pod = pods.iter().find(|p| objects::uid(p) == instance.pod_uid);
+        let Some(own_pod) = own_pod else {
+            // Its pod is gone: so is this istiod.
+            instance.log.info(&format!("istiod pod {} gone: stopping", instance.pod_name));
+            istiod.stop();
+            return;
+        };
+        let serving = pod::is_serving(own_pod);
+        instance.ready.store(serving, Ordering::SeqCst);
+        if !serving {
+            return;
+        }
+        write_root_certs(cluster, &instance.root_pem);
+        sync_remote_secrets(cluster, &instance);
+        let mut resolver = lock(&instance.resolver);
+        if resolver.is_none() {
+            let task = tokio::spawn(resolve_gateways(
+                Arc::downgrade(&instance),
+                Arc::downgrade(cluster),
+                self.dns,
+                cluster.clock,
+            ));
+            *resolver = Some(task.abort_handle());
+        }
+    }
+}
+
+/// `istio-ca-root-cert` with the root in use, in every namespace.
+fn write_root_certs(cluster: &Cluster, root_pem: &str) {
+    for ns in cluster.list(&Resource::namespaces()) {
+        let name = objects::name(&ns);
+        if objects::is_terminating(&ns) || IGNORED_NAMESPACES.contains(&name) {
+            continue;
+        }
+        let want = ca::root_cert_configmap(name, root_pem);
+        match cluster.get(&Resource::configmaps(), Some(name), ca::ROOT_CERT_CONFIGMAP) {
+            None => {
+                cluster.create(&Resource::configmaps(), want);
+            }
+            Some(mut cm) if cm.get("data") != want.get("data") => {
+                cm["data"] = want["data"].clone();
+                cluster.update(&Resource::configmaps(), cm);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Remote clusters follow the remote secrets: one per data key other than
+/// istiod's own cluster ID (the first secret wins a duplicate ID).
+fn sync_remote_secrets(cluster: &Cluster, instance: &Instance) {
+    let mut secrets =
+        cluster.store.list(&Resource::secrets(), Some(ISTIO_SYSTEM), &format!("{MULTICLUSTER_LABEL}=true"));
+    secrets.retain(|s| !objects::is_terminating(s));
+    secrets.sort_by(|a, b| objects::name(a).cmp(objects::name(b)));
+    let mut desired: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for s in &secrets {
+        let keys: Vec<String> =
+            s.get("data").and_then(Value::as_object).map(|d| d.keys().cloned().collect()).unwrap_or_default();
+        for key in keys {
+            if key == instance.cluster_id {
+                continue;
+            }
+            let Some(kubeconfig) = ca::secret_text(s, &key) else {
+                continue;
+            };
+            desired.entry(key).or_insert((format!("{ISTIO_SYSTEM}/{}", objects::name(s)), kubeconfig));
+        }
+    }
+
+    let mut remotes = lock(&instance.remotes);
+    let mut refused = lock(&instance.refused);
+    for (id, remote) in remotes.iter_mut() {
+        if !desired.contains_key(id) && remote.status() != SyncStatus::Closed {
+            instance.log.info(&format!("Removing cluster {id} from secret {}", remote.secret));
+            remote.close();
+        }
+    }
+    refused.retain(|id, _| desired.contains_key(id));
+    for (id, (secret, kubeconfig)) in desired {
+        let digest = remote::fingerprint(&kubeconfig);
+        let current = remotes.get(&id);
+        if current.is_some_and(|r| r.status() != SyncStatus::Closed && r.fingerprint() == digest && r.secret == secret)
+        {
+            continue;
+        }
+        if refused.get(&id) == Some(&digest) {
+            continue;
+        }
+        match RemoteCluster::start(&id, &secret, &kubeconfig, cluster.clock, instance.log.clone()) {
+            Ok(remote) => {
+                refused.remove(&id);
+                remotes.insert(id, remote);
+            }
+            Err(why) => {
+                instance.log.error(&format!("failed to add remote cluster {id} from secret {secret}: {why}"));
+                if let Some(mut old) = remotes.remove(&id) {
+                    old.close();
+                }
+                refused.insert(id, digest);
+            }
+        }
+    }
+}
+
+/// Looks up gateway hostnames when they are due, for as long as the run lasts.
+async fn resolve_gateways(instance: Weak<Instance>, cluster: Weak<Cluster>, dns: SocketAddr, clock: Clock) {
+    let tick = clock.compress(RESOLVE_EVERY).max(MIN_WALL_TICK);
+    loop {
+        let (Some(inst), Some(own)) = (instance.upgrade(), cluster.upgrade()) else {
+            return;
+        };
+        let sources = gateway_sources(&inst.service_views(&own));
+        let due = lock(&inst.dns).due(&sources, clock.now());
+        for host in due {
+            let answer = match gateways::lookup_a(dns, &host).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!("looking up {host}: {e}");
+                    None
+                }
+            };
+            if answer.is_none() {
+                let n = sources.iter().filter(|s| s.address == GatewayAddress::Hostname(host.clone())).count();
+                inst.log.warn(&format!("could not resolve hostname {host:?} for {n} gateways"));
+            }
+            lock(&inst.dns).record(&host, answer, clock.now());
+        }
+        lock(&inst.dns).retain(&sources);
+        drop((inst, own));
+        tokio::time::sleep(tick).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pilot_images_are_recognised_by_repository_name() {
+        assert!(is_pilot_image("docker.io/istio/pilot:1.20.2"));
+        assert!(is_pilot_image("gcr.io/istio-release/pilot@sha256:abc"));
+        assert!(!is_pilot_image("docker.io/istio/proxyv2:1.20.2"));
+        assert!(!is_pilot_image("example.com/pilot-light:1"));
+        assert_eq!(image_tag("docker.io/istio/pilot:1.20.2"), "1.20.2");
+        assert_eq!(image_tag("localhost:5000/pilot"), "latest");
+    }
+}

@@ -1,0 +1,353 @@
+//! A remote cluster of a remote secret, read like istiod reads it: a real
+//! Kubernetes client (kube-rs) built from the secret's kubeconfig, with
+//! informers (list + watch, kept in reflector stores) on the kinds the
+//! registry needs. Only bearer-token kubeconfigs are accepted (istiod refuses
+//! exec, auth-provider and client-certificate auth by default).
+//!
+//! Sync status: `syncing` until every informer has listed once, then
+//! `synced`; `timeout` while not synced 30 s (simulated) after the start (bad
+//! token, unreachable server: the informers keep retrying and a late sync
+//! still turns it `synced`); `closed` once stopped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::task::AbortHandle;
+
+use super::registry::{network_of, ClusterView};
+use crate::aws::Clock;
+use crate::mesh::log::ProgramLog;
+
+/// How long a remote cluster may take to sync before it is reported `timeout`.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+/// ... and at least this much wall time: at high time scales 30 s pass
+/// before a first list over TLS can answer, and a healthy remote would
+/// flicker through `timeout`.
+const MIN_WALL_SYNC_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Waits out the sync timeout (simulated, with the wall-time floor).
+async fn sync_timeout(clock: Clock) {
+    tokio::time::sleep(clock.compress(SYNC_TIMEOUT).max(MIN_WALL_SYNC_TIMEOUT)).await;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncStatus {
+    Syncing,
+    Synced,
+    Timeout,
+    Closed,
+}
+
+impl SyncStatus {
+    /// As `/debug/clusterz` writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SyncStatus::Syncing => "syncing",
+            SyncStatus::Synced => "synced",
+            SyncStatus::Timeout => "timeout",
+            SyncStatus::Closed => "closed",
+        }
+    }
+}
+
+/// The informers' caches of one remote cluster.
+#[derive(Clone)]
+struct Caches {
+    namespaces: Store<Namespace>,
+    services: Store<Service>,
+    endpoints: Store<Endpoints>,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+}
+
+#[derive(Default)]
+struct Flags {
+    synced: AtomicBool,
+    timed_out: AtomicBool,
+    closed: AtomicBool,
+}
+
+/// One remote cluster and its informers.
+pub struct RemoteCluster {
+    pub id: String,
+    /// `istio-system/<secret name>`.
+    pub secret: String,
+    /// A digest of the kubeconfig (not the kubeconfig: it holds a token), to notice changes.
+    fingerprint: String,
+    flags: Arc<Flags>,
+    caches: Caches,
+    task: Option<AbortHandle>,
+}
+
+/// The kubeconfig's digest, to compare secrets without keeping their tokens.
+pub fn fingerprint(kubeconfig: &str) -> String {
+    hex::encode(Sha256::digest(kubeconfig.as_bytes()))
+}
+
+/// Parses a remote secret's kubeconfig and refuses auth methods istiod refuses.
+pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
+    let kc = Kubeconfig::from_yaml(text).map_err(|e| format!("kubeconfig cannot be loaded: {e}"))?;
+    let context_name = kc
+        .current_context
+        .clone()
+        .or_else(|| kc.contexts.first().map(|c| c.name.clone()))
+        .ok_or("kubeconfig has no context")?;
+    let context = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.as_ref())
+        .ok_or_else(|| format!("context {context_name:?} not found in kubeconfig"))?;
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or_else(|| format!("cluster {:?} not found in kubeconfig", context.cluster))?;
+    if cluster.server.as_deref().is_none_or(str::is_empty) {
+        return Err("kubeconfig has no server".into());
+    }
+    let user = context.user.as_deref().unwrap_or("");
+    if let Some(auth) = kc.auth_infos.iter().find(|a| a.name == user).and_then(|a| a.auth_info.as_ref()) {
+        if auth.exec.is_some() {
+            return Err("exec is not allowed in kubeconfig".into());
+        }
+        if auth.auth_provider.is_some() {
+            return Err("auth-provider is not allowed in kubeconfig".into());
+        }
+        if auth.client_certificate.is_some() || auth.client_certificate_data.is_some() || auth.client_key.is_some() {
+            return Err("client certificate authentication is not allowed in kubeconfig".into());
+        }
+        if auth.token_file.is_some() {
+            return Err("tokenFile is not allowed in kubeconfig".into());
+        }
+    }
+    Ok(kc)
+}
+
+impl RemoteCluster {
+    /// Starts the informers of a remote cluster (in the background); `Err`
+    /// when the kubeconfig is refused, and the cluster is not added.
+    pub fn start(id: &str, secret: &str, kubeconfig: &str, clock: Clock, log: ProgramLog) -> Result<Self, String> {
+        let kc = parse_kubeconfig(kubeconfig)?;
+        let flags = Arc::new(Flags::default());
+        let (namespaces, w_ns) = reflector::store();
+        let (services, w_svc) = reflector::store();
+        let (endpoints, w_ep) = reflector::store();
+        let (pods, w_pod) = reflector::store();
+        let (nodes, w_node) = reflector::store();
+        let caches = Caches { namespaces, services, endpoints, pods, nodes };
+        log.info(&format!("Adding cluster {id} from secret {secret}"));
+        let task = tokio::spawn({
+            let (flags, caches, id) = (flags.clone(), caches.clone(), id.to_owned());
+            async move {
+                let config = match kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await {
+                    Ok(mut c) => {
+                        c.connect_timeout = Some(Duration::from_secs(5));
+                        c
+                    }
+                    Err(e) => {
+                        log.error(&format!("failed to create remote cluster {id} client: {e}"));
+                        return wait_for_timeout(&flags, clock, &log, &id).await;
+                    }
+                };
+                let client = match kube::Client::try_from(config) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        log.error(&format!("failed to create remote cluster {id} client: {e}"));
+                        return wait_for_timeout(&flags, clock, &log, &id).await;
+                    }
+                };
+                let mut informers = tokio::task::JoinSet::new();
+                informers.spawn(inform(Api::<Namespace>::all(client.clone()), w_ns, id.clone()));
+                informers.spawn(inform(Api::<Service>::all(client.clone()), w_svc, id.clone()));
+                informers.spawn(inform(Api::<Endpoints>::all(client.clone()), w_ep, id.clone()));
+                informers.spawn(inform(Api::<Pod>::all(client.clone()), w_pod, id.clone()));
+                informers.spawn(inform(Api::<Node>::all(client), w_node, id.clone()));
+                let all_synced = async {
+                    let _ = caches.namespaces.wait_until_ready().await;
+                    let _ = caches.services.wait_until_ready().await;
+                    let _ = caches.endpoints.wait_until_ready().await;
+                    let _ = caches.pods.wait_until_ready().await;
+                    let _ = caches.nodes.wait_until_ready().await;
+                };
+                tokio::pin!(all_synced);
+                tokio::select! {
+                    () = &mut all_synced => {}
+                    () = sync_timeout(clock) => {
+                        flags.timed_out.store(true, Ordering::SeqCst);
+                        log.warn(&format!("remote cluster {id} did not sync within {}s", SYNC_TIMEOUT.as_secs()));
+                        all_synced.await;
+                    }
+                }
+                flags.synced.store(true, Ordering::SeqCst);
+                log.info(&format!("finished initial sync of remote cluster {id}"));
+                // The informers run on; the set is dropped (and they abort) with this task.
+                while informers.join_next().await.is_some() {}
+            }
+        });
+        Ok(RemoteCluster {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+            fingerprint: fingerprint(kubeconfig),
+            flags,
+            caches,
+            task: Some(task.abort_handle()),
+        })
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn status(&self) -> SyncStatus {
+        if self.flags.closed.load(Ordering::SeqCst) {
+            SyncStatus::Closed
+        } else if self.flags.synced.load(Ordering::SeqCst) {
+            SyncStatus::Synced
+        } else if self.flags.timed_out.load(Ordering::SeqCst) {
+            SyncStatus::Timeout
+        } else {
+            SyncStatus::Syncing
+        }
+    }
+
+    /// Stops the informers; the cluster's objects are no longer used.
+    pub fn close(&mut self) {
+        self.flags.closed.store(true, Ordering::SeqCst);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// The Services the informer holds, once synced (what gateway discovery needs).
+    pub fn services_view(&self) -> Option<ClusterView> {
+        if self.status() != SyncStatus::Synced {
+            return None;
+        }
+        let to_value = |o: &Arc<Service>| serde_json::to_value(o.as_ref()).ok();
+        Some(ClusterView {
+            id: self.id.clone(),
+            services: self.caches.services.state().iter().filter_map(to_value).collect(),
+            ..ClusterView::default()
+        })
+    }
+
+    /// What the informers hold, once synced.
+    pub fn view(&self) -> Option<ClusterView> {
+        if self.status() != SyncStatus::Synced {
+            return None;
+        }
+        fn values<K>(store: &Store<K>) -> Vec<Value>
+        where
+            K: k8s_openapi::serde::Serialize + kube::Resource + Clone + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            store.state().iter().filter_map(|o| serde_json::to_value(o.as_ref()).ok()).collect()
+        }
+        let namespaces = values(&self.caches.namespaces);
+        Some(ClusterView {
+            id: self.id.clone(),
+            network: network_of(&namespaces),
+            services: values(&self.caches.services),
+            endpoints: values(&self.caches.endpoints),
+            pods: values(&self.caches.pods),
+            nodes: values(&self.caches.nodes),
+        })
+    }
+}
+
+impl Drop for RemoteCluster {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// No client could be built: the cluster can only time out.
+async fn wait_for_timeout(flags: &Flags, clock: Clock, log: &ProgramLog, id: &str) {
+    sync_timeout(clock).await;
+    flags.timed_out.store(true, Ordering::SeqCst);
+    log.warn(&format!("remote cluster {id} did not sync within {}s", SYNC_TIMEOUT.as_secs()));
+}
+
+/// One informer: list, then watch, into the store; errors (401, connection
+/// refused) are retried with back-off for as long as the cluster is known.
+async fn inform<K>(api: Api<K>, writer: reflector::store::Writer<K>, cluster: String)
+where
+    K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    futures::pin_mut!(stream);
+    let mut last_error = String::new();
+    while let Some(event) = stream.next().await {
+        if let Err(e) = event {
+            // The error says what failed (401, refused), never the token.
+            let text = e.to_string();
+            if text != last_error {
+                tracing::debug!(%cluster, kind = %K::kind(&K::DynamicType::default()), "remote informer: {text}");
+                last_error = text;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeconfig(user: &str) -> String {
+        format!(
+            r#"apiVersion: v1
+kind: Config
+current-context: cluster2
+clusters:
+- name: cluster2
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority-data: Zm9v
+contexts:
+- name: cluster2
+  context: {{cluster: cluster2, user: cluster2}}
+users:
+- name: cluster2
+  user:
+{user}
+"#
+        )
+    }
+
+    #[test]
+    fn only_token_kubeconfigs_are_accepted() {
+        assert!(parse_kubeconfig(&kubeconfig("    token: abc")).is_ok());
+        let exec = kubeconfig("    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}");
+        assert!(parse_kubeconfig(&exec).unwrap_err().contains("exec"));
+        let cert = kubeconfig("    client-certificate-data: Zm9v\n    client-key-data: Zm9v");
+        assert!(parse_kubeconfig(&cert).unwrap_err().contains("client certificate"));
+        let provider = kubeconfig("    auth-provider: {name: gcp}");
+        assert!(parse_kubeconfig(&provider).unwrap_err().contains("auth-provider"));
+        assert!(parse_kubeconfig("not: [a kubeconfig").is_err());
+        assert!(parse_kubeconfig("apiVersion: v1\nkind: Config\n").unwrap_err().contains("no context"));
+    }
+
+    #[test]
+    fn statuses_read_as_clusterz_writes_them() {
+        let names: Vec<&str> = [SyncStatus::Syncing, SyncStatus::Synced, SyncStatus::Timeout, SyncStatus::Closed]
+            .iter()
+            .map(SyncStatus::as_str)
+            .collect();
+        assert_eq!(names, ["syncing", "synced", "timeout", "closed"]);
+        assert_ne!(fingerprint("a"), fingerprint("b"));
+    }
+}
