@@ -3,7 +3,7 @@
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
-use super::sync::{sidecar_endpoints, sleep_pod, HELLOWORLD_CLUSTER};
+use super::sync::helloworld_endpoints;
 use crate::mesh::traffic::{self, Distribution};
 use crate::target::Session;
 use crate::topology::{names, ClusterTopology};
@@ -22,17 +22,19 @@ pub struct LoadBalancingEvidence {
 }
 
 /// Send `n` requests from the cluster's sleep pod; the expected split comes
-/// from its sidecar's weights (local pod endpoints vs gateway endpoints).
+/// from its sidecar's weights (local pod endpoints vs gateway endpoints),
+/// read once the sidecar holds both networks' endpoints.
 pub async fn requests_from(
     session: &Session,
     c: &ClusterTopology,
     url: &str,
     n: usize,
 ) -> Result<LoadBalancingEvidence> {
-    let pod = sleep_pod(session, c).await?;
-    let rows = sidecar_endpoints(session, c, names::SAMPLE, &pod).await?;
+    // The split is only predictable once istiod has pushed both networks' endpoints.
+    let synced = helloworld_endpoints(session, c).await?;
+    let pod = synced.pod.clone();
     let (mut local, mut total) = (0u64, 0u64);
-    for r in rows.iter().filter(|r| r.cluster == HELLOWORLD_CLUSTER && r.status == "HEALTHY") {
+    for r in &synced.rows {
         total += r.weight as u64;
         if r.port != names::CROSS_NETWORK_PORT {
             local += r.weight as u64;

@@ -224,3 +224,48 @@ fn twin_up_cleans_up_on_sigint() {
     assert!(up.env_file.exists());
     up.stop("INT");
 }
+
+#[test]
+fn the_seed_load_balancing_loop_reaches_both_versions_from_each_cluster() {
+    let up = TwinUp::start();
+    for ctx in ["CTX_CLUSTER1", "CTX_CLUSTER2"] {
+        // The runbook's loop, as written (kubectl reads the env file's KUBECONFIG).
+        let script = format!(
+            r#"set -e
+kubectl() {{ command kubectl --cache-dir "$HOME/kube-cache" "$@"; }}
+CTX_CLUSTER1="${ctx}"
+for i in {{1..10}}
+do 
+kubectl exec --context="${{CTX_CLUSTER1}}" -n sample -c sleep \
+    "$(kubectl get pod --context="${{CTX_CLUSTER1}}" -n sample -l \
+    app=sleep -o jsonpath='{{.items[0].metadata.name}}')" \
+    -- curl -sS helloworld.sample:5000/hello
+done
+"#
+        );
+        // Ten requests at p = 1/2 show one version only once in 512 runs: a
+        // second (and third) run of the loop makes a false failure negligible.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let out = run_bounded(up.command("bash").args(["-c", &script]), Duration::from_secs(120));
+            assert!(out.status.success(), "the runbook's loop failed from {ctx}: {}", text(&out.stderr));
+            let stdout = text(&out.stdout);
+            let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+            assert_eq!(lines.len(), 10, "{stdout}");
+            assert!(
+                lines.iter().all(|l| l.starts_with("Hello version: v1, instance: helloworld-v1-")
+                    || l.starts_with("Hello version: v2, instance: helloworld-v2-")),
+                "{stdout}"
+            );
+            seen.extend(lines);
+            if seen.iter().any(|l| l.contains("v1,")) && seen.iter().any(|l| l.contains("v2,")) {
+                break;
+            }
+        }
+        assert!(
+            seen.iter().any(|l| l.contains("v1,")) && seen.iter().any(|l| l.contains("v2,")),
+            "{ctx}: one version only: {seen:?}"
+        );
+    }
+    up.stop("TERM");
+}
