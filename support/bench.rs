@@ -88,7 +88,7 @@ pub async fn load_balancing(requests: usize, time_scale: Option<f64>) -> Result<
         let theirs_wall = start.elapsed();
         ensure!(theirs_ok > 0, "the runbook's loop got no answer: is kubectl installed?");
 
-        let meshspec = figure("meshspec (kube-rs exec, 8 in flight)", requests, ours_wall, ours_ok);
+        let meshspec = figure("meshspec (kube-rs exec, 10 URLs per curl, 8 in flight)", requests, ours_wall, ours_ok);
         let runbook = figure("runbook (kubectl get + kubectl exec per request)", requests, theirs_wall, theirs_ok);
         Ok(LoadBalancingBench {
             cluster: c.name,

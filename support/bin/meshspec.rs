@@ -259,7 +259,10 @@ fn main() -> ExitCode {
     meshspec::install_crypto_provider();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MESHSPEC_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MESHSPEC_LOG")
+                .unwrap_or_else(|_| "warn,meshspec_twin::mesh::log=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

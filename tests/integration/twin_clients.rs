@@ -267,5 +267,41 @@ done
             "{ctx}: one version only: {seen:?}"
         );
     }
+    // `meshspec proxy-config endpoint` prints what istioctl prints, from the same kubeconfig.
+    let pod = up.kubectl(&[
+        "get",
+        "pod",
+        "--context",
+        &up.env["CTX_CLUSTER1"],
+        "-n",
+        "sample",
+        "-l",
+        "app=sleep",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let proxy_config = |extra: &[&str]| {
+        let mut cmd = up.command(env!("CARGO_BIN_EXE_meshspec"));
+        cmd.args(["proxy-config", "endpoint", &pod, "-n", "sample", "--context", &up.env["CTX_CLUSTER1"]]).args(extra);
+        let out = run_bounded(&mut cmd, CLI_LIMIT);
+        assert!(out.status.success(), "proxy-config {extra:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let hello = "outbound|5000||helloworld.sample.svc.cluster.local";
+    let table = proxy_config(&["--cluster", hello]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("ENDPOINT")
+            && lines[0].contains("STATUS")
+            && lines[0].contains("OUTLIER CHECK")
+            && lines[0].ends_with("CLUSTER"),
+        "{table}"
+    );
+    assert_eq!(lines.len(), 5, "one local pod and three gateway addresses:\n{table}");
+    assert_eq!(lines.iter().filter(|l| l.contains(":15443 ")).count(), 3, "{table}");
+    assert!(lines[1..].iter().all(|l| l.contains(" HEALTHY ") && l.contains(" OK ") && l.ends_with(hello)), "{table}");
+    let json: serde_json::Value =
+        serde_json::from_str(&proxy_config(&["--cluster", hello, "--port", "15443", "-o", "json"])).unwrap();
+    assert_eq!(json[0]["hostStatuses"].as_array().unwrap().len(), 3);
     up.stop("TERM");
 }
