@@ -2,6 +2,7 @@
 //! feature; the World only carries the session and what a scenario found.
 
 pub mod load_balancing;
+pub mod ordering;
 pub mod provisioning;
 pub mod readiness;
 pub mod sync;
@@ -24,6 +25,8 @@ pub fn set_session(session: Option<Arc<Session>>) {
 #[world(init = Self::new)]
 pub struct MeshWorld {
     pub session: Arc<Session>,
+    /// The run's session while a scenario works on a separate deployment in `session`.
+    pub main_session: Option<Arc<Session>>,
     /// Where the scenario stands, for attaching evidence (set by the runner's before hook).
     pub feature: String,
     pub scenario: String,
@@ -42,6 +45,7 @@ impl MeshWorld {
             SESSION.read().expect("session lock").clone().expect("the runner opens a session before running features");
         MeshWorld {
             session,
+            main_session: None,
             feature: String::new(),
             scenario: String::new(),
             cluster: None,
@@ -49,6 +53,18 @@ impl MeshWorld {
             load_balancer: None,
             target_group: None,
             traffic: None,
+        }
+    }
+
+    /// Stop a separate deployment the scenario started (its twin), if any.
+    pub async fn close_separate(&mut self) {
+        if let Some(main) = self.main_session.take() {
+            let scratch = std::mem::replace(&mut self.session, main);
+            // Its evidence belongs to the run's reports.
+            for e in scratch.evidence.all() {
+                self.session.evidence.add(e);
+            }
+            scratch.close().await;
         }
     }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 const EMBEDDED: &[(&str, &str)] = &[
     ("topology.yaml", include_str!("../fixtures/topology.yaml")),
     ("stages.yaml", include_str!("../fixtures/stages.yaml")),
+    ("plans/istiod-before-cacerts.yaml", include_str!("../fixtures/plans/istiod-before-cacerts.yaml")),
     ("manifests/cacerts.yaml", include_str!("../fixtures/manifests/cacerts.yaml")),
     (
         "manifests/aws-load-balancer-controller.yaml",

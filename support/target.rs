@@ -55,6 +55,8 @@ pub struct TargetOptions {
     /// Twin time compression (simulated seconds per second).
     pub time_scale: Option<f64>,
     pub timeout_scale: f64,
+    /// The stage plan provisioning executes (a file of the fixtures).
+    pub plan: String,
 }
 
 impl TargetOptions {
@@ -69,6 +71,7 @@ impl TargetOptions {
             contexts: BTreeMap::new(),
             time_scale: None,
             timeout_scale: 1.0,
+            plan: crate::provision::plan::DEFAULT_PLAN.to_string(),
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct Session {
     pub fixtures: Fixtures,
     pub timeouts: Timeouts,
     pub allow_provision: bool,
+    /// The stage plan provisioning executes.
+    pub plan: String,
     aws: Option<AwsAccess>,
     pub dns: Dns,
     kubeconfig: Option<PathBuf>,
@@ -158,6 +163,7 @@ impl Session {
             fixtures: opts.fixtures,
             timeouts: timeouts.scaled(opts.timeout_scale),
             allow_provision: opts.allow_provision,
+            plan: opts.plan,
             aws,
             dns,
             kubeconfig: opts.kubeconfig,

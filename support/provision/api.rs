@@ -38,7 +38,7 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
             session.kind
         );
     }
-    let plan = StagePlan::load(&session.fixtures)?;
+    let plan = StagePlan::load(&session.fixtures, &session.plan)?;
     let mut run = Run { session, root: None, root_fingerprint: None };
     let mut stages = Vec::new();
     for stage in &plan.stages {
@@ -49,7 +49,50 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
     Ok(ProvisionRecord { stages, root_fingerprint: run.root_fingerprint })
 }
 
+/// Check one precondition in every cluster; the error says where it does not hold.
+async fn precondition(session: &Session, name: &str) -> Result<()> {
+    let aws = session.aws()?;
+    for c in &session.topology.clusters {
+        match name {
+            "clusters-active" => {
+                let d = eks::describe(aws, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
+                ensure!(d.status == "ACTIVE", "EKS cluster {} is {}", c.name, d.status);
+            }
+            "cacerts-present" => {
+                let secrets: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
+                let s = secrets
+                    .get_opt(names::CACERTS)
+                    .await?
+                    .with_context(|| format!("{}: no secret istio-system/cacerts", c.name))?;
+                let data = s.data.unwrap_or_default();
+                for key in crate::mesh::cacerts::KEYS {
+                    ensure!(data.contains_key(key), "{}: cacerts has no {key}", c.name);
+                }
+            }
+            "load-balancer-controller-available" => {
+                crate::checks::provisioning::deployment_is_available(
+                    session,
+                    c,
+                    names::KUBE_SYSTEM,
+                    names::LB_CONTROLLER,
+                )
+                .await?
+            }
+            "istiod-available" => {
+                crate::checks::provisioning::deployment_is_available(session, c, names::ISTIO_SYSTEM, "istiod").await?
+            }
+            other => bail!("unknown precondition {other:?}"),
+        }
+    }
+    Ok(())
+}
+
 async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
+    for p in &stage.preconditions {
+        precondition(run.session, p).await.with_context(|| {
+            format!("stage {} ({}) cannot start: precondition {p} does not hold", stage.number, stage.name)
+        })?;
+    }
     let started_at = chrono::Utc::now();
     let mut created = Vec::new();
     for step in &stage.steps {
@@ -81,6 +124,7 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
         started_at,
         finished_at: chrono::Utc::now(),
         steps: stage.steps.clone(),
+        preconditions: stage.preconditions.clone(),
         created,
     })
 }

@@ -19,6 +19,8 @@ pub struct StageRecord {
     pub finished_at: DateTime<Utc>,
     /// The plan's steps in the order they ran.
     pub steps: Vec<String>,
+    /// Preconditions that held before the stage started.
+    pub preconditions: Vec<String>,
     /// What was created or applied, one line each.
     pub created: Vec<String>,
 }

@@ -16,6 +16,9 @@ pub struct Stage {
     pub name: String,
     pub summary: String,
     pub steps: Vec<String>,
+    /// Checked on the target before the stage starts (see `KNOWN_PRECONDITIONS`).
+    #[serde(default)]
+    pub preconditions: Vec<String>,
     #[serde(default)]
     pub terraform_targets: Vec<String>,
 }
@@ -24,10 +27,19 @@ pub struct Stage {
 pub const KNOWN_STEPS: &[&str] =
     &["vpcs", "clusters", "cacerts", "load-balancer-controller", "istiod", "gateways", "reader-tokens", "samples"];
 
+/// What a stage may require of the target before it starts.
+pub const KNOWN_PRECONDITIONS: &[&str] =
+    &["clusters-active", "cacerts-present", "load-balancer-controller-available", "istiod-available"];
+
+/// The seed's plan.
+pub const DEFAULT_PLAN: &str = "stages.yaml";
+
 impl StagePlan {
-    pub fn load(fixtures: &Fixtures) -> Result<StagePlan> {
-        let text = fixtures.read("stages.yaml")?;
-        let plan: StagePlan = serde_yaml::from_str(&text).context("stages.yaml is not a valid stage plan")?;
+    /// A plan from the fixtures: `stages.yaml`, or another one such as `plans/istiod-before-cacerts.yaml`.
+    pub fn load(fixtures: &Fixtures, name: &str) -> Result<StagePlan> {
+        let text = fixtures.read(name)?;
+        let plan: StagePlan =
+            serde_yaml::from_str(&text).with_context(|| format!("{name} is not a valid stage plan"))?;
         plan.validate()?;
         Ok(plan)
     }
@@ -43,6 +55,15 @@ impl StagePlan {
             for step in &stage.steps {
                 if !KNOWN_STEPS.contains(&step.as_str()) {
                     bail!("stage {}: unknown step {step:?} (known: {})", stage.name, KNOWN_STEPS.join(", "));
+                }
+            }
+            for p in &stage.preconditions {
+                if !KNOWN_PRECONDITIONS.contains(&p.as_str()) {
+                    bail!(
+                        "stage {}: unknown precondition {p:?} (known: {})",
+                        stage.name,
+                        KNOWN_PRECONDITIONS.join(", ")
+                    );
                 }
             }
         }
@@ -62,12 +83,20 @@ mod tests {
 
     #[test]
     fn the_shipped_plan_is_the_seed_order() {
-        let plan = StagePlan::load(&Fixtures::embedded()).unwrap();
+        let plan = StagePlan::load(&Fixtures::embedded(), DEFAULT_PLAN).unwrap();
         let names: Vec<_> = plan.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["infrastructure", "control-plane", "workloads"]);
         let pos = |step: &str| plan.stages.iter().position(|s| s.steps.iter().any(|x| x == step)).unwrap();
         assert!(pos("cacerts") < pos("istiod"));
         assert!(pos("load-balancer-controller") < pos("gateways"));
+        assert!(plan.stages[1].preconditions.iter().any(|p| p == "cacerts-present"));
+    }
+
+    #[test]
+    fn the_wrong_order_plan_loads_and_puts_istiod_first() {
+        let plan = StagePlan::load(&Fixtures::embedded(), "plans/istiod-before-cacerts.yaml").unwrap();
+        let pos = |step: &str| plan.stages.iter().position(|s| s.steps.iter().any(|x| x == step)).unwrap();
+        assert!(pos("istiod") < pos("cacerts"));
     }
 
     #[test]
@@ -76,5 +105,9 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("unknown step"));
         let bad: StagePlan = serde_yaml::from_str("stages: [{number: 2, name: a, summary: s, steps: []}]").unwrap();
         assert!(bad.validate().is_err());
+        let bad: StagePlan =
+            serde_yaml::from_str("stages: [{number: 1, name: a, summary: s, steps: [], preconditions: [luck]}]")
+                .unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("unknown precondition"));
     }
 }

@@ -98,6 +98,13 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
             world.scenario = scenario.name.clone();
             Box::pin(async {})
         })
+        .after(|_feature, _rule, _scenario, _event, world| {
+            Box::pin(async move {
+                if let Some(w) = world {
+                    w.close_separate().await;
+                }
+            })
+        })
         .with_cli(cli)
         .run(opts.features.clone())
         .await;

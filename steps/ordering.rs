@@ -1,0 +1,126 @@
+//! Steps of features/ordering.feature.
+
+use anyhow::{bail, ensure, Context};
+use cucumber::gherkin::Step;
+use cucumber::{given, then};
+
+use super::{MeshWorld, StepResult};
+use crate::checks::ordering as check;
+use crate::checks::readiness;
+use crate::provision::api::provision;
+use crate::target::{Session, TargetKind, TargetOptions};
+use crate::topology::names;
+
+#[then("each stage started only once its preconditions held:")]
+async fn preconditions_held(w: &mut MeshWorld, step: &Step) -> StepResult {
+    let table = step.table.as_ref().context("this step needs a table")?;
+    let record = match w.session.provisioned.get() {
+        Some(Ok(r)) => r,
+        _ => bail!("the deployment was not provisioned by meshspec in this run"),
+    };
+    for row in &table.rows[1..] {
+        let stage: u32 = row[0].parse().context("a stage number")?;
+        let want: Vec<String> = row[1].split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        let got = &record
+            .stages
+            .iter()
+            .find(|s| s.number == stage)
+            .with_context(|| format!("no stage {stage}"))?
+            .preconditions;
+        ensure!(*got == want, "stage {stage} checked {got:?} before it started, the plan says {want:?}");
+    }
+    Ok(())
+}
+
+#[then(expr = "in each cluster istiod started after cacerts existed and serves the cacerts root in {string}")]
+async fn istiod_after_cacerts(w: &mut MeshWorld, step: &Step, namespace: String) -> StepResult {
+    for c in w.clusters() {
+        let evidence = check::istiod_after_cacerts(&w.session, &c, &namespace).await?;
+        w.attach(step, &format!("istiod and cacerts in {}", c.name), &evidence);
+    }
+    Ok(())
+}
+
+#[then(expr = "both clusters serve one root in {string}")]
+async fn one_served_root(w: &mut MeshWorld, namespace: String) -> StepResult {
+    let mut roots = Vec::new();
+    for c in w.clusters() {
+        roots.push((c.name.clone(), check::served_root(&w.session, &c, &namespace).await?));
+    }
+    ensure!(roots.windows(2).all(|p| p[0].1 == p[1].1), "the clusters serve different roots: {roots:?}");
+    Ok(())
+}
+
+#[then("in each cluster the load balancer controller was running before the east-west gateway Service was created")]
+async fn controller_first(w: &mut MeshWorld, step: &Step) -> StepResult {
+    for c in w.clusters() {
+        let evidence = check::controller_before_gateway(&w.session, &c).await?;
+        w.attach(step, &format!("controller and gateway in {}", c.name), &evidence);
+    }
+    Ok(())
+}
+
+#[then(expr = "each east-west gateway load balancer is of type {string} with scheme {string}")]
+async fn gateway_lb_kind(w: &mut MeshWorld, kind: String, scheme: String) -> StepResult {
+    for c in w.clusters() {
+        let hostname = readiness::gateway_hostname(&w.session, &c).await?;
+        let lb = readiness::find_load_balancer(&w.session, &hostname).await?;
+        ensure!(lb.kind == kind && lb.scheme == scheme, "{}: {} is {} / {}", c.name, lb.name, lb.kind, lb.scheme);
+    }
+    Ok(())
+}
+
+/// A second deployment, on its own fresh twin, provisioned with another plan:
+/// the scenario's remaining steps act on it; the run's deployment is untouched.
+#[given(expr = "a separate deployment on a fresh twin, provisioned with the plan {string}")]
+async fn separate_deployment(w: &mut MeshWorld, plan: String) -> StepResult {
+    let mut opts = TargetOptions::new(TargetKind::Twin, w.topology().clone());
+    opts.fixtures = w.session.fixtures.clone();
+    opts.plan = plan;
+    let scratch = Session::open(opts).await?;
+    let outcome = provision(&scratch).await;
+    let _ = scratch.provisioned.set(outcome.as_ref().map(Clone::clone).map_err(|e| format!("{e:#}")));
+    let main = std::mem::replace(&mut w.session, scratch);
+    w.main_session = Some(main);
+    outcome?;
+    Ok(())
+}
+
+#[then("in each cluster the ordering check of istiod and cacerts fails, naming the root istiod serves")]
+async fn ordering_check_fails(w: &mut MeshWorld) -> StepResult {
+    for c in w.clusters() {
+        match check::istiod_after_cacerts(&w.session, &c, names::SAMPLE).await {
+            Ok(e) => bail!("{}: the check passed on a wrong order: {e:?}", c.name),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                ensure!(
+                    msg.contains("root") && msg.contains(&c.name),
+                    "{}: the failure does not name the root: {msg}",
+                    c.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[then(expr = "only the local version answers and every other answer is a 503 with {string}")]
+async fn local_only_and_503(w: &mut MeshWorld, reason: String) -> StepResult {
+    let e = w.traffic.as_ref().context("no requests were sent by an earlier step")?;
+    let local = w.cluster()?.clone();
+    let remote = w.topology().peer_of(&local).clone();
+    ensure!(e.distribution.share(&local.sample_version) > 0, "the local version never answered: {:?}", e.distribution);
+    ensure!(
+        e.distribution.share(&remote.sample_version) == 0,
+        "the other network answered: {:?}",
+        e.distribution.versions
+    );
+    ensure!(!e.distribution.errors.is_empty(), "no request crossed to the other network: {:?}", e.distribution);
+    for err in &e.distribution.errors {
+        ensure!(
+            err.starts_with("HTTP 503") && err.contains(&reason),
+            "an answer that is not a 503 with {reason}: {err}"
+        );
+    }
+    Ok(())
+}
