@@ -1,6 +1,7 @@
 //! Step definitions: parse the Gherkin, call support, assert. One module per
 //! feature; the World only carries the session and what a scenario found.
 
+pub mod destroy;
 pub mod load_balancing;
 pub mod ordering;
 pub mod provisioning;
@@ -37,6 +38,9 @@ pub struct MeshWorld {
     pub target_group: Option<String>,
     /// The requests a load-balancing scenario sent.
     pub traffic: Option<crate::checks::load_balancing::LoadBalancingEvidence>,
+    /// What a destroy did, and the code of an AWS refusal.
+    pub destroyed: Option<crate::provision::destroy::DestroyRecord>,
+    pub refusal: Option<String>,
 }
 
 impl MeshWorld {
@@ -53,6 +57,8 @@ impl MeshWorld {
             load_balancer: None,
             target_group: None,
             traffic: None,
+            destroyed: None,
+            refusal: None,
         }
     }
 

@@ -147,3 +147,28 @@ pub async fn account_id(aws: &AwsAccess) -> Result<String> {
         .map_err(|e| anyhow::anyhow!("sts GetCallerIdentity: {}", explain(&e)))?;
     me.account().map(str::to_string).ok_or_else(|| anyhow::anyhow!("GetCallerIdentity answered without an account"))
 }
+
+/// A service's refusal, kept typed so callers decide on the code (e.g.
+/// DependencyViolation), never on the message text.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ServiceError {
+    pub code: String,
+    pub message: String,
+}
+
+impl ServiceError {
+    pub fn of<E, R>(err: &SdkError<E, R>) -> ServiceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        ServiceError {
+            code: error_code(err).unwrap_or("RequestFailed").to_string(),
+            message: match err {
+                SdkError::ServiceError(se) => se.err().message().unwrap_or_default().to_string(),
+                _ => explain(err),
+            },
+        }
+    }
+}

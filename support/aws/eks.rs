@@ -111,3 +111,23 @@ pub async fn wait_active(aws: &AwsAccess, name: &str, opts: WaitOptions) -> Resu
     .await?;
     Ok(cluster)
 }
+
+pub async fn delete(aws: &AwsAccess, name: &str) -> Result<()> {
+    match aws.eks.delete_cluster().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("eks DeleteCluster {name}: {}", explain(&e))),
+    }
+}
+
+/// Wait until DescribeCluster no longer finds the cluster.
+pub async fn wait_gone(aws: &AwsAccess, name: &str, opts: WaitOptions) -> Result<()> {
+    wait::until(format!("EKS cluster {name} to be deleted"), opts, || async {
+        Ok::<_, anyhow::Error>(match describe(aws, name).await? {
+            None => Poll::Ready(()),
+            Some(c) => Poll::Pending(format!("status {}", c.status)),
+        })
+    })
+    .await?;
+    Ok(())
+}

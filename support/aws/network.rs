@@ -115,3 +115,65 @@ pub async fn create_subnet(
         .map_err(|e| anyhow::anyhow!("ec2 CreateSubnet {cidr} in {vpc_id}: {}", explain(&e)))?;
     out.subnet().and_then(|s| s.subnet_id()).map(str::to_string).context("CreateSubnet answered without a subnet id")
 }
+
+/// DeleteVpc. AWS refuses with DependencyViolation while subnets, network
+/// interfaces or security groups remain: the error code is kept for callers.
+pub async fn delete_vpc(aws: &AwsAccess, vpc_id: &str) -> Result<()> {
+    aws.ec2.delete_vpc().vpc_id(vpc_id).send().await.map(|_| ()).map_err(|e| {
+        anyhow::Error::new(super::connect::ServiceError::of(&e)).context(format!("ec2 DeleteVpc {vpc_id}"))
+    })
+}
+
+pub async fn delete_subnet(aws: &AwsAccess, subnet_id: &str) -> Result<()> {
+    aws.ec2.delete_subnet().subnet_id(subnet_id).send().await.map(|_| ()).map_err(|e| {
+        anyhow::Error::new(super::connect::ServiceError::of(&e)).context(format!("ec2 DeleteSubnet {subnet_id}"))
+    })
+}
+
+/// A network interface or security group found by a leak sweep.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Leftover {
+    pub kind: String,
+    pub id: String,
+    pub detail: String,
+}
+
+/// Network interfaces in a VPC (load balancer ENIs, EKS control plane ENIs, ...).
+pub async fn network_interfaces(aws: &AwsAccess, vpc_id: &str) -> Result<Vec<Leftover>> {
+    let mut out = Vec::new();
+    let mut pages = aws
+        .ec2
+        .describe_network_interfaces()
+        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeNetworkInterfaces: {}", explain(&e)))?;
+        out.extend(page.network_interfaces().iter().map(|n| Leftover {
+            kind: "network interface".into(),
+            id: n.network_interface_id().unwrap_or_default().to_string(),
+            detail: n.description().unwrap_or_default().to_string(),
+        }));
+    }
+    Ok(out)
+}
+
+/// Security groups carrying a tag (key, value).
+pub async fn security_groups_tagged(aws: &AwsAccess, key: &str, value: &str) -> Result<Vec<Leftover>> {
+    let mut out = Vec::new();
+    let mut pages = aws
+        .ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name(format!("tag:{key}")).values(value).build())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeSecurityGroups: {}", explain(&e)))?;
+        out.extend(page.security_groups().iter().map(|g| Leftover {
+            kind: "security group".into(),
+            id: g.group_id().unwrap_or_default().to_string(),
+            detail: g.group_name().unwrap_or_default().to_string(),
+        }));
+    }
+    Ok(out)
+}

@@ -191,3 +191,17 @@ pub async fn tags(aws: &AwsAccess, arns: &[String]) -> Result<BTreeMap<String, B
     }
     Ok(out)
 }
+
+/// Every target group of the account and region (all pages).
+pub async fn target_groups(aws: &AwsAccess) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut items = aws.elbv2.describe_target_groups().into_paginator().items().send();
+    while let Some(tg) = items.next().await {
+        let tg = tg.map_err(|e| anyhow::anyhow!("elbv2 DescribeTargetGroups: {}", explain(&e)))?;
+        out.push((
+            tg.target_group_arn().unwrap_or_default().to_string(),
+            tg.target_group_name().unwrap_or_default().to_string(),
+        ));
+    }
+    Ok(out)
+}

@@ -85,6 +85,38 @@ impl Applier {
         Ok(applied)
     }
 
+    /// Delete the live object a manifest names, but only if meshspec's label on
+    /// it proves meshspec applied it. Ok(None) when it is already gone.
+    pub async fn delete_owned(&self, doc: &Value) -> Result<Option<Applied>> {
+        let api_version = doc["apiVersion"].as_str().context("a manifest without apiVersion")?;
+        let kind = doc["kind"].as_str().context("a manifest without kind")?.to_string();
+        let name = doc["metadata"]["name"].as_str().context("a manifest without metadata.name")?.to_string();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let (ar, caps) = self.resource(&GroupVersionKind::gvk(group, version, &kind)).await?;
+        let namespace = match caps.scope {
+            Scope::Namespaced => Some(doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string()),
+            Scope::Cluster => None,
+        };
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
+        };
+        let applied = Applied { kind, namespace, name: name.clone() };
+        let Some(live) = api.get_opt(&name).await? else { return Ok(None) };
+        let owned = live.metadata.labels.as_ref().and_then(|l| l.get(names::MANAGED_BY_LABEL)).map(String::as_str)
+            == Some(names::MANAGED_BY);
+        anyhow::ensure!(
+            owned,
+            "{applied} exists but meshspec did not create it (no {}={} label); not deleting it",
+            names::MANAGED_BY_LABEL,
+            names::MANAGED_BY
+        );
+        api.delete(&name, &kube::api::DeleteParams::background())
+            .await
+            .with_context(|| format!("cannot delete {applied}"))?;
+        Ok(Some(applied))
+    }
+
     pub async fn apply_all(&self, docs: Vec<Value>) -> Result<Vec<Applied>> {
         let mut done = Vec::with_capacity(docs.len());
         for doc in docs {

@@ -3,6 +3,7 @@
 //! and Kubernetes APIs (the twin, or any target that allows it).
 
 pub mod api;
+pub mod destroy;
 pub mod plan;
 
 use chrono::{DateTime, Utc};
