@@ -1,6 +1,6 @@
 //! Steps of features/load_balancing.feature.
 
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use cucumber::gherkin::Step;
 use cucumber::{then, when};
 

@@ -1,6 +1,22 @@
 //! Step definitions: parse the Gherkin, call support, assert. One module per
 //! feature; the World only carries the session and what a scenario found.
 
+/// Like anyhow's `ensure!`, for steps: the error converts into a `StepFailure`.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(anyhow::anyhow!($($arg)+).into());
+        }
+    };
+}
+
+/// Like anyhow's `bail!`, for steps.
+macro_rules! bail {
+    ($($arg:tt)+) => {
+        return Err(anyhow::anyhow!($($arg)+).into())
+    };
+}
+
 pub mod destroy;
 pub mod load_balancing;
 pub mod ordering;
@@ -98,8 +114,31 @@ impl MeshWorld {
     }
 }
 
+/// A failed step. cucumber prints a step's error with `{}`, which for anyhow
+/// shows only the outermost context: this shows the whole chain, so that a
+/// failure says what was awaited, what was last seen and the diagnosis.
+pub struct StepFailure(pub anyhow::Error);
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::fmt::Debug for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl From<anyhow::Error> for StepFailure {
+    fn from(e: anyhow::Error) -> Self {
+        StepFailure(e)
+    }
+}
+
 /// Step results: a failed check is an Err whose message is the report.
-pub type StepResult = anyhow::Result<()>;
+pub type StepResult = Result<(), StepFailure>;
 
 /// Turn an error chain into one readable message.
 pub fn report(e: anyhow::Error) -> String {

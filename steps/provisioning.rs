@@ -1,6 +1,6 @@
 //! Steps of features/provisioning.feature.
 
-use anyhow::{bail, ensure, Context};
+use anyhow::Context;
 use cucumber::gherkin::Step;
 use cucumber::then;
 

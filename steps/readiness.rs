@@ -1,6 +1,6 @@
 //! Steps of features/readiness.feature.
 
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use cucumber::{then, when};
 
 use super::{MeshWorld, StepResult};

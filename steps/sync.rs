@@ -1,6 +1,5 @@
 //! Steps of features/cross_cluster_sync.feature.
 
-use anyhow::ensure;
 use cucumber::gherkin::Step;
 use cucumber::then;
 

@@ -1,7 +1,6 @@
 //! Background steps: the topology the feature describes must be the one
 //! configured (fixtures/topology.yaml or --topology), and the deployment exists.
 
-use anyhow::{bail, ensure};
 use cucumber::gherkin::Step;
 use cucumber::given;
 
