@@ -18,6 +18,7 @@ macro_rules! bail {
 }
 
 pub mod destroy;
+pub mod diagnosis;
 pub mod load_balancing;
 pub mod ordering;
 pub mod provisioning;
@@ -57,6 +58,8 @@ pub struct MeshWorld {
     /// What a destroy did, and the code of an AWS refusal.
     pub destroyed: Option<crate::provision::destroy::DestroyRecord>,
     pub refusal: Option<String>,
+    /// Every check's outcome on a deployment with a fault.
+    pub sweep: Option<Vec<crate::checks::sweep::CheckOutcome>>,
 }
 
 impl MeshWorld {
@@ -75,6 +78,7 @@ impl MeshWorld {
             traffic: None,
             destroyed: None,
             refusal: None,
+            sweep: None,
         }
     }
 

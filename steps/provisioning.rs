@@ -6,6 +6,7 @@ use cucumber::then;
 
 use super::{MeshWorld, StepResult};
 use crate::checks::provisioning as check;
+use crate::faults::diagnosis;
 use crate::topology::names;
 
 fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
@@ -149,7 +150,14 @@ async fn one_root(w: &mut MeshWorld) -> StepResult {
         let (_, v) = check::cacerts(&w.session, &c).await?;
         roots.push((c.name.clone(), v.root_fingerprint));
     }
-    ensure!(roots.windows(2).all(|p| p[0].1 == p[1].1), "the clusters have different roots: {roots:?}");
+    ensure!(
+        roots.windows(2).all(|p| p[0].1 == p[1].1),
+        "{}: the clusters have different roots: {roots:?}",
+        diagnosis(
+            "the clusters' cacerts come from different roots, so they cannot verify each other's workloads",
+            "issue both intermediates from one root, replace cacerts and restart istiod, then the workloads"
+        )
+    );
     Ok(())
 }
 

@@ -137,6 +137,7 @@ mod tests {
             "SAMPLE_VERSION",
             "REMOTE_CLUSTER",
             "REMOTE_KUBECONFIG",
+            "REMOTE_SECRET_KEY",
             "CA_CERT_PEM",
             "CA_KEY_PEM",
             "ROOT_CERT_PEM",

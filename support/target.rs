@@ -57,6 +57,8 @@ pub struct TargetOptions {
     pub timeout_scale: f64,
     /// The stage plan provisioning executes (a file of the fixtures).
     pub plan: String,
+    /// A misconfiguration the twin is provisioned with.
+    pub fault: Option<crate::faults::Fault>,
 }
 
 impl TargetOptions {
@@ -72,6 +74,7 @@ impl TargetOptions {
             time_scale: None,
             timeout_scale: 1.0,
             plan: crate::provision::plan::DEFAULT_PLAN.to_string(),
+            fault: None,
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct Session {
     pub allow_provision: bool,
     /// The stage plan provisioning executes.
     pub plan: String,
+    /// The fault the twin was provisioned with, if any.
+    pub fault: Option<crate::faults::Fault>,
     aws: Option<AwsAccess>,
     pub dns: Dns,
     kubeconfig: Option<PathBuf>,
@@ -121,8 +126,17 @@ pub struct TwinEndpoints {
 
 impl Session {
     /// Open a session on a target. For the twin this starts it in-process.
-    pub async fn open(opts: TargetOptions) -> Result<Arc<Session>> {
+    pub async fn open(mut opts: TargetOptions) -> Result<Arc<Session>> {
+        use crate::faults::Fault;
         opts.topology.validate()?;
+        if let Some(f) = opts.fault {
+            if opts.kind != TargetKind::Twin {
+                bail!("faults are injected into the twin only; --fault {} needs --target twin", f.name());
+            }
+            if f == Fault::IstiodBeforeCacerts {
+                opts.plan = "plans/istiod-before-cacerts.yaml".to_string();
+            }
+        }
         let mut aws_settings = opts.aws.clone();
         let mut twin = None;
         let (timeouts, dns) = match opts.kind {
@@ -136,6 +150,10 @@ impl Session {
                 }
                 let timeouts = Timeouts::for_twin(cfg.time_scale);
                 let started = Twin::start(cfg).await.context("cannot start the twin")?;
+                started.aws_state().set_faults(meshspec_twin::aws::AwsFaults {
+                    dns_unresolvable: opts.fault == Some(Fault::NlbHostnameUnresolvable),
+                    health_checks_fail: opts.fault == Some(Fault::NlbTargetsUnhealthy),
+                });
                 let (id, secret) = started.credentials();
                 aws_settings.endpoint = Some(started.aws_endpoint().to_string());
                 aws_settings.region = Some(started.region().to_string());
@@ -164,6 +182,7 @@ impl Session {
             timeouts: timeouts.scaled(opts.timeout_scale),
             allow_provision: opts.allow_provision,
             plan: opts.plan,
+            fault: opts.fault,
             aws,
             dns,
             kubeconfig: opts.kubeconfig,

@@ -31,6 +31,8 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// List the faults the twin can be provisioned with (`run --fault NAME`).
+    Faults,
     /// The embedded twin.
     Twin {
         #[command(subcommand)]
@@ -115,6 +117,9 @@ struct TargetArgs {
     /// Multiply every deadline (e.g. 0.5 to fail faster).
     #[arg(long, default_value_t = 1.0)]
     timeout_scale: f64,
+    /// Provision the twin with a named misconfiguration (see `meshspec faults`).
+    #[arg(long)]
+    fault: Option<String>,
 }
 
 #[derive(Args)]
@@ -151,6 +156,7 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
         opts.fixtures = meshspec::fixtures::Fixtures::from_dir(dir.clone());
     }
     opts.kubeconfig = args.kubeconfig.clone();
+    opts.fault = args.fault.as_deref().map(meshspec::faults::Fault::parse).transpose()?;
     opts.time_scale = args.time_scale;
     opts.timeout_scale = args.timeout_scale;
     let mut contexts = BTreeMap::new();
@@ -181,6 +187,9 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     let summary = runner::run(opts).await?;
     println!("reports: {} {}", summary.junit.display(), summary.json.display());
     println!("wall time: {:.2?}", summary.wall_time);
+    for d in &summary.tally.diagnoses {
+        println!("{d}");
+    }
     println!("{}", runner::closing_line(&summary.tally));
     Ok(if summary.tally.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -287,6 +296,12 @@ fn main() -> ExitCode {
                 println!("speedup per request: {:.1}x", figures.speedup);
                 if let Some(path) = json {
                     std::fs::write(&path, serde_json::to_vec_pretty(&figures)?)?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Faults => {
+                for f in meshspec::faults::ALL {
+                    println!("{:<34} {}", f.name(), f.summary());
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -5,4 +5,5 @@ pub mod load_balancing;
 pub mod ordering;
 pub mod provisioning;
 pub mod readiness;
+pub mod sweep;
 pub mod sync;

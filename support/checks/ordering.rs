@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
+use crate::faults::diagnosis;
 use crate::mesh::cacerts::root_fingerprint;
 use crate::target::Session;
 use crate::topology::{names, ClusterTopology};
@@ -30,6 +31,13 @@ async fn started_at(client: &kube::Client, ns: &str, selector: &str) -> Result<V
 
 fn created(meta: &kube::api::ObjectMeta) -> Option<DateTime<Utc>> {
     meta.creation_timestamp.as_ref().and_then(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0))
+}
+
+fn restart_istiod() -> String {
+    diagnosis(
+        "istiod started before cacerts existed and hands out its own self-signed root",
+        "kubectl rollout restart deployment/istiod -n istio-system, then restart the workloads",
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -68,14 +76,16 @@ pub async fn istiod_after_cacerts(session: &Session, c: &ClusterTopology, namesp
     for (pod, t) in &evidence.istiod_started {
         ensure!(
             *t >= evidence.cacerts_created,
-            "{}: istiod {pod} started at {t}, before cacerts existed ({}): it keeps its own root until restarted",
+            "{}: {}: istiod {pod} started at {t}, before cacerts existed ({}): it keeps its own root until restarted",
+            restart_istiod(),
             c.name,
             evidence.cacerts_created
         );
     }
     ensure!(
         evidence.served_root == evidence.cacerts_root,
-        "{}: istiod serves a root ({}) that is not cacerts' root ({}): it started before cacerts existed or was not restarted after cacerts changed",
+        "{}: {}: istiod serves a root ({}) that is not cacerts' root ({}): it started before cacerts existed or was not restarted after cacerts changed",
+        restart_istiod(),
         c.name,
         &evidence.served_root[..12],
         &evidence.cacerts_root[..12]
@@ -112,7 +122,11 @@ pub async fn controller_before_gateway(session: &Session, c: &ClusterTopology) -
     let gateway_service_created = created(&svc.metadata).context("the Service has no creationTimestamp")?;
     ensure!(
         controller_started <= gateway_service_created,
-        "{}: the east-west gateway Service was created at {gateway_service_created}, before the load balancer controller ran ({controller_started})",
+        "{}: {}: the east-west gateway Service was created at {gateway_service_created}, before the load balancer controller ran ({controller_started})",
+        diagnosis(
+            "the gateway Service was created before the AWS load balancer controller ran",
+            "install the controller first (stage 1), then recreate the gateway Service"
+        ),
         c.name
     );
     Ok(ControllerOrdering { cluster: c.name.clone(), controller_started, gateway_service_created })

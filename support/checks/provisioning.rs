@@ -200,6 +200,15 @@ pub async fn istio_gateway(session: &Session, c: &ClusterTopology, ns: &str, nam
         plural: "gateways".into(),
     };
     let api: Api<DynamicObject> = Api::namespaced_with(session.kube(&c.name).await?, ns, &ar);
-    let gw = api.get_opt(name).await?.with_context(|| format!("{}: no Gateway {ns}/{name}", c.name))?;
+    let gw = api.get_opt(name).await?.with_context(|| {
+        format!(
+            "{}: {}: no Gateway {ns}/{name}",
+            crate::faults::diagnosis(
+                format!("the Gateway {ns}/{name} is missing, so the east-west gateway does not listen for cross-network traffic"),
+                "apply it (the multicluster chart renders it): port 15443, TLS, AUTO_PASSTHROUGH, hosts *.local"
+            ),
+            c.name
+        )
+    })?;
     Ok(gw.data)
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use anyhow::{ensure, Context, Result};
 
 use crate::aws::nlb::{self, LoadBalancer, TargetHealth};
+use crate::faults::diagnosis;
 use crate::kube::rollout::wait_load_balancer_hostname;
 use crate::target::Session;
 use crate::timeouts::Timeouts;
@@ -22,6 +23,12 @@ pub async fn gateway_hostname(session: &Session, c: &ClusterTopology) -> Result<
     )
     .await
     .with_context(|| format!("{}: the east-west gateway has no load balancer address", c.name))
+    .with_context(|| {
+        diagnosis(
+            "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)",
+            "run the AWS load balancer controller and annotate the Service service.beta.kubernetes.io/aws-load-balancer-type: external",
+        )
+    })
 }
 
 /// The load balancer with this DNS name, among every page of DescribeLoadBalancers.
@@ -86,6 +93,15 @@ fn describe_targets(targets: &[TargetHealth]) -> String {
 /// Wait until the target group has targets and EVERY one is healthy. On expiry
 /// the error lists each target with its state and reason.
 pub async fn wait_all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<TargetHealth>> {
+    all_targets_healthy(session, tg_arn).await.with_context(|| {
+        diagnosis(
+            "targets behind the 15443 listener are not healthy, so the NLB drops cross-network traffic",
+            "the east-west gateway pods must listen on 15443 (a Gateway with a TLS AUTO_PASSTHROUGH server on 15443 must select them) and security groups must let the NLB's health checks in",
+        )
+    })
+}
+
+async fn all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<TargetHealth>> {
     let aws = session.aws()?;
     Ok(wait::until(
         format!("every target of {tg_arn} to be healthy"),
@@ -104,6 +120,15 @@ pub async fn wait_all_targets_healthy(session: &Session, tg_arn: &str) -> Result
 
 /// The NLB hostname resolves to exactly its public addresses, one per AZ.
 pub async fn resolves_per_zone(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>> {
+    resolution(session, lb).await.with_context(|| {
+        diagnosis(
+            format!("the NLB hostname {} does not resolve to its zones' addresses", lb.dns_name),
+            "fix name resolution (MESHSPEC_DNS, the VPC resolver): istiod ignores a gateway whose hostname does not resolve",
+        )
+    })
+}
+
+async fn resolution(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>> {
     let zone_ips: BTreeSet<String> = lb.zones.iter().flat_map(|z| z.addresses.clone()).collect();
     ensure!(
         lb.zones.iter().all(|z| z.addresses.len() == 1),

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
+use crate::faults::diagnosis;
 use crate::kube::exec::{exec, first_running_pod};
 use crate::mesh::envoy::{self, EndpointRow};
 use crate::mesh::istiod::{self, ClusterStatus};
@@ -24,7 +25,22 @@ pub async fn remote_secret(session: &Session, c: &ClusterTopology) -> Result<Rem
     let peer = session.topology.peer_of(c);
     let client = session.kube(&c.name).await?;
     let secret = remote_secret::get(&client, &peer.istio_cluster).await?.with_context(|| {
-        format!("{}: no secret {}/{}", c.name, names::ISTIO_SYSTEM, remote_secret::secret_name(&peer.istio_cluster))
+        format!(
+            "{}: {}: no secret {}/{}",
+            diagnosis(
+                format!(
+                    "istiod in {} has no remote secret for {}, so it never reads that cluster",
+                    c.name, peer.istio_cluster
+                ),
+                format!(
+                    "istioctl create-remote-secret --name={} against {} | kubectl apply -f - against {}",
+                    peer.istio_cluster, peer.name, c.name
+                )
+            ),
+            c.name,
+            names::ISTIO_SYSTEM,
+            remote_secret::secret_name(&peer.istio_cluster)
+        )
     })?;
     let (parsed, kubeconfig) = remote_secret::parse(&secret, &peer.istio_cluster).with_context(|| c.name.clone())?;
     remote_secret::server_answers(kubeconfig, &peer.istio_cluster).await?;
@@ -33,6 +49,16 @@ pub async fn remote_secret(session: &Session, c: &ClusterTopology) -> Result<Rem
 
 /// Wait until istiod reports the peer cluster `synced` (istiod keeps retrying, so this is a wait).
 pub async fn remote_cluster_synced(session: &Session, c: &ClusterTopology) -> Result<Vec<ClusterStatus>> {
+    let peer = session.topology.peer_of(c).istio_cluster.clone();
+    cluster_synced(session, c).await.with_context(|| {
+        diagnosis(
+            format!("istiod in {} does not report {peer} synced", c.name),
+            "check the remote secret: its data key, the reader token and the API server address",
+        )
+    })
+}
+
+async fn cluster_synced(session: &Session, c: &ClusterTopology) -> Result<Vec<ClusterStatus>> {
     let peer = session.topology.peer_of(c).istio_cluster.clone();
     let client = session.kube(&c.name).await?;
     let api_call = session.timeouts.api_call;
@@ -124,6 +150,61 @@ pub struct EndpointEvidence {
 /// Local helloworld pod IPs on 5000 plus EXACTLY the peer NLB's IPs on 15443, all
 /// HEALTHY, and no remote pod IP. Waits, since istiod pushes endpoints over time.
 pub async fn helloworld_endpoints(session: &Session, c: &ClusterTopology) -> Result<EndpointEvidence> {
+    match sidecar_holds_both_networks(session, c).await {
+        Ok(e) => Ok(e),
+        Err(e) => {
+            let why = gateway_diagnosis(session, c).await;
+            Err(e.context(why))
+        }
+    }
+}
+
+/// Why the other network's gateway is unknown to istiod, as far as the target shows it.
+async fn gateway_diagnosis(session: &Session, c: &ClusterTopology) -> String {
+    let peer = session.topology.peer_of(c);
+    let svc = match session.kube(&peer.name).await {
+        Ok(client) => Api::<Service>::namespaced(client, names::ISTIO_INGRESS)
+            .get_opt(names::EASTWEST_GATEWAY)
+            .await
+            .ok()
+            .flatten(),
+        Err(_) => None,
+    };
+    let Some(svc) = svc else {
+        return diagnosis(
+            format!("{} has no east-west gateway Service", peer.name),
+            "install the east-west gateway (stage 3)",
+        );
+    };
+    let labelled = svc.metadata.labels.as_ref().and_then(|l| l.get(names::NETWORK_LABEL)).is_some();
+    if !labelled {
+        return diagnosis(
+            format!("the east-west gateway Service of {} lacks {}, so istiod does not know it as a gateway and hands out remote pod IPs", peer.name, names::NETWORK_LABEL),
+            format!("label the Service {}={}", names::NETWORK_LABEL, peer.network),
+        );
+    }
+    let hostname = svc
+        .status
+        .and_then(|s| s.load_balancer)
+        .and_then(|l| l.ingress)
+        .and_then(|i| i.first().and_then(|i| i.hostname.clone()));
+    match hostname {
+        None => diagnosis(
+            format!("the east-west gateway of {} has no load balancer address", peer.name),
+            "run the AWS load balancer controller and annotate the Service service.beta.kubernetes.io/aws-load-balancer-type: external",
+        ),
+        Some(h) if session.dns.ipv4(&h).await.map(|ips| ips.is_empty()).unwrap_or(true) => diagnosis(
+            format!("the hostname {h} of {}'s gateway does not resolve, so istiod has no gateway address", peer.name),
+            "fix name resolution for the NLB hostname",
+        ),
+        Some(_) => diagnosis(
+            format!("the sidecar in {} does not hold what istiod should have pushed", c.name),
+            "read istiod's view: pilot-discovery request GET /debug/networkz and /debug/clusterz",
+        ),
+    }
+}
+
+async fn sidecar_holds_both_networks(session: &Session, c: &ClusterTopology) -> Result<EndpointEvidence> {
     let peer = session.topology.peer_of(c).clone();
     let pod = sleep_pod(session, c).await?;
     let remote_pod_ips = helloworld_pod_ips(session, &peer).await?;

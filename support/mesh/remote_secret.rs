@@ -40,7 +40,13 @@ pub fn parse(secret: &Secret, remote_cluster: &str) -> Result<(RemoteSecret, Kub
     let data = secret.data.clone().unwrap_or_default();
     let keys: Vec<&String> = data.keys().collect();
     let Some(raw) = data.get(remote_cluster) else {
-        bail!("{name} has data keys {keys:?}; istiod takes each key as a cluster ID, so it must be {remote_cluster:?}");
+        bail!(
+            "{}: {name} has data keys {keys:?}; istiod takes each key as a cluster ID, so it must be {remote_cluster:?}",
+            crate::faults::diagnosis(
+                format!("the remote secret's data key is not the cluster ID {remote_cluster}"),
+                format!("recreate it with istioctl create-remote-secret --name={remote_cluster}")
+            )
+        );
     };
     ensure!(keys.len() == 1, "{name} has several data keys {keys:?}: each one becomes a remote cluster");
     let text = String::from_utf8(raw.0.clone()).context("the kubeconfig is not text")?;
@@ -84,11 +90,25 @@ pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Res
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     let client = kube::Client::try_from(config)?;
     let namespaces: Api<Namespace> = Api::all(client);
-    namespaces
-        .list(&ListParams::default().limit(1))
-        .await
-        .map(|_| ())
-        .with_context(|| format!("the API server of {remote_cluster} does not accept the remote secret's token"))
+    match namespaces.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => Err(anyhow::anyhow!(
+            "{}: {status}",
+            crate::faults::diagnosis(
+                format!("the API server of {remote_cluster} rejects the remote secret's token"),
+                format!(
+                    "recreate the remote secret from the istio-reader-service-account token of {remote_cluster} (istioctl create-remote-secret)"
+                )
+            )
+        )),
+        Err(e) => Err(anyhow::anyhow!(
+            "{}: {e}",
+            crate::faults::diagnosis(
+                format!("the API server of {remote_cluster} named in the remote secret does not answer"),
+                "check the server address in the remote secret and that istiod's network can reach it"
+            )
+        )),
+    }
 }
 
 pub async fn get(client: &kube::Client, remote_cluster: &str) -> Result<Option<Secret>> {

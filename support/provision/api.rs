@@ -13,6 +13,7 @@ use kube::Api;
 use super::plan::{Stage, StagePlan};
 use super::{ProvisionRecord, StageRecord};
 use crate::aws::{eks, network};
+use crate::faults::{diagnosis, Fault};
 use crate::fixtures::{quoted, Vars};
 use crate::kube::apply::Applier;
 use crate::kube::rollout::{wait_deployment_available, wait_token};
@@ -47,6 +48,22 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
         );
     }
     Ok(ProvisionRecord { stages, root_fingerprint: run.root_fingerprint })
+}
+
+fn precondition_diagnosis(name: &str) -> String {
+    let (cause, fix) = match name {
+        "cacerts-present" => (
+            "cacerts is missing from istio-system, so istiod would make its own root",
+            "create cacerts from the shared root in both clusters (stage 1) before istiod starts",
+        ),
+        "load-balancer-controller-available" => (
+            "the AWS load balancer controller is not running",
+            "install it (stage 1) before the gateways, so that their Services become internet-facing NLBs",
+        ),
+        "istiod-available" => ("istiod is not available", "install istiod (stage 2) and wait until it is ready"),
+        _ => ("an EKS cluster is not ACTIVE", "wait for the clusters (stage 1) before installing anything in them"),
+    };
+    diagnosis(cause, fix)
 }
 
 /// Check one precondition in every cluster; the error says where it does not hold.
@@ -89,14 +106,26 @@ async fn precondition(session: &Session, name: &str) -> Result<()> {
 
 async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
     for p in &stage.preconditions {
-        precondition(run.session, p).await.with_context(|| {
-            format!("stage {} ({}) cannot start: precondition {p} does not hold", stage.number, stage.name)
-        })?;
+        precondition(run.session, p)
+            .await
+            .with_context(|| {
+                format!("stage {} ({}) cannot start: precondition {p} does not hold", stage.number, stage.name)
+            })
+            .with_context(|| precondition_diagnosis(p))?;
     }
     let started_at = chrono::Utc::now();
     let mut created = Vec::new();
     for step in &stage.steps {
         tracing::info!(stage = stage.number, step = %step, "provisioning");
+        let skipped_by_fault = match (run.session.fault, step.as_str()) {
+            (Some(Fault::CacertsMissing), "cacerts")
+            | (Some(Fault::LoadBalancerControllerAbsent), "load-balancer-controller") => run.session.fault,
+            _ => None,
+        };
+        if let Some(f) = skipped_by_fault {
+            created.push(format!("step {step} skipped: fault {}", f.name()));
+            continue;
+        }
         let done = match step.as_str() {
             "vpcs" => vpcs(run.session).await,
             "clusters" => clusters(run.session).await,
@@ -257,8 +286,12 @@ async fn cacerts(run: &mut Run<'_>) -> Result<Vec<String>> {
     }
     let root = run.root.as_ref().expect("root made above");
     let mut created = Vec::new();
-    for c in &session.topology.clusters {
-        let certs = root.intermediate(&c.istio_cluster)?;
+    for (i, c) in session.topology.clusters.iter().enumerate() {
+        let certs = if i > 0 && session.fault == Some(Fault::DifferentRoots) {
+            tokio::task::spawn_blocking(RootCa::generate).await??.intermediate(&c.istio_cluster)?
+        } else {
+            root.intermediate(&c.istio_cluster)?
+        };
         let mut vars = vars_for(session, c);
         vars.insert("CA_CERT_PEM", quoted(&certs.ca_cert_pem));
         vars.insert("CA_KEY_PEM", quoted(&certs.ca_key_pem));
@@ -276,7 +309,8 @@ async fn apply_everywhere(session: &Session, manifest: &str, rollouts: &[(&str, 
     let mut created = Vec::new();
     for c in &session.topology.clusters {
         let client = session.kube(&c.name).await?;
-        let docs = session.fixtures.manifest(manifest, &vars_for(session, c))?;
+        let mut docs = session.fixtures.manifest(manifest, &vars_for(session, c))?;
+        misconfigure(session, &mut docs);
         created.extend(Applier::new(client).apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
     }
     wait_rollouts(session, rollouts).await?;
@@ -295,6 +329,29 @@ async fn wait_rollouts(session: &Session, rollouts: &[(&str, &str)]) -> Result<(
     }
     try_join_all(waits).await?;
     Ok(())
+}
+
+/// The fault's change to rendered manifests, if it has one.
+fn misconfigure(session: &Session, docs: &mut Vec<serde_json::Value>) {
+    let is = |d: &serde_json::Value, kind: &str, name: &str| d["kind"] == kind && d["metadata"]["name"] == name;
+    match session.fault {
+        Some(Fault::GatewayWithoutNetworkLabel) => {
+            for d in docs.iter_mut().filter(|d| is(d, "Service", names::EASTWEST_GATEWAY)) {
+                if let Some(labels) = d["metadata"]["labels"].as_object_mut() {
+                    labels.remove(names::NETWORK_LABEL);
+                }
+            }
+        }
+        Some(Fault::GatewayWithoutAddress) => {
+            for d in docs.iter_mut().filter(|d| is(d, "Service", names::EASTWEST_GATEWAY)) {
+                if let Some(a) = d["metadata"]["annotations"].as_object_mut() {
+                    a.remove("service.beta.kubernetes.io/aws-load-balancer-type");
+                }
+            }
+        }
+        Some(Fault::CrossNetworkGatewayMissing) => docs.retain(|d| !is(d, "Gateway", names::CROSS_NETWORK_GATEWAY)),
+        _ => {}
+    }
 }
 
 /// Stage 3: the ingress and east-west gateways.
@@ -332,7 +389,17 @@ async fn remote_kubeconfig(session: &Session, peer: &ClusterTopology) -> Result<
     let secret = secrets.get(names::READER_TOKEN_SECRET).await.context("the peer's reader token secret")?;
     let token =
         secret.data.and_then(|d| d.get("token").cloned()).context("the peer's reader token secret has no token")?;
-    let token = String::from_utf8(token.0).context("the reader token is not text")?;
+    let mut token = String::from_utf8(token.0).context("the reader token is not text")?;
+    let mut server = server;
+    match session.fault {
+        Some(Fault::BadReaderToken) => token = format!("{}x", &token[..token.len().saturating_sub(1)]),
+        Some(Fault::RemoteApiUnreachable) => {
+            // A port nothing listens on: bind one, note it, let it go.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            server = format!("https://127.0.0.1:{port}");
+        }
+        _ => {}
+    }
     let name = &peer.istio_cluster;
     let kubeconfig = serde_json::json!({
         "apiVersion": "v1",
@@ -357,9 +424,14 @@ async fn samples(session: &Session) -> Result<Vec<String>> {
         let applier = Applier::new(client);
         let mut vars = vars_for(session, c);
         vars.insert("REMOTE_CLUSTER", peer.istio_cluster.clone());
+        let key = if session.fault == Some(Fault::RemoteSecretWrongKey) { &peer.name } else { &peer.istio_cluster };
+        vars.insert("REMOTE_SECRET_KEY", key.clone());
         vars.insert("REMOTE_KUBECONFIG", quoted(&remote_kubeconfig(session, peer).await?));
         let mut docs = session.fixtures.manifest("samples", &vars)?;
-        docs.extend(session.fixtures.manifest("remote-secret", &vars)?);
+        if session.fault != Some(Fault::RemoteSecretMissing) {
+            docs.extend(session.fixtures.manifest("remote-secret", &vars)?);
+        }
+        misconfigure(session, &mut docs);
         created.extend(applier.apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
     }
     let opts = Timeouts::wait(session.timeouts.rollout);

@@ -49,6 +49,7 @@ fn release_vars(session: &Session, c: &ClusterTopology) -> Vars {
     }
     // Contents do not matter to a delete, only kinds and names.
     v.insert("REMOTE_KUBECONFIG", quoted(""));
+    v.insert("REMOTE_SECRET_KEY", t.peer_of(c).istio_cluster.clone());
     v
 }
 

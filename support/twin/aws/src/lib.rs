@@ -26,7 +26,7 @@ pub use auth::CallerIdentity;
 pub use clock::{Clock, Delays};
 pub use error::AwsError;
 pub use server::{serve, AwsServer};
-pub use state::{AwsConfig, AwsState};
+pub use state::{AwsConfig, AwsFaults, AwsState};
 
 use std::net::Ipv4Addr;
 

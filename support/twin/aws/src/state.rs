@@ -58,6 +58,17 @@ struct Inner {
     hooks: RwLock<Option<Arc<dyn EksHooks>>>,
     /// `host:port` of the endpoints serving this state (allowed in token URLs).
     own_hosts: Mutex<Vec<String>>,
+    /// Injected faults (meshspec's named misconfigurations).
+    faults: Mutex<AwsFaults>,
+}
+
+/// Misconfigurations of the AWS side that a test can inject.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AwsFaults {
+    /// NLB names do not resolve (a broken resolver, a deleted record).
+    pub dns_unresolvable: bool,
+    /// Every health check fails (a security group that blocks the NLB's checks).
+    pub health_checks_fail: bool,
 }
 
 #[derive(Clone)]
@@ -79,6 +90,7 @@ impl AwsState {
                 model: Mutex::new(Model::new(ctx)),
                 hooks: RwLock::new(None),
                 own_hosts: Mutex::new(Vec::new()),
+                faults: Mutex::new(AwsFaults::default()),
             }),
         }
     }
@@ -254,7 +266,16 @@ impl AwsState {
 
     /// One health-check result from the twin's checker (the only source of health).
     pub fn record_health_check(&self, tg_arn: &str, ip: &str, port: u16, passed: bool) {
+        let passed = passed && !self.faults().health_checks_fail;
         self.with_model(|m| m.record_health_check(tg_arn, ip, port, passed))
+    }
+
+    pub fn faults(&self) -> AwsFaults {
+        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_faults(&self, faults: AwsFaults) {
+        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
     pub fn create_security_group(
@@ -350,6 +371,9 @@ impl AwsState {
     /// cross-zone load balancing and any healthy target, or when no target is
     /// healthy anywhere (NLBs fail open).
     pub fn resolve(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
+        if self.faults().dns_unresolvable {
+            return None;
+        }
         let name = name.trim_end_matches('.');
         self.with_model(|m| {
             let lb = m.load_balancers.values().find(|lb| lb.dns_name.eq_ignore_ascii_case(name))?;

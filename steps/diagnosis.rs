@@ -1,0 +1,53 @@
+//! Steps of features/diagnosis.feature.
+
+use anyhow::Context;
+use cucumber::gherkin::Step;
+use cucumber::{given, then, when};
+
+use super::{MeshWorld, StepResult};
+use crate::checks::sweep;
+use crate::faults::Fault;
+use crate::provision::api::provision;
+use crate::target::{Session, TargetKind, TargetOptions};
+
+/// Deadlines for a deployment that is expected to fail: a fifth of the usual,
+/// still minutes of simulated time.
+const FAULT_TIMEOUT_SCALE: f64 = 0.2;
+
+/// A fresh twin provisioned with a fault. Provisioning may fail: that failure
+/// is itself what the checks report.
+#[given(expr = "a separate deployment on a fresh twin, provisioned with the fault {string}")]
+async fn with_fault(w: &mut MeshWorld, fault: String) -> StepResult {
+    let mut opts = TargetOptions::new(TargetKind::Twin, w.topology().clone());
+    opts.fixtures = w.session.fixtures.clone();
+    opts.fault = Some(Fault::parse(&fault)?);
+    opts.timeout_scale = FAULT_TIMEOUT_SCALE;
+    let scratch = Session::open(opts).await?;
+    let outcome = provision(&scratch).await.map_err(|e| format!("{e:#}"));
+    let _ = scratch.provisioned.set(outcome);
+    let main = std::mem::replace(&mut w.session, scratch);
+    w.main_session = Some(main);
+    Ok(())
+}
+
+#[when("every check of the runbook runs against it")]
+async fn sweep_all(w: &mut MeshWorld, step: &Step) -> StepResult {
+    let outcomes = sweep::run(&w.session).await;
+    w.attach(step, "checks", &outcomes);
+    w.sweep = Some(outcomes);
+    Ok(())
+}
+
+#[then(expr = "a check fails with a diagnosis naming {string}")]
+async fn diagnosed(w: &mut MeshWorld, cause: String) -> StepResult {
+    let outcomes = w.sweep.as_ref().context("no checks ran in an earlier step")?;
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    ensure!(!failed.is_empty(), "every check passed: the fault went unnoticed");
+    let diagnoses: Vec<String> = failed.iter().flat_map(|o| o.diagnoses()).collect();
+    ensure!(
+        diagnoses.iter().any(|d| d.contains(&cause)),
+        "no diagnosis names {cause:?}; failed checks: {:?}; diagnoses: {diagnoses:?}",
+        failed.iter().map(|o| o.check.as_str()).collect::<Vec<_>>()
+    );
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Faults: named misconfigurations the twin can be provisioned with
+//! (`meshspec run --fault NAME`). Each is a mistake seen in the field; the
+//! checks that catch it say so with a `diagnosis:` line naming cause and fix.
+
+use anyhow::{bail, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Fault {
+    CacertsMissing,
+    DifferentRoots,
+    IstiodBeforeCacerts,
+    RemoteSecretMissing,
+    RemoteSecretWrongKey,
+    BadReaderToken,
+    GatewayWithoutNetworkLabel,
+    GatewayWithoutAddress,
+    NlbHostnameUnresolvable,
+    NlbTargetsUnhealthy,
+    LoadBalancerControllerAbsent,
+    CrossNetworkGatewayMissing,
+    RemoteApiUnreachable,
+}
+
+pub const ALL: &[Fault] = &[
+    Fault::CacertsMissing,
+    Fault::DifferentRoots,
+    Fault::IstiodBeforeCacerts,
+    Fault::RemoteSecretMissing,
+    Fault::RemoteSecretWrongKey,
+    Fault::BadReaderToken,
+    Fault::GatewayWithoutNetworkLabel,
+    Fault::GatewayWithoutAddress,
+    Fault::NlbHostnameUnresolvable,
+    Fault::NlbTargetsUnhealthy,
+    Fault::LoadBalancerControllerAbsent,
+    Fault::CrossNetworkGatewayMissing,
+    Fault::RemoteApiUnreachable,
+];
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::CacertsMissing => "cacerts-missing",
+            Fault::DifferentRoots => "different-roots",
+            Fault::IstiodBeforeCacerts => "istiod-before-cacerts",
+            Fault::RemoteSecretMissing => "remote-secret-missing",
+            Fault::RemoteSecretWrongKey => "remote-secret-wrong-key",
+            Fault::BadReaderToken => "bad-reader-token",
+            Fault::GatewayWithoutNetworkLabel => "gateway-without-network-label",
+            Fault::GatewayWithoutAddress => "gateway-without-address",
+            Fault::NlbHostnameUnresolvable => "nlb-hostname-unresolvable",
+            Fault::NlbTargetsUnhealthy => "nlb-targets-unhealthy",
+            Fault::LoadBalancerControllerAbsent => "load-balancer-controller-absent",
+            Fault::CrossNetworkGatewayMissing => "cross-network-gateway-missing",
+            Fault::RemoteApiUnreachable => "remote-api-unreachable",
+        }
+    }
+
+    pub fn summary(self) -> &'static str {
+        match self {
+            Fault::CacertsMissing => "no cacerts secret: istiod makes a self-signed root in each cluster",
+            Fault::DifferentRoots => "each cluster's cacerts comes from its own root",
+            Fault::IstiodBeforeCacerts => "istiod starts before cacerts exists and keeps its own root",
+            Fault::RemoteSecretMissing => "no remote secret: istiod never reads the other cluster",
+            Fault::RemoteSecretWrongKey => "the remote secret's data key is the EKS name, not the Istio cluster ID",
+            Fault::BadReaderToken => "the remote secret carries a token the other API server rejects",
+            Fault::GatewayWithoutNetworkLabel => "the east-west gateway Service lacks topology.istio.io/network",
+            Fault::GatewayWithoutAddress => "the east-west gateway Service lacks the load balancer type annotation",
+            Fault::NlbHostnameUnresolvable => "NLB hostnames do not resolve",
+            Fault::NlbTargetsUnhealthy => "every NLB health check fails",
+            Fault::LoadBalancerControllerAbsent => "no AWS load balancer controller is installed",
+            Fault::CrossNetworkGatewayMissing => "no Gateway cross-network-gateway: nothing listens on 15443",
+            Fault::RemoteApiUnreachable => "the remote secret names an API server nobody answers at",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Fault> {
+        match ALL.iter().find(|f| f.name() == name) {
+            Some(f) => Ok(*f),
+            None => bail!(
+                "unknown fault {name:?}; known faults: {}",
+                ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// The line a check adds to its failure: the cause and the fix, first line of
+/// the message so the runner can collect it.
+pub fn diagnosis(cause: impl std::fmt::Display, fix: impl std::fmt::Display) -> String {
+    format!("diagnosis: {cause}; fix: {fix}\nseen")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_has_a_distinct_name_that_parses_back() {
+        let mut names: Vec<_> = ALL.iter().map(|f| f.name()).collect();
+        for f in ALL {
+            assert_eq!(Fault::parse(f.name()).unwrap(), *f);
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(Fault::parse("gremlins").unwrap_err().to_string().contains("cacerts-missing"));
+    }
+}
