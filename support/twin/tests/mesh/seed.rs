@@ -184,7 +184,11 @@ pub async fn provision(env: &Env, faults: &Faults) -> Result<Vec<ClusterRef>> {
         let kubeconfig =
             remote_kubeconfig(SEED[other].istio, &clusters[other].endpoint, &clusters[other].ca_data, &token);
         let mut v = vars(seed);
-        v.extend([("REMOTE_CLUSTER", SEED[other].istio.to_owned()), ("REMOTE_KUBECONFIG", kubeconfig)]);
+        v.extend([
+            ("REMOTE_CLUSTER", SEED[other].istio.to_owned()),
+            ("REMOTE_SECRET_KEY", SEED[other].istio.to_owned()),
+            ("REMOTE_KUBECONFIG", kubeconfig),
+        ]);
         env.apply(&c.kubeconfig, &render("remote-secret.yaml", &v)?).await?;
     }
     Ok(clusters)
