@@ -82,6 +82,18 @@ impl MeshWorld {
         }
     }
 
+    /// On failure: what each cluster looked like, attached to the failed step.
+    pub async fn attach_failure_bundle(&self) {
+        let bundle = crate::report::bundle::collect(&self.session).await;
+        self.session.evidence.add(crate::report::evidence::Evidence {
+            feature: self.feature.clone(),
+            scenario: self.scenario.clone(),
+            step: String::new(),
+            name: "failure bundle".into(),
+            data: bundle,
+        });
+    }
+
     /// Stop a separate deployment the scenario started (its twin), if any.
     pub async fn close_separate(&mut self) {
         if let Some(main) = self.main_session.take() {

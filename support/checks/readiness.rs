@@ -31,6 +31,18 @@ pub async fn gateway_hostname(session: &Session, c: &ClusterTopology) -> Result<
     })
 }
 
+/// The Service's hostname as it is now, without waiting.
+pub async fn gateway_hostname_now(session: &Session, c: &ClusterTopology) -> Result<String> {
+    let svcs: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(session.kube(&c.name).await?, names::ISTIO_INGRESS);
+    let svc = svcs.get(names::EASTWEST_GATEWAY).await?;
+    svc.status
+        .and_then(|s| s.load_balancer)
+        .and_then(|l| l.ingress)
+        .and_then(|i| i.first().and_then(|i| i.hostname.clone()))
+        .context("the east-west gateway Service has no load balancer hostname")
+}
+
 /// The load balancer with this DNS name, among every page of DescribeLoadBalancers.
 pub async fn find_load_balancer(session: &Session, hostname: &str) -> Result<LoadBalancer> {
     let aws = session.aws()?;

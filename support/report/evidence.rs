@@ -24,7 +24,9 @@ pub struct EvidenceStore {
 }
 
 impl EvidenceStore {
-    pub fn add(&self, e: Evidence) {
+    /// Keep a piece of evidence, with every credential in it redacted.
+    pub fn add(&self, mut e: Evidence) {
+        e.data = super::redact::redact(e.data);
         self.items.lock().expect("evidence lock").push(e);
     }
 
@@ -70,7 +72,8 @@ fn find_step<'a>(report: &'a mut Value, e: &Evidence) -> Option<&'a mut Value> {
         .flat_map(|f| f["elements"].as_array_mut().into_iter().flatten())
         .filter(|s| s["name"] == e.scenario.as_str())
         .flat_map(|s| s["steps"].as_array_mut().into_iter().flatten())
-        .find(|st| st["name"] == e.step.as_str())
+        // An empty step name means the scenario's failed step (failure bundles).
+        .find(|st| if e.step.is_empty() { st["result"]["status"] == "failed" } else { st["name"] == e.step.as_str() })
 }
 
 #[cfg(test)]

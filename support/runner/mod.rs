@@ -98,9 +98,12 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
             world.scenario = scenario.name.clone();
             Box::pin(async {})
         })
-        .after(|_feature, _rule, _scenario, _event, world| {
+        .after(|_feature, _rule, _scenario, event, world| {
             Box::pin(async move {
                 if let Some(w) = world {
+                    if matches!(event, cucumber::event::ScenarioFinished::StepFailed(..)) {
+                        w.attach_failure_bundle().await;
+                    }
                     w.close_separate().await;
                 }
             })

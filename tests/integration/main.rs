@@ -5,4 +5,5 @@ mod adapters;
 mod bad_input;
 mod harness;
 mod moto;
+mod secrets;
 mod twin_clients;

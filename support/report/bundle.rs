@@ -1,0 +1,115 @@
+//! The evidence bundle of a failed scenario: per cluster, what an on-call
+//! engineer would look at first. Every part is best effort (a part that cannot
+//! be read says why) and bounded by the API deadlines; Secrets are listed by
+//! name only.
+
+use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service};
+use kube::api::{Api, ListParams};
+use serde_json::{json, Value};
+
+use crate::checks::{readiness, sync};
+use crate::mesh::istiod;
+use crate::target::Session;
+use crate::topology::names;
+
+const NAMESPACES: &[&str] = &[names::ISTIO_SYSTEM, names::ISTIO_INGRESS, names::SAMPLE];
+
+fn or_error<T: serde::Serialize>(r: anyhow::Result<T>) -> Value {
+    match r {
+        Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+        Err(e) => json!({"unavailable": format!("{e:#}")}),
+    }
+}
+
+async fn cluster_bundle(session: &Session, cluster: &str) -> Value {
+    let Ok(c) = session.topology.cluster(cluster).cloned() else { return Value::Null };
+    let client = match session.kube(&c.name).await {
+        Ok(client) => client,
+        Err(e) => return json!({"unavailable": format!("{e:#}")}),
+    };
+    let mut objects = serde_json::Map::new();
+    for ns in NAMESPACES {
+        let pods: anyhow::Result<Vec<Value>> = async {
+            Ok(Api::<Pod>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .map(|p| {
+                    let st = p.status.unwrap_or_default();
+                    json!({"name": p.metadata.name, "phase": st.phase, "podIP": st.pod_ip,
+                           "containers": p.spec.map(|s| s.containers.into_iter().map(|c| c.name).collect::<Vec<_>>())})
+                })
+                .collect())
+        }
+        .await;
+        let services: anyhow::Result<Vec<Value>> = async {
+            Ok(Api::<Service>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .map(|s| json!({"name": s.metadata.name, "labels": s.metadata.labels,
+                                "type": s.spec.and_then(|sp| sp.type_), "loadBalancer": s.status.and_then(|st| st.load_balancer)}))
+                .collect())
+        }
+        .await;
+        // Secrets by name and type only: their data never leaves the cluster.
+        let secrets: anyhow::Result<Vec<Value>> = async {
+            Ok(Api::<Secret>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .map(|s| json!({"name": s.metadata.name, "type": s.type_, "keys": s.data.map(|d| d.into_keys().collect::<Vec<_>>())}))
+                .collect())
+        }
+        .await;
+        let events: anyhow::Result<Vec<Value>> = async {
+            Ok(Api::<Event>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .map(|e| json!({"reason": e.reason, "message": e.message, "object": e.involved_object.name}))
+                .collect())
+        }
+        .await;
+        objects.insert(
+            ns.to_string(),
+            json!({"pods": or_error(pods), "services": or_error(services), "secrets": or_error(secrets), "events": or_error(events)}),
+        );
+    }
+    let timeout = session.timeouts.api_call;
+    let clusterz = or_error(istiod::clusterz(&client, timeout).await);
+    let networkz = or_error(istiod::networkz(&client, timeout).await);
+    let endpoints = or_error(
+        async {
+            let pod = sync::sleep_pod(session, &c).await?;
+            sync::sidecar_endpoints(session, &c, names::SAMPLE, &pod).await
+        }
+        .await,
+    );
+    let target_health = or_error(
+        async {
+            let hostname = readiness::gateway_hostname_now(session, &c).await?;
+            let lb = crate::aws::nlb::find_by_dns_name(session.aws()?, &hostname)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no load balancer has DNSName {hostname}"))?;
+            let tg = readiness::listener_target_group(session, &lb, names::CROSS_NETWORK_PORT).await?;
+            crate::aws::nlb::target_health(session.aws()?, &tg).await
+        }
+        .await,
+    );
+    json!({"objects": objects, "clusterz": clusterz, "networkz": networkz,
+           "sleep_endpoints": endpoints, "eastwest_target_health": target_health})
+}
+
+/// One bundle per cluster of the session's topology.
+pub async fn collect(session: &Session) -> Value {
+    let mut out = serde_json::Map::new();
+    for c in &session.topology.clusters {
+        out.insert(c.name.clone(), cluster_bundle(session, &c.name).await);
+    }
+    Value::Object(out)
+}
