@@ -53,41 +53,8 @@ impl Applier {
         Ok(found)
     }
 
-    /// Apply one object (a JSON manifest) with server-side apply.
-    pub async fn apply(&self, mut doc: Value) -> Result<Applied> {
-        let api_version = doc["apiVersion"].as_str().context("a manifest without apiVersion")?.to_string();
-        let kind = doc["kind"].as_str().context("a manifest without kind")?.to_string();
-        let name = doc["metadata"]["name"].as_str().context("a manifest without metadata.name")?.to_string();
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), api_version.clone()),
-        };
-        let gvk = GroupVersionKind::gvk(&group, &version, &kind);
-        let (ar, caps) = self.resource(&gvk).await?;
-        let labels = doc["metadata"]
-            .as_object_mut()
-            .context("metadata is not an object")?
-            .entry("labels")
-            .or_insert_with(|| Value::Object(Default::default()));
-        labels[names::MANAGED_BY_LABEL] = Value::String(names::MANAGED_BY.into());
-        let namespace = match caps.scope {
-            Scope::Namespaced => Some(doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string()),
-            Scope::Cluster => None,
-        };
-        let api: Api<DynamicObject> = match &namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
-            None => Api::all_with(self.client.clone(), &ar),
-        };
-        let applied = Applied { kind: kind.clone(), namespace: namespace.clone(), name: name.clone() };
-        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&doc))
-            .await
-            .with_context(|| format!("server-side apply of {applied} failed"))?;
-        Ok(applied)
-    }
-
-    /// Delete the live object a manifest names, but only if meshspec's label on
-    /// it proves meshspec applied it. Ok(None) when it is already gone.
-    pub async fn delete_owned(&self, doc: &Value) -> Result<Option<Applied>> {
+    /// The API a manifest's object lives behind (found by discovery), and its identity.
+    async fn api_for(&self, doc: &Value) -> Result<(Api<DynamicObject>, Applied)> {
         let api_version = doc["apiVersion"].as_str().context("a manifest without apiVersion")?;
         let kind = doc["kind"].as_str().context("a manifest without kind")?.to_string();
         let name = doc["metadata"]["name"].as_str().context("a manifest without metadata.name")?.to_string();
@@ -101,7 +68,29 @@ impl Applier {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
             None => Api::all_with(self.client.clone(), &ar),
         };
-        let applied = Applied { kind, namespace, name: name.clone() };
+        Ok((api, Applied { kind, namespace, name }))
+    }
+
+    /// Apply one object (a JSON manifest) with server-side apply.
+    pub async fn apply(&self, mut doc: Value) -> Result<Applied> {
+        let (api, applied) = self.api_for(&doc).await?;
+        let labels = doc["metadata"]
+            .as_object_mut()
+            .context("metadata is not an object")?
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        labels[names::MANAGED_BY_LABEL] = Value::String(names::MANAGED_BY.into());
+        api.patch(&applied.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&doc))
+            .await
+            .with_context(|| format!("server-side apply of {applied} failed"))?;
+        Ok(applied)
+    }
+
+    /// Delete the live object a manifest names, but only if meshspec's label on
+    /// it proves meshspec applied it. Ok(None) when it is already gone.
+    pub async fn delete_owned(&self, doc: &Value) -> Result<Option<Applied>> {
+        let (api, applied) = self.api_for(doc).await?;
+        let name = applied.name.clone();
         let Some(live) = api.get_opt(&name).await? else { return Ok(None) };
         let owned = live.metadata.labels.as_ref().and_then(|l| l.get(names::MANAGED_BY_LABEL)).map(String::as_str)
             == Some(names::MANAGED_BY);
