@@ -10,6 +10,7 @@ pub mod dns;
 pub mod faults;
 pub mod fixtures;
 pub mod kube;
+pub mod ledger;
 pub mod mesh;
 pub mod provision;
 pub mod report;

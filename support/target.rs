@@ -59,6 +59,8 @@ pub struct TargetOptions {
     pub plan: String,
     /// A misconfiguration the twin is provisioned with.
     pub fault: Option<crate::faults::Fault>,
+    /// Where the run ledger is written (None: no ledger).
+    pub ledger_dir: Option<PathBuf>,
 }
 
 impl TargetOptions {
@@ -75,6 +77,7 @@ impl TargetOptions {
             timeout_scale: 1.0,
             plan: crate::provision::plan::DEFAULT_PLAN.to_string(),
             fault: None,
+            ledger_dir: None,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct Session {
     pub plan: String,
     /// The fault the twin was provisioned with, if any.
     pub fault: Option<crate::faults::Fault>,
+    /// The ledger of what this run creates, when it may create anything.
+    pub ledger: Option<crate::ledger::Ledger>,
     aws: Option<AwsAccess>,
     pub dns: Dns,
     kubeconfig: Option<PathBuf>,
@@ -183,6 +188,10 @@ impl Session {
             allow_provision: opts.allow_provision,
             plan: opts.plan,
             fault: opts.fault,
+            ledger: match (&opts.ledger_dir, opts.allow_provision) {
+                (Some(dir), true) => Some(crate::ledger::Ledger::create(dir, &opts.kind.to_string())?),
+                _ => None,
+            },
             aws,
             dns,
             kubeconfig: opts.kubeconfig,
@@ -192,6 +201,14 @@ impl Session {
             twin: Mutex::new(twin),
             evidence: Default::default(),
         }))
+    }
+
+    /// Record a resource in the run ledger before creating it.
+    pub fn record(&self, cluster: &str, kind: &str, name: &str, tags: Vec<(String, String)>) -> Result<()> {
+        match &self.ledger {
+            Some(l) => l.record(cluster, kind, name, tags),
+            None => Ok(()),
+        }
     }
 
     /// The AWS clients; an error on targets without AWS APIs.

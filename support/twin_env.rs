@@ -53,6 +53,29 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
+fn aws_vars(twin: &crate::target::TwinEndpoints) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL".to_string(), twin.aws_endpoint.clone()),
+        ("AWS_REGION".to_string(), twin.region.clone()),
+        ("AWS_DEFAULT_REGION".to_string(), twin.region.clone()),
+        ("AWS_ACCESS_KEY_ID".to_string(), twin.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), twin.secret_access_key.clone()),
+        ("MESHSPEC_DNS".to_string(), twin.dns.to_string()),
+    ]
+}
+
+fn env_text(vars: &[(String, String)]) -> String {
+    vars.iter().map(|(k, v)| format!("{k}={}\n", shell_word(v))).collect()
+}
+
+/// The env file of a bare twin: its AWS endpoint, credentials and DNS, no clusters yet.
+pub async fn write_bare(session: &Session, files: &TwinEnvFiles) -> Result<Vec<(String, String)>> {
+    let twin = session.twin_endpoints().await.context("twin up needs the twin target")?;
+    let vars = aws_vars(&twin);
+    write_private(&files.env_file, &env_text(&vars))?;
+    Ok(vars)
+}
+
 /// Write the kubeconfig and env file for a provisioned twin session.
 pub async fn write(session: &Session, files: &TwinEnvFiles) -> Result<Vec<(String, String)>> {
     let twin = session.twin_endpoints().await.context("twin up needs the twin target")?;
@@ -87,16 +110,8 @@ pub async fn write(session: &Session, files: &TwinEnvFiles) -> Result<Vec<(Strin
     for (i, arn) in arns.iter().enumerate() {
         vars.push((format!("CTX_CLUSTER{}", i + 1), arn.clone()));
     }
-    vars.extend([
-        ("AWS_ENDPOINT_URL".to_string(), twin.aws_endpoint.clone()),
-        ("AWS_REGION".to_string(), twin.region.clone()),
-        ("AWS_DEFAULT_REGION".to_string(), twin.region.clone()),
-        ("AWS_ACCESS_KEY_ID".to_string(), twin.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY".to_string(), twin.secret_access_key.clone()),
-        ("MESHSPEC_DNS".to_string(), twin.dns.to_string()),
-    ]);
-    let text: String = vars.iter().map(|(k, v)| format!("{k}={}\n", shell_word(v))).collect();
-    write_private(&files.env_file, &text)?;
+    vars.extend(aws_vars(&twin));
+    write_private(&files.env_file, &env_text(&vars))?;
     Ok(vars)
 }
 

@@ -33,6 +33,8 @@ enum Command {
     },
     /// List the faults the twin can be provisioned with (`run --fault NAME`).
     Faults,
+    /// Remove what an interrupted run created, from its ledger.
+    Reap(ReapArgs),
     /// The embedded twin.
     Twin {
         #[command(subcommand)]
@@ -120,6 +122,13 @@ struct TargetArgs {
     /// Provision the twin with a named misconfiguration (see `meshspec faults`).
     #[arg(long)]
     fault: Option<String>,
+    /// Let meshspec create and delete resources on an eks target: the names of
+    /// every cluster of the topology, comma-separated (e.g. eks-1,eks-2).
+    #[arg(long, value_name = "CLUSTERS")]
+    allow_provision: Option<String>,
+    /// Where run ledgers are written (default: $MESHSPEC_LEDGER_DIR or the temp dir's meshspec-ledger).
+    #[arg(long)]
+    ledger_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -138,7 +147,19 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct ReapArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The run id the interrupted run printed.
+    #[arg(long)]
+    run_id: String,
+}
+
+#[derive(Args)]
 struct TwinUpArgs {
+    /// Serve the twin's AWS endpoint and DNS only, without provisioning anything.
+    #[arg(long)]
+    bare: bool,
     /// Env file to write once the deployment is ready (KEY=VALUE lines).
     #[arg(long, default_value = "twin.env")]
     env_file: PathBuf,
@@ -157,6 +178,19 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
     }
     opts.kubeconfig = args.kubeconfig.clone();
     opts.fault = args.fault.as_deref().map(meshspec::faults::Fault::parse).transpose()?;
+    opts.ledger_dir = Some(args.ledger_dir.clone().unwrap_or_else(meshspec::ledger::default_dir));
+    if let Some(list) = &args.allow_provision {
+        let mut allowed: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let mut all: Vec<&str> = opts.topology.clusters.iter().map(|c| c.name.as_str()).collect();
+        allowed.sort();
+        all.sort();
+        anyhow::ensure!(
+            allowed == all,
+            "--allow-provision must name every cluster of the topology ({}), got {list:?}: refusing to create or delete anything",
+            all.join(",")
+        );
+        opts.allow_provision = true;
+    }
     opts.time_scale = args.time_scale;
     opts.timeout_scale = args.timeout_scale;
     let mut contexts = BTreeMap::new();
@@ -230,12 +264,52 @@ async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn reap(args: ReapArgs) -> Result<ExitCode> {
+    let mut opts = target_options(&args.target)?;
+    anyhow::ensure!(
+        opts.kind != TargetKind::Twin,
+        "reap needs the target the interrupted run used (an in-process twin ends with its run), e.g. --target eks with the env of `twin up`"
+    );
+    let dir = opts.ledger_dir.clone().unwrap_or_else(meshspec::ledger::default_dir);
+    let entries = meshspec::ledger::read(&dir, &args.run_id)?;
+    for e in &entries {
+        opts.topology
+            .cluster(&e.cluster)
+            .with_context(|| format!("the ledger names a cluster outside the topology: {}", e.cluster))?;
+    }
+    // The ledger is the user's consent for what the run created; no new ledger for the reap itself.
+    opts.allow_provision = true;
+    opts.ledger_dir = None;
+    let session = Session::open(opts).await?;
+    let result = async {
+        let record = meshspec::provision::destroy::destroy(&session).await?;
+        let left = meshspec::provision::destroy::leak_sweep(&session).await?;
+        anyhow::Ok((record, left))
+    }
+    .await;
+    session.close().await;
+    let (record, left) = result?;
+    println!(
+        "reaped run {}: {} ledger entries, {} resources deleted",
+        args.run_id,
+        entries.len(),
+        record.deleted.len()
+    );
+    for l in &left {
+        println!("left: {} {} {}", l.kind, l.id, l.detail);
+    }
+    Ok(if left.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 async fn twin_up(args: TwinUpArgs) -> Result<ExitCode> {
     let mut opts = TargetOptions::new(TargetKind::Twin, Topology::seed());
     opts.time_scale = args.time_scale;
     let files = meshspec::twin_env::TwinEnvFiles::for_env_file(&args.env_file);
     let session = Session::open(opts).await?;
     let result = async {
+        if args.bare {
+            return meshspec::twin_env::write_bare(&session, &files).await;
+        }
         meshspec::twin_up::bring_up(&session).await?;
         meshspec::twin_env::write(&session, &files).await
     }
@@ -299,6 +373,7 @@ fn main() -> ExitCode {
                 }
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Reap(args) => reap(args).await,
             Command::Faults => {
                 for f in meshspec::faults::ALL {
                     println!("{:<34} {}", f.name(), f.summary());

@@ -203,7 +203,9 @@ async fn vpcs(session: &Session) -> Result<Vec<String>> {
                 v
             }
             None => {
-                let v = network::create_vpc(aws, &c.vpc_cidr, &owner_tags(c, &c.vpc_name)).await?;
+                let tags = owner_tags(c, &c.vpc_name);
+                session.record(&c.name, "VPC", &c.vpc_name, tags.clone().into_iter().collect())?;
+                let v = network::create_vpc(aws, &c.vpc_cidr, &tags).await?;
                 created.push(format!("VPC {} {} ({})", c.vpc_name, v.cidr, v.id));
                 v
             }
@@ -219,6 +221,7 @@ async fn vpcs(session: &Session) -> Result<Vec<String>> {
             let (k, v) = s.role_tag();
             tags.insert(k.to_string(), v.to_string());
             tags.insert(format!("kubernetes.io/cluster/{}", c.name), "shared".into());
+            session.record(&c.name, "subnet", &s.cidr, tags.clone().into_iter().collect())?;
             let id = network::create_subnet(aws, &vpc.id, &s.cidr, az, &tags).await?;
             created.push(format!("subnet {} {kind} in {az} ({id})", s.cidr));
         }
@@ -250,6 +253,7 @@ async fn clusters(session: &Session) -> Result<Vec<String>> {
         ensure!(!private.is_empty(), "VPC {} has no private subnets", c.vpc_name);
         let role = format!("arn:aws:iam::{account}:role/{}-cluster", c.name);
         let tags: HashMap<String, String> = owner_tags(c, &c.name).into_iter().collect();
+        session.record(&c.name, "EKS cluster", &c.name, tags.clone().into_iter().collect())?;
         let cluster = eks::create(
             aws,
             eks::NewCluster {
@@ -299,6 +303,7 @@ async fn cacerts(run: &mut Run<'_>) -> Result<Vec<String>> {
         vars.insert("CERT_CHAIN_PEM", quoted(&certs.cert_chain_pem));
         let docs = session.fixtures.manifest("cacerts", &vars)?;
         let applier = Applier::new(session.kube(&c.name).await?);
+        record_docs(session, &c.name, &docs)?;
         created.extend(applier.apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
     }
     Ok(created)
@@ -311,6 +316,7 @@ async fn apply_everywhere(session: &Session, manifest: &str, rollouts: &[(&str, 
         let client = session.kube(&c.name).await?;
         let mut docs = session.fixtures.manifest(manifest, &vars_for(session, c))?;
         misconfigure(session, &mut docs);
+        record_docs(session, &c.name, &docs)?;
         created.extend(Applier::new(client).apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
     }
     wait_rollouts(session, rollouts).await?;
@@ -328,6 +334,17 @@ async fn wait_rollouts(session: &Session, rollouts: &[(&str, &str)]) -> Result<(
         }
     }
     try_join_all(waits).await?;
+    Ok(())
+}
+
+/// Record every object of a manifest in the ledger before applying it.
+fn record_docs(session: &Session, cluster: &str, docs: &[serde_json::Value]) -> Result<()> {
+    for d in docs {
+        let ns = d["metadata"]["namespace"].as_str().map(|n| format!("{n}/")).unwrap_or_default();
+        let name = format!("{ns}{}", d["metadata"]["name"].as_str().unwrap_or_default());
+        let label = vec![(names::MANAGED_BY_LABEL.to_string(), names::MANAGED_BY.to_string())];
+        session.record(cluster, d["kind"].as_str().unwrap_or_default(), &name, label)?;
+    }
     Ok(())
 }
 
@@ -432,6 +449,7 @@ async fn samples(session: &Session) -> Result<Vec<String>> {
             docs.extend(session.fixtures.manifest("remote-secret", &vars)?);
         }
         misconfigure(session, &mut docs);
+        record_docs(session, &c.name, &docs)?;
         created.extend(applier.apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
     }
     let opts = Timeouts::wait(session.timeouts.rollout);

@@ -53,10 +53,29 @@ fn release_vars(session: &Session, c: &ClusterTopology) -> Vars {
     v
 }
 
+/// The clusters that exist in EKS, once they are past CREATING (an
+/// interrupted run may leave one half made; it must be deleted all the same).
+async fn existing_clusters(session: &Session) -> Result<Vec<ClusterTopology>> {
+    let aws = session.aws()?;
+    let mut out = Vec::new();
+    for c in &session.topology.clusters {
+        match eks::describe(aws, &c.name).await? {
+            None => {}
+            Some(d) if d.status == "CREATING" => {
+                eks::wait_active(aws, &c.name, Timeouts::wait(session.timeouts.cluster_active)).await?;
+                out.push(c.clone());
+            }
+            Some(d) if d.status == "ACTIVE" => out.push(c.clone()),
+            Some(_) => {}
+        }
+    }
+    Ok(out)
+}
+
 /// LoadBalancer Services still in istio-ingress, per cluster.
 async fn load_balancer_services(session: &Session) -> Result<Vec<String>> {
     let mut left = Vec::new();
-    for c in &session.topology.clusters {
+    for c in &existing_clusters(session).await? {
         let svcs: Api<Service> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_INGRESS);
         for s in svcs.list(&ListParams::default()).await?.items {
             if s.spec.as_ref().and_then(|sp| sp.type_.as_deref()) == Some("LoadBalancer") {
@@ -124,7 +143,7 @@ pub async fn destroy(session: &Session) -> Result<DestroyRecord> {
     let mut deleted = Vec::new();
 
     // Stage 1: releases and gateways; the controller deletes the NLBs.
-    for c in &session.topology.clusters {
+    for c in &existing_clusters(session).await? {
         let applier = Applier::new(session.kube(&c.name).await?);
         let vars = release_vars(session, c);
         for manifest in RELEASES {
@@ -156,7 +175,7 @@ pub async fn destroy(session: &Session) -> Result<DestroyRecord> {
     let leaks_before_stage_two = load_balancer_leaks(session).await?;
 
     // Stage 2: the rest. Clusters first (their control-plane interfaces hold the subnets), then the network.
-    for c in &session.topology.clusters {
+    for c in &existing_clusters(session).await? {
         if let Some(cluster) = eks::describe(aws, &c.name).await? {
             if cluster.tags.get(OWNER_TAG).map(String::as_str) == Some(names::MANAGED_BY) {
                 eks::delete(aws, &c.name).await?;

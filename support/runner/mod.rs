@@ -67,6 +67,9 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         session.close().await;
         return Err(e.context("the target is not usable"));
     }
+    if let Some(l) = &session.ledger {
+        println!("run id: {} (ledger {})", l.run_id, l.path.display());
+    }
     // The previous run's reports stay until this one really starts.
     let files = std::fs::File::create(&junit)
         .and_then(|j| std::fs::File::create(&json).map(|s| (j, s)))

@@ -5,5 +5,6 @@ mod adapters;
 mod bad_input;
 mod harness;
 mod moto;
+mod reap;
 mod secrets;
 mod twin_clients;
