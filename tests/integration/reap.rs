@@ -77,13 +77,16 @@ fn aws(bare: &Bare, home: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// When to interrupt a run, judged from its ledger so far.
+type Point<'a> = (&'a str, &'a dyn Fn(&[String]) -> bool);
+
 #[test]
 fn reaping_an_interrupted_run_leaves_nothing() {
     let home = tempfile::tempdir().unwrap();
     let bare = bare_twin(home.path());
     // Interruption points: while the VPCs are made, once a cluster is being
     // created, and once Kubernetes objects are being applied.
-    let points: [(&str, &dyn Fn(&[String]) -> bool); 3] = [
+    let points: [Point; 3] = [
         ("INT", &|l| l.iter().any(|e| e.contains("\"subnet\""))),
         ("TERM", &|l| l.iter().any(|e| e.contains("\"EKS cluster\""))),
         ("INT", &|l| l.iter().filter(|e| e.contains("app.kubernetes.io/managed-by")).count() >= 5),
