@@ -42,3 +42,9 @@ Feature: Stage ordering
     Then in each cluster the ordering check of istiod and cacerts fails, naming the root istiod serves
     When the sleep pod in "eks-1" sends 20 requests to "helloworld.sample:5000/hello"
     Then only the local version answers and every other answer is a 503 with "CERTIFICATE_VERIFY_FAILED"
+
+  Scenario: Gateways installed before the load balancer controller get no load balancer until it runs
+    Given a separate deployment on a fresh twin, provisioned with the plan "plans/gateway-before-controller.yaml"
+    Then the east-west gateway of "eks-1" gets no load balancer address, with a diagnosis naming "no load balancer address"
+    When the AWS load balancer controller is installed in both clusters
+    Then each east-west gateway load balancer is of type "network" with scheme "internet-facing"

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use cucumber::gherkin::Step;
-use cucumber::{given, then};
+use cucumber::{given, then, when};
 
 use super::{MeshWorld, StepResult};
 use crate::checks::ordering as check;
@@ -83,6 +83,29 @@ async fn separate_deployment(w: &mut MeshWorld, plan: String) -> StepResult {
     let main = std::mem::replace(&mut w.session, scratch);
     w.main_session = Some(main);
     outcome?;
+    Ok(())
+}
+
+#[then(expr = "the east-west gateway of {string} gets no load balancer address, with a diagnosis naming {string}")]
+async fn no_address(w: &mut MeshWorld, cluster: String, cause: String) -> StepResult {
+    let c = w.topology().cluster(&cluster)?.clone();
+    // A fifth of the usual deadline: still minutes of simulated time.
+    let deadline = w.session.timeouts.scaled(0.2).load_balancer_hostname;
+    match readiness::gateway_hostname_within(&w.session, &c, deadline).await {
+        Ok(h) => bail!("the gateway got {h} although no load balancer controller runs"),
+        Err(e) => {
+            let e = format!("{e:#}");
+            ensure!(e.contains(&cause), "the failure does not name {cause:?}: {e}");
+        }
+    }
+    let leaks = crate::provision::destroy::load_balancer_leaks(&w.session).await?;
+    ensure!(leaks.is_empty(), "load balancer resources exist without a controller: {leaks:?}");
+    Ok(())
+}
+
+#[when("the AWS load balancer controller is installed in both clusters")]
+async fn install_controller(w: &mut MeshWorld) -> StepResult {
+    crate::provision::api::install_load_balancer_controller(&w.session).await?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("topology.yaml", include_str!("../fixtures/topology.yaml")),
     ("stages.yaml", include_str!("../fixtures/stages.yaml")),
     ("plans/istiod-before-cacerts.yaml", include_str!("../fixtures/plans/istiod-before-cacerts.yaml")),
+    ("plans/gateway-before-controller.yaml", include_str!("../fixtures/plans/gateway-before-controller.yaml")),
     ("manifests/cacerts.yaml", include_str!("../fixtures/manifests/cacerts.yaml")),
     (
         "manifests/aws-load-balancer-controller.yaml",

@@ -14,21 +14,28 @@ use crate::topology::{names, ClusterTopology};
 use crate::wait::{self, Poll};
 
 pub async fn gateway_hostname(session: &Session, c: &ClusterTopology) -> Result<String> {
+    gateway_hostname_within(session, c, session.timeouts.load_balancer_hostname).await
+}
+
+/// The same, with a deadline of the caller's choosing.
+pub async fn gateway_hostname_within(
+    session: &Session,
+    c: &ClusterTopology,
+    deadline: std::time::Duration,
+) -> Result<String> {
     let client = session.kube(&c.name).await?;
-    wait_load_balancer_hostname(
-        &client,
-        names::ISTIO_INGRESS,
-        names::EASTWEST_GATEWAY,
-        Timeouts::wait(session.timeouts.load_balancer_hostname),
+    wait_load_balancer_hostname(&client, names::ISTIO_INGRESS, names::EASTWEST_GATEWAY, Timeouts::wait(deadline))
+        .await
+        .with_context(|| format!("{}: the east-west gateway has no load balancer address", c.name))
+        .with_context(no_address_diagnosis)
+}
+
+/// Why a gateway Service has no address.
+pub fn no_address_diagnosis() -> String {
+    diagnosis(
+        "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)",
+        "run the AWS load balancer controller and annotate the Service service.beta.kubernetes.io/aws-load-balancer-type: external",
     )
-    .await
-    .with_context(|| format!("{}: the east-west gateway has no load balancer address", c.name))
-    .with_context(|| {
-        diagnosis(
-            "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)",
-            "run the AWS load balancer controller and annotate the Service service.beta.kubernetes.io/aws-load-balancer-type: external",
-        )
-    })
 }
 
 /// The Service's hostname as it is now, without waiting.

@@ -31,6 +31,12 @@ struct Run<'a> {
     root_fingerprint: Option<String>,
 }
 
+/// Install the AWS load balancer controller in every cluster (the plan's step
+/// of that name), e.g. after a wrong order left it out.
+pub async fn install_load_balancer_controller(session: &Session) -> Result<Vec<String>> {
+    apply_everywhere(session, "aws-load-balancer-controller", &[(names::KUBE_SYSTEM, names::LB_CONTROLLER)]).await
+}
+
 pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
     if !session.allow_provision {
         bail!(
