@@ -7,8 +7,6 @@ use cucumber::{given, then, when};
 use super::{MeshWorld, StepResult};
 use crate::checks::sweep;
 use crate::faults::Fault;
-use crate::provision::api::provision;
-use crate::target::{Session, TargetKind, TargetOptions};
 
 /// Deadlines for a deployment that is expected to fail: a fifth of the usual,
 /// still minutes of simulated time.
@@ -18,15 +16,11 @@ const FAULT_TIMEOUT_SCALE: f64 = 0.2;
 /// is itself what the checks report.
 #[given(expr = "a separate deployment on a fresh twin, provisioned with the fault {string}")]
 async fn with_fault(w: &mut MeshWorld, fault: String) -> StepResult {
-    let mut opts = TargetOptions::new(TargetKind::Twin, w.topology().clone());
-    opts.fixtures = w.session.fixtures.clone();
+    let mut opts = w.fresh_twin();
     opts.fault = Some(Fault::parse(&fault)?);
     opts.timeout_scale = FAULT_TIMEOUT_SCALE;
-    let scratch = Session::open(opts).await?;
-    let outcome = provision(&scratch).await.map_err(|e| format!("{e:#}"));
-    let _ = scratch.provisioned.set(outcome);
-    let main = std::mem::replace(&mut w.session, scratch);
-    w.main_session = Some(main);
+    // A failed provisioning is kept: it is what the checks then report.
+    let _ = w.use_separate(opts).await?;
     Ok(())
 }
 

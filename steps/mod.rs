@@ -94,6 +94,25 @@ impl MeshWorld {
         });
     }
 
+    /// Options for a separate deployment on a fresh twin, like the run's.
+    pub fn fresh_twin(&self) -> crate::target::TargetOptions {
+        let mut opts = crate::target::TargetOptions::new(crate::target::TargetKind::Twin, self.topology().clone());
+        opts.fixtures = self.session.fixtures.clone();
+        opts
+    }
+
+    /// Provision a separate deployment and let the scenario's remaining steps
+    /// act on it (the run's session waits aside until the scenario ends).
+    /// Provisioning may fail; the outcome is recorded and returned.
+    pub async fn use_separate(&mut self, opts: crate::target::TargetOptions) -> anyhow::Result<Result<(), String>> {
+        let scratch = Session::open(opts).await?;
+        let outcome = crate::provision::api::provision(&scratch).await.map_err(|e| format!("{e:#}"));
+        let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+        let _ = scratch.provisioned.set(outcome);
+        self.main_session = Some(std::mem::replace(&mut self.session, scratch));
+        Ok(result)
+    }
+
     /// Stop a separate deployment the scenario started (its twin), if any.
     pub async fn close_separate(&mut self) {
         if let Some(main) = self.main_session.take() {

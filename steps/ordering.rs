@@ -7,8 +7,6 @@ use cucumber::{given, then, when};
 use super::{MeshWorld, StepResult};
 use crate::checks::ordering as check;
 use crate::checks::readiness;
-use crate::provision::api::provision;
-use crate::target::{Session, TargetKind, TargetOptions};
 use crate::topology::names;
 
 #[then("each stage started only once its preconditions held:")]
@@ -74,15 +72,9 @@ async fn gateway_lb_kind(w: &mut MeshWorld, kind: String, scheme: String) -> Ste
 /// the scenario's remaining steps act on it; the run's deployment is untouched.
 #[given(expr = "a separate deployment on a fresh twin, provisioned with the plan {string}")]
 async fn separate_deployment(w: &mut MeshWorld, plan: String) -> StepResult {
-    let mut opts = TargetOptions::new(TargetKind::Twin, w.topology().clone());
-    opts.fixtures = w.session.fixtures.clone();
+    let mut opts = w.fresh_twin();
     opts.plan = plan;
-    let scratch = Session::open(opts).await?;
-    let outcome = provision(&scratch).await;
-    let _ = scratch.provisioned.set(outcome.as_ref().map(Clone::clone).map_err(|e| format!("{e:#}")));
-    let main = std::mem::replace(&mut w.session, scratch);
-    w.main_session = Some(main);
-    outcome?;
+    w.use_separate(opts).await?.map_err(|e| anyhow::anyhow!("provisioning failed: {e}"))?;
     Ok(())
 }
 

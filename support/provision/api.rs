@@ -164,7 +164,7 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
     })
 }
 
-fn vars_for(session: &Session, c: &ClusterTopology) -> Vars {
+pub(super) fn vars_for(session: &Session, c: &ClusterTopology) -> Vars {
     let t = &session.topology;
     let mut v = Vars::new();
     v.insert("CLUSTER_NAME", c.name.clone());

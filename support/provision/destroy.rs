@@ -34,22 +34,12 @@ pub struct DestroyRecord {
 }
 
 fn release_vars(session: &Session, c: &ClusterTopology) -> Vars {
-    let t = &session.topology;
-    let mut v = Vars::new();
-    for (k, val) in [
-        ("CLUSTER_NAME", c.name.as_str()),
-        ("ISTIO_CLUSTER", c.istio_cluster.as_str()),
-        ("NETWORK", c.network.as_str()),
-        ("MESH_ID", t.mesh_id.as_str()),
-        ("ISTIO_VERSION", t.istio_version.as_str()),
-        ("SAMPLE_VERSION", c.sample_version.as_str()),
-        ("REMOTE_CLUSTER", t.peer_of(c).istio_cluster.as_str()),
-    ] {
-        v.insert(k, val.to_string());
-    }
+    let peer = session.topology.peer_of(c);
+    let mut v = super::api::vars_for(session, c);
+    v.insert("REMOTE_CLUSTER", peer.istio_cluster.clone());
+    v.insert("REMOTE_SECRET_KEY", peer.istio_cluster.clone());
     // Contents do not matter to a delete, only kinds and names.
     v.insert("REMOTE_KUBECONFIG", quoted(""));
-    v.insert("REMOTE_SECRET_KEY", t.peer_of(c).istio_cluster.clone());
     v
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::{run_bounded, text};
+use super::harness::{parse_env, run_bounded, text};
 
 struct Bare {
     child: Child,
@@ -37,12 +37,7 @@ fn bare_twin(dir: &Path) -> Bare {
     while !env.contains_key("MESHSPEC_DNS") {
         assert!(start.elapsed() < Duration::from_secs(60), "twin up --bare wrote no env file");
         std::thread::sleep(Duration::from_millis(50));
-        env = std::fs::read_to_string(&env_file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect();
+        env = parse_env(&std::fs::read_to_string(&env_file).unwrap_or_default());
     }
     Bare { child, env }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::{run_bounded, text};
+use super::harness::{parse_env, run_bounded, text};
 
 const CLI_LIMIT: Duration = Duration::from_secs(60);
 
@@ -98,13 +98,6 @@ impl TwinUp {
             "the kubeconfig is removed on {signal}"
         );
     }
-}
-
-fn parse_env(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect()
 }
 
 #[test]

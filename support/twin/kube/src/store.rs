@@ -318,13 +318,7 @@ impl Store {
         obj: Value,
         part: Part,
     ) -> Result<Value, ApiError> {
-        let mut st = self.lock();
-        let info = st.info(r)?;
-        let old = st
-            .get(&info, ns, name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&info.resource.qualified_plural(), name))?;
-        st.commit(&info, ns, name, old, obj, part).map(|o| present(o, r))
+        self.modify(r, ns, name, part, |_| Ok(obj))
     }
 
     /// Sets `.status` only (what a controller reports).

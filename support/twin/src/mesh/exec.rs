@@ -122,8 +122,9 @@ pub async fn run(mc: Arc<MeshCluster>, req: ExecRequest) -> Result<ExecOutput, A
     })
 }
 
-/// `pilot-agent request <method> <path>`: Envoy's admin API on localhost:15000.
-fn pilot_agent(mc: &MeshCluster, p: &Value, args: &[String]) -> ExecOutput {
+/// `<program> request <method> <path>`, as pilot-agent and pilot-discovery
+/// parse it: only GET, and `serve` answers the path.
+fn request_command(program: &str, args: &[String], serve: impl FnOnce(&str) -> ExecOutput) -> ExecOutput {
     match args {
         [sub, method, path, ..] if sub == "request" => {
             if !method.eq_ignore_ascii_case("GET") {
@@ -133,49 +134,43 @@ fn pilot_agent(mc: &MeshCluster, p: &Value, args: &[String]) -> ExecOutput {
                     1,
                 );
             }
-            let config = mc.proxy_config(p).unwrap_or_default();
-            let (status, body) = envoy::admin(path, &config, objects::name(p));
-            if status == 200 {
-                output(body, "", 0)
-            } else {
-                output("", format!("Error: received unsuccessful status code {status}: {body}\n"), 1)
-            }
+            serve(path)
         }
         [sub, ..] if sub == "request" => {
             output("", format!("Error: requires at least 2 arg(s), only received {}\n", args.len() - 1), 1)
         }
-        _ => output("", "Error: unknown command; try pilot-agent request GET <path>\n", 1),
+        _ => output("", format!("Error: unknown command; try {program} request GET <path>\n"), 1),
     }
+}
+
+/// `pilot-agent request <method> <path>`: Envoy's admin API on localhost:15000.
+fn pilot_agent(mc: &MeshCluster, p: &Value, args: &[String]) -> ExecOutput {
+    request_command("pilot-agent", args, |path| {
+        let config = mc.proxy_config(p).unwrap_or_default();
+        let (status, body) = envoy::admin(path, &config, objects::name(p));
+        if status == 200 {
+            output(body, "", 0)
+        } else {
+            output("", format!("Error: received unsuccessful status code {status}: {body}\n"), 1)
+        }
+    })
 }
 
 /// `pilot-discovery request <method> <path>`: istiod's debug port 15014.
 fn pilot_discovery(mc: &MeshCluster, p: &Value, args: &[String]) -> ExecOutput {
-    match args {
-        [sub, method, path, ..] if sub == "request" => {
-            if !method.eq_ignore_ascii_case("GET") {
-                return output(
-                    "",
-                    format!("Error: received unsuccessful status code 405: method {method} not allowed\n"),
-                    1,
-                );
-            }
-            let path = if path.starts_with('/') { path.clone() } else { format!("/{path}") };
-            let (status, body) = mc.istiod_debug(p, &path);
-            match status {
-                200 => output(body, "", 0),
-                0 => output(
-                    "",
-                    format!("Error: Get \"http://127.0.0.1:15014{path}\": dial tcp 127.0.0.1:15014: connect: connection refused\n"),
-                    1,
-                ),
-                _ => output("", format!("Error: received unsuccessful status code {status}: {body}\n"), 1),
-            }
+    request_command("pilot-discovery", args, |path| {
+        let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+        let (status, body) = mc.istiod_debug(p, &path);
+        match status {
+            200 => output(body, "", 0),
+            0 => output(
+                "",
+                format!("Error: Get \"http://127.0.0.1:15014{path}\": dial tcp 127.0.0.1:15014: connect: connection refused\n"),
+                1,
+            ),
+            _ => output("", format!("Error: received unsuccessful status code {status}: {body}\n"), 1),
         }
-        [sub, ..] if sub == "request" => {
-            output("", format!("Error: requires at least 2 arg(s), only received {}\n", args.len() - 1), 1)
-        }
-        _ => output("", "Error: unknown command; try pilot-discovery request GET <path>\n", 1),
-    }
+    })
 }
 
 /// The network as a process in a pod sees it.
