@@ -1,4 +1,4 @@
-@destroy
+@destroy @twin
 Feature: Destroy
   The load balancer controller made the NLBs, their network interfaces and
   security groups; Terraform does not know them. The runbook therefore destroys

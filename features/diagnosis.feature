@@ -1,4 +1,4 @@
-@diagnosis
+@diagnosis @twin
 Feature: Diagnosis
   When the mesh does not work, the run must say why. Each fault below is a
   misconfiguration seen in the field (the troubleshooting checklist of Istio's

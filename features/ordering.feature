@@ -22,6 +22,7 @@ Feature: Stage ordering
       | eks-2   | cluster2      | network2 | v2         |
     And the deployment is provisioned in stages on the target
 
+  @provisions
   Scenario: Each stage started only once its preconditions held
     Then each stage started only once its preconditions held:
       | stage | preconditions                                                        |
@@ -33,16 +34,19 @@ Feature: Stage ordering
     Then in each cluster istiod started after cacerts existed and serves the cacerts root in "sample"
     And both clusters serve one root in "sample"
 
+  @aws
   Scenario: The load balancer controller ran before the gateway Services existed
     Then in each cluster the load balancer controller was running before the east-west gateway Service was created
     And each east-west gateway load balancer is of type "network" with scheme "internet-facing"
 
+  @twin
   Scenario: istiod started before cacerts leaves the clusters with different roots
     Given a separate deployment on a fresh twin, provisioned with the plan "plans/istiod-before-cacerts.yaml"
     Then in each cluster the ordering check of istiod and cacerts fails, naming the root istiod serves
     When the sleep pod in "eks-1" sends 20 requests to "helloworld.sample:5000/hello"
     Then only the local version answers and every other answer is a 503 with "CERTIFICATE_VERIFY_FAILED"
 
+  @twin
   Scenario: Gateways installed before the load balancer controller get no load balancer until it runs
     Given a separate deployment on a fresh twin, provisioned with the plan "plans/gateway-before-controller.yaml"
     Then the east-west gateway of "eks-1" gets no load balancer address, with a diagnosis naming "no load balancer address"

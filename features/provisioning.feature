@@ -20,6 +20,7 @@ Feature: Provisioning the multi-primary, multi-network mesh
     And the mesh ID is "mesh1" in region "us-west-2"
     And the deployment is provisioned in stages on the target
 
+  @provisions
   Scenario: The stages ran in the runbook's order
     Then the provisioning stages ran in this order:
       | stage | name           |
@@ -27,6 +28,7 @@ Feature: Provisioning the multi-primary, multi-network mesh
       | 2     | control-plane  |
       | 3     | workloads      |
 
+  @aws
   Scenario: Each cluster has its own VPC with three private and three public subnets
     The VPC module cuts a /20 private subnet and a /24 public subnet per
     availability zone; the AWS load balancer controller picks subnets by tag.
@@ -34,6 +36,7 @@ Feature: Provisioning the multi-primary, multi-network mesh
     And each VPC has 3 private subnets tagged "kubernetes.io/role/internal-elb=1"
     And each VPC has 3 public subnets tagged "kubernetes.io/role/elb=1"
 
+  @aws
   Scenario: Both EKS clusters are active and reachable
     Then both EKS clusters are ACTIVE with Kubernetes "1.28"
     And each cluster's Kubernetes API answers with credentials built from DescribeCluster
@@ -49,9 +52,13 @@ Feature: Provisioning the multi-primary, multi-network mesh
     And each intermediate CA is signed by the root and matches its private key
     And both clusters share one root certificate
 
-  Scenario: The load balancer controller, istiod and the gateways are deployed
+  @aws
+  Scenario: The AWS load balancer controller runs in each cluster
+    It turns the gateway Services into network load balancers.
     Then in each cluster the deployment "aws-load-balancer-controller" in "kube-system" is available
-    And in each cluster the deployment "istiod" in "istio-system" is available
+
+  Scenario: istiod and the gateways are deployed
+    Then in each cluster the deployment "istiod" in "istio-system" is available
     And in each cluster istiod is configured with the mesh ID, its Istio cluster name and its network
     And in each cluster the deployment "istio-ingressgateway" in "istio-ingress" is available
     And in each cluster the deployment "istio-eastwestgateway" in "istio-ingress" is available

@@ -1,4 +1,4 @@
-@readiness
+@readiness @aws
 Feature: East-west gateway readiness
   Cross-network traffic enters a cluster through its east-west gateway. The
   AWS load balancer controller exposes the gateway's Service through an

@@ -1,6 +1,7 @@
 //! Running the features: one session on the target, cucumber with the console,
 //! JUnit, Cucumber JSON and tally writers, skipped steps failing the run.
 
+pub mod capability;
 pub mod tally;
 
 use std::path::PathBuf;
@@ -9,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use cucumber::tag::Ext as _;
 use cucumber::{writer, World as _, WriterExt as _};
 
 use crate::steps::{set_session, MeshWorld};
 use crate::target::{Session, TargetOptions};
+pub use capability::{Capabilities, Excluded};
 pub use tally::Tally;
 
 #[derive(Clone, Debug)]
@@ -41,6 +44,8 @@ pub struct RunSummary {
     pub junit: PathBuf,
     pub json: PathBuf,
     pub wall_time: std::time::Duration,
+    /// Scenarios the target cannot run, left out before the run started.
+    pub excluded: Vec<Excluded>,
 }
 
 /// Run the features once against the target; the summary says how it went.
@@ -83,7 +88,33 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     };
     set_session(Some(session.clone()));
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty> { tags_filter: tags, ..Default::default() };
+    // The tag expression is evaluated here, with the target's capabilities:
+    // cucumber's own --tags filter would replace this filter, not narrow it.
+    let capabilities = Capabilities { kind: session.kind, provisions: session.allow_provision };
+    let excluded = Arc::new(Mutex::new(Vec::new()));
+    let filter = {
+        let excluded = excluded.clone();
+        move |feature: &cucumber::gherkin::Feature,
+              rule: Option<&cucumber::gherkin::Rule>,
+              scenario: &cucumber::gherkin::Scenario| {
+            let all: Vec<String> =
+                feature.tags.iter().chain(rule.iter().flat_map(|r| &r.tags)).chain(&scenario.tags).cloned().collect();
+            if tags.as_ref().is_some_and(|t| !t.eval(all.iter())) {
+                return false;
+            }
+            match capabilities.exclusion(&all) {
+                None => true,
+                Some(reason) => {
+                    let e =
+                        Excluded { feature: feature.name.clone(), scenario: scenario.name.clone(), tags: all, reason };
+                    println!("{e}");
+                    excluded.lock().expect("exclusions").push(e);
+                    false
+                }
+            }
+        }
+    };
+    let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default();
     let outcome = MeshWorld::cucumber()
         .with_writer(
             writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
@@ -112,7 +143,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
             })
         })
         .with_cli(cli)
-        .run(opts.features.clone())
+        .filter_run(opts.features.clone(), filter)
         .await;
     drop(outcome);
     set_session(None);
@@ -120,7 +151,8 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     session.close().await;
     evidence?;
     let tally = tally.lock().expect("tally").clone();
-    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed() })
+    let excluded = excluded.lock().expect("exclusions").clone();
+    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded })
 }
 
 /// The closing line CI reads: scenarios passed and failed (skipped count as failed).

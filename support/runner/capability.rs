@@ -1,0 +1,87 @@
+//! What a target can run. Scenarios declare what they need with tags; a
+//! scenario whose needs the target lacks is left out of the run before it
+//! starts, with the reason printed and reported, rather than skipped halfway
+//! (a skipped step fails a run).
+//!
+//! - `@aws`: reads the AWS APIs (EKS, EC2, ELBv2). The kind target has none.
+//! - `@provisions`: reads what this run provisioned (the stage record). A
+//!   target that is only verified (eks without `--allow-provision`, or any
+//!   target with existing clusters) has no such record.
+
+use serde::Serialize;
+
+use crate::target::TargetKind;
+
+pub const AWS: &str = "aws";
+pub const PROVISIONS: &str = "provisions";
+
+/// What the run's target offers.
+#[derive(Clone, Copy, Debug)]
+pub struct Capabilities {
+    pub kind: TargetKind,
+    /// Whether this run provisions the deployment it verifies.
+    pub provisions: bool,
+}
+
+impl Capabilities {
+    /// Why a scenario with these tags (feature, rule and scenario tags, without
+    /// `@`) cannot run here; None when it can.
+    pub fn exclusion<'a>(&self, tags: impl IntoIterator<Item = &'a String>) -> Option<String> {
+        let tags: Vec<&str> = tags.into_iter().map(|t| t.trim_start_matches('@')).collect();
+        if tags.contains(&AWS) && self.kind == TargetKind::Kind {
+            return Some("@aws: it reads the AWS APIs, which the kind target does not have".to_string());
+        }
+        if tags.contains(&PROVISIONS) && !self.provisions {
+            return Some(format!(
+                "@provisions: it reads what this run provisioned, and the {} target is only verified \
+                 (pass --allow-provision with every cluster of the topology to provision it)",
+                self.kind
+            ));
+        }
+        None
+    }
+}
+
+/// A scenario left out of the run, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Excluded {
+    pub feature: String,
+    pub scenario: String,
+    /// Feature, rule and scenario tags, without `@`.
+    pub tags: Vec<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Excluded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not run: {} / {} ({})", self.feature, self.scenario, self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn aws_scenarios_are_left_out_on_kind_only() {
+        let kind = Capabilities { kind: TargetKind::Kind, provisions: true };
+        let eks = Capabilities { kind: TargetKind::Eks, provisions: true };
+        assert!(kind.exclusion(&tags(&["readiness", "aws"])).unwrap().contains("kind target"));
+        assert_eq!(eks.exclusion(&tags(&["readiness", "aws"])), None);
+        assert_eq!(kind.exclusion(&tags(&["sync"])), None);
+    }
+
+    #[test]
+    fn provisioning_records_are_needed_only_where_the_run_provisions() {
+        let verified = Capabilities { kind: TargetKind::Eks, provisions: false };
+        let provisioned = Capabilities { kind: TargetKind::Twin, provisions: true };
+        let why = verified.exclusion(&tags(&["provisioning", "provisions"])).unwrap();
+        assert!(why.contains("--allow-provision"), "{why}");
+        assert_eq!(provisioned.exclusion(&tags(&["provisions"])), None);
+        assert_eq!(verified.exclusion(&tags(&["sync"])), None);
+    }
+}
