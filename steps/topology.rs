@@ -5,7 +5,7 @@ use cucumber::gherkin::Step;
 use cucumber::given;
 
 use super::{MeshWorld, StepResult};
-use crate::provision::api::provision;
+use crate::provision::{deploy, ProvisionedBy};
 
 /// The feature's topology table must match the configuration, column by column.
 #[given("the mesh topology:")]
@@ -48,12 +48,13 @@ async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> 
     Ok(())
 }
 
-/// Provision once per run (every scenario after the first sees the same record).
+/// Provision once per run (every scenario after the first sees the same
+/// record); a target meshspec may not provision must already hold the deployment.
 #[given("the deployment is provisioned in stages on the target")]
 async fn provisioned(w: &mut MeshWorld) -> StepResult {
     let session = w.session.clone();
-    let outcome = session.provisioned.get_or_init(|| async { provision(&session).await.map_err(super::report) }).await;
+    let outcome = session.provisioned.get_or_init(|| async { deploy(&session).await.map_err(super::report) }).await;
     let record = outcome.as_ref().map_err(|e| anyhow::anyhow!("provisioning failed: {e}"))?;
-    ensure!(!record.stages.is_empty(), "provisioning recorded no stage");
+    ensure!(record.by == ProvisionedBy::Existing || !record.stages.is_empty(), "provisioning recorded no stage");
     Ok(())
 }

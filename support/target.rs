@@ -14,7 +14,7 @@ use crate::aws::{eks, AwsAccess, AwsSettings};
 use crate::dns::Dns;
 use crate::fixtures::Fixtures;
 use crate::kube::{client_from_endpoint, client_from_kubeconfig, KubeTimeouts};
-use crate::provision::ProvisionRecord;
+use crate::provision::{ProvisionRecord, Provisioner};
 use crate::timeouts::Timeouts;
 use crate::topology::Topology;
 use meshspec_twin::twin::{Twin, TwinConfig};
@@ -47,6 +47,8 @@ pub struct TargetOptions {
     pub fixtures: Fixtures,
     /// Whether meshspec may create resources on this target.
     pub allow_provision: bool,
+    /// How the target is provisioned when that is allowed.
+    pub provisioner: Provisioner,
     pub aws: AwsSettings,
     pub kubeconfig: Option<PathBuf>,
     /// Kube context per EKS cluster name; clusters without one are reached
@@ -70,6 +72,7 @@ impl TargetOptions {
             topology,
             fixtures: Fixtures::embedded(),
             allow_provision: kind == TargetKind::Twin,
+            provisioner: Provisioner::Api,
             aws: AwsSettings::default(),
             kubeconfig: None,
             contexts: BTreeMap::new(),
@@ -95,6 +98,7 @@ pub struct Session {
     pub fixtures: Fixtures,
     pub timeouts: Timeouts,
     pub allow_provision: bool,
+    pub provisioner: Provisioner,
     /// The stage plan provisioning executes.
     pub plan: String,
     /// The fault the twin was provisioned with, if any.
@@ -186,6 +190,7 @@ impl Session {
             fixtures: opts.fixtures,
             timeouts: timeouts.scaled(opts.timeout_scale),
             allow_provision: opts.allow_provision,
+            provisioner: opts.provisioner,
             plan: opts.plan,
             fault: opts.fault,
             ledger: match (&opts.ledger_dir, opts.allow_provision) {

@@ -13,7 +13,7 @@ use kube::Api;
 use super::plan::{Stage, StagePlan};
 use super::{ProvisionRecord, StageRecord};
 use crate::aws::{eks, network};
-use crate::faults::{diagnosis, Fault};
+use crate::faults::Fault;
 use crate::fixtures::{quoted, Vars};
 use crate::kube::apply::Applier;
 use crate::kube::rollout::{wait_deployment_available, wait_token};
@@ -53,72 +53,11 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
             run_stage(&mut run, stage).await.with_context(|| format!("stage {} ({})", stage.number, stage.name))?,
         );
     }
-    Ok(ProvisionRecord { stages, root_fingerprint: run.root_fingerprint })
-}
-
-fn precondition_diagnosis(name: &str) -> String {
-    let (cause, fix) = match name {
-        "cacerts-present" => (
-            "cacerts is missing from istio-system, so istiod would make its own root",
-            "create cacerts from the shared root in both clusters (stage 1) before istiod starts",
-        ),
-        "load-balancer-controller-available" => (
-            "the AWS load balancer controller is not running",
-            "install it (stage 1) before the gateways, so that their Services become internet-facing NLBs",
-        ),
-        "istiod-available" => ("istiod is not available", "install istiod (stage 2) and wait until it is ready"),
-        _ => ("an EKS cluster is not ACTIVE", "wait for the clusters (stage 1) before installing anything in them"),
-    };
-    diagnosis(cause, fix)
-}
-
-/// Check one precondition in every cluster; the error says where it does not hold.
-async fn precondition(session: &Session, name: &str) -> Result<()> {
-    let aws = session.aws()?;
-    for c in &session.topology.clusters {
-        match name {
-            "clusters-active" => {
-                let d = eks::describe(aws, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
-                ensure!(d.status == "ACTIVE", "EKS cluster {} is {}", c.name, d.status);
-            }
-            "cacerts-present" => {
-                let secrets: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
-                let s = secrets
-                    .get_opt(names::CACERTS)
-                    .await?
-                    .with_context(|| format!("{}: no secret istio-system/cacerts", c.name))?;
-                let data = s.data.unwrap_or_default();
-                for key in crate::mesh::cacerts::KEYS {
-                    ensure!(data.contains_key(key), "{}: cacerts has no {key}", c.name);
-                }
-            }
-            "load-balancer-controller-available" => {
-                crate::checks::provisioning::deployment_is_available(
-                    session,
-                    c,
-                    names::KUBE_SYSTEM,
-                    names::LB_CONTROLLER,
-                )
-                .await?
-            }
-            "istiod-available" => {
-                crate::checks::provisioning::deployment_is_available(session, c, names::ISTIO_SYSTEM, "istiod").await?
-            }
-            other => bail!("unknown precondition {other:?}"),
-        }
-    }
-    Ok(())
+    Ok(ProvisionRecord { by: super::ProvisionedBy::Api, stages, root_fingerprint: run.root_fingerprint })
 }
 
 async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
-    for p in &stage.preconditions {
-        precondition(run.session, p)
-            .await
-            .with_context(|| {
-                format!("stage {} ({}) cannot start: precondition {p} does not hold", stage.number, stage.name)
-            })
-            .with_context(|| precondition_diagnosis(p))?;
-    }
+    super::preconditions::check_stage(run.session, stage).await?;
     let started_at = chrono::Utc::now();
     let mut created = Vec::new();
     for step in &stage.steps {

@@ -1,10 +1,17 @@
 //! Provisioning: the staged plan from fixtures/stages.yaml, executed in order
 //! by a provisioner. The API provisioner creates everything through the AWS
-//! and Kubernetes APIs (the twin, or any target that allows it).
+//! and Kubernetes APIs (the twin, or any target that allows it). A target
+//! meshspec may not provision is only verified: the deployment must be there.
 
 pub mod api;
 pub mod destroy;
+pub mod existing;
 pub mod plan;
+pub mod preconditions;
+
+use anyhow::Result;
+
+use crate::target::Session;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -26,10 +33,42 @@ pub struct StageRecord {
     pub created: Vec<String>,
 }
 
+/// Who made the deployment a run verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvisionedBy {
+    /// meshspec, through the AWS and Kubernetes APIs.
+    Api,
+    /// The user's Terraform, driven stage by stage.
+    Terraform,
+    /// kind, Helm and meshspec's own applies.
+    Kind,
+    /// Nobody in this run: it was found on the target.
+    Existing,
+}
+
+/// How a target that may be provisioned is provisioned.
+#[derive(Clone, Debug)]
+pub enum Provisioner {
+    Api,
+}
+
 /// The provisioning of one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProvisionRecord {
+    pub by: ProvisionedBy,
     pub stages: Vec<StageRecord>,
     /// SHA-256 of the root certificate put into both clusters' cacerts.
     pub root_fingerprint: Option<String>,
+}
+
+/// The deployment of this run: provisioned stage by stage when the target
+/// allows it, else found on the target and left as it is.
+pub async fn deploy(session: &Session) -> Result<ProvisionRecord> {
+    if !session.allow_provision {
+        return existing::verify(session).await;
+    }
+    match &session.provisioner {
+        Provisioner::Api => api::provision(session).await,
+    }
 }

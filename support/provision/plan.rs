@@ -28,8 +28,7 @@ pub const KNOWN_STEPS: &[&str] =
     &["vpcs", "clusters", "cacerts", "load-balancer-controller", "istiod", "gateways", "reader-tokens", "samples"];
 
 /// What a stage may require of the target before it starts.
-pub const KNOWN_PRECONDITIONS: &[&str] =
-    &["clusters-active", "cacerts-present", "load-balancer-controller-available", "istiod-available"];
+pub const KNOWN_PRECONDITIONS: &[&str] = super::preconditions::KNOWN;
 
 /// The seed's plan.
 pub const DEFAULT_PLAN: &str = "stages.yaml";

@@ -29,7 +29,10 @@ impl Capabilities {
     pub fn exclusion<'a>(&self, tags: impl IntoIterator<Item = &'a String>) -> Option<String> {
         let tags: Vec<&str> = tags.into_iter().map(|t| t.trim_start_matches('@')).collect();
         if tags.contains(&AWS) && self.kind == TargetKind::Kind {
-            return Some("@aws: it reads the AWS APIs, which the kind target does not have".to_string());
+            return Some(
+                "@aws: it needs AWS (its APIs or its load balancer controller), which the kind target does not have"
+                    .to_string(),
+            );
         }
         if tags.contains(&PROVISIONS) && !self.provisions {
             return Some(format!(
@@ -54,7 +57,7 @@ pub struct Excluded {
 
 impl std::fmt::Display for Excluded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "not run: {} / {} ({})", self.feature, self.scenario, self.reason)
+        write!(f, "not run: {} / {}: {}", self.feature, self.scenario, self.reason)
     }
 }
 

@@ -97,3 +97,122 @@ impl TwinTarget {
         s
     }
 }
+
+/// The deadline of one CLI call (kubectl, the aws CLI) in the tests.
+pub const CLI_LIMIT: Duration = Duration::from_secs(60);
+
+/// `meshspec twin up` as a separate process, and the env file it wrote. A
+/// twin still running when this is dropped (a failed test) is killed.
+pub struct TwinUp {
+    child: Option<std::process::Child>,
+    pub dir: tempfile::TempDir,
+    pub env_file: std::path::PathBuf,
+    pub env: BTreeMap<String, String>,
+}
+
+impl TwinUp {
+    /// The seed deployment, provisioned and ready.
+    pub fn start() -> TwinUp {
+        Self::spawn(&[])
+    }
+
+    /// The twin's AWS endpoint and DNS only, nothing provisioned.
+    pub fn bare() -> TwinUp {
+        Self::spawn(&["--bare"])
+    }
+
+    fn spawn(extra: &[&str]) -> TwinUp {
+        let dir = tempfile::tempdir().unwrap();
+        let env_file = dir.path().join("twin.env");
+        let child = Command::new(env!("CARGO_BIN_EXE_meshspec"))
+            .args(["twin", "up"])
+            .args(extra)
+            .arg("--env-file")
+            .arg(&env_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("meshspec twin up starts");
+        let mut up = TwinUp { child: Some(child), dir, env_file, env: BTreeMap::new() };
+        let start = Instant::now();
+        // The file is written in one go; read until its last key is there.
+        while !up.env.contains_key("MESHSPEC_DNS") {
+            if let Some(status) = up.child.as_mut().expect("child").try_wait().unwrap() {
+                panic!("twin up exited early with {status}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "twin up did not write its env file in 120 s");
+            std::thread::sleep(Duration::from_millis(50));
+            up.env = parse_env(&std::fs::read_to_string(&up.env_file).unwrap_or_default());
+        }
+        up
+    }
+
+    /// A command with exactly the env file's variables (as after `set -a; . twin.env`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .envs(&self.env);
+        cmd
+    }
+
+    /// meshspec itself, with the env file's variables.
+    pub fn meshspec(&self) -> Command {
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_meshspec"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let mut cmd = self.command("kubectl");
+        cmd.arg("--cache-dir").arg(self.dir.path().join("kube-cache")).args(args);
+        let out = run_bounded(&mut cmd, CLI_LIMIT);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    pub fn aws(&self, args: &[&str]) -> serde_json::Value {
+        let out = run_bounded(self.command("aws").args(args), CLI_LIMIT);
+        assert!(out.status.success(), "aws {args:?} failed: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("aws {args:?}: not JSON ({e}): {}", text(&out.stdout)))
+    }
+
+    /// Stop it with `signal` and check that it exits cleanly and removes its files.
+    pub fn stop(mut self, signal: &str) {
+        let mut child = self.child.take().expect("child");
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args(["-s", signal, &pid]).status().unwrap().success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("twin up did not stop within 30 s of {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "twin up exited with {status} after {signal}");
+        assert!(!self.env_file.exists(), "the env file is removed on {signal}");
+        assert!(
+            !std::path::Path::new(&format!("{}.kubeconfig", self.env_file.display())).exists(),
+            "the kubeconfig is removed on {signal}"
+        );
+    }
+}
+
+impl Drop for TwinUp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-s", "TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+}

@@ -7,4 +7,5 @@ mod harness;
 mod moto;
 mod reap;
 mod secrets;
+mod targets;
 mod twin_clients;

@@ -3,46 +3,13 @@
 //! several points (SIGINT and SIGTERM); `meshspec reap --run-id` then removes
 //! what each left, and the aws CLI finds nothing.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::{parse_env, run_bounded, text};
+use super::harness::{run_bounded, text, TwinUp};
 
-struct Bare {
-    child: Child,
-    env: BTreeMap<String, String>,
-}
-
-impl Drop for Bare {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-s", "TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
-
-fn bare_twin(dir: &Path) -> Bare {
-    let env_file = dir.join("bare.env");
-    let child = Command::new(env!("CARGO_BIN_EXE_meshspec"))
-        .args(["twin", "up", "--bare", "--env-file"])
-        .arg(&env_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let mut env = BTreeMap::new();
-    while !env.contains_key("MESHSPEC_DNS") {
-        assert!(start.elapsed() < Duration::from_secs(60), "twin up --bare wrote no env file");
-        std::thread::sleep(Duration::from_millis(50));
-        env = parse_env(&std::fs::read_to_string(&env_file).unwrap_or_default());
-    }
-    Bare { child, env }
-}
-
-fn with_env(cmd: &mut Command, bare: &Bare, home: &Path) {
+fn with_env(cmd: &mut Command, bare: &TwinUp, home: &Path) {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -64,7 +31,7 @@ fn ledger_lines(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn aws(bare: &Bare, home: &Path, args: &[&str]) -> serde_json::Value {
+fn aws(bare: &TwinUp, home: &Path, args: &[&str]) -> serde_json::Value {
     let mut cmd = Command::new("aws");
     with_env(&mut cmd, bare, home);
     let out = run_bounded(cmd.args(args), Duration::from_secs(60));
@@ -78,7 +45,7 @@ type Point<'a> = (&'a str, &'a dyn Fn(&[String]) -> bool);
 #[test]
 fn reaping_an_interrupted_run_leaves_nothing() {
     let home = tempfile::tempdir().unwrap();
-    let bare = bare_twin(home.path());
+    let bare = TwinUp::bare();
     // Interruption points: while the VPCs are made, once a cluster is being
     // created, and once Kubernetes objects are being applied.
     let points: [Point; 3] = [
@@ -93,7 +60,16 @@ fn reaping_an_interrupted_run_leaves_nothing() {
         with_env(&mut run, &bare, home.path());
         let mut child = run
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["run", "--target", "eks", "--allow-provision", "eks-1,eks-2", "--ledger-dir"])
+            .args([
+                "run",
+                "--target",
+                "eks",
+                "--provisioner",
+                "api",
+                "--allow-provision",
+                "eks-1,eks-2",
+                "--ledger-dir",
+            ])
             .arg(ledgers.path())
             .arg("--report-dir")
             .arg(reports.path())

@@ -1,0 +1,33 @@
+//! A target meshspec may not provision is only verified: the deployment must
+//! already be there. Before any scenario reads it, each cluster's API must
+//! answer and hold the mesh's namespace; what else is missing, the checks of
+//! the scenarios find and diagnose one by one.
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+
+use super::{ProvisionRecord, ProvisionedBy};
+use crate::faults::diagnosis;
+use crate::target::Session;
+use crate::topology::names;
+
+pub async fn verify(session: &Session) -> Result<ProvisionRecord> {
+    for c in &session.topology.clusters {
+        let client = session.kube(&c.name).await?;
+        client.apiserver_version().await.with_context(|| format!("the API server of {} does not answer", c.name))?;
+        let namespaces: Api<Namespace> = Api::all(client);
+        namespaces.get_opt(names::ISTIO_SYSTEM).await?.with_context(|| {
+            format!(
+                "{}: {}: no namespace {}",
+                diagnosis(
+                    format!("the mesh is not deployed in {}", c.name),
+                    "provision it first (or let meshspec do it: --allow-provision with every cluster of the topology)"
+                ),
+                c.name,
+                names::ISTIO_SYSTEM
+            )
+        })?;
+    }
+    Ok(ProvisionRecord { by: ProvisionedBy::Existing, stages: Vec::new(), root_fingerprint: None })
+}

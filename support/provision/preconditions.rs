@@ -1,0 +1,117 @@
+//! What a stage requires of the target before it starts, checked the same way
+//! by every provisioner (API, Terraform, kind). A failed precondition names
+//! where it does not hold and carries a diagnosis.
+
+use anyhow::{bail, ensure, Context, Result};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::aws::eks;
+use crate::checks::provisioning::deployment_is_available;
+use crate::faults::diagnosis;
+use crate::target::Session;
+use crate::topology::{names, ClusterTopology};
+
+/// The conditions a stage plan may name.
+pub const KNOWN: &[&str] = &[
+    "clusters-active",
+    "clusters-reachable",
+    "cacerts-present",
+    "load-balancer-controller-available",
+    "load-balancer-available",
+    "istiod-available",
+];
+
+/// The MetalLB controller as its Helm chart names it (release `metallb`).
+pub const METALLB_NAMESPACE: &str = "metallb-system";
+pub const METALLB_CONTROLLER: &str = "metallb-controller";
+
+fn diagnosis_of(name: &str) -> String {
+    let (cause, fix) = match name {
+        "cacerts-present" => (
+            "cacerts is missing from istio-system, so istiod would make its own root",
+            "create cacerts from the shared root in both clusters (stage 1) before istiod starts",
+        ),
+        "load-balancer-controller-available" => (
+            "the AWS load balancer controller is not running",
+            "install it (stage 1) before the gateways, so that their Services become internet-facing NLBs",
+        ),
+        "load-balancer-available" => (
+            "no LoadBalancer implementation runs in the cluster, so the gateways would get no address",
+            "install one (stage 1) before the gateways: the AWS load balancer controller, or MetalLB on kind",
+        ),
+        "istiod-available" => ("istiod is not available", "install istiod (stage 2) and wait until it is ready"),
+        "clusters-reachable" => (
+            "a cluster's Kubernetes API does not answer",
+            "create the clusters (stage 1) and check the kubeconfig contexts before installing anything in them",
+        ),
+        _ => ("an EKS cluster is not ACTIVE", "wait for the clusters (stage 1) before installing anything in them"),
+    };
+    diagnosis(cause, fix)
+}
+
+async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Result<()> {
+    match name {
+        "clusters-active" => {
+            let aws = session.aws()?;
+            let d = eks::describe(aws, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
+            ensure!(d.status == "ACTIVE", "EKS cluster {} is {}", c.name, d.status);
+        }
+        "clusters-reachable" => {
+            let client = session.kube(&c.name).await?;
+            client
+                .apiserver_version()
+                .await
+                .with_context(|| format!("the API server of {} does not answer", c.name))?;
+        }
+        "cacerts-present" => {
+            let secrets: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
+            let s = secrets
+                .get_opt(names::CACERTS)
+                .await?
+                .with_context(|| format!("{}: no secret istio-system/cacerts", c.name))?;
+            let data = s.data.unwrap_or_default();
+            for key in crate::mesh::cacerts::KEYS {
+                ensure!(data.contains_key(key), "{}: cacerts has no {key}", c.name);
+            }
+        }
+        "load-balancer-controller-available" => {
+            deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER).await?
+        }
+        "load-balancer-available" => {
+            let aws_lbc = deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER).await;
+            if aws_lbc.is_err() {
+                deployment_is_available(session, c, METALLB_NAMESPACE, METALLB_CONTROLLER).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: neither the AWS load balancer controller nor MetalLB is available: {e:#}",
+                        c.name
+                    )
+                })?;
+            }
+        }
+        "istiod-available" => deployment_is_available(session, c, names::ISTIO_SYSTEM, "istiod").await?,
+        other => bail!("unknown precondition {other:?}"),
+    }
+    Ok(())
+}
+
+/// Check one condition in every cluster; the error says where it does not hold.
+pub async fn holds(session: &Session, name: &str) -> Result<()> {
+    for c in &session.topology.clusters {
+        holds_in(session, c, name).await?;
+    }
+    Ok(())
+}
+
+/// Check a stage's preconditions before it starts.
+pub async fn check_stage(session: &Session, stage: &super::Stage) -> Result<()> {
+    for p in &stage.preconditions {
+        holds(session, p)
+            .await
+            .with_context(|| {
+                format!("stage {} ({}) cannot start: precondition {p} does not hold", stage.number, stage.name)
+            })
+            .with_context(|| diagnosis_of(p))?;
+    }
+    Ok(())
+}

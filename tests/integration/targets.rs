@@ -1,0 +1,164 @@
+//! The eks and kind targets, verified here through `meshspec twin up`: the
+//! twin is reached exactly as EKS would be (the seed's `aws eks
+//! update-kubeconfig`, whose contexts get their tokens from `aws eks
+//! get-token`), or as kind clusters would be (kube contexts only, no AWS).
+//! Every scenario runs but those the target cannot run, each named with why.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use super::harness::{run_bounded, text, TwinUp};
+
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// A scenario of the features, as cucumber names it (outlines expanded), with
+/// its feature's and its own tags.
+#[derive(Debug)]
+struct Scenario {
+    feature: String,
+    name: String,
+    tags: Vec<String>,
+}
+
+fn scenarios(features: &Path) -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(features).unwrap() {
+        let path = entry.unwrap().path();
+        let f = cucumber::gherkin::Feature::parse_path(&path, cucumber::gherkin::GherkinEnv::default()).unwrap();
+        for sc in &f.scenarios {
+            let tags: Vec<String> = f.tags.iter().chain(&sc.tags).cloned().collect();
+            let rows: Vec<String> = match sc.examples.iter().find_map(|e| e.table.as_ref()) {
+                None => vec![sc.name.clone()],
+                Some(table) => table.rows[1..]
+                    .iter()
+                    .map(|row| {
+                        table.rows[0]
+                            .iter()
+                            .zip(row)
+                            .fold(sc.name.clone(), |name, (col, v)| name.replace(&format!("<{col}>"), v))
+                    })
+                    .collect(),
+            };
+            for name in rows {
+                out.push(Scenario { feature: f.name.clone(), name, tags: tags.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// The scenarios a run reported in its Cucumber JSON.
+fn ran(report_dir: &Path) -> BTreeSet<(String, String)> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("cucumber.json")).unwrap()).unwrap();
+    json.as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            f["elements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "scenario")
+                .map(|e| (f["name"].as_str().unwrap().to_string(), e["name"].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+/// The `not run: FEATURE / SCENARIO: REASON` lines of a run's output.
+fn not_run(stdout: &str) -> Vec<(String, String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("not run: "))
+        .map(|l| {
+            let (feature, rest) = l.split_once(" / ").unwrap();
+            let (scenario, reason) = rest.split_once(": ").unwrap();
+            (feature.to_string(), scenario.to_string(), reason.to_string())
+        })
+        .collect()
+}
+
+/// Run the features (without the `@twin` ones, which start twins of their own)
+/// and check that exactly the scenarios tagged `left_out` were left out, with
+/// `reason`, and that every other one ran and passed.
+fn run_and_check(cmd: &mut Command, left_out: &[&str], reason: &str) -> String {
+    let reports = tempfile::tempdir().unwrap();
+    cmd.args(["--tags", "not @twin", "--report-dir"]).arg(reports.path());
+    let out = run_bounded(cmd, RUN_LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "the run failed:\n{stdout}\n{}", text(&out.stderr));
+    let all: Vec<Scenario> = scenarios(&Path::new(env!("CARGO_MANIFEST_DIR")).join("features"))
+        .into_iter()
+        .filter(|s| !s.tags.iter().any(|t| t == "twin"))
+        .collect();
+    let expected_out: BTreeSet<(String, String)> = all
+        .iter()
+        .filter(|s| s.tags.iter().any(|t| left_out.contains(&t.as_str())))
+        .map(|s| (s.feature.clone(), s.name.clone()))
+        .collect();
+    let expected_run: BTreeSet<(String, String)> =
+        all.iter().map(|s| (s.feature.clone(), s.name.clone())).filter(|k| !expected_out.contains(k)).collect();
+    let excluded = not_run(&stdout);
+    assert_eq!(
+        excluded.iter().map(|(f, s, _)| (f.clone(), s.clone())).collect::<BTreeSet<_>>(),
+        expected_out,
+        "scenarios left out"
+    );
+    for (_, scenario, why) in &excluded {
+        assert!(why.contains(reason), "{scenario}: reason {why:?}");
+    }
+    assert!(!expected_run.is_empty());
+    assert_eq!(ran(reports.path()), expected_run, "scenarios run");
+    let closing = format!("{} passed, 0 failed", expected_run.len());
+    assert!(stdout.lines().any(|l| l == closing), "closing line {closing:?} missing:\n{stdout}");
+    let junit = std::fs::read_to_string(reports.path().join("junit.xml")).unwrap();
+    assert!(!junit.contains("<failure") && !junit.contains("<skipped"), "{junit}");
+    stdout
+}
+
+#[test]
+fn the_eks_target_verifies_a_twin_reached_through_the_seeds_own_kubeconfig() {
+    let up = TwinUp::start();
+    // The runbook's commands, as written: update-kubeconfig, then the contexts from describe-cluster.
+    let kubeconfig = up.dir.path().join("eks.kubeconfig");
+    let mut contexts = Vec::new();
+    for name in ["eks-1", "eks-2"] {
+        let mut cmd = up.command("aws");
+        cmd.args(["eks", "update-kubeconfig", "--region", "us-west-2", "--name", name, "--kubeconfig"])
+            .arg(&kubeconfig);
+        let out = run_bounded(&mut cmd, super::harness::CLI_LIMIT);
+        assert!(out.status.success(), "update-kubeconfig: {}", text(&out.stderr));
+        contexts
+            .push(up.aws(&["eks", "describe-cluster", "--name", name])["cluster"]["arn"].as_str().unwrap().to_string());
+    }
+    // Its users get tokens from `aws eks get-token`: nothing but the EKS token format reaches the twin.
+    let written = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(written.contains("get-token") && !written.contains("token:"), "{written}");
+
+    let mut run = up.meshspec();
+    run.env("KUBECONFIG", &kubeconfig)
+        .env("CTX_CLUSTER1", &contexts[0])
+        .env("CTX_CLUSTER2", &contexts[1])
+        .args(["run", "--target", "eks"]);
+    run_and_check(&mut run, &["provisions"], "--allow-provision");
+}
+
+#[test]
+fn the_kind_target_runs_everything_but_the_aws_scenarios_with_kube_contexts_only() {
+    let up = TwinUp::start();
+    let mut run = up.meshspec();
+    // Kube contexts and the DNS of the gateways' addresses, nothing of AWS.
+    for var in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"] {
+        run.env_remove(var);
+    }
+    run.args(["run", "--target", "kind", "--context"])
+        .arg(format!("eks-1={}", up.env["CTX_CLUSTER1"]))
+        .arg("--context")
+        .arg(format!("eks-2={}", up.env["CTX_CLUSTER2"]));
+    let stdout = run_and_check(&mut run, &["aws", "provisions"], "");
+    for line in stdout.lines().filter(|l| l.starts_with("not run:")) {
+        assert!(line.contains("@aws: ") || line.contains("@provisions: "), "{line}");
+    }
+}
