@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::aws::token::{eks_token, EksToken};
+use crate::aws::token::{eks_token, TOKEN_REFRESH, TOKEN_RETRY};
 use crate::aws::{eks, AwsAccess, AwsSettings};
 use crate::dns::Dns;
 use crate::fixtures::Fixtures;
@@ -88,8 +88,16 @@ impl TargetOptions {
 /// Kube access to one cluster.
 struct ClusterAccess {
     client: kube::Client,
-    /// The EKS token the client was built with, when it was (refreshed before expiry).
-    token: Option<EksToken>,
+    /// Re-signs the EKS token the client sends, when it was built with one.
+    refresher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ClusterAccess {
+    fn drop(&mut self) {
+        if let Some(task) = self.refresher.take() {
+            task.abort();
+        }
+    }
 }
 
 pub struct Session {
@@ -248,14 +256,12 @@ impl Session {
         let cluster = self.topology.cluster(cluster)?.name.clone();
         let mut clusters = self.clusters.lock().await;
         if let Some(access) = clusters.get(&cluster) {
-            if !access.token.as_ref().is_some_and(EksToken::needs_refresh) {
-                return Ok(access.client.clone());
-            }
+            return Ok(access.client.clone());
         }
         let t = KubeTimeouts { connect: std::time::Duration::from_secs(5), read: self.timeouts.api_call };
         let access = if let Some(context) = self.contexts.get(&cluster) {
             let client = client_from_kubeconfig(self.kubeconfig.as_deref(), context, t).await?;
-            ClusterAccess { client, token: None }
+            ClusterAccess { client, refresher: None }
         } else {
             let aws = self
                 .aws()
@@ -265,9 +271,14 @@ impl Session {
             let (Some(endpoint), Some(ca)) = (&described.endpoint, &described.ca_pem) else {
                 bail!("EKS cluster {cluster} has no endpoint yet (status {})", described.status);
             };
-            let token = eks_token(aws, &cluster).await?;
-            let client = client_from_endpoint(endpoint, ca, &token.token, t)?;
-            ClusterAccess { client, token: Some(token) }
+            let bearer = crate::kube::bearer::BearerSlot::new(eks_token(aws, &cluster).await?.token);
+            let client = client_from_endpoint(endpoint, ca, &bearer, t)?;
+            let (aws, name) = (aws.clone(), cluster.clone());
+            let refresher = bearer.refresh_with(TOKEN_REFRESH, TOKEN_RETRY, move || {
+                let (aws, name) = (aws.clone(), name.clone());
+                async move { Ok(eks_token(&aws, &name).await?.token) }
+            });
+            ClusterAccess { client, refresher: Some(refresher) }
         };
         let client = access.client.clone();
         clusters.insert(cluster, access);

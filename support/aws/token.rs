@@ -15,6 +15,11 @@ use super::AwsAccess;
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 /// EKS accepts a token for 15 minutes after it was signed.
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// Clients re-sign their token this long after the last signing: two tries
+/// fit before EKS would refuse it.
+pub const TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
+/// After a failed re-signing, the next try.
+pub const TOKEN_RETRY: Duration = Duration::from_secs(30);
 
 /// A bearer token; Debug never shows it.
 #[derive(Clone)]
@@ -26,13 +31,6 @@ pub struct EksToken {
 impl std::fmt::Debug for EksToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EksToken").field("signed_at", &self.signed_at).finish_non_exhaustive()
-    }
-}
-
-impl EksToken {
-    /// Refresh a minute before EKS would refuse it.
-    pub fn needs_refresh(&self) -> bool {
-        self.signed_at.elapsed().map(|e| e + Duration::from_secs(60) >= TOKEN_LIFETIME).unwrap_or(true)
     }
 }
 

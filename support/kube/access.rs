@@ -34,16 +34,22 @@ pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
     Ok(ders)
 }
 
-/// A client for `endpoint`, trusting only `ca_pem`, authenticating with `token`.
-pub fn client_from_endpoint(endpoint: &str, ca_pem: &str, token: &str, t: KubeTimeouts) -> Result<kube::Client> {
+/// A client for `endpoint`, trusting only `ca_pem`, sending the token that
+/// `bearer` holds at the time of each request.
+pub fn client_from_endpoint(
+    endpoint: &str,
+    ca_pem: &str,
+    bearer: &super::bearer::BearerSlot,
+    t: KubeTimeouts,
+) -> Result<kube::Client> {
     let uri: http::Uri = endpoint.parse().with_context(|| format!("bad API server endpoint {endpoint:?}"))?;
     let mut config = kube::Config::new(uri);
     config.root_cert = Some(pem_certificates(ca_pem)?);
-    config.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
     config.connect_timeout = Some(t.connect);
     config.read_timeout = Some(t.read);
     config.write_timeout = Some(t.read);
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+    let builder = kube::client::ClientBuilder::try_from(config).context("cannot build a Kubernetes client")?;
+    Ok(builder.with_layer(&super::bearer::BearerLayer(bearer.clone())).build())
 }
 
 /// A client for the current context of a kubeconfig file.

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod bearer;
 pub mod exec;
 pub mod rollout;
 
