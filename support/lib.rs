@@ -17,6 +17,7 @@ pub mod report;
 pub mod runner;
 pub mod target;
 pub mod timeouts;
+pub mod tools;
 pub mod topology;
 pub mod twin_env;
 pub mod twin_up;

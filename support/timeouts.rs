@@ -21,6 +21,10 @@ pub struct Timeouts {
     pub mesh_sync: Duration,
     /// One API call (Kubernetes or AWS).
     pub api_call: Duration,
+    /// One staged `terraform apply` or `destroy` (EKS clusters and NLBs included).
+    pub terraform_stage: Duration,
+    /// Any other tool run: `terraform init`, `kind create cluster`, `helm install --wait`, docker.
+    pub tool: Duration,
 }
 
 impl Timeouts {
@@ -34,6 +38,8 @@ impl Timeouts {
             targets_healthy: Duration::from_secs(10 * 60),
             mesh_sync: Duration::from_secs(5 * 60),
             api_call: Duration::from_secs(30),
+            terraform_stage: Duration::from_secs(90 * 60),
+            tool: Duration::from_secs(15 * 60),
         }
     }
 
@@ -48,6 +54,9 @@ impl Timeouts {
             targets_healthy: Duration::from_secs(30),
             mesh_sync: Duration::from_secs(30),
             api_call: Duration::from_secs(10),
+            // No tool runs against the twin: these only keep the struct whole.
+            terraform_stage: Duration::from_secs(60),
+            tool: Duration::from_secs(60),
         }
     }
 
@@ -66,6 +75,8 @@ impl Timeouts {
             targets_healthy: c(eks.targets_healthy, floor.targets_healthy),
             mesh_sync: c(eks.mesh_sync, floor.mesh_sync),
             api_call: floor.api_call,
+            terraform_stage: floor.terraform_stage,
+            tool: floor.tool,
         }
     }
 
@@ -80,6 +91,8 @@ impl Timeouts {
             targets_healthy: s(self.targets_healthy),
             mesh_sync: s(self.mesh_sync),
             api_call: self.api_call,
+            terraform_stage: s(self.terraform_stage),
+            tool: s(self.tool),
         }
     }
 

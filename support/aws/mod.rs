@@ -4,6 +4,7 @@
 
 pub mod connect;
 pub mod eks;
+pub mod kubeconfig;
 pub mod network;
 pub mod nlb;
 pub mod token;

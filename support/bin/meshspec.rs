@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use meshspec::provision::terraform::TerraformProvisioner;
+use meshspec::provision::Provisioner;
 use meshspec::runner::{self, RunOptions};
 use meshspec::target::{Session, TargetKind, TargetOptions};
+use meshspec::tools::terraform::TerraformConfig;
 use meshspec::topology::Topology;
 
 #[derive(Parser)]
@@ -33,6 +36,10 @@ enum Command {
     },
     /// List the faults the twin can be provisioned with (`run --fault NAME`).
     Faults,
+    /// Provision the deployment on a target (no features run): `--allow-provision` is required.
+    Provision(ProvisionArgs),
+    /// Tear down a deployment meshspec provisioned, in the runbook's order.
+    Destroy(DestroyArgs),
     /// Remove what an interrupted run created, from its ledger.
     Reap(ReapArgs),
     /// The embedded twin.
@@ -129,6 +136,28 @@ struct TargetArgs {
     /// Where run ledgers are written (default: $MESHSPEC_LEDGER_DIR or the temp dir's meshspec-ledger).
     #[arg(long)]
     ledger_dir: Option<PathBuf>,
+    /// How a target is provisioned: `terraform` (the eks default: the user's Terraform, staged)
+    /// or `api` (meshspec creates everything through the AWS and Kubernetes APIs).
+    #[arg(long, value_enum)]
+    provisioner: Option<ProvisionerKind>,
+    /// The Terraform root module the eks provisioner applies in stages.
+    #[arg(long, env = "MESHSPEC_TERRAFORM_DIR", value_name = "DIR")]
+    terraform_dir: Option<PathBuf>,
+    /// The Terraform binary (e.g. tofu).
+    #[arg(long, env = "MESHSPEC_TERRAFORM", default_value = "terraform")]
+    terraform_bin: String,
+    /// A -var-file for every Terraform run (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    var_files: Vec<PathBuf>,
+    /// The stage plan: a file, or a name under fixtures/ (default stages.yaml).
+    #[arg(long, env = "MESHSPEC_PLAN")]
+    plan: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ProvisionerKind {
+    Api,
+    Terraform,
 }
 
 #[derive(Args)]
@@ -144,6 +173,21 @@ struct RunArgs {
     /// The features directory (or one .feature file).
     #[arg(long, default_value = "features")]
     features: PathBuf,
+}
+
+#[derive(Args)]
+struct ProvisionArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Where to write the kubeconfig of the provisioned clusters (eks), like `aws eks update-kubeconfig`.
+    #[arg(long, default_value = "meshspec.kubeconfig")]
+    kubeconfig_out: PathBuf,
+}
+
+#[derive(Args)]
+struct DestroyArgs {
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
 #[derive(Args)]
@@ -193,6 +237,10 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
     }
     opts.time_scale = args.time_scale;
     opts.timeout_scale = args.timeout_scale;
+    if let Some(plan) = &args.plan {
+        opts.plan = plan.clone();
+    }
+    opts.provisioner = provisioner(args)?;
     let mut contexts = BTreeMap::new();
     if args.target == TargetKind::Eks {
         for (i, var) in ["CTX_CLUSTER1", "CTX_CLUSTER2"].iter().enumerate() {
@@ -213,8 +261,39 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
     Ok(opts)
 }
 
+/// The provisioner of a target: the twin through its APIs; eks through the
+/// user's Terraform unless `--provisioner api`.
+fn provisioner(args: &TargetArgs) -> Result<Provisioner> {
+    let kind = args.provisioner.unwrap_or(match args.target {
+        TargetKind::Eks => ProvisionerKind::Terraform,
+        _ => ProvisionerKind::Api,
+    });
+    match (args.target, kind) {
+        (_, ProvisionerKind::Api) => Ok(Provisioner::Api),
+        (TargetKind::Eks, ProvisionerKind::Terraform) => {
+            let mut tf = TerraformConfig::new(args.terraform_dir.clone().unwrap_or_else(|| PathBuf::from(".")));
+            tf.binary = args.terraform_bin.clone();
+            tf.var_files = args.var_files.clone();
+            if args.allow_provision.is_some() && args.terraform_dir.is_none() {
+                anyhow::bail!(
+                    "provisioning the eks target drives your Terraform: pass --terraform-dir DIR \
+                     (or --provisioner api to create everything through the AWS APIs)"
+                );
+            }
+            Ok(Provisioner::Terraform(TerraformProvisioner { terraform: tf, kubeconfig_out: None }))
+        }
+        (other, ProvisionerKind::Terraform) => {
+            anyhow::bail!("--provisioner terraform is for the eks target, not {other}")
+        }
+    }
+}
+
 async fn run(args: RunArgs) -> Result<ExitCode> {
-    let mut opts = RunOptions::new(target_options(&args.target)?);
+    let mut target = target_options(&args.target)?;
+    if let Provisioner::Terraform(p) = &mut target.provisioner {
+        p.kubeconfig_out = Some(args.report_dir.join("kubeconfig"));
+    }
+    let mut opts = RunOptions::new(target);
     opts.tags = args.tags;
     opts.report_dir = args.report_dir;
     opts.features = args.features;
@@ -264,6 +343,54 @@ async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn provision(args: ProvisionArgs) -> Result<ExitCode> {
+    let mut opts = target_options(&args.target)?;
+    anyhow::ensure!(
+        opts.kind != TargetKind::Twin,
+        "an in-process twin ends with the command: use `meshspec twin up` for a twin that stays"
+    );
+    anyhow::ensure!(opts.allow_provision, "provision needs --allow-provision with every cluster of the topology");
+    if let Provisioner::Terraform(p) = &mut opts.provisioner {
+        p.kubeconfig_out = Some(args.kubeconfig_out.clone());
+    }
+    let session = Session::open(opts).await?;
+    if let Some(l) = &session.ledger {
+        println!("run id: {} (ledger {})", l.run_id, l.path.display());
+    }
+    let result = meshspec::provision::deploy(&session).await;
+    session.close().await;
+    let record = result?;
+    for s in &record.stages {
+        println!(
+            "stage {} {}: {} in {:.1}s",
+            s.number,
+            s.name,
+            s.created.len(),
+            (s.finished_at - s.started_at).num_milliseconds() as f64 / 1000.0
+        );
+    }
+    println!("provisioned by {:?} in {} stages", record.by, record.stages.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn destroy(args: DestroyArgs) -> Result<ExitCode> {
+    let opts = target_options(&args.target)?;
+    anyhow::ensure!(opts.kind != TargetKind::Twin, "an in-process twin ends with its command; nothing to destroy");
+    anyhow::ensure!(
+        opts.allow_provision,
+        "destroy deletes cloud resources: pass --allow-provision with every cluster of the topology"
+    );
+    let session = Session::open(opts).await?;
+    let result = meshspec::provision::teardown(&session).await;
+    session.close().await;
+    let left = result?;
+    for l in &left {
+        println!("left: {} {} {}", l.kind, l.id, l.detail);
+    }
+    println!("destroyed; {} resources left", left.len());
+    Ok(if left.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
 async fn reap(args: ReapArgs) -> Result<ExitCode> {
     let mut opts = target_options(&args.target)?;
     anyhow::ensure!(
@@ -280,21 +407,25 @@ async fn reap(args: ReapArgs) -> Result<ExitCode> {
     // The ledger is the user's consent for what the run created; no new ledger for the reap itself.
     opts.allow_provision = true;
     opts.ledger_dir = None;
+    // What made the resources decides how they go: the run's Terraform root module, or meshspec's API calls.
+    let terraform_dir = entries
+        .iter()
+        .filter(|e| e.kind == meshspec::provision::terraform::LEDGER_KIND)
+        .find_map(|e| e.tags.iter().find(|(k, _)| k == "dir").map(|(_, v)| PathBuf::from(v)));
+    opts.provisioner = match terraform_dir {
+        Some(dir) => {
+            let mut tf = TerraformConfig::new(dir);
+            tf.binary = args.target.terraform_bin.clone();
+            tf.var_files = args.target.var_files.clone();
+            Provisioner::Terraform(TerraformProvisioner { terraform: tf, kubeconfig_out: None })
+        }
+        None => Provisioner::Api,
+    };
     let session = Session::open(opts).await?;
-    let result = async {
-        let record = meshspec::provision::destroy::destroy(&session).await?;
-        let left = meshspec::provision::destroy::leak_sweep(&session).await?;
-        anyhow::Ok((record, left))
-    }
-    .await;
+    let result = meshspec::provision::teardown(&session).await;
     session.close().await;
-    let (record, left) = result?;
-    println!(
-        "reaped run {}: {} ledger entries, {} resources deleted",
-        args.run_id,
-        entries.len(),
-        record.deleted.len()
-    );
+    let left = result?;
+    println!("reaped run {}: {} ledger entries", args.run_id, entries.len());
     for l in &left {
         println!("left: {} {} {}", l.kind, l.id, l.detail);
     }
@@ -374,6 +505,8 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Reap(args) => reap(args).await,
+            Command::Provision(args) => provision(args).await,
+            Command::Destroy(args) => destroy(args).await,
             Command::Faults => {
                 for f in meshspec::faults::ALL {
                     println!("{:<34} {}", f.name(), f.summary());

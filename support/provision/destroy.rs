@@ -109,6 +109,26 @@ pub async fn load_balancer_leaks(session: &Session) -> Result<Vec<Leftover>> {
     Ok(left)
 }
 
+/// Wait until the load balancer controller has deleted what it made: no
+/// LoadBalancer Service in either cluster, nothing tagged for either in AWS.
+pub async fn wait_no_load_balancers(session: &Session) -> Result<()> {
+    let opts = Timeouts::wait(session.timeouts.nlb_active);
+    wait::until("no LoadBalancer Service and no load balancer resource of either cluster to remain", opts, || async {
+        let services = load_balancer_services(session).await?;
+        let leaks = load_balancer_leaks(session).await?;
+        Ok::<_, anyhow::Error>(if services.is_empty() && leaks.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending(format!(
+                "Services {services:?}; AWS {:?}",
+                leaks.iter().map(|l| format!("{} {}", l.kind, l.id)).collect::<Vec<_>>()
+            ))
+        })
+    })
+    .await?;
+    Ok(())
+}
+
 /// The leak sweep after a destroy: anything of either cluster, of any kind.
 pub async fn leak_sweep(session: &Session) -> Result<Vec<Leftover>> {
     let aws = session.aws()?;
@@ -147,20 +167,7 @@ pub async fn destroy(session: &Session) -> Result<DestroyRecord> {
             }
         }
     }
-    let opts = Timeouts::wait(session.timeouts.nlb_active);
-    wait::until("no LoadBalancer Service and no load balancer resource of either cluster to remain", opts, || async {
-        let services = load_balancer_services(session).await?;
-        let leaks = load_balancer_leaks(session).await?;
-        Ok::<_, anyhow::Error>(if services.is_empty() && leaks.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending(format!(
-                "Services {services:?}; AWS {:?}",
-                leaks.iter().map(|l| format!("{} {}", l.kind, l.id)).collect::<Vec<_>>()
-            ))
-        })
-    })
-    .await?;
+    wait_no_load_balancers(session).await?;
     let load_balancer_services_before_stage_two = load_balancer_services(session).await?.len();
     let leaks_before_stage_two = load_balancer_leaks(session).await?;
 

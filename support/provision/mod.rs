@@ -8,6 +8,7 @@ pub mod destroy;
 pub mod existing;
 pub mod plan;
 pub mod preconditions;
+pub mod terraform;
 
 use anyhow::Result;
 
@@ -51,6 +52,7 @@ pub enum ProvisionedBy {
 #[derive(Clone, Debug)]
 pub enum Provisioner {
     Api,
+    Terraform(terraform::TerraformProvisioner),
 }
 
 /// The provisioning of one run.
@@ -70,5 +72,19 @@ pub async fn deploy(session: &Session) -> Result<ProvisionRecord> {
     }
     match &session.provisioner {
         Provisioner::Api => api::provision(session).await,
+        Provisioner::Terraform(p) => terraform::provision(session, p).await,
+    }
+}
+
+/// Tear down what this target's provisioner made, in the runbook's order;
+/// returns what the leak sweep still finds.
+pub async fn teardown(session: &Session) -> Result<Vec<crate::aws::network::Leftover>> {
+    anyhow::ensure!(session.allow_provision, "destroy is not allowed on the {} target", session.kind);
+    match &session.provisioner {
+        Provisioner::Api => {
+            destroy::destroy(session).await?;
+            destroy::leak_sweep(session).await
+        }
+        Provisioner::Terraform(p) => Ok(terraform::destroy(session, &p.terraform).await?.left),
     }
 }

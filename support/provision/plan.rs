@@ -8,7 +8,27 @@ use crate::fixtures::Fixtures;
 #[derive(Clone, Debug, Deserialize)]
 pub struct StagePlan {
     pub stages: Vec<Stage>,
+    /// How a Terraform-provisioned deployment is torn down, in order.
+    #[serde(default)]
+    pub destroy: Vec<DestroyStage>,
 }
+
+/// One `terraform destroy` of the teardown.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DestroyStage {
+    pub number: u32,
+    pub name: String,
+    pub summary: String,
+    /// Its `-target`s; none destroys everything left.
+    #[serde(default)]
+    pub terraform_targets: Vec<String>,
+    /// What must be gone before the next stage starts (see `KNOWN_WAITS`).
+    #[serde(default)]
+    pub then_wait_for: Vec<String>,
+}
+
+/// What a destroy stage can wait for.
+pub const KNOWN_WAITS: &[&str] = &["no-load-balancers"];
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct Stage {
@@ -34,9 +54,17 @@ pub const KNOWN_PRECONDITIONS: &[&str] = super::preconditions::KNOWN;
 pub const DEFAULT_PLAN: &str = "stages.yaml";
 
 impl StagePlan {
-    /// A plan from the fixtures: `stages.yaml`, or another one such as `plans/istiod-before-cacerts.yaml`.
+    /// A plan from the fixtures: `stages.yaml`, or another one such as
+    /// `plans/istiod-before-cacerts.yaml`; or the user's own, when `name` is a
+    /// file that exists.
     pub fn load(fixtures: &Fixtures, name: &str) -> Result<StagePlan> {
-        let text = fixtures.read(name)?;
+        let text = if std::path::Path::new(name).is_file() {
+            std::borrow::Cow::Owned(
+                std::fs::read_to_string(name).with_context(|| format!("cannot read the stage plan {name}"))?,
+            )
+        } else {
+            fixtures.read(name)?
+        };
         let plan: StagePlan =
             serde_yaml::from_str(&text).with_context(|| format!("{name} is not a valid stage plan"))?;
         plan.validate()?;
@@ -66,6 +94,16 @@ impl StagePlan {
                 }
             }
         }
+        for (i, stage) in self.destroy.iter().enumerate() {
+            if stage.number as usize != i + 1 {
+                bail!("destroy stage {} is numbered {}: number them 1, 2... in order", stage.name, stage.number);
+            }
+            for w in &stage.then_wait_for {
+                if !KNOWN_WAITS.contains(&w.as_str()) {
+                    bail!("destroy stage {}: unknown wait {w:?} (known: {})", stage.name, KNOWN_WAITS.join(", "));
+                }
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for step in self.stages.iter().flat_map(|s| &s.steps) {
             if !seen.insert(step) {
@@ -89,6 +127,21 @@ mod tests {
         assert!(pos("cacerts") < pos("istiod"));
         assert!(pos("load-balancer-controller") < pos("gateways"));
         assert!(plan.stages[1].preconditions.iter().any(|p| p == "cacerts-present"));
+        // The seed's destroy: the releases first, wait for the load balancers, then the rest.
+        assert_eq!(plan.destroy.len(), 2);
+        assert!(plan.destroy[0].terraform_targets.iter().any(|t| t == "helm_release.multicluster_deploy_1"));
+        assert_eq!(plan.destroy[0].then_wait_for, ["no-load-balancers"]);
+        assert!(plan.destroy[1].terraform_targets.is_empty());
+    }
+
+    #[test]
+    fn a_plan_may_be_a_file_of_the_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.yaml");
+        std::fs::write(&path, "stages: [{number: 1, name: all, summary: s, steps: [vpcs]}]").unwrap();
+        let plan = StagePlan::load(&Fixtures::embedded(), path.to_str().unwrap()).unwrap();
+        assert_eq!(plan.stages[0].name, "all");
+        assert!(StagePlan::load(&Fixtures::embedded(), "no/such/plan.yaml").is_err());
     }
 
     #[test]

@@ -7,5 +7,7 @@ mod harness;
 mod moto;
 mod reap;
 mod secrets;
+mod standins;
 mod targets;
+mod terraform;
 mod twin_clients;

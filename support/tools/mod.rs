@@ -1,0 +1,5 @@
+//! The external tools the eks and kind provisioners drive: how each is
+//! called, and how its output is read. `process` runs any of them.
+
+pub mod process;
+pub mod terraform;
