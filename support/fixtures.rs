@@ -25,6 +25,12 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("manifests/reader-token.yaml", include_str!("../fixtures/manifests/reader-token.yaml")),
     ("manifests/samples.yaml", include_str!("../fixtures/manifests/samples.yaml")),
     ("manifests/remote-secret.yaml", include_str!("../fixtures/manifests/remote-secret.yaml")),
+    ("plans/kind.yaml", include_str!("../fixtures/plans/kind.yaml")),
+    ("kind/cluster.yaml", include_str!("../fixtures/kind/cluster.yaml")),
+    ("kind/metallb-pool.yaml", include_str!("../fixtures/kind/metallb-pool.yaml")),
+    ("kind/values/istiod.yaml", include_str!("../fixtures/kind/values/istiod.yaml")),
+    ("kind/values/ingress-gateway.yaml", include_str!("../fixtures/kind/values/ingress-gateway.yaml")),
+    ("kind/values/eastwest-gateway.yaml", include_str!("../fixtures/kind/values/eastwest-gateway.yaml")),
 ];
 
 #[derive(Clone, Debug, Default)]

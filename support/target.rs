@@ -285,21 +285,22 @@ impl Session {
         Ok(client)
     }
 
-    /// Fail before any scenario runs when the target cannot be used: every
-    /// configured kube context must answer, AWS must accept the credentials, and
-    /// on targets meshspec may not provision, the clusters must already exist.
+    /// Fail before any scenario runs when the target cannot be used: AWS must
+    /// accept the credentials, and on targets meshspec may not provision, every
+    /// cluster must answer (through its kube context, else through EKS). The
+    /// clusters a run provisions are reached once they exist.
     pub async fn preflight(&self) -> Result<()> {
-        for cluster in self.contexts.keys() {
-            self.api_answers(cluster).await?;
+        if !self.allow_provision {
+            for cluster in self.contexts.keys() {
+                self.api_answers(cluster).await?;
+            }
         }
         if let Some(aws) = &self.aws {
             aws.preflight().await?;
         }
         if !self.allow_provision {
-            for c in &self.topology.clusters {
-                if !self.contexts.contains_key(&c.name) {
-                    self.api_answers(&c.name).await?;
-                }
+            for c in self.topology.clusters.iter().filter(|c| !self.contexts.contains_key(&c.name)) {
+                self.api_answers(&c.name).await?;
             }
         }
         Ok(())

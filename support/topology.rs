@@ -50,6 +50,18 @@ pub struct ClusterTopology {
     pub vpc_cidr: String,
     /// helloworld version deployed in this cluster (v1).
     pub sample_version: String,
+    /// The kind cluster that stands for it on the kind target (defaults: see `kind()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<KindCluster>,
+}
+
+/// A kind cluster: its name (context `kind-<name>`) and its own pod and
+/// service subnets (two clusters must not share them).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KindCluster {
+    pub name: String,
+    pub pod_subnet: String,
+    pub service_subnet: String,
 }
 
 /// A subnet the seed's VPC module creates.
@@ -104,6 +116,23 @@ impl Topology {
         if a.name == b.name || a.istio_cluster == b.istio_cluster || a.network == b.network {
             bail!("the two clusters must differ in EKS name, Istio cluster and network");
         }
+        let (ka, kb) = (self.kind_cluster(a), self.kind_cluster(b));
+        for k in [&ka, &kb] {
+            for cidr in [&k.pod_subnet, &k.service_subnet] {
+                parse_cidr(cidr).with_context(|| format!("kind cluster {}: bad subnet {cidr:?}", k.name))?;
+            }
+            if cidrs_overlap(&k.pod_subnet, &k.service_subnet) {
+                bail!("kind cluster {}: its pod and service subnets overlap", k.name);
+            }
+        }
+        if ka.name == kb.name {
+            bail!("the two kind clusters must have different names, both are {:?}", ka.name);
+        }
+        for (x, y) in [(&ka.pod_subnet, &kb.pod_subnet), (&ka.service_subnet, &kb.service_subnet)] {
+            if cidrs_overlap(x, y) {
+                bail!("the kind clusters {} and {} have overlapping subnets {x} and {y}", ka.name, kb.name);
+            }
+        }
         Ok(())
     }
 
@@ -119,6 +148,20 @@ impl Topology {
     /// The other cluster of the pair: the one whose remote secret this one holds.
     pub fn peer_of<'a>(&'a self, cluster: &ClusterTopology) -> &'a ClusterTopology {
         self.clusters.iter().find(|c| c.name != cluster.name).unwrap_or(&self.clusters[0])
+    }
+
+    /// The kind cluster of a cluster: as configured, else named after its
+    /// Istio cluster, with the VPC's CIDR for pods and 10.10N.0.0/16 for services.
+    pub fn kind_cluster(&self, c: &ClusterTopology) -> KindCluster {
+        if let Some(k) = &c.kind {
+            return k.clone();
+        }
+        let n = self.clusters.iter().position(|x| x.name == c.name).unwrap_or(0) + 1;
+        KindCluster {
+            name: c.istio_cluster.clone(),
+            pod_subnet: c.vpc_cidr.clone(),
+            service_subnet: format!("10.{}.0.0/16", 100 + n),
+        }
     }
 
     /// The first three availability zones of the region, as the seed uses them.
@@ -172,6 +215,17 @@ pub fn cidr_contains(cidr: &str, ip: Ipv4Addr) -> bool {
     }
 }
 
+/// Whether two CIDRs share an address.
+pub fn cidrs_overlap(a: &str, b: &str) -> bool {
+    match (parse_cidr(a), parse_cidr(b)) {
+        (Ok((x, lx)), Ok((y, ly))) => {
+            let m = mask(lx.min(ly));
+            u32::from(x) & m == u32::from(y) & m
+        }
+        _ => false,
+    }
+}
+
 fn mask(len: u8) -> u32 {
     if len == 0 {
         0
@@ -204,6 +258,20 @@ mod tests {
         assert_eq!(c1.istio_cluster, "cluster1");
         assert_eq!(t.peer_of(c1).name, "eks-2");
         assert!(t.cluster("eks-3").is_err());
+    }
+
+    #[test]
+    fn kind_clusters_are_distinct_by_default_and_checked_when_configured() {
+        let mut t = Topology::seed();
+        let (a, b) = (t.kind_cluster(&t.clusters[0]), t.kind_cluster(&t.clusters[1]));
+        assert_eq!(a.name, "cluster1");
+        assert_ne!(a.pod_subnet, b.pod_subnet);
+        assert_ne!(a.service_subnet, b.service_subnet);
+        t.clusters[1].kind = Some(KindCluster { name: "x".into(), ..a.clone() });
+        assert!(t.validate().unwrap_err().to_string().contains("overlapping"));
+        t.clusters[1].kind = Some(KindCluster { name: "cluster1".into(), ..b });
+        assert!(t.validate().unwrap_err().to_string().contains("different names"));
+        assert!(cidrs_overlap("10.0.0.0/8", "10.1.0.0/16") && !cidrs_overlap("10.1.0.0/16", "10.2.0.0/16"));
     }
 
     #[test]

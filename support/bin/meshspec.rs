@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use meshspec::provision::kind::KindProvisioner;
 use meshspec::provision::terraform::TerraformProvisioner;
 use meshspec::provision::Provisioner;
 use meshspec::runner::{self, RunOptions};
@@ -239,8 +240,13 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
     opts.timeout_scale = args.timeout_scale;
     if let Some(plan) = &args.plan {
         opts.plan = plan.clone();
+    } else if args.target == TargetKind::Kind {
+        opts.plan = meshspec::provision::kind::PLAN.to_string();
     }
     opts.provisioner = provisioner(args)?;
+    if let Provisioner::Kind(p) = &opts.provisioner {
+        opts.kubeconfig = Some(p.kubeconfig.clone());
+    }
     let mut contexts = BTreeMap::new();
     if args.target == TargetKind::Eks {
         for (i, var) in ["CTX_CLUSTER1", "CTX_CLUSTER2"].iter().enumerate() {
@@ -249,6 +255,13 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
                     contexts.insert(c.name.clone(), ctx);
                 }
             }
+        }
+    }
+    if args.target == TargetKind::Kind {
+        // kind names a cluster's context kind-<name>.
+        for c in &opts.topology.clusters {
+            let k = opts.topology.kind_cluster(c);
+            contexts.insert(c.name.clone(), meshspec::tools::kind::context(&k.name));
         }
     }
     for pair in &args.contexts {
@@ -261,14 +274,30 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
     Ok(opts)
 }
 
+/// The kubeconfig of kind clusters: --kubeconfig, else where kind writes by
+/// default (the first file of KUBECONFIG, else ~/.kube/config).
+fn kind_kubeconfig(args: &TargetArgs) -> PathBuf {
+    if let Some(k) = &args.kubeconfig {
+        return k.clone();
+    }
+    let from_env = std::env::var_os("KUBECONFIG")
+        .and_then(|v| std::env::split_paths(&v).next())
+        .filter(|p| !p.as_os_str().is_empty());
+    from_env.unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".kube").join("config"))
+}
+
 /// The provisioner of a target: the twin through its APIs; eks through the
-/// user's Terraform unless `--provisioner api`.
+/// user's Terraform unless `--provisioner api`; kind with kind and Helm.
 fn provisioner(args: &TargetArgs) -> Result<Provisioner> {
     let kind = args.provisioner.unwrap_or(match args.target {
         TargetKind::Eks => ProvisionerKind::Terraform,
         _ => ProvisionerKind::Api,
     });
     match (args.target, kind) {
+        (TargetKind::Kind, ProvisionerKind::Api) => Ok(Provisioner::Kind(KindProvisioner {
+            kubeconfig: kind_kubeconfig(args),
+            created_per_ledger: Default::default(),
+        })),
         (_, ProvisionerKind::Api) => Ok(Provisioner::Api),
         (TargetKind::Eks, ProvisionerKind::Terraform) => {
             let mut tf = TerraformConfig::new(args.terraform_dir.clone().unwrap_or_else(|| PathBuf::from(".")));
@@ -412,7 +441,13 @@ async fn reap(args: ReapArgs) -> Result<ExitCode> {
         .iter()
         .filter(|e| e.kind == meshspec::provision::terraform::LEDGER_KIND)
         .find_map(|e| e.tags.iter().find(|(k, _)| k == "dir").map(|(_, v)| PathBuf::from(v)));
+    let kind_clusters: std::collections::BTreeSet<String> =
+        entries.iter().filter(|e| e.kind == meshspec::provision::kind::LEDGER_KIND).map(|e| e.name.clone()).collect();
     opts.provisioner = match terraform_dir {
+        _ if opts.kind == TargetKind::Kind => Provisioner::Kind(KindProvisioner {
+            kubeconfig: kind_kubeconfig(&args.target),
+            created_per_ledger: kind_clusters,
+        }),
         Some(dir) => {
             let mut tf = TerraformConfig::new(dir);
             tf.binary = args.target.terraform_bin.clone();

@@ -27,9 +27,18 @@ pub const OWNER_TAG: &str = "meshspec.io/managed-by";
 
 struct Run<'a> {
     session: &'a Session,
-    root: Option<RootCa>,
-    root_fingerprint: Option<String>,
+    trust: Trust,
 }
+
+/// The root of trust of one provisioning: made once, shared by both clusters.
+#[derive(Default)]
+pub(super) struct Trust {
+    root: Option<RootCa>,
+    pub fingerprint: Option<String>,
+}
+
+/// Where each cluster's API server is reached from the other cluster, with its CA.
+pub(super) type PeerEndpoints = BTreeMap<String, (String, String)>;
 
 /// Install the AWS load balancer controller in every cluster (the plan's step
 /// of that name), e.g. after a wrong order left it out.
@@ -46,14 +55,14 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
         );
     }
     let plan = StagePlan::load(&session.fixtures, &session.plan)?;
-    let mut run = Run { session, root: None, root_fingerprint: None };
+    let mut run = Run { session, trust: Trust::default() };
     let mut stages = Vec::new();
     for stage in &plan.stages {
         stages.push(
             run_stage(&mut run, stage).await.with_context(|| format!("stage {} ({})", stage.number, stage.name))?,
         );
     }
-    Ok(ProvisionRecord { by: super::ProvisionedBy::Api, stages, root_fingerprint: run.root_fingerprint })
+    Ok(ProvisionRecord { by: super::ProvisionedBy::Api, stages, root_fingerprint: run.trust.fingerprint })
 }
 
 async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
@@ -74,7 +83,7 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
         let done = match step.as_str() {
             "vpcs" => vpcs(run.session).await,
             "clusters" => clusters(run.session).await,
-            "cacerts" => cacerts(run).await,
+            "cacerts" => cacerts(run.session, &mut run.trust).await,
             "load-balancer-controller" => {
                 apply_everywhere(
                     run.session,
@@ -86,7 +95,7 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
             "istiod" => apply_everywhere(run.session, "istiod", &[(names::ISTIO_SYSTEM, "istiod")]).await,
             "gateways" => gateways(run.session).await,
             "reader-tokens" => reader_tokens(run.session).await,
-            "samples" => samples(run.session).await,
+            "samples" => samples(run.session, &eks_endpoints(run.session).await?).await,
             other => bail!("unknown provisioning step {other:?}"),
         }
         .with_context(|| format!("step {step}"))?;
@@ -226,14 +235,13 @@ async fn clusters(session: &Session) -> Result<Vec<String>> {
 }
 
 /// Stage 1: istio-system labelled with the network, and `cacerts` from one root.
-async fn cacerts(run: &mut Run<'_>) -> Result<Vec<String>> {
-    let session = run.session;
-    if run.root.is_none() {
+pub(super) async fn cacerts(session: &Session, trust: &mut Trust) -> Result<Vec<String>> {
+    if trust.root.is_none() {
         let root = tokio::task::spawn_blocking(RootCa::generate).await??;
-        run.root_fingerprint = Some(crate::mesh::cacerts::root_fingerprint(&root.cert_pem)?);
-        run.root = Some(root);
+        trust.fingerprint = Some(crate::mesh::cacerts::root_fingerprint(&root.cert_pem)?);
+        trust.root = Some(root);
     }
-    let root = run.root.as_ref().expect("root made above");
+    let root = trust.root.as_ref().expect("root made above");
     let mut created = Vec::new();
     for (i, c) in session.topology.clusters.iter().enumerate() {
         let certs = if i > 0 && session.fault == Some(Fault::DifferentRoots) {
@@ -331,7 +339,7 @@ async fn gateways(session: &Session) -> Result<Vec<String>> {
 }
 
 /// Stage 3: the reader service account and its token secret.
-async fn reader_tokens(session: &Session) -> Result<Vec<String>> {
+pub(super) async fn reader_tokens(session: &Session) -> Result<Vec<String>> {
     let created = apply_everywhere(session, "reader-token", &[]).await?;
     let opts = Timeouts::wait(session.timeouts.rollout);
     for c in &session.topology.clusters {
@@ -340,13 +348,23 @@ async fn reader_tokens(session: &Session) -> Result<Vec<String>> {
     Ok(created)
 }
 
-/// The kubeconfig `istioctl create-remote-secret` would write for `peer`.
-async fn remote_kubeconfig(session: &Session, peer: &ClusterTopology) -> Result<String> {
+/// Each cluster's EKS endpoint and CA, which the other cluster's istiod reaches.
+pub(super) async fn eks_endpoints(session: &Session) -> Result<PeerEndpoints> {
     let aws = session.aws()?;
-    let described =
-        eks::describe(aws, &peer.name).await?.with_context(|| format!("EKS has no cluster {}", peer.name))?;
-    let server = described.endpoint.context("the peer cluster has no endpoint")?;
-    let ca = described.ca_pem.context("the peer cluster has no CA")?;
+    let mut out = PeerEndpoints::new();
+    for c in &session.topology.clusters {
+        let d = eks::describe(aws, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
+        let server = d.endpoint.with_context(|| format!("EKS cluster {} has no endpoint", c.name))?;
+        let ca = d.ca_pem.with_context(|| format!("EKS cluster {} has no CA", c.name))?;
+        out.insert(c.name.clone(), (server, ca));
+    }
+    Ok(out)
+}
+
+/// The kubeconfig `istioctl create-remote-secret` would write for `peer`.
+async fn remote_kubeconfig(session: &Session, peer: &ClusterTopology, endpoints: &PeerEndpoints) -> Result<String> {
+    let (server, ca) =
+        endpoints.get(&peer.name).cloned().with_context(|| format!("no API endpoint known for {}", peer.name))?;
     let secrets: Api<Secret> = Api::namespaced(session.kube(&peer.name).await?, names::ISTIO_SYSTEM);
     let secret = secrets.get(names::READER_TOKEN_SECRET).await.context("the peer's reader token secret")?;
     let token =
@@ -378,7 +396,7 @@ async fn remote_kubeconfig(session: &Session, peer: &ClusterTopology) -> Result<
 }
 
 /// Stage 3: the sample namespace, apps, cross-network Gateway and the remote secret.
-async fn samples(session: &Session) -> Result<Vec<String>> {
+pub(super) async fn samples(session: &Session, endpoints: &PeerEndpoints) -> Result<Vec<String>> {
     let mut created = Vec::new();
     for c in &session.topology.clusters {
         let peer = session.topology.peer_of(c);
@@ -388,7 +406,7 @@ async fn samples(session: &Session) -> Result<Vec<String>> {
         vars.insert("REMOTE_CLUSTER", peer.istio_cluster.clone());
         let key = if session.fault == Some(Fault::RemoteSecretWrongKey) { &peer.name } else { &peer.istio_cluster };
         vars.insert("REMOTE_SECRET_KEY", key.clone());
-        vars.insert("REMOTE_KUBECONFIG", quoted(&remote_kubeconfig(session, peer).await?));
+        vars.insert("REMOTE_KUBECONFIG", quoted(&remote_kubeconfig(session, peer, endpoints).await?));
         let mut docs = session.fixtures.manifest("samples", &vars)?;
         if session.fault != Some(Fault::RemoteSecretMissing) {
             docs.extend(session.fixtures.manifest("remote-secret", &vars)?);

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod destroy;
 pub mod existing;
+pub mod kind;
 pub mod plan;
 pub mod preconditions;
 pub mod terraform;
@@ -53,6 +54,7 @@ pub enum ProvisionedBy {
 pub enum Provisioner {
     Api,
     Terraform(terraform::TerraformProvisioner),
+    Kind(kind::KindProvisioner),
 }
 
 /// The provisioning of one run.
@@ -73,6 +75,7 @@ pub async fn deploy(session: &Session) -> Result<ProvisionRecord> {
     match &session.provisioner {
         Provisioner::Api => api::provision(session).await,
         Provisioner::Terraform(p) => terraform::provision(session, p).await,
+        Provisioner::Kind(p) => kind::provision(session, p).await,
     }
 }
 
@@ -86,5 +89,6 @@ pub async fn teardown(session: &Session) -> Result<Vec<crate::aws::network::Left
             destroy::leak_sweep(session).await
         }
         Provisioner::Terraform(p) => Ok(terraform::destroy(session, &p.terraform).await?.left),
+        Provisioner::Kind(p) => kind::teardown(session, p).await,
     }
 }

@@ -4,6 +4,7 @@
 mod adapters;
 mod bad_input;
 mod harness;
+mod kind;
 mod moto;
 mod reap;
 mod secrets;

@@ -7,6 +7,7 @@ as the first rule of $STANDIN_RULES (a JSON list) that matches says:
 
   {"tool": "terraform", "when": ["apply", "istiod"],   # substrings of the joined args
    "stdout": ["line", ...], "stderr": [...],
+   "stdout_file": "path",                              # its contents too, if it exists
    "emit": "terraform-json",                           # or Terraform's -json lines for its -targets
    "run": "shell command",                             # its real effect, if any
    "exit": 0}
@@ -88,6 +89,10 @@ def main():
         if rule.get("tool") == tool and all(w in joined for w in rule.get("when", [])):
             for line in rule.get("stdout", []):
                 print(line, flush=True)
+            if rule.get("stdout_file") and os.path.isfile(rule["stdout_file"]):
+                with open(rule["stdout_file"], encoding="utf-8") as f:
+                    sys.stdout.write(f.read())
+                    sys.stdout.flush()
             for line in rule.get("stderr", []):
                 print(line, file=sys.stderr, flush=True)
             if rule.get("emit") == "terraform-json":
