@@ -174,6 +174,10 @@ struct RunArgs {
     /// The features directory (or one .feature file).
     #[arg(long, default_value = "features")]
     features: PathBuf,
+    /// Tear down what the run provisioned once the features ran (kind clusters; eks in the
+    /// runbook's destroy order), whatever their outcome.
+    #[arg(long)]
+    teardown: bool,
 }
 
 #[derive(Args)]
@@ -326,14 +330,25 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     opts.tags = args.tags;
     opts.report_dir = args.report_dir;
     opts.features = args.features;
+    opts.teardown = args.teardown;
     let summary = runner::run(opts).await?;
     println!("reports: {} {}", summary.junit.display(), summary.json.display());
     println!("wall time: {:.2?}", summary.wall_time);
     for d in &summary.tally.diagnoses {
         println!("{d}");
     }
+    match &summary.teardown {
+        None => {}
+        Some(Ok(left)) if left.is_empty() => println!("teardown: nothing left"),
+        Some(Ok(left)) => {
+            for l in left {
+                println!("teardown left: {} {} {}", l.kind, l.id, l.detail);
+            }
+        }
+        Some(Err(e)) => println!("teardown failed: {e}"),
+    }
     println!("{}", runner::closing_line(&summary.tally));
-    Ok(if summary.tally.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {

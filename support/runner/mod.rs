@@ -25,6 +25,8 @@ pub struct RunOptions {
     /// Cucumber tag expression, e.g. `@readiness and not @slow`.
     pub tags: Option<String>,
     pub report_dir: PathBuf,
+    /// Tear down what the run provisioned once the features ran, whatever their outcome.
+    pub teardown: bool,
 }
 
 impl RunOptions {
@@ -34,6 +36,7 @@ impl RunOptions {
             features: PathBuf::from("features"),
             tags: None,
             report_dir: PathBuf::from("target/meshspec"),
+            teardown: false,
         }
     }
 }
@@ -46,6 +49,15 @@ pub struct RunSummary {
     pub wall_time: std::time::Duration,
     /// Scenarios the target cannot run, left out before the run started.
     pub excluded: Vec<Excluded>,
+    /// With `teardown`: what the leak sweep still found, or why the teardown failed.
+    pub teardown: Option<std::result::Result<Vec<crate::aws::network::Leftover>, String>>,
+}
+
+impl RunSummary {
+    /// Whether the run passed: every scenario, and the teardown if there was one.
+    pub fn ok(&self) -> bool {
+        self.tally.ok() && self.teardown.as_ref().is_none_or(|t| t.as_ref().is_ok_and(Vec::is_empty))
+    }
 }
 
 /// Run the features once against the target; the summary says how it went.
@@ -148,11 +160,17 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     drop(outcome);
     set_session(None);
     let evidence = session.evidence.write(&opts.report_dir, &json);
+    // The twin ends with the session; other targets keep what was made unless told.
+    let teardown = if opts.teardown && session.allow_provision && session.kind != crate::target::TargetKind::Twin {
+        Some(crate::provision::teardown(&session).await.map_err(|e| format!("{e:#}")))
+    } else {
+        None
+    };
     session.close().await;
     evidence?;
     let tally = tally.lock().expect("tally").clone();
     let excluded = excluded.lock().expect("exclusions").clone();
-    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded })
+    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded, teardown })
 }
 
 /// The closing line CI reads: scenarios passed and failed (skipped count as failed).

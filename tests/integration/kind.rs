@@ -336,3 +336,25 @@ fn kind_never_takes_over_or_deletes_clusters_it_did_not_make() {
     assert!(!lines(&standins.calls()).iter().any(|l| l.contains("delete cluster")));
     assert_eq!(w.listed(), KIND_NAMES);
 }
+
+#[test]
+fn a_kind_run_provisions_verifies_and_tears_down_with_teardown() {
+    let w = KindWorld::new();
+    let standins = w.standins(None);
+    let reports = tempfile::tempdir().unwrap();
+    let mut run = w.meshspec(
+        &standins,
+        &["run", "--target", "kind", "--allow-provision", "eks-1,eks-2", "--teardown", "--tags", "@sync"],
+    );
+    run.arg("--report-dir").arg(reports.path());
+    let out = run_bounded(&mut run, LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.lines().any(|l| l == "4 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("teardown: nothing left"), "{stdout}");
+    assert!(w.listed().is_empty(), "{:?}", w.listed());
+    let calls = lines(&standins.calls());
+    let created = calls.iter().position(|l| l.contains("create cluster --name cluster2")).unwrap();
+    let deleted = calls.iter().position(|l| l.contains("delete cluster --name cluster1")).unwrap();
+    assert!(created < deleted, "{calls:#?}");
+}
