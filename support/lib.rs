@@ -7,6 +7,7 @@ pub mod aws;
 pub mod bench;
 pub mod checks;
 pub mod dns;
+pub mod doctor;
 pub mod faults;
 pub mod fixtures;
 pub mod kube;

@@ -139,13 +139,22 @@ where
 
 /// The account of the caller (STS GetCallerIdentity).
 pub async fn account_id(aws: &AwsAccess) -> Result<String> {
+    Ok(caller_identity(aws).await?.0)
+}
+
+/// Who the credentials are: account and ARN (STS GetCallerIdentity).
+pub async fn caller_identity(aws: &AwsAccess) -> Result<(String, String)> {
     let sts = aws_sdk_sts::Client::new(&aws.config);
     let me = sts
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("sts GetCallerIdentity: {}", explain(&e)))?;
-    me.account().map(str::to_string).ok_or_else(|| anyhow::anyhow!("GetCallerIdentity answered without an account"))
+    let account = me
+        .account()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("GetCallerIdentity answered without an account"))?;
+    Ok((account, me.arn().unwrap_or_default().to_string()))
 }
 
 /// A service's refusal, kept typed so callers decide on the code (e.g.

@@ -43,6 +43,8 @@ enum Command {
     Destroy(DestroyArgs),
     /// Remove what an interrupted run created, from its ledger.
     Reap(ReapArgs),
+    /// Check tools, credentials, contexts and versions of a target before anything costs money.
+    Doctor(DoctorArgs),
     /// The embedded twin.
     Twin {
         #[command(subcommand)]
@@ -187,6 +189,12 @@ struct ProvisionArgs {
     /// Where to write the kubeconfig of the provisioned clusters (eks), like `aws eks update-kubeconfig`.
     #[arg(long, default_value = "meshspec.kubeconfig")]
     kubeconfig_out: PathBuf,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
 #[derive(Args)]
@@ -557,6 +565,15 @@ fn main() -> ExitCode {
             Command::Reap(args) => reap(args).await,
             Command::Provision(args) => provision(args).await,
             Command::Destroy(args) => destroy(args).await,
+            Command::Doctor(args) => {
+                let findings = meshspec::doctor::examine(target_options(&args.target)?).await;
+                for f in &findings {
+                    println!("{f}");
+                }
+                let (line, ok) = meshspec::doctor::summary(&findings);
+                println!("{line}");
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
             Command::Faults => {
                 for f in meshspec::faults::ALL {
                     println!("{:<34} {}", f.name(), f.summary());

@@ -120,6 +120,9 @@ pub async fn run(inv: &Invocation, mut on_line: impl FnMut(Stream, &str)) -> Res
     let mut stdout = Vec::new();
     let mut tail: VecDeque<String> = VecDeque::new();
     let keep = |line: String, tail: &mut VecDeque<String>| {
+        if line.trim().is_empty() {
+            return;
+        }
         if tail.len() == TAIL {
             tail.pop_front();
         }

@@ -3,6 +3,7 @@
 
 mod adapters;
 mod bad_input;
+mod doctor;
 mod harness;
 mod kind;
 mod moto;
