@@ -13,3 +13,4 @@ mod standins;
 mod targets;
 mod terraform;
 mod twin_clients;
+mod workflow;
