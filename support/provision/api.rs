@@ -101,15 +101,7 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
         .with_context(|| format!("step {step}"))?;
         created.extend(done);
     }
-    Ok(StageRecord {
-        number: stage.number,
-        name: stage.name.clone(),
-        started_at,
-        finished_at: chrono::Utc::now(),
-        steps: stage.steps.clone(),
-        preconditions: stage.preconditions.clone(),
-        created,
-    })
+    Ok(StageRecord::of(stage, started_at, created))
 }
 
 pub(super) fn vars_for(session: &Session, c: &ClusterTopology) -> Vars {

@@ -78,15 +78,7 @@ pub async fn provision(session: &Session, p: &KindProvisioner) -> Result<Provisi
             })?;
             created.extend(done);
         }
-        stages.push(StageRecord {
-            number: stage.number,
-            name: stage.name.clone(),
-            started_at,
-            finished_at: chrono::Utc::now(),
-            steps: stage.steps.clone(),
-            preconditions: stage.preconditions.clone(),
-            created,
-        });
+        stages.push(StageRecord::of(stage, started_at, created));
     }
     Ok(ProvisionRecord { by: ProvisionedBy::Kind, stages, root_fingerprint: trust.fingerprint })
 }

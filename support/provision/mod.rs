@@ -35,6 +35,21 @@ pub struct StageRecord {
     pub created: Vec<String>,
 }
 
+impl StageRecord {
+    /// The record of `stage` of the plan, started at `started_at` and finished now.
+    pub fn of(stage: &Stage, started_at: DateTime<Utc>, created: Vec<String>) -> Self {
+        StageRecord {
+            number: stage.number,
+            name: stage.name.clone(),
+            started_at,
+            finished_at: Utc::now(),
+            steps: stage.steps.clone(),
+            preconditions: stage.preconditions.clone(),
+            created,
+        }
+    }
+}
+
 /// Who made the deployment a run verifies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

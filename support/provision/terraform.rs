@@ -90,15 +90,7 @@ pub async fn provision(session: &Session, p: &TerraformProvisioner) -> Result<Pr
         if let Some(s) = &progress.summary {
             created.push(format!("{} added, {} changed, {} destroyed", s.add, s.change, s.remove));
         }
-        stages.push(StageRecord {
-            number: stage.number,
-            name: stage.name.clone(),
-            started_at,
-            finished_at: chrono::Utc::now(),
-            steps: stage.steps.clone(),
-            preconditions: stage.preconditions.clone(),
-            created,
-        });
+        stages.push(StageRecord::of(stage, started_at, created));
     }
     build_contexts(session, p.kubeconfig_out.as_deref()).await?;
     Ok(ProvisionRecord { by: ProvisionedBy::Terraform, stages, root_fingerprint: None })

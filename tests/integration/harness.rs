@@ -216,3 +216,26 @@ impl Drop for TwinUp {
         }
     }
 }
+
+/// A command that must fail as bad input does: exit code 2 and one `error:`
+/// line on stderr, which says everything in `said`. Returns stdout and stderr.
+pub fn expect_error(out: &Output, said: &[&str]) -> (String, String) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    for s in said {
+        assert!(errors[0].contains(s), "{s:?} not in {}", errors[0]);
+    }
+    (stdout, stderr)
+}
+
+/// The run id a provisioning command printed (`run id: ID (ledger ...)`).
+pub fn run_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run id: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no run id in {stdout}"))
+        .to_string()
+}

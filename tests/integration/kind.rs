@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::harness::{run_bounded, text, TwinUp};
+use super::harness::{expect_error, run_bounded, run_id, text, TwinUp};
 use super::standins::{Call, Standins};
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -278,29 +278,19 @@ fn a_helm_failure_midway_stops_provisioning_and_reap_deletes_the_clusters_it_mad
     let mut provision = w.meshspec(&standins, &["provision", "--target", "kind", "--allow-provision", "eks-1,eks-2"]);
     provision.arg("--ledger-dir").arg(ledgers.path());
     let out = run_bounded(&mut provision, LIMIT);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(error.len(), 1, "{stderr}");
-    for said in [
-        "stage 2 (control-plane), step istiod; the stages after it did not run",
-        "helm istiod cluster2 failed",
-        "exited with code 1",
-    ] {
-        assert!(error[0].contains(said), "{said:?} not in {}", error[0]);
-    }
+    let (stdout, stderr) = expect_error(
+        &out,
+        &[
+            "stage 2 (control-plane), step istiod; the stages after it did not run",
+            "helm istiod cluster2 failed",
+            "exited with code 1",
+        ],
+    );
     assert!(stderr.contains("INSTALLATION FAILED: context deadline exceeded"), "helm's own words: {stderr}");
     assert!(!lines(&standins.calls()).iter().any(|l| l.contains("gateway")), "stage 3 never ran");
     assert_eq!(w.listed(), KIND_NAMES, "the clusters stay for inspection");
 
-    let run_id = text(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("run id: "))
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let run_id = run_id(&stdout);
     let mut reap = w.meshspec(&standins, &["reap", "--target", "kind", "--run-id", &run_id]);
     reap.arg("--ledger-dir").arg(ledgers.path());
     let out = run_bounded(&mut reap, LIMIT);

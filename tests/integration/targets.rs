@@ -162,3 +162,22 @@ fn the_kind_target_runs_everything_but_the_aws_scenarios_with_kube_contexts_only
         assert!(line.contains("@aws: ") || line.contains("@provisions: "), "{line}");
     }
 }
+
+#[test]
+fn a_token_from_aws_eks_get_token_opens_only_the_cluster_it_was_signed_for() {
+    let up = TwinUp::start();
+    let cred = up.aws(&["eks", "get-token", "--cluster-name", "eks-1"]);
+    assert_eq!(cred["kind"], "ExecCredential");
+    let token = cred["status"]["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("k8s-aws-v1."));
+    for (ctx, accepted) in [(&up.env["CTX_CLUSTER1"], true), (&up.env["CTX_CLUSTER2"], false)] {
+        let mut cmd = up.command("kubectl");
+        cmd.arg("--cache-dir").arg(up.dir.path().join("kube-cache"));
+        cmd.args(["get", "ns", "istio-system", "--context", ctx, "--token", &token]);
+        let out = run_bounded(&mut cmd, super::harness::CLI_LIMIT);
+        assert_eq!(out.status.success(), accepted, "{ctx}: {}", text(&out.stderr));
+        if !accepted {
+            assert!(text(&out.stderr).contains("You must be logged in"), "{}", text(&out.stderr));
+        }
+    }
+}

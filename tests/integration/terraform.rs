@@ -11,7 +11,7 @@ use std::time::Duration;
 use meshspec::fixtures::Fixtures;
 use meshspec::provision::plan::StagePlan;
 
-use super::harness::{run_bounded, text, TwinUp};
+use super::harness::{expect_error, run_bounded, run_id, text, TwinUp};
 use super::standins::{Call, Standins};
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -144,17 +144,14 @@ done"#;
     );
     provision.arg("--ledger-dir").arg(ledgers.path()).arg("--kubeconfig-out").arg(tf_dir.path().join("kc"));
     let out = run_bounded(&mut provision, LIMIT);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    let error_line: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(error_line.len(), 1, "{stderr}");
-    for said in [
-        "stage 2 (control-plane); the stages after it did not run",
-        "Terraform reported: installing istiod: context deadline exceeded",
-        "exited with code 1",
-    ] {
-        assert!(error_line[0].contains(said), "{said:?} not in {}", error_line[0]);
-    }
+    let (stdout, _) = expect_error(
+        &out,
+        &[
+            "stage 2 (control-plane); the stages after it did not run",
+            "Terraform reported: installing istiod: context deadline exceeded",
+            "exited with code 1",
+        ],
+    );
     let calls = terraform_calls(&standins);
     assert_eq!(
         calls.len(),
@@ -162,14 +159,7 @@ done"#;
         "init, stage 1, stage 2 and nothing after: {:#?}",
         calls.iter().map(Call::line).collect::<Vec<_>>()
     );
-    let run_id = text(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("run id: "))
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let run_id = run_id(&stdout);
 
     // What the interrupted provisioning made goes the seed's way: releases, the wait, the rest, the sweep.
     let mut reap = meshspec(&up, &standins, &["reap", "--target", "eks", "--run-id", &run_id, "--ledger-dir"]);
