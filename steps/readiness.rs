@@ -1,6 +1,7 @@
 //! Steps of features/readiness.feature.
 
 use anyhow::Context;
+use cucumber::gherkin::Step;
 use cucumber::{then, when};
 
 use super::{MeshWorld, StepResult};
@@ -42,9 +43,11 @@ async fn listener_forwards(w: &mut MeshWorld, port: u16) -> StepResult {
 }
 
 #[then("every target of that target group becomes healthy")]
-async fn every_target_healthy(w: &mut MeshWorld) -> StepResult {
+async fn every_target_healthy(w: &mut MeshWorld, step: &Step) -> StepResult {
     let tg = w.target_group.clone().context("no target group from an earlier step")?;
     let targets = check::wait_all_targets_healthy(&w.session, &tg).await?;
+    let cluster = w.cluster()?.name.clone();
+    w.attach(step, "target health", &serde_json::json!({"cluster": cluster, "target_group": tg, "targets": targets}));
     ensure!(!targets.is_empty(), "the target group has no targets");
     Ok(())
 }

@@ -50,10 +50,21 @@ async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> 
 
 /// Provision once per run (every scenario after the first sees the same record).
 #[given("the deployment is provisioned in stages on the target")]
-async fn provisioned(w: &mut MeshWorld) -> StepResult {
+async fn provisioned(w: &mut MeshWorld, step: &Step) -> StepResult {
     let session = w.session.clone();
-    let outcome = session.provisioned.get_or_init(|| async { provision(&session).await.map_err(super::report) }).await;
+    let mut here = false;
+    let outcome = session
+        .provisioned
+        .get_or_init(|| {
+            here = true;
+            async { provision(&session).await.map_err(super::report) }
+        })
+        .await;
     let record = outcome.as_ref().map_err(|e| anyhow::anyhow!("provisioning failed: {e}"))?;
+    // The stage timeline goes with the step that provisioned, once per run.
+    if here {
+        w.attach(step, "provisioning stages", record);
+    }
     ensure!(!record.stages.is_empty(), "provisioning recorded no stage");
     Ok(())
 }

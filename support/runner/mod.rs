@@ -25,6 +25,8 @@ pub struct RunOptions {
     /// Cucumber tag expression, e.g. `@readiness and not @slow`.
     pub tags: Option<String>,
     pub report_dir: PathBuf,
+    /// The trend file (None: $MESHSPEC_TREND, else trend.jsonl in the report dir).
+    pub trend: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -34,6 +36,7 @@ impl RunOptions {
             features: PathBuf::from("features"),
             tags: None,
             report_dir: PathBuf::from("target/meshspec"),
+            trend: None,
         }
     }
 }
@@ -46,11 +49,14 @@ pub struct RunSummary {
     pub wall_time: std::time::Duration,
     /// Scenarios the target cannot run, left out before the run started.
     pub excluded: Vec<Excluded>,
+    /// The page, the conformance report and the trend file.
+    pub documents: crate::report::documents::Written,
 }
 
 /// Run the features once against the target; the summary says how it went.
 pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let tags = opts
         .tags
         .as_deref()
@@ -148,11 +154,24 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     drop(outcome);
     set_session(None);
     let evidence = session.evidence.write(&opts.report_dir, &json);
+    let excluded = excluded.lock().expect("exclusions").clone();
+    let documents = crate::report::documents::after_run(
+        &session,
+        crate::report::documents::RunFacts {
+            tags: opts.tags.clone(),
+            started_at,
+            excluded: &excluded,
+            features: &opts.features,
+            trend: opts.trend.as_deref(),
+        },
+        &opts.report_dir,
+    )
+    .await;
     session.close().await;
     evidence?;
+    let documents = documents?;
     let tally = tally.lock().expect("tally").clone();
-    let excluded = excluded.lock().expect("exclusions").clone();
-    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded })
+    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded, documents })
 }
 
 /// The closing line CI reads: scenarios passed and failed (skipped count as failed).
