@@ -41,6 +41,7 @@ async fn the_mesh_topology(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// The feature's mesh ID and region are the configuration's.
 #[given(expr = "the mesh ID is {string} in region {string}")]
 async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> StepResult {
     ensure!(w.topology().mesh_id == mesh, "the configuration's mesh ID is {:?}", w.topology().mesh_id);
