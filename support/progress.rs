@@ -106,7 +106,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// The progress of one wait, for as long as it lives.
 pub struct Progress {
     id: u64,
-    pub last_seen: Arc<Mutex<String>>,
+    last_seen: Arc<Mutex<String>>,
     task: Option<tokio::task::JoinHandle<()>>,
     drew: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -192,6 +192,21 @@ mod tests {
         assert!(due(Style::Lines, S(45), Some(S(15))));
         assert!(due(Style::Terminal, S(3), None));
         assert!(due(Style::Terminal, S(5), Some(S(4))));
+    }
+
+    /// The reporter's loop, ticking every 250 ms as it does, over a 50 s wait.
+    #[test]
+    fn a_long_wait_reports_on_schedule_as_the_loop_ticks() {
+        let ticks = (0..200u64).map(|i| Duration::from_millis(250 * i));
+        let mut last = None;
+        let mut reports = Vec::new();
+        for t in ticks {
+            if due(Style::Lines, t, last) {
+                reports.push(t.as_secs());
+                last = Some(t);
+            }
+        }
+        assert_eq!(reports, vec![15, 45]);
     }
 
     #[test]
