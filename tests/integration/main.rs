@@ -4,6 +4,7 @@
 mod adapters;
 mod bad_input;
 mod harness;
+mod html_report;
 mod moto;
 mod reap;
 mod secrets;
