@@ -34,6 +34,7 @@ pub struct Written {
 /// After a run, with the session still open (the versions are read through it).
 pub async fn after_run(session: &Session, facts: RunFacts<'_>, report_dir: &Path) -> Result<Written> {
     let finished_at = Utc::now();
+    let clock = std::time::Instant::now();
     let features = meta::feature_docs(facts.features).unwrap_or_else(|e| {
         // cucumber reports a feature that does not parse; the page then shows what ran.
         tracing::warn!("the page lacks the features' text: {e:#}");
@@ -49,7 +50,10 @@ pub async fn after_run(session: &Session, facts: RunFacts<'_>, report_dir: &Path
         excluded: facts.excluded.to_vec(),
         features,
     };
-    write(meta, report_dir, facts.trend)
+    let versions_read = clock.elapsed();
+    let written = write(meta, report_dir, facts.trend);
+    tracing::debug!(?versions_read, total = ?clock.elapsed(), "the documents of the run are written");
+    written
 }
 
 /// The documents of a run from its metadata and the Cucumber JSON in `report_dir`.
