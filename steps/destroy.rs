@@ -9,6 +9,8 @@ use crate::aws::connect::ServiceError;
 use crate::aws::network;
 use crate::provision::destroy;
 
+/// Tear the deployment down as the runbook does: releases first (the controller deletes its NLBs),
+/// then the rest; attaches the record of what was deleted.
 #[when("meshspec destroys it in the runbook's order")]
 async fn destroy_it(w: &mut MeshWorld, step: &Step) -> StepResult {
     let record = destroy::destroy(&w.session).await?;
@@ -17,6 +19,7 @@ async fn destroy_it(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// No LoadBalancer Service and no NLB, target group or ENI of either cluster was left when stage two began.
 #[then("no Service of type LoadBalancer and no load balancer resource of either cluster remained when the clusters were deleted")]
 async fn load_balancers_first(w: &mut MeshWorld) -> StepResult {
     let record = w.destroyed.as_ref().context("nothing was destroyed by an earlier step")?;
@@ -38,6 +41,7 @@ async fn load_balancers_first(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// Nothing tagged for either cluster is left in EC2, ELBv2 or EKS; attaches what the sweep found.
 #[then("a leak sweep by tags finds nothing of either cluster")]
 async fn leak_sweep(w: &mut MeshWorld, step: &Step) -> StepResult {
     let left = destroy::leak_sweep(&w.session).await?;
@@ -46,6 +50,7 @@ async fn leak_sweep(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// Try to delete a cluster's VPC while everything in it still exists; the refusal's error code is kept.
 #[when(expr = "the VPC of {string} is deleted before anything else")]
 async fn delete_vpc_first(w: &mut MeshWorld, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
@@ -62,6 +67,7 @@ async fn delete_vpc_first(w: &mut MeshWorld, cluster: String) -> StepResult {
     Ok(())
 }
 
+/// The earlier delete was refused with exactly this AWS error code.
 #[then(expr = "AWS refuses with {string}")]
 async fn refused(w: &mut MeshWorld, code: String) -> StepResult {
     match &w.refusal {
@@ -71,6 +77,7 @@ async fn refused(w: &mut MeshWorld, code: String) -> StepResult {
     }
 }
 
+/// The cluster's VPC is still there (one VPC by that name).
 #[then(expr = "the VPC of {string} still exists")]
 async fn vpc_exists(w: &mut MeshWorld, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();

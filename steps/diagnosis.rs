@@ -24,6 +24,7 @@ async fn with_fault(w: &mut MeshWorld, fault: String) -> StepResult {
     Ok(())
 }
 
+/// Run every check of the runbook against the deployment and keep each outcome (attached as evidence).
 #[when("every check of the runbook runs against it")]
 async fn sweep_all(w: &mut MeshWorld, step: &Step) -> StepResult {
     let outcomes = sweep::run(&w.session).await;
@@ -32,6 +33,7 @@ async fn sweep_all(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// At least one check failed, and a `diagnosis:` line of a failed check names the cause.
 #[then(expr = "a check fails with a diagnosis naming {string}")]
 async fn diagnosed(w: &mut MeshWorld, cause: String) -> StepResult {
     let outcomes = w.sweep.as_ref().context("no checks ran in an earlier step")?;

@@ -12,6 +12,8 @@ fn last(w: &MeshWorld) -> anyhow::Result<&LoadBalancingEvidence> {
     w.traffic.as_ref().context("no requests were sent by an earlier step")
 }
 
+/// Send N requests from the cluster's sleep pod through its sidecar, once it holds both networks'
+/// endpoints; attaches the response distribution and the split the endpoint weights predict.
 #[when(expr = "the sleep pod in {string} sends {int} requests to {string}")]
 async fn send(w: &mut MeshWorld, step: &Step, cluster: String, n: usize, url: String) -> StepResult {
     ensure!(n > 0, "at least one request");
@@ -23,6 +25,7 @@ async fn send(w: &mut MeshWorld, step: &Step, cluster: String, n: usize, url: St
     Ok(())
 }
 
+/// Every cluster's helloworld version answered at least once.
 #[then(expr = "both helloworld versions answer")]
 async fn both_versions(w: &mut MeshWorld) -> StepResult {
     let e = last(w)?;
@@ -38,6 +41,7 @@ async fn both_versions(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// Each version's share of the answers is within Z standard deviations of what the endpoint weights predict.
 #[then(expr = "each version's share matches the endpoint weights within a binomial tolerance")]
 async fn shares(w: &mut MeshWorld) -> StepResult {
     let e = last(w)?;
@@ -55,6 +59,7 @@ async fn shares(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// Every answer was a helloworld greeting: no 5xx, no connection error.
 #[then(expr = "no request gets an error answer")]
 async fn no_errors(w: &mut MeshWorld) -> StepResult {
     let e = last(w)?;

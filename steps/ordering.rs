@@ -9,6 +9,7 @@ use crate::checks::ordering as check;
 use crate::checks::readiness;
 use crate::topology::names;
 
+/// Each stage of this run's provisioning checked exactly the preconditions the table lists before it started.
 #[then("each stage started only once its preconditions held:")]
 async fn preconditions_held(w: &mut MeshWorld, step: &Step) -> StepResult {
     let table = step.table.as_ref().context("this step needs a table")?;
@@ -30,6 +31,8 @@ async fn preconditions_held(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// istiod's pods started after cacerts was created, and the root it hands out in the namespace's
+/// istio-ca-root-cert is cacerts' root; attaches both times and roots per cluster.
 #[then(expr = "in each cluster istiod started after cacerts existed and serves the cacerts root in {string}")]
 async fn istiod_after_cacerts(w: &mut MeshWorld, step: &Step, namespace: String) -> StepResult {
     for c in w.clusters() {
@@ -39,6 +42,7 @@ async fn istiod_after_cacerts(w: &mut MeshWorld, step: &Step, namespace: String)
     Ok(())
 }
 
+/// Both clusters' istio-ca-root-cert in the namespace hold the same root.
 #[then(expr = "both clusters serve one root in {string}")]
 async fn one_served_root(w: &mut MeshWorld, namespace: String) -> StepResult {
     let mut roots = Vec::new();
@@ -49,6 +53,7 @@ async fn one_served_root(w: &mut MeshWorld, namespace: String) -> StepResult {
     Ok(())
 }
 
+/// The load balancer controller's pod started before the east-west gateway Service was created; attaches both times.
 #[then("in each cluster the load balancer controller was running before the east-west gateway Service was created")]
 async fn controller_first(w: &mut MeshWorld, step: &Step) -> StepResult {
     for c in w.clusters() {
@@ -58,6 +63,7 @@ async fn controller_first(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// Each east-west gateway Service's NLB (found by its hostname) has this type and scheme.
 #[then(expr = "each east-west gateway load balancer is of type {string} with scheme {string}")]
 async fn gateway_lb_kind(w: &mut MeshWorld, kind: String, scheme: String) -> StepResult {
     for c in w.clusters() {
@@ -78,6 +84,8 @@ async fn separate_deployment(w: &mut MeshWorld, plan: String) -> StepResult {
     Ok(())
 }
 
+/// Without a load balancer controller the gateway Service gets no address within a shortened deadline,
+/// the failure names the cause, and no load balancer resource exists.
 #[then(expr = "the east-west gateway of {string} gets no load balancer address, with a diagnosis naming {string}")]
 async fn no_address(w: &mut MeshWorld, cluster: String, cause: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
@@ -95,12 +103,14 @@ async fn no_address(w: &mut MeshWorld, cluster: String, cause: String) -> StepRe
     Ok(())
 }
 
+/// Install the AWS load balancer controller in both clusters (stage 1's step, run late).
 #[when("the AWS load balancer controller is installed in both clusters")]
 async fn install_controller(w: &mut MeshWorld) -> StepResult {
     crate::provision::api::install_load_balancer_controller(&w.session).await?;
     Ok(())
 }
 
+/// The istiod-after-cacerts check fails in each cluster and its message names the root istiod serves.
 #[then("in each cluster the ordering check of istiod and cacerts fails, naming the root istiod serves")]
 async fn ordering_check_fails(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
@@ -119,6 +129,7 @@ async fn ordering_check_fails(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// Only the local version answered; every other answer is an Envoy 503 with this reason.
 #[then(expr = "only the local version answers and every other answer is a 503 with {string}")]
 async fn local_only_and_503(w: &mut MeshWorld, reason: String) -> StepResult {
     let e = w.traffic.as_ref().context("no requests were sent by an earlier step")?;

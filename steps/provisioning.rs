@@ -17,6 +17,7 @@ fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
     }
 }
 
+/// This run's stages ran as the table lists them, numbers and names, each after the previous one finished.
 #[then("the provisioning stages ran in this order:")]
 async fn stages_in_order(w: &mut MeshWorld, step: &Step) -> StepResult {
     let table = step.table.as_ref().context("this step needs a table")?;
@@ -35,6 +36,7 @@ async fn stages_in_order(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// Each cluster's VPC exists with its topology CIDR and the subnets the seed's VPC module cuts.
 #[then("each cluster's VPC has its topology CIDR and the seed's subnets")]
 async fn vpcs_match(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
@@ -43,6 +45,7 @@ async fn vpcs_match(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// Each VPC has N private or public subnets with this tag, one per availability zone of the region.
 #[then(expr = "each VPC has {int} {word} subnets tagged {string}")]
 async fn subnets_tagged(w: &mut MeshWorld, count: usize, kind: String, tag: String) -> StepResult {
     let (key, value) = tag.split_once('=').context("a tag is written key=value")?;
@@ -62,6 +65,7 @@ async fn subnets_tagged(w: &mut MeshWorld, count: usize, kind: String, tag: Stri
     Ok(())
 }
 
+/// Both EKS clusters are ACTIVE with an endpoint and a CA, running this Kubernetes version (the configuration's).
 #[then(expr = "both EKS clusters are ACTIVE with Kubernetes {string}")]
 async fn clusters_active(w: &mut MeshWorld, version: String) -> StepResult {
     ensure!(
@@ -75,6 +79,8 @@ async fn clusters_active(w: &mut MeshWorld, version: String) -> StepResult {
     Ok(())
 }
 
+/// Each cluster's API server answers /version through the session's client (DescribeCluster and an EKS token
+/// unless a kube context is configured for it).
 #[then("each cluster's Kubernetes API answers with credentials built from DescribeCluster")]
 async fn api_answers(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
@@ -84,6 +90,7 @@ async fn api_answers(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// In each cluster the namespace carries the label, set to the cluster's network from the topology.
 #[then(expr = "in each cluster the namespace {string} has label {string} set to the cluster's network")]
 async fn namespace_network(w: &mut MeshWorld, ns: String, key: String) -> StepResult {
     for c in w.clusters() {
@@ -98,6 +105,7 @@ async fn namespace_network(w: &mut MeshWorld, ns: String, key: String) -> StepRe
     Ok(())
 }
 
+/// In each cluster the namespace carries the label with this value.
 #[then(expr = "in each cluster the namespace {string} has label {string} set to {string}")]
 async fn namespace_label(w: &mut MeshWorld, ns: String, key: String, value: String) -> StepResult {
     for c in w.clusters() {
@@ -111,6 +119,7 @@ async fn namespace_label(w: &mut MeshWorld, ns: String, key: String, value: Stri
     Ok(())
 }
 
+/// Each cluster's istio-system/cacerts has the four keys Istio's plugged-in CA reads.
 #[then(expr = "each cluster has the secret {string} in {string} with keys {word}, {word}, {word} and {word}")]
 async fn cacerts_keys(
     w: &mut MeshWorld,
@@ -134,6 +143,7 @@ async fn cacerts_keys(
     Ok(())
 }
 
+/// In each cluster's cacerts the intermediate CA is signed by the root and matches its private key.
 #[then("each intermediate CA is signed by the root and matches its private key")]
 async fn intermediates_verify(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
@@ -143,6 +153,7 @@ async fn intermediates_verify(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// Both clusters' cacerts carry the same root certificate (by fingerprint).
 #[then("both clusters share one root certificate")]
 async fn one_root(w: &mut MeshWorld) -> StepResult {
     let mut roots = Vec::new();
@@ -161,6 +172,7 @@ async fn one_root(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// In each cluster the deployment is available.
 #[then(expr = "in each cluster the deployment {string} in {string} is available")]
 async fn deployment_available(w: &mut MeshWorld, name: String, ns: String) -> StepResult {
     for c in w.clusters() {
@@ -169,6 +181,7 @@ async fn deployment_available(w: &mut MeshWorld, name: String, ns: String) -> St
     Ok(())
 }
 
+/// In each cluster helloworld-<version of the cluster> is available in the namespace.
 #[then(expr = "in each cluster the helloworld deployment of the cluster's version is available in {string}")]
 async fn helloworld_available(w: &mut MeshWorld, ns: String) -> StepResult {
     for c in w.clusters() {
@@ -177,6 +190,7 @@ async fn helloworld_available(w: &mut MeshWorld, ns: String) -> StepResult {
     Ok(())
 }
 
+/// In each cluster istiod runs with the topology's mesh ID, the cluster's Istio cluster name and network.
 #[then("in each cluster istiod is configured with the mesh ID, its Istio cluster name and its network")]
 async fn istiod_configured(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
@@ -191,6 +205,7 @@ async fn istiod_configured(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// In each cluster the east-west gateway's pods carry the network label and ISTIO_META_REQUESTED_NETWORK_VIEW.
 #[then("in each cluster the east-west gateway is labelled with its network and asks for its own network view")]
 async fn eastwest_network(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
@@ -220,6 +235,7 @@ async fn eastwest_network(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// In each cluster the Gateway selects the east-west gateway and has a TLS AUTO_PASSTHROUGH server on the port for the hosts.
 #[then(expr = "in each cluster the Gateway {string} in {string} passes TLS through on port {int} for hosts {string}")]
 async fn cross_network_gateway(w: &mut MeshWorld, name: String, ns: String, port: u16, hosts: String) -> StepResult {
     for c in w.clusters() {

@@ -1,12 +1,14 @@
 //! Steps of features/readiness.feature.
 
 use anyhow::Context;
+use cucumber::gherkin::Step;
 use cucumber::{then, when};
 
 use super::{MeshWorld, StepResult};
 use crate::checks::readiness as check;
 use crate::topology::names;
 
+/// Wait until the cluster's east-west gateway Service has a load balancer hostname in its status.
 #[when(expr = "the east-west gateway Service of {string} has a load balancer hostname")]
 async fn gateway_hostname(w: &mut MeshWorld, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
@@ -15,6 +17,7 @@ async fn gateway_hostname(w: &mut MeshWorld, cluster: String) -> StepResult {
     Ok(())
 }
 
+/// Find the load balancer whose DNSName is that hostname, through every page of DescribeLoadBalancers.
 #[then("the load balancer with that DNS name is found among all load balancers")]
 async fn nlb_found(w: &mut MeshWorld) -> StepResult {
     let hostname = w.hostname.clone().context("no hostname from an earlier step")?;
@@ -22,6 +25,7 @@ async fn nlb_found(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
+/// Wait for the load balancer to leave `provisioning`; it must then have this type, scheme and state.
 #[then(expr = "it is of type {string} with scheme {string} and becomes {string}")]
 async fn nlb_kind(w: &mut MeshWorld, kind: String, scheme: String, state: String) -> StepResult {
     let hostname = w.hostname.clone().context("no hostname from an earlier step")?;
@@ -33,6 +37,7 @@ async fn nlb_kind(w: &mut MeshWorld, kind: String, scheme: String, state: String
     Ok(())
 }
 
+/// The load balancer has a listener on the cross-network port whose action forwards to a target group.
 #[then(expr = "its listener on port {int} forwards to a target group")]
 async fn listener_forwards(w: &mut MeshWorld, port: u16) -> StepResult {
     ensure!(port == names::CROSS_NETWORK_PORT, "cross-network traffic uses port {}", names::CROSS_NETWORK_PORT);
@@ -41,14 +46,18 @@ async fn listener_forwards(w: &mut MeshWorld, port: u16) -> StepResult {
     Ok(())
 }
 
+/// Wait until the target group has targets and EVERY one is healthy; attaches each target's health.
 #[then("every target of that target group becomes healthy")]
-async fn every_target_healthy(w: &mut MeshWorld) -> StepResult {
+async fn every_target_healthy(w: &mut MeshWorld, step: &Step) -> StepResult {
     let tg = w.target_group.clone().context("no target group from an earlier step")?;
     let targets = check::wait_all_targets_healthy(&w.session, &tg).await?;
+    let cluster = w.cluster()?.name.clone();
+    w.attach(step, "target health", &serde_json::json!({"cluster": cluster, "target_group": tg, "targets": targets}));
     ensure!(!targets.is_empty(), "the target group has no targets");
     Ok(())
 }
 
+/// The hostname resolves to exactly the load balancer's public addresses, one per availability zone.
 #[then("the hostname resolves to one public address per availability zone")]
 async fn resolves(w: &mut MeshWorld) -> StepResult {
     let lb = w.load_balancer.clone().context("no load balancer from an earlier step")?;

@@ -6,6 +6,8 @@ use cucumber::then;
 use super::{MeshWorld, StepResult};
 use crate::checks::sync as check;
 
+/// The cluster's remote secret for its peer is labelled, keyed by the peer's cluster ID, and its kubeconfig's
+/// server answers with its token; attaches the secret's name, cluster and server (never the token).
 #[then(
     expr = "the remote secret for the other cluster in {string} is well-formed and its server answers with its token"
 )]
@@ -17,6 +19,7 @@ async fn remote_secret(w: &mut MeshWorld, step: &Step, cluster: String) -> StepR
     Ok(())
 }
 
+/// Wait until istiod's /debug/clusterz in the cluster reports the peer `synced`; attaches clusterz.
 #[then(expr = "istiod in {string} reports the other cluster synced")]
 async fn synced(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
@@ -25,6 +28,8 @@ async fn synced(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
     Ok(())
 }
 
+/// Wait until the sleep pod's Envoy holds, for helloworld, the local pod IPs on 5000 plus exactly the peer's
+/// NLB addresses on 15443, all HEALTHY; attaches the endpoint table.
 #[then(
     expr = "the sleep pod's Envoy in {string} holds the local helloworld pods on port 5000 and exactly the other cluster's NLB addresses on port 15443, all HEALTHY"
 )]
@@ -42,6 +47,7 @@ async fn endpoints(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResul
     Ok(())
 }
 
+/// No endpoint of that table is a helloworld pod IP of the other cluster; attaches the other cluster's pod IPs.
 #[then(expr = "none of those endpoints is a pod IP of the other cluster")]
 async fn no_remote_pod_ip(w: &mut MeshWorld, step: &Step) -> StepResult {
     let c = w.cluster.clone().ok_or_else(|| anyhow::anyhow!("no cluster chosen by an earlier step"))?;

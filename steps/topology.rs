@@ -41,6 +41,7 @@ async fn the_mesh_topology(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
+/// The feature's mesh ID and region are the configuration's.
 #[given(expr = "the mesh ID is {string} in region {string}")]
 async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> StepResult {
     ensure!(w.topology().mesh_id == mesh, "the configuration's mesh ID is {:?}", w.topology().mesh_id);
@@ -51,10 +52,21 @@ async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> 
 /// Provision once per run (every scenario after the first sees the same
 /// record); a target meshspec may not provision must already hold the deployment.
 #[given("the deployment is provisioned in stages on the target")]
-async fn provisioned(w: &mut MeshWorld) -> StepResult {
+async fn provisioned(w: &mut MeshWorld, step: &Step) -> StepResult {
     let session = w.session.clone();
-    let outcome = session.provisioned.get_or_init(|| async { deploy(&session).await.map_err(super::report) }).await;
+    let mut here = false;
+    let outcome = session
+        .provisioned
+        .get_or_init(|| {
+            here = true;
+            async { deploy(&session).await.map_err(super::report) }
+        })
+        .await;
     let record = outcome.as_ref().map_err(|e| anyhow::anyhow!("provisioning failed: {e}"))?;
+    // The stage timeline goes with the step that provisioned, once per run.
+    if here {
+        w.attach(step, "provisioning stages", record);
+    }
     ensure!(record.by == ProvisionedBy::Existing || !record.stages.is_empty(), "provisioning recorded no stage");
     Ok(())
 }

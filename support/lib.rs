@@ -13,6 +13,7 @@ pub mod fixtures;
 pub mod kube;
 pub mod ledger;
 pub mod mesh;
+pub mod progress;
 pub mod provision;
 pub mod report;
 pub mod runner;

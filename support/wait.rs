@@ -47,6 +47,8 @@ where
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut last_seen = String::from("nothing yet");
+    // Shown on stderr only once the wait has lasted a while.
+    let progress = crate::progress::Progress::start(what.to_string(), opts.timeout);
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         // A single probe must not outlive the deadline either.
@@ -56,6 +58,7 @@ where
             Ok(Err(e)) => last_seen = format!("error: {e}"),
             Err(_) => last_seen = format!("{last_seen} (the last probe did not answer in time)"),
         }
+        progress.seen(&last_seen);
         if Instant::now() >= deadline {
             return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen });
         }

@@ -1,5 +1,6 @@
 //! The acceptance run: every feature in features/ against the embedded twin
-//! (`cargo test --test acceptance`). Reports go to target/meshspec/.
+//! (`cargo test --test acceptance`). Reports go to target/meshspec/, the page
+//! as target/meshspec/report.html.
 //! MESHSPEC_TAGS narrows the run with a tag expression.
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     opts.tags = std::env::var("MESHSPEC_TAGS").ok().filter(|t| !t.is_empty());
     match runtime.block_on(runner::run(opts)) {
         Ok(summary) => {
+            println!("report: {}", summary.documents.page.display());
             println!("acceptance wall time: {:.2?}", summary.wall_time);
             println!("{}", runner::closing_line(&summary.tally));
             if summary.tally.ok() {

@@ -23,8 +23,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the features against a target and write JUnit XML and Cucumber JSON.
+    /// Run the features against a target and write JUnit XML, Cucumber JSON, the HTML page and the conformance report.
     Run(RunArgs),
+    /// Render a previous run's page again, and the step catalog.
+    Docs(DocsArgs),
     /// What istioctl proxy-config shows, read from a pod's Envoy through exec.
     ProxyConfig {
         #[command(subcommand)]
@@ -180,6 +182,9 @@ struct RunArgs {
     /// runbook's destroy order), whatever their outcome.
     #[arg(long)]
     teardown: bool,
+    /// Append this run's line to this trend file (default: $MESHSPEC_TREND, else REPORT_DIR/trend.jsonl).
+    #[arg(long, value_name = "FILE")]
+    trend: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -201,6 +206,22 @@ struct DoctorArgs {
 struct DestroyArgs {
     #[command(flatten)]
     target: TargetArgs,
+}
+
+#[derive(Args)]
+struct DocsArgs {
+    /// A previous run's report directory, or its cucumber.json (run.json beside it is used when there).
+    #[arg(long, default_value = "target/meshspec")]
+    from: PathBuf,
+    /// Where report.html, steps.html and steps.md go.
+    #[arg(long, default_value = "target/meshspec/docs")]
+    out: PathBuf,
+    /// The features: the catalog's scenarios, and the page's text when the run left no run.json.
+    #[arg(long, default_value = "features")]
+    features: PathBuf,
+    /// Only the step catalog (needs no run).
+    #[arg(long)]
+    catalog: bool,
 }
 
 #[derive(Args)]
@@ -339,8 +360,17 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     opts.report_dir = args.report_dir;
     opts.features = args.features;
     opts.teardown = args.teardown;
+    opts.trend = args.trend;
     let summary = runner::run(opts).await?;
-    println!("reports: {} {}", summary.junit.display(), summary.json.display());
+    let d = &summary.documents;
+    println!(
+        "reports: {} {} {} {}",
+        d.page.display(),
+        summary.junit.display(),
+        summary.json.display(),
+        d.conformance.display()
+    );
+    println!("trend: {}", d.trend.display());
     println!("wall time: {:.2?}", summary.wall_time);
     for d in &summary.tally.diagnoses {
         println!("{d}");
@@ -357,6 +387,20 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     }
     println!("{}", runner::closing_line(&summary.tally));
     Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn docs(args: DocsArgs) -> Result<ExitCode> {
+    use meshspec::report::documents;
+    if !args.catalog {
+        let page = documents::page(&args.from, &args.features)?;
+        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+        let path = args.out.join(meshspec::report::html::FILE);
+        std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("page: {}", path.display());
+    }
+    let (html, md) = documents::catalog(&args.features, &args.out)?;
+    println!("step catalog: {} {}", html.display(), md.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
@@ -547,6 +591,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Docs(args) => docs(args),
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
             Command::Bench { command: BenchCommand::LoadBalancing { requests, time_scale, json } } => {
                 let figures = meshspec::bench::load_balancing(requests, time_scale).await?;

@@ -16,6 +16,8 @@ pub const Z: f64 = 4.0;
 pub struct LoadBalancingEvidence {
     pub cluster: String,
     pub pod: String,
+    /// The helloworld version of the source cluster.
+    pub local_version: String,
     /// Probability of the local version, from the sidecar's endpoint weights.
     pub local_probability: f64,
     pub distribution: Distribution,
@@ -47,6 +49,7 @@ pub async fn requests_from(
     Ok(LoadBalancingEvidence {
         cluster: c.name.clone(),
         pod,
+        local_version: c.sample_version.clone(),
         local_probability: local as f64 / total as f64,
         distribution,
     })

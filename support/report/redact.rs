@@ -29,6 +29,12 @@ pub fn redact_text(s: &str) -> String {
     }
 }
 
+/// Redact line by line: a multi-line message (an error chain) keeps its
+/// other lines when one carries a credential.
+pub fn redact_lines(s: &str) -> String {
+    s.lines().map(redact_text).collect::<Vec<_>>().join("\n")
+}
+
 pub fn redact(v: Value) -> Value {
     match v {
         Value::Object(o) => Value::Object(

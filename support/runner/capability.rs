@@ -8,7 +8,7 @@
 //!   target that is only verified (eks without `--allow-provision`, or any
 //!   target with existing clusters) has no such record.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::target::TargetKind;
 
@@ -46,7 +46,7 @@ impl Capabilities {
 }
 
 /// A scenario left out of the run, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Excluded {
     pub feature: String,
     pub scenario: String,

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub report_dir: PathBuf,
     /// Tear down what the run provisioned once the features ran, whatever their outcome.
     pub teardown: bool,
+    /// The trend file (None: $MESHSPEC_TREND, else trend.jsonl in the report dir).
+    pub trend: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -37,6 +39,7 @@ impl RunOptions {
             tags: None,
             report_dir: PathBuf::from("target/meshspec"),
             teardown: false,
+            trend: None,
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct RunSummary {
     pub wall_time: std::time::Duration,
     /// Scenarios the target cannot run, left out before the run started.
     pub excluded: Vec<Excluded>,
+    /// The page, the conformance report and the trend file.
+    pub documents: crate::report::documents::Written,
     /// With `teardown`: what the leak sweep still found, or why the teardown failed.
     pub teardown: Option<std::result::Result<Vec<crate::aws::network::Leftover>, String>>,
 }
@@ -63,6 +68,7 @@ impl RunSummary {
 /// Run the features once against the target; the summary says how it went.
 pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
+    let started_at = chrono::Utc::now();
     let tags = opts
         .tags
         .as_deref()
@@ -160,7 +166,21 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     drop(outcome);
     set_session(None);
     let evidence = session.evidence.write(&opts.report_dir, &json);
-    // The twin ends with the session; other targets keep what was made unless told.
+    let excluded = excluded.lock().expect("exclusions").clone();
+    let documents = crate::report::documents::after_run(
+        &session,
+        crate::report::documents::RunFacts {
+            tags: opts.tags.clone(),
+            started_at,
+            excluded: &excluded,
+            features: &opts.features,
+            trend: opts.trend.as_deref(),
+        },
+        &opts.report_dir,
+    )
+    .await;
+    // The versions are read above while the clusters exist; then the twin ends
+    // with the session, and other targets keep what was made unless told.
     let teardown = if opts.teardown && session.allow_provision && session.kind != crate::target::TargetKind::Twin {
         Some(crate::provision::teardown(&session).await.map_err(|e| format!("{e:#}")))
     } else {
@@ -168,9 +188,9 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     };
     session.close().await;
     evidence?;
+    let documents = documents?;
     let tally = tally.lock().expect("tally").clone();
-    let excluded = excluded.lock().expect("exclusions").clone();
-    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded, teardown })
+    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded, documents, teardown })
 }
 
 /// The closing line CI reads: scenarios passed and failed (skipped count as failed).

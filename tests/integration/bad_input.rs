@@ -177,3 +177,18 @@ fn a_malformed_feature_fails_the_run() {
     assert!(stdout.lines().any(|l| l.ends_with(" failed") && !l.ends_with(" 0 failed")), "{stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn docs_without_a_run_to_render_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_bounded(meshspec().args(["docs", "--from"]).arg(dir.path()).arg("--out").arg(dir.path()), LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("no run to render") && errors[0].contains("cucumber.json"), "{stderr}");
+    // The catalog alone needs no run.
+    let out = run_bounded(meshspec().args(["docs", "--catalog", "--out"]).arg(dir.path()), LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("steps.md").exists() && !dir.path().join("report.html").exists());
+}

@@ -10,6 +10,14 @@ use meshspec::target::{Session, TargetKind, TargetOptions};
 use meshspec::topology::Topology;
 use meshspec::twin::twin::{Twin, TwinConfig};
 
+/// Held by tests that run whole features through the binary: on two cores,
+/// two such runs at once (their fresh twins, their fault deadlines) starve
+/// each other, so they take turns.
+pub fn whole_runs() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub fn init() {
     meshspec::install_crypto_provider();
 }

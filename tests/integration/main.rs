@@ -6,6 +6,7 @@ mod bad_input;
 mod doctor;
 mod harness;
 mod kind;
+mod html_report;
 mod moto;
 mod reap;
 mod secrets;

@@ -1,12 +1,13 @@
 //! No credential reaches a report or a log: full runs (the diagnosis feature
 //! provisions a twin with every fault; one more run has a fault of its own and
-//! debug logs), every file they write and everything they print, scanned.
+//! debug logs), every file they write (the page, the conformance report, the
+//! trend line and the step catalog included) and everything they print, scanned.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::harness::{run_bounded, text};
+use super::harness::{run_bounded, text, whole_runs};
 
 /// Marks of credentials: PEM private keys (also base64-encoded, as in Secret
 /// data or kubeconfigs), EKS tokens and presigned URLs, kubeconfig client keys.
@@ -71,6 +72,7 @@ fn embedded(v: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn no_report_or_log_of_a_full_run_holds_a_credential() {
+    let _turn = whole_runs();
     for (args, expect_ok) in
         [(vec!["run"], true), (vec!["run", "--fault", "bad-reader-token", "--timeout-scale", "0.2"], false)]
     {
@@ -86,7 +88,22 @@ fn no_report_or_log_of_a_full_run_holds_a_credential() {
         assert_eq!(out.status.success(), expect_ok, "{args:?}: {stdout}\n{stderr}");
         scan(&format!("stdout of {args:?}"), &stdout);
         scan(&format!("stderr of {args:?}"), &stderr);
-        assert!(scan_dir(reports.path()) >= 3, "junit.xml, cucumber.json and evidence.json are written");
+        assert!(
+            scan_dir(reports.path()) >= 8,
+            "junit.xml, cucumber.json, evidence.json, run.json, report.html, conformance.json/.yaml and trend.jsonl are written"
+        );
+        // The documents `meshspec docs` renders from these reports, the step catalog among them.
+        let docs = reports.path().join("docs");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("docs")
+            .arg("--from")
+            .arg(reports.path())
+            .arg("--out")
+            .arg(&docs);
+        let out = run_bounded(&mut cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(scan_dir(&docs), 3, "report.html, steps.html and steps.md");
         if !expect_ok {
             assert!(stdout.contains("diagnosis: "), "a failed run names its diagnosis: {stdout}");
             let evidence = std::fs::read_to_string(reports.path().join("evidence.json")).unwrap();

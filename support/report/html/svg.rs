@@ -1,0 +1,173 @@
+//! The page's two charts, as inline SVG: the responses per helloworld version
+//! of one source cluster, and the provisioning stages on a time axis. Every
+//! bar carries its data in attributes, so that a reader of the DOM (a test, a
+//! scraper) gets the numbers without reading pixels.
+
+use super::escape::esc;
+
+/// One bar of a distribution.
+pub struct Bar {
+    pub label: String,
+    pub count: usize,
+    /// What the endpoint weights predict, when known.
+    pub expected: Option<f64>,
+    /// Error answers rather than a version.
+    pub error: bool,
+}
+
+const LABEL_W: f64 = 90.0;
+const BAR_W: f64 = 360.0;
+const ROW_H: f64 = 26.0;
+
+fn fmt(x: f64) -> String {
+    let s = format!("{x:.1}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// Horizontal bars, one per version, scaled to the number of requests.
+pub fn distribution(title: &str, requests: usize, bars: &[Bar]) -> String {
+    let width = LABEL_W + BAR_W + 110.0;
+    let height = 12.0 + ROW_H * bars.len().max(1) as f64 + 8.0;
+    let scale = BAR_W / requests.max(1) as f64;
+    let mut svg = format!(
+        "<svg class=\"chart distribution\" role=\"img\" width=\"{w}\" height=\"{h}\" \
+         viewBox=\"0 0 {w} {h}\" data-requests=\"{requests}\"><title>{t}</title>",
+        w = fmt(width),
+        h = fmt(height),
+        t = esc(title)
+    );
+    for (i, b) in bars.iter().enumerate() {
+        let y = 12.0 + ROW_H * i as f64;
+        let w = b.count as f64 * scale;
+        let share = if requests == 0 { 0.0 } else { 100.0 * b.count as f64 / requests as f64 };
+        let class = if b.error { "bar error" } else { "bar" };
+        svg.push_str(&format!(
+            "<text class=\"label\" x=\"{x}\" y=\"{ty}\" text-anchor=\"end\">{l}</text>\
+             <rect class=\"track\" x=\"{bx}\" y=\"{y}\" width=\"{tw}\" height=\"18\" rx=\"2\"></rect>\
+             <rect class=\"{class}\" data-version=\"{l}\" data-count=\"{c}\" x=\"{bx}\" y=\"{y}\" width=\"{w}\" height=\"18\" rx=\"2\">\
+             <title>{l}: {c} of {requests}</title></rect>\
+             <text class=\"value\" x=\"{vx}\" y=\"{ty}\">{c} ({share:.0}%)</text>",
+            x = fmt(LABEL_W - 8.0),
+            ty = fmt(y + 13.5),
+            l = esc(&b.label),
+            c = b.count,
+            bx = fmt(LABEL_W),
+            y = fmt(y),
+            w = fmt(w),
+            tw = fmt(BAR_W),
+            vx = fmt(LABEL_W + BAR_W + 8.0),
+        ));
+        if let Some(e) = b.expected {
+            let x = LABEL_W + e * scale;
+            svg.push_str(&format!(
+                "<line class=\"expected\" data-expected=\"{e}\" x1=\"{x}\" x2=\"{x}\" y1=\"{y1}\" y2=\"{y2}\"><title>expected {e}</title></line>",
+                e = fmt(e),
+                x = fmt(x),
+                y1 = fmt(y - 3.0),
+                y2 = fmt(y + 21.0)
+            ));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// One provisioning stage, in milliseconds since the first stage started.
+pub struct Span {
+    pub number: u32,
+    pub name: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// The stages on one time axis, one row each.
+pub fn timeline(title: &str, spans: &[Span]) -> String {
+    let total = spans.iter().map(|s| s.end_ms).max().unwrap_or(0).max(1) as f64;
+    let label_w = 150.0;
+    let width = label_w + BAR_W + 90.0;
+    let height = 12.0 + ROW_H * spans.len().max(1) as f64 + 24.0;
+    let scale = BAR_W / total;
+    let mut svg = format!(
+        "<svg class=\"chart timeline\" role=\"img\" width=\"{w}\" height=\"{h}\" \
+         viewBox=\"0 0 {w} {h}\" data-total-ms=\"{total}\"><title>{t}</title>",
+        w = fmt(width),
+        h = fmt(height),
+        total = total as i64,
+        t = esc(title)
+    );
+    for (i, s) in spans.iter().enumerate() {
+        let y = 12.0 + ROW_H * i as f64;
+        let x = label_w + s.start_ms.max(0) as f64 * scale;
+        let w = ((s.end_ms - s.start_ms).max(0) as f64 * scale).max(1.0);
+        let secs = (s.end_ms - s.start_ms) as f64 / 1000.0;
+        svg.push_str(&format!(
+            "<text class=\"label\" x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{n} {name}</text>\
+             <rect class=\"bar stage\" data-stage=\"{n}\" data-name=\"{name}\" data-started=\"{sa}\" data-finished=\"{fa}\" \
+             data-duration-ms=\"{d}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"18\" rx=\"2\"><title>stage {n} {name}: {sa} to {fa}</title></rect>\
+             <text class=\"value\" x=\"{vx}\" y=\"{ty}\">{secs:.1} s</text>",
+            lx = fmt(label_w - 8.0),
+            ty = fmt(y + 13.5),
+            n = s.number,
+            name = esc(&s.name),
+            sa = esc(&s.started_at),
+            fa = esc(&s.finished_at),
+            d = s.end_ms - s.start_ms,
+            x = fmt(x),
+            y = fmt(y),
+            w = fmt(w),
+            vx = fmt(x + w + 6.0),
+        ));
+    }
+    let axis_y = 12.0 + ROW_H * spans.len().max(1) as f64 + 4.0;
+    svg.push_str(&format!(
+        "<line class=\"axis\" x1=\"{x0}\" x2=\"{x1}\" y1=\"{y}\" y2=\"{y}\"></line>\
+         <text class=\"tick\" x=\"{x0}\" y=\"{ty}\">0 s</text><text class=\"tick\" x=\"{x1}\" y=\"{ty}\" text-anchor=\"end\">{t:.1} s</text>",
+        x0 = fmt(label_w),
+        x1 = fmt(label_w + BAR_W),
+        y = fmt(axis_y),
+        ty = fmt(axis_y + 14.0),
+        t = total / 1000.0
+    ));
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_carry_their_counts_and_scale_to_the_requests() {
+        let svg = distribution(
+            "eks-1",
+            20,
+            &[
+                Bar { label: "v1".into(), count: 15, expected: Some(10.0), error: false },
+                Bar { label: "v2".into(), count: 5, expected: None, error: false },
+            ],
+        );
+        assert!(svg.contains(r#"data-version="v1" data-count="15" x="90" y="12" width="270""#), "{svg}");
+        assert!(svg.contains(r#"data-version="v2" data-count="5""#), "{svg}");
+        assert!(svg.contains(r#"data-expected="10""#), "{svg}");
+        assert!(svg.contains("15 (75%)"));
+    }
+
+    #[test]
+    fn stages_sit_on_one_time_axis() {
+        let span = |n, s, e| Span {
+            number: n,
+            name: format!("s{n}"),
+            start_ms: s,
+            end_ms: e,
+            started_at: String::new(),
+            finished_at: String::new(),
+        };
+        let svg = timeline("stages", &[span(1, 0, 1000), span(2, 1000, 4000)]);
+        assert!(svg.contains(r#"data-stage="2" data-name="s2""#), "{svg}");
+        // Stage 2 starts a quarter along the 360-wide axis and is three quarters long.
+        assert!(svg.contains(r#"data-duration-ms="3000" x="240" y="38" width="270""#), "{svg}");
+        assert!(svg.contains("4.0 s"));
+    }
+}
