@@ -306,7 +306,7 @@ async fn examine_cluster(r: &mut Report, session: &Session, c: &crate::topology:
                 .and_then(|p| p.containers.into_iter().next())
                 .and_then(|c| c.image)
                 .unwrap_or_default();
-            let tag = image.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+            let tag = crate::report::versions::image_tag(&image);
             let want = &session.topology.istio_version;
             let level = if major_minor(&tag) == major_minor(want) { Level::Ok } else { Level::Warn };
             r.add(level, format!("Istio {}", c.name), format!("istiod runs {image} (topology: {want})"));
