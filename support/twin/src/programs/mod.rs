@@ -32,7 +32,7 @@ pub fn start(cluster: Arc<Cluster>) -> Vec<JoinHandle<()>> {
         runtime::spawn(cluster.clone(), nodes::NodeController),
         runtime::spawn(cluster.clone(), tokens::TokenController),
         runtime::spawn(cluster.clone(), deployments::DeploymentController),
-        runtime::spawn(cluster.clone(), replicasets::ReplicaSetController),
+        runtime::spawn(cluster.clone(), replicasets::ReplicaSetController::default()),
         runtime::spawn(cluster.clone(), kubelet::Kubelet::new()),
         runtime::spawn(cluster.clone(), endpoints::EndpointsController),
         runtime::spawn(cluster, load_balancer_controller::LoadBalancerController::default()),

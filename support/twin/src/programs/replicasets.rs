@@ -4,6 +4,7 @@
 //! reports counts in the ReplicaSet's status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -48,11 +49,25 @@ fn surplus(mut pods: Vec<&Value>, keep: usize) -> Vec<&Value> {
     pods.into_iter().take(n).collect()
 }
 
-pub struct ReplicaSetController;
+/// How soon a pod creation that admission refused is tried again. A real
+/// controller requeues the ReplicaSet with a back-off; what lifts a refusal
+/// (istiod turning Ready behind the injection webhook) need not be a store
+/// event this controller sees.
+const REFUSED_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+pub struct ReplicaSetController {
+    /// Whether the last pass had a pod creation refused.
+    refused: bool,
+}
 
 impl Reconciler for ReplicaSetController {
     fn name(&self) -> &'static str {
         "replicasets"
+    }
+
+    fn resync(&self) -> Option<Duration> {
+        self.refused.then_some(REFUSED_RETRY)
     }
 
     fn interested(&self, event: &StoreEvent) -> bool {
@@ -62,6 +77,7 @@ impl Reconciler for ReplicaSetController {
     fn reconcile(&mut self, cluster: &Arc<Cluster>) {
         let replica_sets = cluster.list(&Resource::replicasets());
         let pods = cluster.list(&Resource::pods());
+        self.refused = false;
 
         for rs in &replica_sets {
             if objects::is_terminating(rs) {
@@ -108,6 +124,7 @@ impl Reconciler for ReplicaSetController {
                 status["observedGeneration"] = json!(g);
             }
             if let Some(why) = refused {
+                self.refused = true;
                 status["conditions"] = json!([failed_create(rs, &why)]);
             }
             if rs.get("status") != Some(&status) {
@@ -172,5 +189,65 @@ mod tests {
         let gone: Vec<&str> = surplus(vec![&a, &b, &c], 1).into_iter().map(objects::name).collect();
         assert_eq!(gone, ["c", "b"]);
         assert!(surplus(vec![&a], 3).is_empty());
+    }
+
+    /// Admission that refuses pods until told otherwise, with no store event in between.
+    struct Webhook(std::sync::atomic::AtomicBool);
+
+    impl super::super::PodHooks for Webhook {
+        fn admit(&self, p: Value) -> Result<Value, String> {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(p)
+            } else {
+                Err("no endpoints available for service \"istiod\"".into())
+            }
+        }
+
+        fn start(&self, _: &Value) -> Result<(), super::super::ContainerExit> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_pod_is_created_once_admission_allows_it_without_another_event() {
+        let aws = crate::aws::AwsState::new(crate::aws::AwsConfig::default());
+        let cfg = aws.config();
+        let store = crate::kube::Store::new();
+        let auth = Arc::new(crate::auth::ClusterAuth::new("eks-1", aws.clone()));
+        let cluster = Arc::new(Cluster::new(
+            "eks-1",
+            &cfg.region,
+            "vpc-1",
+            store,
+            aws.clone(),
+            cfg.clock,
+            cfg.delays.clone(),
+            auth,
+            String::new(),
+        ));
+        let webhook = Arc::new(Webhook(std::sync::atomic::AtomicBool::new(false)));
+        cluster.set_pod_hooks(webhook.clone());
+        let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "sleep-1", "namespace": "sample"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "sleep"}},
+                     "template": {"metadata": {"labels": {"app": "sleep"}},
+                                  "spec": {"containers": [{"name": "sleep", "image": "c"}]}}}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sample"}});
+        cluster.store.create(&Resource::namespaces(), None, ns).expect("namespace");
+        cluster.store.create(&Resource::replicasets(), Some("sample"), rs).expect("replica set");
+        let task = super::super::runtime::spawn(cluster.clone(), ReplicaSetController::default());
+        let pods = || cluster.list(&Resource::pods()).len();
+        let start = std::time::Instant::now();
+        while cluster.list(&Resource::replicasets())[0].pointer("/status/conditions").is_none() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the refusal never showed in the status");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pods(), 0);
+        webhook.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        while pods() == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the pod was never created after admission allowed it");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
     }
 }
