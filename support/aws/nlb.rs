@@ -26,7 +26,21 @@ pub struct LoadBalancer {
 pub struct Zone {
     pub name: String,
     pub subnet_id: String,
+    /// `LoadBalancerAddresses`: AWS fills it only for Elastic IPs given through
+    /// SubnetMappings or an internal NLB's chosen private IPv4 (ELBv2 API reference,
+    /// `AvailabilityZone`; botocore elbv2 2015-12-01 service-2.json). The NLBs the load
+    /// balancer controller makes for the seed have none: no check may rely on it.
     pub addresses: Vec<String>,
+}
+
+/// One network interface of an NLB: what EC2 shows of its node in one zone.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NodeInterface {
+    pub id: String,
+    pub availability_zone: String,
+    pub private_ip: String,
+    /// The AWS-owned public address of an internet-facing NLB's node.
+    pub public_ip: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -84,6 +98,39 @@ fn load_balancer_of(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) ->
             })
             .collect(),
     }
+}
+
+/// The network interfaces EC2 holds for an NLB, one per enabled zone. ELB describes
+/// them as `ELB net/<name>/<id>`, the last two parts of the load balancer's ARN
+/// (EC2 User Guide, "Network interfaces": requester-managed interfaces of Elastic Load Balancing).
+pub async fn node_interfaces(aws: &AwsAccess, lb: &LoadBalancer) -> Result<Vec<NodeInterface>> {
+    use aws_sdk_ec2::types::Filter;
+    let description = interface_description(&lb.arn)
+        .ok_or_else(|| anyhow::anyhow!("{} is not a network load balancer ARN", lb.arn))?;
+    let mut out = Vec::new();
+    let mut pages = aws
+        .ec2
+        .describe_network_interfaces()
+        .filters(Filter::builder().name("description").values(description).build())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeNetworkInterfaces: {}", explain(&e)))?;
+        out.extend(page.network_interfaces().iter().map(|n| NodeInterface {
+            id: n.network_interface_id().unwrap_or_default().to_string(),
+            availability_zone: n.availability_zone().unwrap_or_default().to_string(),
+            private_ip: n.private_ip_address().unwrap_or_default().to_string(),
+            public_ip: n.association().and_then(|a| a.public_ip()).map(str::to_string),
+        }));
+    }
+    out.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/net/NAME/ID` -> `ELB net/NAME/ID`.
+fn interface_description(arn: &str) -> Option<String> {
+    let path = arn.split_once(":loadbalancer/")?.1;
+    path.starts_with("net/").then(|| format!("ELB {path}"))
 }
 
 /// Every load balancer of the account and region (all pages).
@@ -204,4 +251,25 @@ pub async fn target_groups(aws: &AwsAccess) -> Result<Vec<(String, String)>> {
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interface_description;
+
+    #[test]
+    fn an_nlb_arn_names_its_interfaces() {
+        assert_eq!(
+            interface_description(
+                "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/net/k8s-istioing-istioeas-1a2b3c4d5e/50dc6c495c0c9188"
+            )
+            .as_deref(),
+            Some("ELB net/k8s-istioing-istioeas-1a2b3c4d5e/50dc6c495c0c9188")
+        );
+        assert_eq!(
+            interface_description("arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/alb/1"),
+            None,
+            "an application load balancer is not an NLB"
+        );
+    }
 }

@@ -137,7 +137,9 @@ async fn all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<Targ
     .await?)
 }
 
-/// The NLB hostname resolves to exactly its public addresses, one per AZ.
+/// The NLB hostname resolves to exactly the public addresses of its nodes, one
+/// per zone. The nodes' addresses come from the NLB's network interfaces in EC2:
+/// `LoadBalancerAddresses` is empty for an NLB without Elastic IPs (see [`nlb::Zone`]).
 pub async fn resolves_per_zone(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>> {
     resolution(session, lb).await.with_context(|| {
         diagnosis(
@@ -148,13 +150,17 @@ pub async fn resolves_per_zone(session: &Session, lb: &LoadBalancer) -> Result<V
 }
 
 async fn resolution(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>> {
-    let zone_ips: BTreeSet<String> = lb.zones.iter().flat_map(|z| z.addresses.clone()).collect();
+    let nodes = nlb::node_interfaces(session.aws()?, lb).await?;
+    let zones: BTreeSet<&str> = lb.zones.iter().map(|z| z.name.as_str()).collect();
+    let public: Vec<(&str, &str)> =
+        nodes.iter().filter_map(|n| n.public_ip.as_deref().map(|ip| (n.availability_zone.as_str(), ip))).collect();
+    let node_zones: BTreeSet<&str> = public.iter().map(|(az, _)| *az).collect();
     ensure!(
-        lb.zones.iter().all(|z| z.addresses.len() == 1),
-        "load balancer {} does not have one public address per zone: {:?}",
-        lb.name,
-        lb.zones
+        node_zones == zones && public.len() == zones.len(),
+        "load balancer {} does not have one public node address per zone: zones {zones:?}, network interfaces {nodes:?}",
+        lb.name
     );
+    let zone_ips: BTreeSet<String> = public.iter().map(|(_, ip)| ip.to_string()).collect();
     let dns = &session.dns;
     let resolved = wait::until(
         format!("{} to resolve to {} addresses", lb.dns_name, zone_ips.len()),
@@ -164,7 +170,7 @@ async fn resolution(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>>
             Ok::<_, anyhow::Error>(if ips == zone_ips {
                 Poll::Ready(ips)
             } else {
-                Poll::Pending(format!("resolves to {ips:?}, the zones hold {zone_ips:?}"))
+                Poll::Pending(format!("resolves to {ips:?}, the NLB's nodes hold {zone_ips:?}"))
             })
         },
     )

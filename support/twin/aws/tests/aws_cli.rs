@@ -333,9 +333,23 @@ async fn elbv2_load_balancers_listeners_targets_and_tags() {
     assert_eq!(first["CanonicalHostedZoneId"], "Z18D5FSROUN65G");
     let zones = first["AvailabilityZones"].as_array().unwrap();
     assert_eq!(zones.len(), 3);
-    let addresses: Vec<String> =
-        zones.iter().map(|z| z["LoadBalancerAddresses"][0]["IpAddress"].as_str().unwrap().to_string()).collect();
-    let expected: Vec<String> = lb.zones.iter().map(|z| z.2.to_string()).collect();
+    // No Elastic IPs were given: AWS leaves LoadBalancerAddresses empty, and the
+    // nodes' public addresses are on the NLB's network interfaces.
+    assert!(zones.iter().all(|z| z["LoadBalancerAddresses"].as_array().is_none_or(|a| a.is_empty())), "{zones:?}");
+    let id = lb.arn.split_once(":loadbalancer/").unwrap().1;
+    let enis =
+        aws(url, &["ec2", "describe-network-interfaces", "--filters", &format!("Name=description,Values=ELB {id}")])
+            .await
+            .json();
+    let mut addresses: Vec<String> = enis["NetworkInterfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Association"]["PublicIp"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected: Vec<String> = lb.zones.iter().map(|z| z.2.to_string()).collect();
+    addresses.sort();
+    expected.sort();
     assert_eq!(addresses, expected);
 
     // Explicit pages (the CLI stops after one when --page-size is given):

@@ -285,13 +285,9 @@ pub async fn gateway_nlb_ips(env: &Env, c: &ClusterRef) -> Result<BTreeSet<Strin
             .flatten()
             .find(|lb| lb["DNSName"].as_str().is_some_and(|d| d.eq_ignore_ascii_case(host)));
         Ok(match lb {
-            Some(lb) if lb["State"]["Code"] == "active" => Ok(lb["AvailabilityZones"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|z| z["LoadBalancerAddresses"].as_array().cloned().unwrap_or_default())
-                .filter_map(|a| a["IpAddress"].as_str().map(str::to_owned))
-                .collect()),
+            Some(lb) if lb["State"]["Code"] == "active" => {
+                Ok(crate::support::nlb_node_ips(env, lb["LoadBalancerArn"].as_str().unwrap_or_default()).await?)
+            }
             Some(lb) => Err(format!("NLB {}", lb["State"])),
             None => Err(format!("no NLB named {host}")),
         })

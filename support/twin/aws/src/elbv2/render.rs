@@ -24,8 +24,13 @@ pub fn load_balancer(x: &mut Xml, lb: &LoadBalancer, ctx: &Ctx) {
         })
         .leaf("Type", "network");
     x.list("AvailabilityZones", "member", &lb.zones, |x, zone| {
+        // LoadBalancerAddresses lists only Elastic IPs given through SubnetMappings and an
+        // internal NLB's chosen private IPv4 (ELBv2 API reference, AvailabilityZone and
+        // LoadBalancerAddress; botocore elbv2 2015-12-01 service-2.json). The twin's NLBs are
+        // made from Subnets alone, as the load balancer controller makes them without
+        // eip-allocations: the list is empty and the node addresses are only on the ENIs.
         x.leaf("ZoneName", &zone.az).leaf("SubnetId", &zone.subnet_id);
-        x.list("LoadBalancerAddresses", "member", zone.public_ip, |x, ip| {
+        x.list("LoadBalancerAddresses", "member", std::iter::empty::<&str>(), |x, ip| {
             x.leaf("IpAddress", ip);
         });
     });
