@@ -141,8 +141,8 @@ struct TargetArgs {
     /// Where run ledgers are written (default: $MESHSPEC_LEDGER_DIR or the temp dir's meshspec-ledger).
     #[arg(long)]
     ledger_dir: Option<PathBuf>,
-    /// How a target is provisioned: `terraform` (the eks default: the user's Terraform, staged)
-    /// or `api` (meshspec creates everything through the AWS and Kubernetes APIs).
+    /// How a target is provisioned: `terraform` (eks: the user's Terraform, staged) or `api`
+    /// (the twin's and kind's default: meshspec's own calls; refused on eks).
     #[arg(long, value_enum)]
     provisioner: Option<ProvisionerKind>,
     /// The Terraform root module the eks provisioner applies in stages.
@@ -331,6 +331,17 @@ fn provisioner(args: &TargetArgs) -> Result<Provisioner> {
             kubeconfig: kind_kubeconfig(args),
             created_per_ledger: Default::default(),
         })),
+        // The API provisioner builds the seed the way the twin needs it (an EKS cluster
+        // is ACTIVE with nodes and an OIDC-less controller); real EKS also needs IAM
+        // roles, node groups, routes and the controller's IAM role, CRDs and webhook
+        // certificates, which only the user's Terraform creates.
+        (TargetKind::Eks, ProvisionerKind::Api) => anyhow::bail!(
+            "--provisioner api cannot build a working deployment on EKS (it creates no IAM roles, \
+             node groups, internet or NAT gateways and routes, nor the load balancer controller's \
+             IAM role, CRDs and webhook certificates): provision with your Terraform \
+             (--provisioner terraform --terraform-dir DIR, the default), or verify a deployment \
+             that is already there (no --allow-provision)"
+        ),
         (_, ProvisionerKind::Api) => Ok(Provisioner::Api),
         (TargetKind::Eks, ProvisionerKind::Terraform) => {
             let mut tf = TerraformConfig::new(args.terraform_dir.clone().unwrap_or_else(|| PathBuf::from(".")));
@@ -339,7 +350,7 @@ fn provisioner(args: &TargetArgs) -> Result<Provisioner> {
             if args.allow_provision.is_some() && args.terraform_dir.is_none() {
                 anyhow::bail!(
                     "provisioning the eks target drives your Terraform: pass --terraform-dir DIR \
-                     (or --provisioner api to create everything through the AWS APIs)"
+                     (the root module whose addresses the plan's -targets name)"
                 );
             }
             Ok(Provisioner::Terraform(TerraformProvisioner { terraform: tf, kubeconfig_out: None }))

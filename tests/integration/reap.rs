@@ -1,23 +1,17 @@
-//! Nothing is left behind: runs that provision through the AWS and Kubernetes
-//! APIs of a twin served by `meshspec twin up --bare` are interrupted at
-//! several points (SIGINT and SIGTERM); `meshspec reap --run-id` then removes
-//! what each left, and the aws CLI finds nothing.
+//! Nothing is left behind: runs that provision the eks target with Terraform
+//! (a recording stand-in whose destroys act on `meshspec twin up`) are
+//! interrupted with SIGINT and SIGTERM while a stage applies; `meshspec reap
+//! --run-id` then destroys in the seed's order, and the aws CLI finds nothing.
+//! (`--provisioner api` is refused on eks: it cannot build a working EKS
+//! deployment, so the interrupted runs go through Terraform, as on EKS.)
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::harness::{run_bounded, text, TwinUp};
-
-fn with_env(cmd: &mut Command, bare: &TwinUp, home: &Path) {
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .envs(&bare.env);
-}
+use super::standins::Standins;
+use super::terraform::{meshspec, seed_destroy_rules, seed_plan, terraform_calls};
 
 fn ledger_lines(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -31,84 +25,62 @@ fn ledger_lines(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn aws(bare: &TwinUp, home: &Path, args: &[&str]) -> serde_json::Value {
-    let mut cmd = Command::new("aws");
-    with_env(&mut cmd, bare, home);
-    let out = run_bounded(cmd.args(args), Duration::from_secs(60));
-    assert!(out.status.success(), "aws {args:?}: {}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// When to interrupt a run, judged from its ledger so far.
-type Point<'a> = (&'a str, &'a dyn Fn(&[String]) -> bool);
-
 #[test]
 fn reaping_an_interrupted_run_leaves_nothing() {
-    let home = tempfile::tempdir().unwrap();
-    let bare = TwinUp::bare();
-    // Interruption points: while the VPCs are made, once a cluster is being
-    // created, and once Kubernetes objects are being applied.
-    let points: [Point; 3] = [
-        ("INT", &|l| l.iter().any(|e| e.contains("\"subnet\""))),
-        ("TERM", &|l| l.iter().any(|e| e.contains("\"EKS cluster\""))),
-        ("INT", &|l| l.iter().filter(|e| e.contains("app.kubernetes.io/managed-by")).count() >= 5),
-    ];
-    for (signal, reached) in points {
+    // (signal, a word of the -targets of the apply that is running when it comes)
+    for (signal, during) in [("INT", "module.vpc_1"), ("TERM", "istiod")] {
+        let up = TwinUp::start();
+        let tf_dir = tempfile::tempdir().unwrap();
+        let [destroy_releases, destroy_rest] = seed_destroy_rules(&up);
+        let standins = Standins::install(
+            &["terraform"],
+            serde_json::json!([
+                {"tool": "terraform", "when": ["apply", during], "run": "sleep 20"},
+                {"tool": "terraform", "when": ["apply"], "emit": "terraform-json"},
+                destroy_releases,
+                destroy_rest,
+            ]),
+        );
         let ledgers = tempfile::tempdir().unwrap();
         let reports = tempfile::tempdir().unwrap();
-        let mut run = Command::new(env!("CARGO_BIN_EXE_meshspec"));
-        with_env(&mut run, &bare, home.path());
-        let mut child = run
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "run",
-                "--target",
-                "eks",
-                "--provisioner",
-                "api",
-                "--allow-provision",
-                "eks-1,eks-2",
-                "--ledger-dir",
-            ])
-            .arg(ledgers.path())
-            .arg("--report-dir")
-            .arg(reports.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let dir = tf_dir.path().to_str().unwrap();
+        let mut run = meshspec(
+            &up,
+            &standins,
+            &["run", "--target", "eks", "--allow-provision", "eks-1,eks-2", "--terraform-dir", dir],
+        );
+        run.arg("--ledger-dir").arg(ledgers.path()).arg("--report-dir").arg(reports.path());
+        let mut child = run.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let start = Instant::now();
-        while !reached(&ledger_lines(ledgers.path())) {
-            assert!(child.try_wait().unwrap().is_none(), "the run ended before the interruption point");
-            assert!(start.elapsed() < Duration::from_secs(60), "the run never reached the interruption point");
-            std::thread::sleep(Duration::from_millis(10));
+        while !terraform_calls(&standins).iter().any(|c| c.args[1] == "apply" && c.line().contains(during)) {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended before applying {during}");
+            assert!(start.elapsed() < Duration::from_secs(120), "the run never applied {during}");
+            std::thread::sleep(Duration::from_millis(20));
         }
         assert!(Command::new("kill").args(["-s", signal, &child.id().to_string()]).status().unwrap().success());
         let _ = child.wait();
         let entries = ledger_lines(ledgers.path());
+        assert!(!entries.is_empty(), "the run wrote no ledger before applying");
         let run_id =
             serde_json::from_str::<serde_json::Value>(&entries[0]).unwrap()["run_id"].as_str().unwrap().to_string();
 
-        let mut reap = Command::new(env!("CARGO_BIN_EXE_meshspec"));
-        with_env(&mut reap, &bare, home.path());
-        reap.args(["reap", "--target", "eks", "--run-id", &run_id, "--ledger-dir"]).arg(ledgers.path());
+        let applies = terraform_calls(&standins).len();
+        let mut reap = meshspec(&up, &standins, &["reap", "--target", "eks", "--run-id", &run_id, "--ledger-dir"]);
+        reap.arg(ledgers.path());
         let out = run_bounded(&mut reap, Duration::from_secs(180));
         assert!(out.status.success(), "reap after {signal}: {}{}", text(&out.stdout), text(&out.stderr));
+        let destroys: Vec<Vec<String>> = terraform_calls(&standins)
+            .into_iter()
+            .skip(applies)
+            .filter(|c| c.args[1] == "destroy")
+            .map(|c| c.targets())
+            .collect();
+        let seed: Vec<Vec<String>> = seed_plan().destroy.into_iter().map(|s| s.terraform_targets).collect();
+        assert_eq!(destroys, seed, "reap after {signal} destroys in the seed's order");
 
-        assert_eq!(
-            aws(&bare, home.path(), &["eks", "list-clusters"])["clusters"],
-            serde_json::json!([]),
-            "after {signal}"
-        );
-        assert_eq!(aws(&bare, home.path(), &["ec2", "describe-vpcs"])["Vpcs"], serde_json::json!([]), "after {signal}");
-        assert_eq!(
-            aws(&bare, home.path(), &["elbv2", "describe-load-balancers"])["LoadBalancers"],
-            serde_json::json!([])
-        );
-        assert_eq!(
-            aws(&bare, home.path(), &["ec2", "describe-network-interfaces"])["NetworkInterfaces"],
-            serde_json::json!([])
-        );
+        assert_eq!(up.aws(&["eks", "list-clusters"])["clusters"], serde_json::json!([]), "after {signal}");
+        assert_eq!(up.aws(&["ec2", "describe-vpcs"])["Vpcs"], serde_json::json!([]), "after {signal}");
+        assert_eq!(up.aws(&["elbv2", "describe-load-balancers"])["LoadBalancers"], serde_json::json!([]));
+        assert_eq!(up.aws(&["ec2", "describe-network-interfaces"])["NetworkInterfaces"], serde_json::json!([]));
     }
 }

@@ -18,7 +18,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 
 /// meshspec against twin up reached like EKS without kube contexts: kube access
 /// comes from DescribeCluster and in-process tokens, as after a Terraform run.
-fn meshspec(up: &TwinUp, standins: &Standins, args: &[&str]) -> Command {
+pub(super) fn meshspec(up: &TwinUp, standins: &Standins, args: &[&str]) -> Command {
     let mut cmd = up.meshspec();
     cmd.env_remove("KUBECONFIG").env_remove("CTX_CLUSTER1").env_remove("CTX_CLUSTER2");
     standins.apply(&mut cmd);
@@ -26,11 +26,11 @@ fn meshspec(up: &TwinUp, standins: &Standins, args: &[&str]) -> Command {
     cmd
 }
 
-fn seed_plan() -> StagePlan {
+pub(super) fn seed_plan() -> StagePlan {
     StagePlan::load(&Fixtures::embedded(), "stages.yaml").unwrap()
 }
 
-fn terraform_calls(standins: &Standins) -> Vec<Call> {
+pub(super) fn terraform_calls(standins: &Standins) -> Vec<Call> {
     standins.calls().into_iter().filter(|c| c.tool == "terraform").collect()
 }
 
@@ -101,14 +101,11 @@ fn a_run_on_eks_applies_the_seeds_stages_with_terraform_then_verifies_everything
     assert!(ledger.contains("terraform root module"), "{ledger}");
 }
 
-#[test]
-fn a_failed_stage_stops_provisioning_and_reap_destroys_in_the_seeds_order() {
-    let up = TwinUp::start();
-    let tf_dir = tempfile::tempdir().unwrap();
+/// Stand-in rules for the seed's two destroys, with Terraform's effects on the
+/// twin: destroying the releases deletes the gateway Services (the controller
+/// then deletes the NLBs); the rest deletes the clusters and their VPCs.
+pub(super) fn seed_destroy_rules(up: &TwinUp) -> [serde_json::Value; 2] {
     let (kubeconfig, ctx1, ctx2) = (&up.env["KUBECONFIG"], &up.env["CTX_CLUSTER1"], &up.env["CTX_CLUSTER2"]);
-    // Terraform's effects on the twin: destroying the releases deletes the
-    // gateway Services (the controller then deletes the NLBs); the rest deletes
-    // the clusters and their VPCs.
     let delete_services = format!(
         "for c in {ctx1} {ctx2}; do kubectl --kubeconfig {kubeconfig} --context $c delete svc --all -n istio-ingress --wait=false; done"
     );
@@ -121,18 +118,29 @@ for vpc in $(aws ec2 describe-vpcs --query 'Vpcs[].VpcId' --output text); do
   done
   aws ec2 delete-vpc --vpc-id $vpc
 done"#;
+    [
+        serde_json::json!({"tool": "terraform", "when": ["destroy", "helm_release"], "emit": "terraform-json", "run": delete_services}),
+        serde_json::json!({"tool": "terraform", "when": ["destroy"], "emit": "terraform-json", "run": delete_rest}),
+    ]
+}
+
+#[test]
+fn a_failed_stage_stops_provisioning_and_reap_destroys_in_the_seeds_order() {
+    let up = TwinUp::start();
+    let tf_dir = tempfile::tempdir().unwrap();
     let error =
         serde_json::json!({"@level": "error", "@message": "Error: installing istiod: context deadline exceeded",
         "type": "diagnostic", "diagnostic": {"severity": "error", "summary": "installing istiod",
         "detail": "context deadline exceeded\nmore"}})
         .to_string();
+    let [destroy_releases, destroy_rest] = seed_destroy_rules(&up);
     let standins = Standins::install(
         &["terraform"],
         serde_json::json!([
             {"tool": "terraform", "when": ["apply", "istiod"], "stdout": [error], "exit": 1},
             {"tool": "terraform", "when": ["apply"], "emit": "terraform-json"},
-            {"tool": "terraform", "when": ["destroy", "helm_release"], "emit": "terraform-json", "run": delete_services},
-            {"tool": "terraform", "when": ["destroy"], "emit": "terraform-json", "run": delete_rest},
+            destroy_releases,
+            destroy_rest,
         ]),
     );
     let ledgers = tempfile::tempdir().unwrap();
@@ -221,7 +229,7 @@ fn a_destroy_whose_load_balancers_stay_stops_before_the_rest() {
 }
 
 #[test]
-fn provisioning_refuses_without_both_clusters_allowed_or_a_terraform_directory() {
+fn provisioning_refuses_without_both_clusters_allowed_or_a_terraform_directory_or_with_the_api_provisioner() {
     let up = TwinUp::start();
     let standins = Standins::install(&["terraform"], serde_json::json!([]));
     for (args, said) in [
@@ -235,6 +243,10 @@ fn provisioning_refuses_without_both_clusters_allowed_or_a_terraform_directory()
         (
             vec!["provision", "--target", "eks", "--allow-provision", "eks-1,eks-2", "--terraform-dir", "/no/such/dir"],
             "does not exist",
+        ),
+        (
+            vec!["run", "--target", "eks", "--provisioner", "api", "--allow-provision", "eks-1,eks-2"],
+            "--provisioner api cannot build a working deployment on EKS",
         ),
     ] {
         let out = run_bounded(&mut meshspec(&up, &standins, &args), LIMIT);

@@ -117,6 +117,15 @@ aws elbv2 describe-target-health --target-group-arn $TG_ARN | jq -r '.TargetHeal
 }
 
 #[test]
+fn twin_up_bare_serves_aws_and_dns_with_nothing_provisioned() {
+    let bare = TwinUp::bare();
+    assert_eq!(bare.aws(&["eks", "list-clusters"])["clusters"], serde_json::json!([]));
+    assert_eq!(bare.aws(&["ec2", "describe-vpcs"])["Vpcs"], serde_json::json!([]));
+    assert!(bare.env.contains_key("MESHSPEC_DNS") && !bare.env.contains_key("CTX_CLUSTER1"), "{:?}", bare.env);
+    bare.stop("TERM");
+}
+
+#[test]
 fn twin_up_cleans_up_on_sigint() {
     let up = TwinUp::start();
     assert!(up.env_file.exists());
