@@ -25,10 +25,10 @@ Feature: Stage ordering
   @provisions
   Scenario: Each stage started only once its preconditions held
     Then each stage started only once its preconditions held:
-      | stage | preconditions                                                        |
-      | 1     |                                                                      |
-      | 2     | clusters-active, cacerts-present, load-balancer-controller-available |
-      | 3     | istiod-available, load-balancer-controller-available                 |
+      | stage | preconditions                                        |
+      | 1     |                                                      |
+      | 2     | clusters-active, cacerts-present                     |
+      | 3     | istiod-available, load-balancer-controller-available |
 
   Scenario: istiod started after cacerts existed and hands out its root
     Then in each cluster istiod started after cacerts existed and serves the cacerts root in "sample"

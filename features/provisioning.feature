@@ -8,8 +8,8 @@ Feature: Provisioning the multi-primary, multi-network mesh
   before istiod starts.
 
   The deployment is built in three stages, like the runbook's three
-  `terraform apply` runs: (1) VPCs, EKS clusters, `cacerts` and the AWS load
-  balancer controllers; (2) istiod; (3) everything else: gateways, reader
+  `terraform apply` runs: (1) VPCs, EKS clusters and `cacerts`; (2) istiod
+  and the AWS load balancer controllers; (3) everything else: gateways, reader
   tokens, the sample namespace and the multicluster chart.
 
   Background:

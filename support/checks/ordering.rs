@@ -103,31 +103,89 @@ pub async fn served_root(session: &Session, c: &ClusterTopology, namespace: &str
     root_fingerprint(&cm.data.and_then(|d| d.get("root-cert.pem").cloned()).unwrap_or_default())
 }
 
+/// How the order of the load balancer controller and the gateway Service is known.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "verdict", content = "evidence")]
+pub enum ControllerOrder {
+    /// This run provisioned the gateways only after the controller was seen available.
+    Provisioned { gateways_stage: String, controller_seen: Vec<String> },
+    /// The controller's Service mutating webhook admitted the Service: it set
+    /// `spec.loadBalancerClass`, which it does only on CREATE.
+    AdmittedByWebhook { load_balancer_class: String },
+    /// Nothing that survives restarts tells the order (a verify-only run on a
+    /// Service without the class): reported, not passed off as checked.
+    Unknown { why: String },
+}
+
 #[derive(Debug, Serialize)]
 pub struct ControllerOrdering {
     pub cluster: String,
-    pub controller_started: DateTime<Utc>,
-    pub gateway_service_created: DateTime<Utc>,
+    pub order: ControllerOrder,
 }
 
+/// The class the AWS Load Balancer Controller's Service mutating webhook
+/// (`mservice.elbv2.k8s.aws`, controller v2.5.0+, Helm value
+/// `enableServiceMutatorWebhook`, default true) writes into `spec.loadBalancerClass`
+/// of a new LoadBalancer Service without one (aws-load-balancer-controller
+/// `webhooks/core/service_mutator.go`, `pkg/config/service_config.go`).
+pub const NLB_CLASS: &str = "service.k8s.aws/nlb";
+
 /// The load balancer controller ran before the east-west gateway Service was
-/// created (its oldest running pod started no later than the Service).
+/// created, from evidence a controller restart does not erase: this run's
+/// stage record (the gateways' stage started only once the controller was seen
+/// available), else the class the controller's webhook sets at creation. Pod
+/// start times are not evidence: a `rollout restart` or a node rotation renews them.
 pub async fn controller_before_gateway(session: &Session, c: &ClusterTopology) -> Result<ControllerOrdering> {
-    let client = session.kube(&c.name).await?;
-    let started =
-        started_at(&client, names::KUBE_SYSTEM, "app.kubernetes.io/name=aws-load-balancer-controller").await?;
-    let controller_started = started.iter().map(|(_, t)| *t).min().context("no controller pod")?;
-    let svcs: Api<Service> = Api::namespaced(client, names::ISTIO_INGRESS);
-    let svc = svcs.get(names::EASTWEST_GATEWAY).await?;
-    let gateway_service_created = created(&svc.metadata).context("the Service has no creationTimestamp")?;
+    let order = match session.provisioned.get() {
+        Some(Ok(record)) if !record.stages.is_empty() => from_record(record, c)?,
+        _ => {
+            let svcs: Api<Service> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_INGRESS);
+            let svc = svcs.get(names::EASTWEST_GATEWAY).await?;
+            match svc.spec.and_then(|s| s.load_balancer_class) {
+                Some(class) if class == NLB_CLASS => ControllerOrder::AdmittedByWebhook { load_balancer_class: class },
+                Some(other) => ControllerOrder::Unknown {
+                    why: format!("the Service has loadBalancerClass {other:?}, which the AWS load balancer controller does not set"),
+                },
+                None => ControllerOrder::Unknown {
+                    why: format!(
+                        "this run did not provision the deployment, and the Service has no loadBalancerClass \
+                         ({NLB_CLASS} would show the controller's webhook admitted it; the webhook exists from \
+                         controller v2.5.0 unless enableServiceMutatorWebhook=false)"
+                    ),
+                },
+            }
+        }
+    };
+    Ok(ControllerOrdering { cluster: c.name.clone(), order })
+}
+
+/// The order as this run's provisioning made it.
+fn from_record(record: &crate::provision::ProvisionRecord, c: &ClusterTopology) -> Result<ControllerOrder> {
+    let Some(gateways) = record.stages.iter().find(|s| s.steps.iter().any(|st| st == "gateways")) else {
+        return Ok(ControllerOrder::Unknown { why: "this run's provisioning had no gateways step".into() });
+    };
+    let controller = |st: &crate::provision::StageRecord| st.steps.iter().any(|s| s == "load-balancer-controller");
+    let installed_before = record.stages.iter().any(|st| st.finished_at <= gateways.started_at && controller(st));
+    let seen: Vec<String> = gateways
+        .precondition_evidence
+        .iter()
+        .filter(|p| {
+            matches!(p.name.as_str(), "load-balancer-controller-available" | "load-balancer-available")
+                && p.checked_at <= gateways.started_at
+        })
+        .flat_map(|p| p.seen.iter().filter(|l| l.starts_with(&format!("{}:", c.name))).cloned())
+        .collect();
     ensure!(
-        controller_started <= gateway_service_created,
-        "{}: {}: the east-west gateway Service was created at {gateway_service_created}, before the load balancer controller ran ({controller_started})",
+        installed_before || !seen.is_empty(),
+        "{}: {}: stage {} ({}) installed the gateways at {} with no load balancer controller installed or seen available before it",
         diagnosis(
             "the gateway Service was created before the AWS load balancer controller ran",
-            "install the controller first (stage 1), then recreate the gateway Service"
+            "install the controller before the gateways (stage 2), then recreate the gateway Service"
         ),
-        c.name
+        c.name,
+        gateways.number,
+        gateways.name,
+        gateways.started_at
     );
-    Ok(ControllerOrdering { cluster: c.name.clone(), controller_started, gateway_service_created })
+    Ok(ControllerOrder::Provisioned { gateways_stage: gateways.name.clone(), controller_seen: seen })
 }

@@ -66,7 +66,7 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
 }
 
 async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
-    super::preconditions::check_stage(run.session, stage).await?;
+    let held = super::preconditions::check_stage(run.session, stage).await?;
     let started_at = chrono::Utc::now();
     let mut created = Vec::new();
     for step in &stage.steps {
@@ -101,7 +101,7 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
         .with_context(|| format!("step {step}"))?;
         created.extend(done);
     }
-    Ok(StageRecord::of(stage, started_at, created))
+    Ok(StageRecord::of(stage, held, started_at, created))
 }
 
 pub(super) fn vars_for(session: &Session, c: &ClusterTopology) -> Vars {

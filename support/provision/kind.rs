@@ -59,7 +59,7 @@ pub async fn provision(session: &Session, p: &KindProvisioner) -> Result<Provisi
     let mut trust = Trust::default();
     let mut stages = Vec::new();
     for stage in &plan.stages {
-        super::preconditions::check_stage(session, stage).await?;
+        let held = super::preconditions::check_stage(session, stage).await?;
         let started_at = chrono::Utc::now();
         let mut created = Vec::new();
         for step in &stage.steps {
@@ -78,7 +78,7 @@ pub async fn provision(session: &Session, p: &KindProvisioner) -> Result<Provisi
             })?;
             created.extend(done);
         }
-        stages.push(StageRecord::of(stage, started_at, created));
+        stages.push(StageRecord::of(stage, held, started_at, created));
     }
     Ok(ProvisionRecord { by: ProvisionedBy::Kind, stages, root_fingerprint: trust.fingerprint })
 }

@@ -29,22 +29,31 @@ pub struct StageRecord {
     pub finished_at: DateTime<Utc>,
     /// The plan's steps in the order they ran.
     pub steps: Vec<String>,
-    /// Preconditions that held before the stage started.
+    /// Preconditions observed to hold before the stage started (names).
     pub preconditions: Vec<String>,
+    /// The same, with when each was checked and what it showed.
+    pub precondition_evidence: Vec<preconditions::PreconditionHeld>,
     /// What was created or applied, one line each.
     pub created: Vec<String>,
 }
 
 impl StageRecord {
-    /// The record of `stage` of the plan, started at `started_at` and finished now.
-    pub fn of(stage: &Stage, started_at: DateTime<Utc>, created: Vec<String>) -> Self {
+    /// The record of `stage` of the plan, whose preconditions were seen to hold as
+    /// `held` says, started at `started_at` and finished now.
+    pub fn of(
+        stage: &Stage,
+        held: Vec<preconditions::PreconditionHeld>,
+        started_at: DateTime<Utc>,
+        created: Vec<String>,
+    ) -> Self {
         StageRecord {
             number: stage.number,
             name: stage.name.clone(),
             started_at,
             finished_at: Utc::now(),
             steps: stage.steps.clone(),
-            preconditions: stage.preconditions.clone(),
+            preconditions: held.iter().map(|p| p.name.clone()).collect(),
+            precondition_evidence: held,
             created,
         }
     }

@@ -3,8 +3,10 @@
 //! where it does not hold and carries a diagnosis.
 
 use anyhow::{bail, ensure, Context, Result};
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use serde::Serialize;
 
 use crate::aws::eks;
 use crate::checks::provisioning::deployment_is_available;
@@ -34,11 +36,11 @@ fn diagnosis_of(name: &str) -> String {
         ),
         "load-balancer-controller-available" => (
             "the AWS load balancer controller is not running",
-            "install it (stage 1) before the gateways, so that their Services become internet-facing NLBs",
+            "install it (the seed installs it with istiod, stage 2) before the gateways, so that their Services become internet-facing NLBs",
         ),
         "load-balancer-available" => (
             "no LoadBalancer implementation runs in the cluster, so the gateways would get no address",
-            "install one (stage 1) before the gateways: the AWS load balancer controller, or MetalLB on kind",
+            "install one before the gateways (stage 2 on EKS, stage 1 on kind): the AWS load balancer controller, or MetalLB",
         ),
         "istiod-available" => ("istiod is not available", "install istiod (stage 2) and wait until it is ready"),
         "clusters-reachable" => (
@@ -50,19 +52,22 @@ fn diagnosis_of(name: &str) -> String {
     diagnosis(cause, fix)
 }
 
-async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Result<()> {
-    match name {
+/// Whether `name` holds in one cluster; what was seen when it does.
+async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Result<String> {
+    let seen = match name {
         "clusters-active" => {
             let aws = session.aws()?;
             let d = eks::describe(aws, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
             ensure!(d.status == "ACTIVE", "EKS cluster {} is {}", c.name, d.status);
+            format!("EKS cluster {} ACTIVE", c.name)
         }
         "clusters-reachable" => {
             let client = session.kube(&c.name).await?;
-            client
+            let v = client
                 .apiserver_version()
                 .await
                 .with_context(|| format!("the API server of {} does not answer", c.name))?;
+            format!("the API server of {} answers ({})", c.name, v.git_version)
         }
         "cacerts-present" => {
             let secrets: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
@@ -74,44 +79,66 @@ async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Result<
             for key in crate::mesh::cacerts::KEYS {
                 ensure!(data.contains_key(key), "{}: cacerts has no {key}", c.name);
             }
+            format!("{}: istio-system/cacerts with {}", c.name, crate::mesh::cacerts::KEYS.join(", "))
         }
         "load-balancer-controller-available" => {
-            deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER).await?
+            deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER).await?;
+            format!("{}: deployment {}/{} available", c.name, names::KUBE_SYSTEM, names::LB_CONTROLLER)
         }
         "load-balancer-available" => {
             let aws_lbc = deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER).await;
-            if aws_lbc.is_err() {
+            if aws_lbc.is_ok() {
+                format!("{}: deployment {}/{} available", c.name, names::KUBE_SYSTEM, names::LB_CONTROLLER)
+            } else {
                 deployment_is_available(session, c, METALLB_NAMESPACE, METALLB_CONTROLLER).await.map_err(|e| {
                     anyhow::anyhow!(
                         "{}: neither the AWS load balancer controller nor MetalLB is available: {e:#}",
                         c.name
                     )
                 })?;
+                format!("{}: deployment {METALLB_NAMESPACE}/{METALLB_CONTROLLER} available", c.name)
             }
         }
-        "istiod-available" => deployment_is_available(session, c, names::ISTIO_SYSTEM, "istiod").await?,
+        "istiod-available" => {
+            deployment_is_available(session, c, names::ISTIO_SYSTEM, "istiod").await?;
+            format!("{}: deployment {}/istiod available", c.name, names::ISTIO_SYSTEM)
+        }
         other => bail!("unknown precondition {other:?}"),
-    }
-    Ok(())
+    };
+    Ok(seen)
+}
+
+/// A precondition as it was observed to hold before a stage started.
+#[derive(Clone, Debug, Serialize)]
+pub struct PreconditionHeld {
+    pub name: String,
+    /// When the last cluster was seen to satisfy it.
+    pub checked_at: DateTime<Utc>,
+    /// What was seen, one line per cluster.
+    pub seen: Vec<String>,
 }
 
 /// Check one condition in every cluster; the error says where it does not hold.
-pub async fn holds(session: &Session, name: &str) -> Result<()> {
+pub async fn holds(session: &Session, name: &str) -> Result<PreconditionHeld> {
+    let mut seen = Vec::new();
     for c in &session.topology.clusters {
-        holds_in(session, c, name).await?;
+        seen.push(holds_in(session, c, name).await?);
     }
-    Ok(())
+    Ok(PreconditionHeld { name: name.to_string(), checked_at: Utc::now(), seen })
 }
 
-/// Check a stage's preconditions before it starts.
-pub async fn check_stage(session: &Session, stage: &super::Stage) -> Result<()> {
+/// Check a stage's preconditions before it starts; what each showed.
+pub async fn check_stage(session: &Session, stage: &super::Stage) -> Result<Vec<PreconditionHeld>> {
+    let mut held = Vec::new();
     for p in &stage.preconditions {
-        holds(session, p)
-            .await
-            .with_context(|| {
-                format!("stage {} ({}) cannot start: precondition {p} does not hold", stage.number, stage.name)
-            })
-            .with_context(|| diagnosis_of(p))?;
+        held.push(
+            holds(session, p)
+                .await
+                .with_context(|| {
+                    format!("stage {} ({}) cannot start: precondition {p} does not hold", stage.number, stage.name)
+                })
+                .with_context(|| diagnosis_of(p))?,
+        );
     }
-    Ok(())
+    Ok(held)
 }

@@ -79,7 +79,7 @@ pub async fn provision(session: &Session, p: &TerraformProvisioner) -> Result<Pr
     let total = plan.stages.len();
     let mut stages = Vec::new();
     for stage in &plan.stages {
-        super::preconditions::check_stage(session, stage).await?;
+        let held = super::preconditions::check_stage(session, stage).await?;
         let started_at = chrono::Utc::now();
         let label = format!("terraform apply {}/{total} {}", stage.number, stage.name);
         eprintln!("[{label}] {}", stage.summary);
@@ -90,7 +90,7 @@ pub async fn provision(session: &Session, p: &TerraformProvisioner) -> Result<Pr
         if let Some(s) = &progress.summary {
             created.push(format!("{} added, {} changed, {} destroyed", s.add, s.change, s.remove));
         }
-        stages.push(StageRecord::of(stage, started_at, created));
+        stages.push(StageRecord::of(stage, held, started_at, created));
     }
     build_contexts(session, p.kubeconfig_out.as_deref()).await?;
     Ok(ProvisionRecord { by: ProvisionedBy::Terraform, stages, root_fingerprint: None })
