@@ -5,8 +5,11 @@ use cucumber::gherkin::Step;
 use cucumber::{then, when};
 
 use super::{MeshWorld, StepResult};
-use crate::checks::load_balancing::{self as check, LoadBalancingEvidence, Z};
-use crate::mesh::traffic::check_share;
+use crate::checks::load_balancing::{self as check, LoadBalancingEvidence, FALSE_ALARM_RATE};
+use crate::mesh::traffic::{binomial_miss_rate, check_share};
+
+/// The skew the split check must catch: 20 points off the predicted share.
+const SKEW: f64 = 0.2;
 
 fn last(w: &MeshWorld) -> anyhow::Result<&LoadBalancingEvidence> {
     w.traffic.as_ref().context("no requests were sent by an earlier step")
@@ -41,17 +44,28 @@ async fn both_versions(w: &mut MeshWorld) -> StepResult {
     Ok(())
 }
 
-/// Each version's share of the answers is within Z standard deviations of what the endpoint weights predict.
-#[then(expr = "each version's share matches the endpoint weights within a binomial tolerance")]
+/// Each version's count of answers passes an exact two-sided binomial test (false-alarm rate 1e-4) against
+/// the split the endpoint weights predict.
+/// Refuses a request count too small for the test to catch a skew of 20 points (70/30 where 50/50 is
+/// predicted) at least 999 times in 1 000.
+#[then(expr = "each version's share passes an exact binomial test against the endpoint weights")]
 async fn shares(w: &mut MeshWorld) -> StepResult {
     let e = last(w)?;
     let local = w.cluster()?.clone();
     let remote = w.topology().peer_of(&local).clone();
     let n = e.distribution.requests;
     let p = e.local_probability;
+    let skew = if p <= 0.5 { p + SKEW } else { p - SKEW };
+    let miss = binomial_miss_rate(n, p, FALSE_ALARM_RATE, skew);
+    ensure!(
+        miss < 1e-3,
+        "{n} requests are too few: a split of {skew:.2} where {p:.2} is predicted would pass {:.1}% of the time (send at least {})",
+        miss * 100.0,
+        check::REQUESTS
+    );
     let mut problems = Vec::new();
     for (version, prob) in [(&local.sample_version, p), (&remote.sample_version, 1.0 - p)] {
-        if let Err(why) = check_share(version, e.distribution.share(version), n, prob, Z) {
+        if let Err(why) = check_share(version, e.distribution.share(version), n, prob, FALSE_ALARM_RATE) {
             problems.push(why);
         }
     }

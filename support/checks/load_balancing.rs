@@ -8,9 +8,14 @@ use crate::mesh::traffic::{self, Distribution};
 use crate::target::Session;
 use crate::topology::{names, ClusterTopology};
 
-/// Standard deviations a share may stray before the split is called wrong
-/// (a false alarm about once in 15 000 runs).
-pub const Z: f64 = 4.0;
+/// The false-alarm rate of the split check: an exact two-sided binomial test
+/// that refuses a correct split once in 10 000 runs.
+pub const FALSE_ALARM_RATE: f64 = 1e-4;
+
+/// Requests per source cluster: at this rate, enough that a 70/30 skew where
+/// the weights predict 50/50 passes less than once in a thousand runs (the
+/// unit tests of `mesh::traffic` compute both rates exactly).
+pub const REQUESTS: usize = 300;
 
 #[derive(Debug, Serialize)]
 pub struct LoadBalancingEvidence {

@@ -1,7 +1,5 @@
 //! Cross-cluster load balancing: requests from a sleep pod through its sidecar,
 //! the answers counted per helloworld version, and the check that the split is
-//! what the endpoint weights predict (a binomial tolerance, as gateway-api's
-//! conformance checks a traffic split).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -122,21 +120,63 @@ fn split_transfers(stdout: &str, stderr: &str, expected: usize) -> Vec<String> {
     answers
 }
 
-/// How far an observed count may stray from `n * p` before the split is called
-/// wrong: `z` standard deviations of the binomial, at least one request.
-pub fn binomial_tolerance(n: usize, p: f64, z: f64) -> f64 {
-    (z * (n as f64 * p * (1.0 - p)).sqrt()).max(1.0)
+/// The counts of one version, out of `n` answers, that an exact two-sided
+/// binomial test at false-alarm rate `alpha` accepts when each answer comes
+/// from that version with probability `p`: `lo..=hi`, with at most `alpha / 2`
+/// of the probability below `lo` and at most `alpha / 2` above `hi`.
+pub fn binomial_acceptance(n: usize, p: f64, alpha: f64) -> (usize, usize) {
+    let pmf = binomial_pmf(n, p);
+    let (mut lo, mut below) = (0, 0.0);
+    while lo < n && below + pmf[lo] <= alpha / 2.0 {
+        below += pmf[lo];
+        lo += 1;
+    }
+    let (mut hi, mut above) = (n, 0.0);
+    while hi > lo && above + pmf[hi] <= alpha / 2.0 {
+        above += pmf[hi];
+        hi -= 1;
+    }
+    (lo, hi)
 }
 
-/// Whether `observed` out of `n` fits probability `p`; the Err says how it does not.
-pub fn check_share(version: &str, observed: usize, n: usize, p: f64, z: f64) -> Result<(), String> {
-    let expected = n as f64 * p;
-    let tolerance = binomial_tolerance(n, p, z);
-    if (observed as f64 - expected).abs() <= tolerance {
+/// P(X = k) for k in 0..=n, X ~ Binomial(n, p), computed in log space so that
+/// thousands of requests do not underflow.
+fn binomial_pmf(n: usize, p: f64) -> Vec<f64> {
+    if p <= 0.0 || p >= 1.0 {
+        let mut pmf = vec![0.0; n + 1];
+        pmf[if p <= 0.0 { 0 } else { n }] = 1.0;
+        return pmf;
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    // ln C(n, k) built up term by term.
+    let mut ln_choose = 0.0;
+    (0..=n)
+        .map(|k| {
+            if k > 0 {
+                ln_choose += ((n - k + 1) as f64).ln() - (k as f64).ln();
+            }
+            (ln_choose + k as f64 * lp + (n - k) as f64 * lq).exp()
+        })
+        .collect()
+}
+
+/// The probability that the test of [`binomial_acceptance`] (built for `p`)
+/// accepts when answers really come with probability `actual`: one minus its power.
+pub fn binomial_miss_rate(n: usize, p: f64, alpha: f64, actual: f64) -> f64 {
+    let (lo, hi) = binomial_acceptance(n, p, alpha);
+    binomial_pmf(n, actual)[lo..=hi].iter().sum()
+}
+
+/// Whether `observed` of `n` answers fits probability `p` at false-alarm rate
+/// `alpha`; the Err says how it does not.
+pub fn check_share(version: &str, observed: usize, n: usize, p: f64, alpha: f64) -> Result<(), String> {
+    let (lo, hi) = binomial_acceptance(n, p, alpha);
+    if (lo..=hi).contains(&observed) {
         Ok(())
     } else {
         Err(format!(
-            "{version} answered {observed} of {n}; the endpoint weights predict {expected:.1} ± {tolerance:.1} (p = {p:.3})"
+            "{version} answered {observed} of {n}; the endpoint weights predict {:.1} (p = {p:.3}), and an exact binomial test with a false-alarm rate of {alpha:e} accepts {lo} to {hi}",
+            n as f64 * p
         ))
     }
 }
@@ -172,10 +212,47 @@ mod tests {
     #[test]
     fn the_binomial_check_accepts_likely_splits_and_refuses_one_sided_ones() {
         // Local weight 3 vs three gateway IPs of weight 1: p = 0.5 for each version.
-        assert!(check_share("v1", 10, 20, 0.5, 4.0).is_ok());
-        assert!(check_share("v1", 3, 20, 0.5, 4.0).is_ok());
-        assert!(check_share("v1", 20, 20, 0.5, 4.0).is_err());
-        assert!(check_share("v1", 0, 100, 0.5, 4.0).unwrap_err().contains("predict 50.0"));
-        assert!(check_share("v1", 50, 100, 0.5, 4.0).is_ok());
+        let alpha = crate::checks::load_balancing::FALSE_ALARM_RATE;
+        let n = crate::checks::load_balancing::REQUESTS;
+        assert!(check_share("v1", n / 2, n, 0.5, alpha).is_ok());
+        assert!(check_share("v1", n, n, 0.5, alpha).is_err());
+        assert!(check_share("v1", 0, n, 0.5, alpha).unwrap_err().contains("predict 150.0"));
+        let (lo, hi) = binomial_acceptance(n, 0.5, alpha);
+        assert_eq!(lo + hi, n, "symmetric around n/2 for p = 0.5");
+        assert!(check_share("v1", lo, n, 0.5, alpha).is_ok() && check_share("v1", lo - 1, n, 0.5, alpha).is_err());
+    }
+
+    #[test]
+    fn the_exact_test_keeps_its_false_alarm_rate_and_catches_a_70_30_skew() {
+        let alpha = crate::checks::load_balancing::FALSE_ALARM_RATE;
+        let n = crate::checks::load_balancing::REQUESTS;
+        // Exactly: a true 50/50 split is refused at most alpha of the time...
+        let false_alarms = 1.0 - binomial_miss_rate(n, 0.5, alpha, 0.5);
+        assert!(false_alarms <= alpha && false_alarms > alpha / 10.0, "{false_alarms}");
+        // ...and a 70/30 or 30/70 skew passes less than once in a thousand runs.
+        assert!(binomial_miss_rate(n, 0.5, alpha, 0.7) < 1e-3, "{}", binomial_miss_rate(n, 0.5, alpha, 0.7));
+        assert!(binomial_miss_rate(n, 0.5, alpha, 0.3) < 1e-3);
+        // The old check (20 requests, 4 standard deviations) accepted 2 to 18.
+        assert!(binomial_miss_rate(20, 0.5, alpha, 0.7) > 0.99);
+        // Drawn: 2000 simulated runs of a 70/30 skew, each refused.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let caught = (0..2000)
+            .filter(|_| {
+                let v1 = (0..n).filter(|_| rng.random_bool(0.7)).count();
+                check_share("v1", v1, n, 0.5, alpha).is_err()
+            })
+            .count();
+        assert!(caught >= 1995, "caught {caught} of 2000");
+    }
+
+    #[test]
+    fn the_pmf_sums_to_one_and_handles_certain_outcomes() {
+        for (n, p) in [(1, 0.5), (300, 0.5), (300, 0.75), (5000, 0.1)] {
+            let total: f64 = binomial_pmf(n, p).iter().sum();
+            assert!((total - 1.0).abs() < 1e-9, "{n} {p}: {total}");
+        }
+        assert_eq!(binomial_acceptance(10, 1.0, 1e-4), (10, 10));
+        assert_eq!(binomial_acceptance(10, 0.0, 1e-4), (0, 0));
     }
 }
