@@ -158,7 +158,11 @@ impl Session {
         let mut twin = None;
         let (timeouts, dns) = match opts.kind {
             TargetKind::Twin => {
-                let mut cfg = TwinConfig { region: opts.topology.region.clone(), ..TwinConfig::default() };
+                let mut cfg = TwinConfig {
+                    region: opts.topology.region.clone(),
+                    istio_version: opts.topology.istio_version.clone(),
+                    ..TwinConfig::default()
+                };
                 if let Some(scale) = opts.time_scale {
                     if !(scale.is_finite() && scale > 0.0) {
                         bail!("--time-scale must be a positive number, not {scale}");

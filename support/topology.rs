@@ -112,6 +112,8 @@ impl Topology {
         for c in &self.clusters {
             parse_cidr(&c.vpc_cidr).with_context(|| format!("cluster {}: bad vpc_cidr {:?}", c.name, c.vpc_cidr))?;
         }
+        // meshspec verifies the minors whose facts it has (fixtures/istio/releases.yaml).
+        meshspec_twin::istio::release(&self.istio_version).map_err(anyhow::Error::msg)?;
         let (a, b) = (&self.clusters[0], &self.clusters[1]);
         if a.name == b.name || a.istio_cluster == b.istio_cluster || a.network == b.network {
             bail!("the two clusters must differ in EKS name, Istio cluster and network");

@@ -6,7 +6,6 @@ use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DynamicObject};
-use kube::discovery::ApiResource;
 use serde::Serialize;
 
 use crate::aws::{eks, network};
@@ -190,16 +189,14 @@ pub async fn istiod_settings(session: &Session, c: &ClusterTopology) -> Result<I
     })
 }
 
-/// An Istio Gateway (networking.istio.io/v1), read generically.
+/// An Istio Gateway, read generically at the version the cluster prefers (discovery:
+/// Istio 1.20 and 1.21 serve v1alpha3 and v1beta1, v1 arrives in 1.22).
 pub async fn istio_gateway(session: &Session, c: &ClusterTopology, ns: &str, name: &str) -> Result<serde_json::Value> {
-    let ar = ApiResource {
-        group: "networking.istio.io".into(),
-        version: "v1".into(),
-        api_version: "networking.istio.io/v1".into(),
-        kind: "Gateway".into(),
-        plural: "gateways".into(),
-    };
-    let api: Api<DynamicObject> = Api::namespaced_with(session.kube(&c.name).await?, ns, &ar);
+    let client = session.kube(&c.name).await?;
+    let (ar, _) = crate::kube::apply::served_kind(&client, "networking.istio.io", "Gateway")
+        .await
+        .with_context(|| format!("{}: Istio's Gateway kind (is istio-base installed?)", c.name))?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
     let gw = api.get_opt(name).await?.with_context(|| {
         format!(
             "{}: {}: no Gateway {ns}/{name}",

@@ -12,6 +12,22 @@ use serde_json::Value;
 
 use crate::topology::names;
 
+/// Groups whose CRDs give every served version one schema and no conversion
+/// webhook, so an object written for one version is the same object at any
+/// other: Istio's (istio/istio crd-all.gen.yaml at 1.20.2 and 1.26.8, each CRD's
+/// `versions[].schema` identical, `conversion` unset). A manifest of such a group
+/// is applied at a version the cluster serves when its own is not (e.g.
+/// `networking.istio.io/v1` on Istio 1.20, which serves v1alpha3 and v1beta1).
+pub const ONE_SCHEMA_GROUPS: &[&str] = &["networking.istio.io", "security.istio.io"];
+
+/// The preferred version at which the cluster serves `kind` of `group`, by discovery.
+pub async fn served_kind(client: &kube::Client, group: &str, kind: &str) -> Result<(ApiResource, ApiCapabilities)> {
+    let g = discovery::group(client, group).await.with_context(|| format!("the API server does not serve {group}"))?;
+    g.recommended_kind(kind).with_context(|| {
+        format!("the API server serves {group} at {:?} but not the kind {kind}", g.versions().collect::<Vec<_>>())
+    })
+}
+
 /// The field manager of everything meshspec applies.
 pub const FIELD_MANAGER: &str = "meshspec";
 
@@ -46,20 +62,31 @@ impl Applier {
         if let Some(r) = self.resources.lock().expect("resource cache").get(gvk) {
             return Ok(r.clone());
         }
-        let found = discovery::pinned_kind(&self.client, gvk)
-            .await
-            .with_context(|| format!("the API server does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind))?;
+        let found = match discovery::pinned_kind(&self.client, gvk).await {
+            Ok(found) => found,
+            Err(e) if ONE_SCHEMA_GROUPS.contains(&gvk.group.as_str()) => {
+                served_kind(&self.client, &gvk.group, &gvk.kind).await.with_context(|| {
+                    format!("the API server does not serve {}/{} {}: {e}", gvk.group, gvk.version, gvk.kind)
+                })?
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("the API server does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind)))
+            }
+        };
         self.resources.lock().expect("resource cache").insert(gvk.clone(), found.clone());
         Ok(found)
     }
 
     /// The API a manifest's object lives behind (found by discovery), and its identity.
-    async fn api_for(&self, doc: &Value) -> Result<(Api<DynamicObject>, Applied)> {
+    /// The manifest's apiVersion becomes the one the object is written at.
+    async fn api_for(&self, doc: &mut Value) -> Result<(Api<DynamicObject>, Applied)> {
         let api_version = doc["apiVersion"].as_str().context("a manifest without apiVersion")?;
         let kind = doc["kind"].as_str().context("a manifest without kind")?.to_string();
         let name = doc["metadata"]["name"].as_str().context("a manifest without metadata.name")?.to_string();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let (ar, caps) = self.resource(&GroupVersionKind::gvk(group, version, &kind)).await?;
+        doc["apiVersion"] = Value::String(ar.api_version.clone());
         let namespace = match caps.scope {
             Scope::Namespaced => Some(doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string()),
             Scope::Cluster => None,
@@ -73,7 +100,7 @@ impl Applier {
 
     /// Apply one object (a JSON manifest) with server-side apply.
     pub async fn apply(&self, mut doc: Value) -> Result<Applied> {
-        let (api, applied) = self.api_for(&doc).await?;
+        let (api, applied) = self.api_for(&mut doc).await?;
         let labels = doc["metadata"]
             .as_object_mut()
             .context("metadata is not an object")?
@@ -89,7 +116,7 @@ impl Applier {
     /// Delete the live object a manifest names, but only if meshspec's label on
     /// it proves meshspec applied it. Ok(None) when it is already gone.
     pub async fn delete_owned(&self, doc: &Value) -> Result<Option<Applied>> {
-        let (api, applied) = self.api_for(doc).await?;
+        let (api, applied) = self.api_for(&mut doc.clone()).await?;
         let name = applied.name.clone();
         let Some(live) = api.get_opt(&name).await? else { return Ok(None) };
         let owned = live.metadata.labels.as_ref().and_then(|l| l.get(names::MANAGED_BY_LABEL)).map(String::as_str)

@@ -6,6 +6,7 @@ mod bad_input;
 mod doctor;
 mod harness;
 mod html_report;
+mod istio_minors;
 mod kind;
 mod moto;
 mod reap;

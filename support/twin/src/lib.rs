@@ -17,6 +17,7 @@ pub use meshspec_twin_kube as kube;
 
 pub mod auth;
 pub mod dns;
+pub mod istio;
 pub mod mesh;
 pub mod programs;
 pub mod twin;

@@ -26,6 +26,8 @@ pub struct TwinConfig {
     /// Simulated seconds per wall-clock second.
     pub time_scale: f64,
     pub delays: Delays,
+    /// The Istio release the clusters run: its API versions are served (fixtures/istio/releases.yaml).
+    pub istio_version: String,
 }
 
 impl Default for TwinConfig {
@@ -35,6 +37,8 @@ impl Default for TwinConfig {
             account_id: "123456789012".into(),
             time_scale: Delays::DEFAULT_SCALE,
             delays: Delays::default(),
+            // The seed's release (fixtures/topology.yaml).
+            istio_version: "1.20.2".into(),
         }
     }
 }
@@ -56,6 +60,8 @@ struct Shared {
     clusters: Mutex<BTreeMap<String, RunningCluster>>,
     /// Set by shutdown: no cluster may start after it.
     closed: Mutex<bool>,
+    /// The Istio release every cluster runs.
+    istio: crate::istio::Release,
 }
 
 /// One EKS cluster's control plane and programs.
@@ -79,6 +85,7 @@ impl Twin {
     /// Starts the AWS endpoint, DNS and the health checker; clusters start
     /// when EKS CreateCluster is called.
     pub async fn start(cfg: TwinConfig) -> anyhow::Result<Twin> {
+        let istio = crate::istio::release(&cfg.istio_version).map_err(anyhow::Error::msg)?;
         let credentials = generate_credentials();
         let aws = AwsState::new(AwsConfig {
             region: cfg.region.clone(),
@@ -100,6 +107,7 @@ impl Twin {
             mesh,
             clusters: Mutex::new(BTreeMap::new()),
             closed: Mutex::new(false),
+            istio,
         });
         aws.set_eks_hooks(Arc::new(Hooks { shared: Arc::downgrade(&shared) }));
 
@@ -234,7 +242,13 @@ impl Shared {
         if self.is_closed() {
             anyhow::bail!("the twin is shut down");
         }
-        let store = Store::new();
+        let store = Store::with_catalog(crate::kube::Catalog::kubernetes(), crate::kube::store::DEFAULT_LOG_CAPACITY);
+        // Istio's CRDs, as its base chart installs them: they decide which versions are served.
+        for crd in self.istio.networking_crds() {
+            store
+                .create(&crate::kube::Resource::customresourcedefinitions(), None, crd)
+                .map_err(|e| anyhow::anyhow!("installing Istio's CRDs: {e:?}"))?;
+        }
         let auth = Arc::new(ClusterAuth::new(&spec.name, self.aws.clone()));
         let tls = self.ca.server_config().context("issuing the API server certificate")?;
         let api = ApiServer::start(store.clone(), tls, auth.clone(), api_server_config(&spec.version))

@@ -296,3 +296,52 @@ async fn deployments_pods_and_endpoints_behave_like_a_cluster() -> Result<()> {
     env.twin.shutdown().await;
     Ok(())
 }
+
+/// A Gateway as the seed's chart writes it, at a given version.
+fn gateway_at(version: &str) -> String {
+    format!(
+        r#"{{"apiVersion": "networking.istio.io/{version}", "kind": "Gateway",
+            "metadata": {{"name": "cross-network-gateway", "namespace": "default"}},
+            "spec": {{"selector": {{"istio": "eastwestgateway"}},
+                     "servers": [{{"port": {{"number": 15443, "name": "tls", "protocol": "TLS"}},
+                                  "tls": {{"mode": "AUTO_PASSTHROUGH"}}, "hosts": ["*.local"]}}]}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_serves_exactly_the_istio_api_versions_of_its_release() -> Result<()> {
+    // Istio 1.20: v1alpha3 (storage) and v1beta1; v1 arrives in 1.22 (fixtures/istio/releases.yaml).
+    let env =
+        Env::start_with(meshspec_twin::TwinConfig { istio_version: "1.20.2".into(), ..Default::default() }).await?;
+    let c = env.create_cluster("eks-1", 1).await?;
+    let group: Value =
+        serde_json::from_str(&env.kubectl(&c.kubeconfig, &["get", "--raw", "/apis/networking.istio.io"]).await?)?;
+    let versions: Vec<&str> =
+        group["versions"].as_array().into_iter().flatten().filter_map(|v| v["version"].as_str()).collect();
+    assert_eq!(versions, ["v1beta1", "v1alpha3"], "{group}");
+    assert_eq!(group["preferredVersion"]["version"], "v1beta1");
+    let refused = env.apply(&c.kubeconfig, &gateway_at("v1")).await.expect_err("v1 is not served by Istio 1.20");
+    assert!(
+        format!("{refused:#}").contains("no matches for kind \"Gateway\" in version \"networking.istio.io/v1\""),
+        "{refused:#}"
+    );
+    env.apply(&c.kubeconfig, &gateway_at("v1alpha3")).await?;
+    let read = env
+        .kubectl_json(
+            &c.kubeconfig,
+            &["get", "gateways.v1beta1.networking.istio.io", "cross-network-gateway", "-n", "default"],
+        )
+        .await?;
+    assert_eq!(read["apiVersion"], "networking.istio.io/v1beta1", "read at the version asked for");
+    assert_eq!(read["spec"]["servers"][0]["tls"]["mode"], "AUTO_PASSTHROUGH");
+
+    // Istio 1.27 and later: v1 too, and stored at v1.
+    let newer =
+        Env::start_with(meshspec_twin::TwinConfig { istio_version: "1.30.3".into(), ..Default::default() }).await?;
+    let c = newer.create_cluster("eks-1", 1).await?;
+    let group: Value =
+        serde_json::from_str(&newer.kubectl(&c.kubeconfig, &["get", "--raw", "/apis/networking.istio.io"]).await?)?;
+    assert_eq!(group["preferredVersion"]["version"], "v1", "{group}");
+    newer.apply(&c.kubeconfig, &gateway_at("v1")).await?;
+    Ok(())
+}

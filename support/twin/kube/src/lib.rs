@@ -24,7 +24,7 @@ mod watch;
 
 pub use error::{ApiError, FieldCause};
 pub use exec::{ExecHandler, ExecOutput, ExecRequest};
-pub use resources::{Catalog, Resource, ResourceInfo, Subresource};
+pub use resources::{Catalog, CrdVersions, Resource, ResourceInfo, Subresource};
 pub use server::{ApiServer, ApiServerConfig, Authenticator};
 pub use store::{DeleteOptions, EventKind, Part, Propagation, Store, StoreEvent, WatchStart};
 pub use tls::TwinCa;

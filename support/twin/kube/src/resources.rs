@@ -198,6 +198,48 @@ impl ResourceInfo {
     }
 }
 
+/// The versions a custom resource's CRD lists (each served) and the one it is stored at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrdVersions {
+    pub served: Vec<String>,
+    pub storage: String,
+}
+
+impl CrdVersions {
+    /// Istio 1.27 and later: v1, v1alpha3 and v1beta1 served, v1 stored
+    /// (istio/istio 1.27.9 manifests/charts/base/files/crd-all.gen.yaml).
+    pub fn istio_1_27() -> Self {
+        CrdVersions { served: strings(&["v1", "v1alpha3", "v1beta1"]), storage: "v1".into() }
+    }
+
+    /// The served versions in the order discovery lists them, preferred first:
+    /// Kubernetes' version priority (GA, then beta, then alpha; higher numbers first).
+    pub fn preferred_first(&self) -> Vec<String> {
+        let mut v = self.served.clone();
+        v.sort_by_key(|s| std::cmp::Reverse(version_priority(s)));
+        v
+    }
+}
+
+/// Kubernetes' API version priority (k8s.io/apimachinery `version.CompareKubeAwareVersionStrings`):
+/// GA above beta above alpha, higher major and minor first.
+fn version_priority(v: &str) -> (u8, u32, u32) {
+    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let major = digits.parse().unwrap_or(0);
+    let tail = &rest[digits.len()..];
+    let (level, minor) = if tail.is_empty() {
+        (3, 0)
+    } else if let Some(m) = tail.strip_prefix("beta") {
+        (2, m.parse().unwrap_or(0))
+    } else if let Some(m) = tail.strip_prefix("alpha") {
+        (1, m.parse().unwrap_or(0))
+    } else {
+        (0, 0)
+    };
+    (level, major, minor)
+}
+
 /// Served resources, keyed by group, version and plural.
 #[derive(Clone, Debug)]
 pub struct Catalog {
@@ -207,8 +249,41 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The kinds an EKS cluster with Istio installed serves to meshspec.
+    /// The kinds an EKS cluster with Istio installed serves to meshspec, Istio's
+    /// networking kinds as Istio 1.27 and later serve them (v1, v1beta1 and v1alpha3,
+    /// stored at v1).
     pub fn builtin() -> Self {
+        Self::with_istio_networking(&CrdVersions::istio_1_27())
+    }
+
+    /// The same, with Istio's networking kinds served and stored as `istio_networking`
+    /// says, as built-in kinds.
+    pub fn with_istio_networking(istio_networking: &CrdVersions) -> Self {
+        let mut c = Self::kubernetes();
+        // Istio serves its networking kinds at every version its CRDs list, from one storage.
+        let istio = [
+            (Resource::gateways(), "gateway", "gw"),
+            (Resource::virtualservices(), "virtualservice", "vs"),
+            (Resource::destinationrules(), "destinationrule", "dr"),
+            (Resource::serviceentries(), "serviceentry", "se"),
+        ];
+        for version in istio_networking.preferred_first() {
+            for (r, singular, short) in &istio {
+                let mut info =
+                    ResourceInfo::new(Resource { version: version.clone(), ..r.clone() }, singular, &[short])
+                        .with(Subresource::status(&r.kind));
+                info.categories = strings(&["istio-io", "networking-istio-io"]);
+                info.storage_version = istio_networking.storage.clone();
+                info.builtin = false;
+                c.register(info);
+            }
+        }
+        c
+    }
+
+    /// The kinds of an EKS cluster before anything is installed in it: what
+    /// Kubernetes serves itself (CRDs add the rest, e.g. Istio's).
+    pub fn kubernetes() -> Self {
         let mut c = Catalog { entries: BTreeMap::new(), group_order: vec![String::new()] };
         let pod_subs = [
             Subresource::new("attach", "PodAttachOptions", &["create", "get"]),
@@ -250,23 +325,6 @@ impl Catalog {
             ResourceInfo::new(Resource::customresourcedefinitions(), "customresourcedefinition", &["crd", "crds"])
                 .with(Subresource::status("CustomResourceDefinition")),
         );
-        // Istio serves its networking kinds at three versions from one storage.
-        let istio = [
-            (Resource::gateways(), "gateway", "gw"),
-            (Resource::virtualservices(), "virtualservice", "vs"),
-            (Resource::destinationrules(), "destinationrule", "dr"),
-            (Resource::serviceentries(), "serviceentry", "se"),
-        ];
-        for version in ["v1", "v1beta1", "v1alpha3"] {
-            for (r, singular, short) in &istio {
-                let mut info = ResourceInfo::new(Resource { version: version.into(), ..r.clone() }, singular, &[short])
-                    .with(Subresource::status(&r.kind));
-                info.categories = strings(&["istio-io", "networking-istio-io"]);
-                info.storage_version = "v1".into();
-                info.builtin = false;
-                c.register(info);
-            }
-        }
         c
     }
 
@@ -309,17 +367,16 @@ impl Catalog {
             .iter()
             .filter_map(|g| {
                 let mut versions: Vec<String> = Vec::new();
-                // The storage version is the preferred one.
-                for info in self.entries.values().filter(|i| &i.resource.group == g) {
-                    if !versions.contains(&info.storage_version) {
-                        versions.insert(0, info.storage_version.clone());
-                    }
-                }
                 for ((eg, v, _), _) in self.entries.iter() {
                     if eg == g && !versions.contains(v) {
                         versions.push(v.clone());
                     }
                 }
+                // Preferred first, by Kubernetes' version priority, not by storage: the
+                // CRD discovery controller sorts a group's served versions that way and
+                // prefers the first (k8s.io/apiextensions-apiserver,
+                // pkg/apiserver/customresource_discovery_controller.go).
+                versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
                 (!versions.is_empty()).then(|| (g.clone(), versions))
             })
             .collect()
@@ -355,6 +412,29 @@ mod tests {
         assert_eq!(istio.1[0], "v1", "preferred version first");
         assert_eq!(istio.1.len(), 3);
         assert_eq!(groups[0].0, "", "core group first");
+    }
+
+    #[test]
+    fn istio_1_20_serves_no_v1_and_stores_at_v1alpha3() {
+        let c = Catalog::with_istio_networking(&CrdVersions {
+            served: strings(&["v1alpha3", "v1beta1"]),
+            storage: "v1alpha3".into(),
+        });
+        assert!(c.lookup("networking.istio.io", "v1", "gateways").is_none());
+        let gw = c.lookup("networking.istio.io", "v1beta1", "gateways").expect("served");
+        assert_eq!(gw.storage_resource().version, "v1alpha3");
+        let groups = c.groups();
+        let istio = groups.iter().find(|(g, _)| g == "networking.istio.io").expect("group");
+        assert_eq!(istio.1, vec!["v1beta1".to_string(), "v1alpha3".to_string()], "beta preferred over alpha");
+    }
+
+    #[test]
+    fn versions_sort_as_kubernetes_prefers_them() {
+        let v = CrdVersions {
+            served: strings(&["v1alpha3", "v1beta1", "v1", "v2beta1", "v1alpha10"]),
+            storage: "v1".into(),
+        };
+        assert_eq!(v.preferred_first(), strings(&["v1", "v2beta1", "v1beta1", "v1alpha10", "v1alpha3"]));
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub struct WatchFeed {
 /// Namespaces every cluster starts with; the first three cannot be deleted.
 const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
-const DEFAULT_LOG_CAPACITY: usize = 10_000;
+pub const DEFAULT_LOG_CAPACITY: usize = 10_000;
 const CHANNEL_CAPACITY: usize = 4096;
 /// How long a deleted namespace stays Terminating before its content goes (a
 /// real namespace controller takes seconds; `kubectl delete -f` of a namespace
@@ -163,7 +163,12 @@ impl Store {
     /// As [`Store::new`], keeping only the last `capacity` events for watches
     /// (older resourceVersions answer 410 Expired).
     pub fn with_log_capacity(capacity: usize) -> Arc<Store> {
-        let catalog = Catalog::builtin();
+        Self::with_catalog(Catalog::builtin(), capacity)
+    }
+
+    /// A store serving `catalog` (e.g. the Istio release's versions), keeping the
+    /// last `capacity` events for watches.
+    pub fn with_catalog(catalog: Catalog, capacity: usize) -> Arc<Store> {
         let builtin_kinds = catalog.storage_resources().iter().map(|i| kind_key(&i.resource)).collect();
         let state = State {
             rv: 0,
@@ -255,6 +260,16 @@ impl Store {
 
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<ResourceInfo> {
         self.lock().catalog.lookup(group, version, plural).cloned()
+    }
+
+    /// The resource a kind is stored at, whichever versions are served (programs
+    /// read kinds by name; which versions exist is the cluster's business).
+    pub fn stored(&self, group: &str, plural: &str) -> Option<Resource> {
+        let st = self.lock();
+        let found = st.catalog.groups().into_iter().find(|(g, _)| g == group).and_then(|(_, versions)| {
+            versions.iter().find_map(|v| st.catalog.lookup(group, v, plural)).map(ResourceInfo::storage_resource)
+        });
+        found
     }
 
     pub fn get(&self, r: &Resource, ns: Option<&str>, name: &str) -> Option<Value> {

@@ -150,8 +150,13 @@ impl Cluster {
     }
 
     /// Every object of a kind, in all namespaces.
+    /// Every object of `r`'s kind, read at the version the cluster stores it (which
+    /// versions are served depends on the cluster, e.g. on its Istio release).
     pub fn list(&self, r: &Resource) -> Vec<Value> {
-        self.store.list(r, None, "")
+        match self.store.stored(&r.group, &r.plural) {
+            Some(stored) => self.store.list(&stored, None, ""),
+            None => Vec::new(),
+        }
     }
 
     pub fn get(&self, r: &Resource, ns: Option<&str>, name: &str) -> Option<Value> {

@@ -35,7 +35,12 @@ pub struct ClusterRef {
 impl Env {
     /// A twin with time compressed so that minutes pass in milliseconds.
     pub async fn start() -> Result<Env> {
-        let cfg = TwinConfig { time_scale: 2000.0, ..TwinConfig::default() };
+        Self::start_with(TwinConfig::default()).await
+    }
+
+    /// The same, with a configuration of the caller's (time still compressed).
+    pub async fn start_with(cfg: TwinConfig) -> Result<Env> {
+        let cfg = TwinConfig { time_scale: 2000.0, ..cfg };
         Ok(Env { twin: Twin::start(cfg).await?, dir: tempfile::tempdir()? })
     }
 
@@ -226,6 +231,20 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The public addresses of an NLB's nodes, from its network interfaces in EC2
+/// (described `ELB net/NAME/ID`): where AWS shows them when no Elastic IP was given.
+pub async fn nlb_node_ips(env: &Env, lb_arn: &str) -> Result<std::collections::BTreeSet<String>> {
+    let id = lb_arn.split_once(":loadbalancer/").map(|(_, id)| id).context("not a load balancer ARN")?;
+    let filter = format!("Name=description,Values=ELB {id}");
+    let enis = env.aws(&["ec2", "describe-network-interfaces", "--filters", &filter]).await?;
+    Ok(enis["NetworkInterfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["Association"]["PublicIp"].as_str().map(str::to_owned))
+        .collect())
 }
 
 /// Asks the twin's DNS server for the A records of `name` over UDP.
