@@ -21,12 +21,25 @@ use crate::wait::{self, Poll, WaitOptions};
 pub const HELLOWORLD_CLUSTER: &str = "outbound|5000||helloworld.sample.svc.cluster.local";
 pub const HELLOWORLD_PORT: u16 = 5000;
 
-pub async fn remote_secret(session: &Session, c: &ClusterTopology) -> Result<RemoteSecret> {
+/// A remote secret for the peer, as istiod reads it, whose server answers to its
+/// credentials and is the peer cluster itself (the same `kube-system` UID as
+/// meshspec's own access to the peer shows).
+#[derive(Debug, Serialize)]
+pub struct RemoteSecretEvidence {
+    #[serde(flatten)]
+    pub secret: RemoteSecret,
+    /// The kube-system UID the secret's server and credentials reach.
+    pub reached_cluster_uid: String,
+    /// The peer's kube-system UID, through meshspec's own access to it.
+    pub peer_cluster_uid: String,
+}
+
+pub async fn remote_secret(session: &Session, c: &ClusterTopology) -> Result<RemoteSecretEvidence> {
     let peer = session.topology.peer_of(c);
     let client = session.kube(&c.name).await?;
-    let secret = remote_secret::get(&client, &peer.istio_cluster).await?.with_context(|| {
+    let secret = remote_secret::find(&client, &peer.istio_cluster).await?.with_context(|| {
         format!(
-            "{}: {}: no secret {}/{}",
+            "{}: {}: no Secret labelled {}=true in {} holds {}",
             diagnosis(
                 format!(
                     "istiod in {} has no remote secret for {}, so it never reads that cluster",
@@ -38,13 +51,29 @@ pub async fn remote_secret(session: &Session, c: &ClusterTopology) -> Result<Rem
                 )
             ),
             c.name,
+            remote_secret::LABEL,
             names::ISTIO_SYSTEM,
-            remote_secret::secret_name(&peer.istio_cluster)
+            peer.istio_cluster
         )
     })?;
     let (parsed, kubeconfig) = remote_secret::parse(&secret, &peer.istio_cluster).with_context(|| c.name.clone())?;
-    remote_secret::server_answers(kubeconfig, &peer.istio_cluster).await?;
-    Ok(parsed)
+    let reached = remote_secret::server_answers(kubeconfig, &peer.istio_cluster).await?;
+    let peer_uid = remote_secret::cluster_uid(&session.kube(&peer.name).await?).await?;
+    ensure!(
+        reached == peer_uid,
+        "{}: {}: {} reaches a cluster whose kube-system UID is {reached}; {}'s is {peer_uid}",
+        diagnosis(
+            format!(
+                "the remote secret for {} in {} points at another cluster's API server",
+                peer.istio_cluster, c.name
+            ),
+            format!("recreate it against {} (istioctl create-remote-secret --name={})", peer.name, peer.istio_cluster)
+        ),
+        c.name,
+        parsed.server,
+        peer.name
+    );
+    Ok(RemoteSecretEvidence { secret: parsed, reached_cluster_uid: reached, peer_cluster_uid: peer_uid })
 }
 
 /// Wait until istiod reports the peer cluster `synced` (istiod keeps retrying, so this is a wait).

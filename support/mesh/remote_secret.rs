@@ -1,7 +1,14 @@
-//! Remote secrets: what `istioctl create-remote-secret` makes and istiod reads
-//! to watch another cluster. The check reads it like istiod does: label,
-//! annotation, one data key named after the cluster, a token kubeconfig whose
-//! server answers with that token.
+//! Remote secrets: what istiod reads to watch another cluster, found and read
+//! the way istiod reads them (Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go),
+//! so that every shape `istioctl create-remote-secret` and the seed's Terraform
+//! chart produce is accepted, and what istiod refuses is refused:
+//! - any Secret in istio-system labelled `istio/multiCluster=true`; each data key
+//!   is a cluster ID (the name and the `networking.istio.io/cluster` annotation
+//!   are not read by istiod);
+//! - its kubeconfig's `current-context` (no other context is ever used);
+//! - users with exec, tokenFile, client certificate or key files, or an auth
+//!   provider other than oidc are refused unless istiod is started with
+//!   PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS (default empty).
 
 use anyhow::{bail, ensure, Context, Result};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -9,92 +16,184 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Serialize;
 
+use crate::faults::diagnosis;
+use crate::topology::names;
+
 pub const LABEL: &str = "istio/multiCluster";
+/// Written by `istioctl create-remote-secret` and the seed's chart; istiod never reads it.
 pub const ANNOTATION: &str = "networking.istio.io/cluster";
 
+/// The name `istioctl create-remote-secret --name CLUSTER` gives its Secret.
 pub fn secret_name(remote_cluster: &str) -> String {
     format!("istio-remote-secret-{remote_cluster}")
 }
 
+/// What a remote secret tells istiod about one cluster (never the credential).
 #[derive(Clone, Debug, Serialize)]
 pub struct RemoteSecret {
     pub name: String,
     pub cluster: String,
+    pub context: String,
     pub server: String,
+    /// `bearer token`, `client certificate` or `oidc`.
+    pub auth: String,
+    /// `certificate-authority-data`, or `insecure-skip-tls-verify` when the server is not verified.
+    pub tls: String,
 }
 
-/// Parse and validate a remote secret for `remote_cluster`; returns its kubeconfig too.
-pub fn parse(secret: &Secret, remote_cluster: &str) -> Result<(RemoteSecret, Kubeconfig)> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let labels = secret.metadata.labels.clone().unwrap_or_default();
-    ensure!(
-        labels.get(LABEL).map(String::as_str) == Some("true"),
-        "{name} lacks the label {LABEL}=true (istiod ignores it)"
-    );
-    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
-    ensure!(
-        annotations.get(ANNOTATION).map(String::as_str) == Some(remote_cluster),
-        "{name} has annotation {ANNOTATION}={:?}, expected {remote_cluster:?}",
-        annotations.get(ANNOTATION)
-    );
-    let data = secret.data.clone().unwrap_or_default();
-    let keys: Vec<&String> = data.keys().collect();
-    let Some(raw) = data.get(remote_cluster) else {
+/// The remote secret istiod in this cluster would use for `remote_cluster`: a
+/// labelled Secret with a data key of that cluster ID. None when there is no
+/// trace of one; an error with its diagnosis when one is there but istiod
+/// would not use it (unlabelled, keyed by another ID) or several compete.
+pub async fn find(client: &kube::Client, remote_cluster: &str) -> Result<Option<Secret>> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), names::ISTIO_SYSTEM);
+    let labelled = api.list(&ListParams::default().labels(&format!("{LABEL}=true"))).await?.items;
+    let keyed: Vec<&Secret> =
+        labelled.iter().filter(|s| s.data.as_ref().is_some_and(|d| d.contains_key(remote_cluster))).collect();
+    match keyed.as_slice() {
+        [one] => return Ok(Some((*one).clone())),
+        [] => {}
+        several => bail!(
+            "{}: secrets {:?} all hold {remote_cluster}",
+            diagnosis(
+                format!("several remote secrets name the cluster {remote_cluster}; istiod uses the first it sees and warns 'cluster has already been registered' for the others"),
+                "keep one remote secret per cluster ID"
+            ),
+            several.iter().map(|s| s.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>()
+        ),
+    }
+    let named = api.get_opt(&secret_name(remote_cluster)).await?;
+    let is_labelled =
+        |s: &Secret| s.metadata.labels.as_ref().and_then(|l| l.get(LABEL)).map(String::as_str) == Some("true");
+    if let Some(unlabelled) = named.filter(|s| !is_labelled(s)) {
         bail!(
-            "{}: {name} has data keys {keys:?}; istiod takes each key as a cluster ID, so it must be {remote_cluster:?}",
-            crate::faults::diagnosis(
-                format!("the remote secret's data key is not the cluster ID {remote_cluster}"),
+            "{}: {} has labels {:?}",
+            diagnosis(
+                format!("the remote secret for {remote_cluster} lacks the label {LABEL}=true, so istiod ignores it"),
+                format!("kubectl label secret {} -n istio-system {LABEL}=true", secret_name(remote_cluster))
+            ),
+            secret_name(remote_cluster),
+            unlabelled.metadata.labels.unwrap_or_default()
+        );
+    }
+    let other_keys: Vec<String> = labelled
+        .iter()
+        .flat_map(|s| {
+            let name = s.metadata.name.clone().unwrap_or_default();
+            s.data.iter().flat_map(|d| d.keys()).map(move |k| format!("{name}: {k}")).collect::<Vec<_>>()
+        })
+        .collect();
+    if !other_keys.is_empty() {
+        bail!(
+            "{}: labelled remote secrets hold {other_keys:?}; istiod takes each data key as a cluster ID",
+            diagnosis(
+                format!("the remote secret's data key is not the cluster ID {remote_cluster}, so istiod never reads that cluster"),
                 format!("recreate it with istioctl create-remote-secret --name={remote_cluster}")
             )
         );
-    };
-    ensure!(keys.len() == 1, "{name} has several data keys {keys:?}: each one becomes a remote cluster");
-    let text = String::from_utf8(raw.0.clone()).context("the kubeconfig is not text")?;
-    let kubeconfig = Kubeconfig::from_yaml(&text).with_context(|| format!("{name}: the kubeconfig does not parse"))?;
-    let ctx = kubeconfig
+    }
+    Ok(None)
+}
+
+/// Read a remote secret's kubeconfig for `remote_cluster` as istiod reads it.
+pub fn parse(secret: &Secret, remote_cluster: &str) -> Result<(RemoteSecret, Kubeconfig)> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let raw = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(remote_cluster))
+        .with_context(|| format!("{name} has no data key {remote_cluster}"))?;
+    let text = String::from_utf8(raw.0.clone()).with_context(|| format!("{name}: the kubeconfig is not text"))?;
+    let kubeconfig = Kubeconfig::from_yaml(&text).with_context(|| format!("{name}: kubeconfig cannot be loaded"))?;
+    let context = kubeconfig
+        .current_context
+        .clone()
+        .filter(|c| !c.is_empty())
+        .with_context(|| format!("{name}: the kubeconfig has no current-context, the only context istiod uses"))?;
+    let ctx_body = kubeconfig
         .contexts
         .iter()
-        .find(|c| c.name == remote_cluster)
-        .with_context(|| format!("{name}: no context named {remote_cluster}"))?;
-    let ctx_body = ctx.context.as_ref().context("an empty context")?;
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .with_context(|| format!("{name}: current-context {context:?} names no context"))?;
     let user = kubeconfig
         .auth_infos
         .iter()
         .find(|u| Some(&u.name) == ctx_body.user.as_ref())
         .and_then(|u| u.auth_info.as_ref())
-        .with_context(|| format!("{name}: the context's user is missing"))?;
-    ensure!(
-        user.exec.is_none() && user.auth_provider.is_none() && user.client_certificate_data.is_none(),
-        "{name}: istiod refuses exec, auth-provider and client-certificate credentials by default"
-    );
-    ensure!(user.token.is_some() || user.token_file.is_some(), "{name}: the user has no bearer token");
+        .with_context(|| format!("{name}: the context's user {:?} is missing", ctx_body.user))?;
+    let refused = [
+        (user.exec.is_some(), "exec"),
+        (user.token_file.is_some(), "tokenFile"),
+        (user.client_certificate.is_some(), "clientCertificate"),
+        (user.client_key.is_some(), "clientKey"),
+        (user.auth_provider.as_ref().is_some_and(|p| p.name != "oidc"), "an auth provider other than oidc"),
+    ];
+    if let Some((_, what)) = refused.iter().find(|(is, _)| *is) {
+        bail!(
+            "{}: {name}",
+            diagnosis(
+                format!("istiod refuses the remote secret for {remote_cluster}: {what} is not allowed in its kubeconfig"),
+                "recreate it with a bearer token (istioctl create-remote-secret --auth-type bearer-token), or allow it with PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS"
+            )
+        );
+    }
+    let auth = if user.token.is_some() {
+        "bearer token"
+    } else if user.client_certificate_data.is_some() && user.client_key_data.is_some() {
+        "client certificate"
+    } else if user.auth_provider.is_some() {
+        "oidc"
+    } else {
+        bail!(
+            "{name}: the user of context {context:?} has no credential istiod can use (token, client certificate data)"
+        )
+    };
     let cluster = kubeconfig
         .clusters
         .iter()
         .find(|c| c.name == ctx_body.cluster)
         .and_then(|c| c.cluster.as_ref())
-        .with_context(|| format!("{name}: the context's cluster is missing"))?;
-    let server = cluster.server.clone().with_context(|| format!("{name}: the cluster has no server"))?;
-    ensure!(
-        cluster.certificate_authority_data.is_some() || cluster.certificate_authority.is_some(),
-        "{name}: no certificate authority for {server}"
-    );
-    Ok((RemoteSecret { name, cluster: remote_cluster.to_string(), server }, kubeconfig))
+        .with_context(|| format!("{name}: the context's cluster {:?} is missing", ctx_body.cluster))?;
+    let server = cluster
+        .server
+        .clone()
+        .filter(|s| !s.is_empty())
+        .with_context(|| format!("{name}: the cluster has no server"))?;
+    let tls = if cluster.insecure_skip_tls_verify == Some(true) {
+        "insecure-skip-tls-verify"
+    } else {
+        // A certificate-authority file path would be read on istiod's file system, where it is not.
+        ensure!(
+            cluster.certificate_authority_data.is_some(),
+            "{name}: no certificate-authority-data for {server} (and insecure-skip-tls-verify is not set)"
+        );
+        "certificate-authority-data"
+    };
+    let parsed = RemoteSecret {
+        name,
+        cluster: remote_cluster.to_string(),
+        context,
+        server,
+        auth: auth.to_string(),
+        tls: tls.to_string(),
+    };
+    Ok((parsed, kubeconfig))
 }
 
-/// Read the remote cluster with the secret's own credentials, as istiod would.
-pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Result<()> {
-    let opts = KubeConfigOptions { context: Some(remote_cluster.to_string()), ..Default::default() };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &opts).await?;
+/// Read the remote cluster with the secret's own credentials, as istiod would;
+/// returns the UID of the `kube-system` namespace it reaches (which cluster it is).
+pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Result<String> {
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     let client = kube::Client::try_from(config)?;
     let namespaces: Api<Namespace> = Api::all(client);
-    match namespaces.list(&ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
+    match namespaces.get(names::KUBE_SYSTEM).await {
+        Ok(ns) => ns.metadata.uid.with_context(|| format!("the namespace kube-system of {remote_cluster} has no uid")),
         Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => Err(anyhow::anyhow!(
             "{}: {status}",
-            crate::faults::diagnosis(
+            diagnosis(
                 format!("the API server of {remote_cluster} rejects the remote secret's token"),
                 format!(
                     "recreate the remote secret from the istio-reader-service-account token of {remote_cluster} (istioctl create-remote-secret)"
@@ -103,7 +202,7 @@ pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Res
         )),
         Err(e) => Err(anyhow::anyhow!(
             "{}: {e}",
-            crate::faults::diagnosis(
+            diagnosis(
                 format!("the API server of {remote_cluster} named in the remote secret does not answer"),
                 "check the server address in the remote secret and that istiod's network can reach it"
             )
@@ -111,7 +210,71 @@ pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Res
     }
 }
 
-pub async fn get(client: &kube::Client, remote_cluster: &str) -> Result<Option<Secret>> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), crate::topology::names::ISTIO_SYSTEM);
-    Ok(api.get_opt(&secret_name(remote_cluster)).await?)
+/// The UID of a cluster's `kube-system` namespace: what identifies a cluster
+/// (`istioctl create-remote-secret` names a cluster by it when --name is not given).
+pub async fn cluster_uid(client: &kube::Client) -> Result<String> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.get(names::KUBE_SYSTEM).await?.metadata.uid.context("kube-system has no uid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(key: &str, kubeconfig: &str) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.name = Some("istio-remote-secret-cluster2".into());
+        s.data = Some([(key.to_string(), ByteString(kubeconfig.as_bytes().to_vec()))].into());
+        s
+    }
+
+    /// What istioctl create-remote-secret --name cluster2 writes (1.20.2 golden output:
+    /// preferences {}, every name the --name value), and what 1.28+ writes (no preferences).
+    fn istioctl(preferences: bool, user: &str) -> String {
+        format!(
+            "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: Zm9v\n    server: https://ABC.gr7.us-west-2.eks.amazonaws.com\n  name: cluster2\ncontexts:\n- context:\n    cluster: cluster2\n    user: cluster2\n  name: cluster2\ncurrent-context: cluster2\nkind: Config\n{}users:\n- name: cluster2\n  user:\n{user}\n",
+            if preferences { "preferences: {}\n" } else { "" }
+        )
+    }
+
+    #[test]
+    fn every_shape_istioctl_and_the_seeds_chart_write_is_read() {
+        for kc in [istioctl(true, "    token: abc"), istioctl(false, "    token: abc")] {
+            let (p, _) = parse(&secret("cluster2", &kc), "cluster2").unwrap();
+            assert_eq!(
+                (p.context.as_str(), p.auth.as_str(), p.tls.as_str()),
+                ("cluster2", "bearer token", "certificate-authority-data")
+            );
+        }
+        // Other names for the context, cluster and user, a server with a port, an insecure flag.
+        let other = "apiVersion: v1\nkind: Config\ncurrent-context: arn:aws:eks:us-west-2:1:cluster/eks-2\nclusters:\n- name: eks-2\n  cluster:\n    server: https://10.0.0.1:443\n    insecure-skip-tls-verify: true\ncontexts:\n- name: arn:aws:eks:us-west-2:1:cluster/eks-2\n  context: {cluster: eks-2, user: reader}\n- name: unused\n  context: {cluster: nowhere, user: nobody}\nusers:\n- name: reader\n  user: {token: abc}\n";
+        let (p, _) = parse(&secret("cluster2", other), "cluster2").unwrap();
+        assert_eq!(p.server, "https://10.0.0.1:443");
+        assert_eq!(p.tls, "insecure-skip-tls-verify");
+        // Inline client certificates and oidc are allowed by istiod.
+        let cert = istioctl(false, "    client-certificate-data: Zm9v\n    client-key-data: Zm9v");
+        assert_eq!(parse(&secret("cluster2", &cert), "cluster2").unwrap().0.auth, "client certificate");
+        let oidc = istioctl(false, "    auth-provider: {name: oidc, config: {idp-issuer-url: https://x}}");
+        assert_eq!(parse(&secret("cluster2", &oidc), "cluster2").unwrap().0.auth, "oidc");
+    }
+
+    #[test]
+    fn what_istiod_refuses_is_refused() {
+        for (user, what) in [
+            ("    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}", "exec"),
+            ("    tokenFile: /var/run/token", "tokenFile"),
+            ("    client-certificate: /tmp/c.pem\n    client-key: /tmp/k.pem", "clientCertificate"),
+            ("    auth-provider: {name: gcp}", "auth provider other than oidc"),
+        ] {
+            let e = parse(&secret("cluster2", &istioctl(false, user)), "cluster2").unwrap_err();
+            assert!(format!("{e:#}").contains(what), "{what}: {e:#}");
+        }
+        let no_current = istioctl(false, "    token: abc").replace("current-context: cluster2\n", "");
+        assert!(format!("{:#}", parse(&secret("cluster2", &no_current), "cluster2").unwrap_err())
+            .contains("no current-context"));
+        let no_ca = istioctl(false, "    token: abc").replace("    certificate-authority-data: Zm9v\n", "");
+        assert!(format!("{:#}", parse(&secret("cluster2", &no_ca), "cluster2").unwrap_err())
+            .contains("certificate-authority-data"));
+    }
 }

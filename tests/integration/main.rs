@@ -10,6 +10,7 @@ mod istio_minors;
 mod kind;
 mod moto;
 mod reap;
+mod remote_secrets;
 mod secrets;
 mod standins;
 mod targets;

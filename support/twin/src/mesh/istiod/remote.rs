@@ -94,13 +94,15 @@ pub fn fingerprint(kubeconfig: &str) -> String {
 }
 
 /// Parses a remote secret's kubeconfig and refuses auth methods istiod refuses.
+/// istiod uses the kubeconfig's `current-context` and nothing else (Istio 1.20.2
+/// pkg/kube/multicluster/secretcontroller.go: `clientcmd.NewDefaultClientConfig`
+/// without overrides); without one client-go has no cluster to talk to. istiod
+/// also accepts inline client certificates and the `oidc` auth provider; the
+/// twin's API servers take neither, so the twin refuses them (stricter).
 pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
     let kc = Kubeconfig::from_yaml(text).map_err(|e| format!("kubeconfig cannot be loaded: {e}"))?;
-    let context_name = kc
-        .current_context
-        .clone()
-        .or_else(|| kc.contexts.first().map(|c| c.name.clone()))
-        .ok_or("kubeconfig has no context")?;
+    let context_name =
+        kc.current_context.clone().filter(|c| !c.is_empty()).ok_or("kubeconfig is not valid: no current-context")?;
     let context = kc
         .contexts
         .iter()
@@ -338,7 +340,10 @@ users:
         let provider = kubeconfig("    auth-provider: {name: gcp}");
         assert!(parse_kubeconfig(&provider).unwrap_err().contains("auth-provider"));
         assert!(parse_kubeconfig("not: [a kubeconfig").is_err());
-        assert!(parse_kubeconfig("apiVersion: v1\nkind: Config\n").unwrap_err().contains("no context"));
+        assert!(parse_kubeconfig("apiVersion: v1\nkind: Config\n").unwrap_err().contains("no current-context"));
+        // The only context is not taken without current-context: istiod does not either.
+        let no_current = kubeconfig("    token: abc").replace("current-context: cluster2\n", "");
+        assert!(parse_kubeconfig(&no_current).unwrap_err().contains("no current-context"));
     }
 
     #[test]
