@@ -167,3 +167,38 @@ fn a_token_from_aws_eks_get_token_opens_only_the_cluster_it_was_signed_for() {
         }
     }
 }
+
+#[test]
+fn routine_operator_actions_do_not_fail_a_verification_run() {
+    let up = TwinUp::start();
+    // What operators do every week, made with kubectl: controller and istiod restarts
+    // (add-on upgrades, node rotation), and pods rescheduled.
+    for ctx in [&up.env["CTX_CLUSTER1"], &up.env["CTX_CLUSTER2"]] {
+        for (deployment, ns) in [("aws-load-balancer-controller", "kube-system"), ("istiod", "istio-system")] {
+            up.kubectl(&["--context", ctx, "rollout", "restart", &format!("deployment/{deployment}"), "-n", ns]);
+        }
+        up.kubectl(&["--context", ctx, "delete", "pod", "-n", "sample", "-l", "app=helloworld", "--wait=false"]);
+    }
+    for ctx in [&up.env["CTX_CLUSTER1"], &up.env["CTX_CLUSTER2"]] {
+        for (deployment, ns) in
+            [("aws-load-balancer-controller", "kube-system"), ("istiod", "istio-system"), ("helloworld-v1", "sample")]
+        {
+            let exists = up.kubectl(&["--context", ctx, "get", "deployment", "-n", ns, "-o", "name"]);
+            if exists.contains(&format!("deployment.apps/{deployment}")) {
+                up.kubectl(&[
+                    "--context",
+                    ctx,
+                    "rollout",
+                    "status",
+                    &format!("deployment/{deployment}"),
+                    "-n",
+                    ns,
+                    "--timeout=60s",
+                ]);
+            }
+        }
+    }
+    let mut run = up.meshspec();
+    run.args(["run", "--target", "eks"]);
+    run_and_check(&mut run, &["provisions"], "--allow-provision");
+}
