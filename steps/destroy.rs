@@ -19,25 +19,28 @@ async fn destroy_it(w: &mut MeshWorld, step: &Step) -> StepResult {
     Ok(())
 }
 
-/// No LoadBalancer Service and no NLB, target group or ENI of either cluster was left when stage two began.
+/// The load balancer resources that existed before the destroy (NLBs, target groups, security groups and
+/// interfaces of either cluster) are gone from AWS now, and the gateway Services were deleted before any EKS
+/// cluster (the order the destroy record shows), so that the controller, still running, deleted what it made.
 #[then("no Service of type LoadBalancer and no load balancer resource of either cluster remained when the clusters were deleted")]
-async fn load_balancers_first(w: &mut MeshWorld) -> StepResult {
+async fn load_balancers_first(w: &mut MeshWorld, step: &Step) -> StepResult {
     let record = w.destroyed.as_ref().context("nothing was destroyed by an earlier step")?;
     ensure!(
-        record.load_balancer_services_before_stage_two == 0,
-        "{} LoadBalancer Services were left",
-        record.load_balancer_services_before_stage_two
+        record.load_balancers_before.iter().any(|l| l.kind == "load balancer"),
+        "there was no load balancer of either cluster before the destroy: nothing to check"
     );
-    ensure!(
-        record.leaks_before_stage_two.is_empty(),
-        "left when the clusters went: {:?}",
-        record.leaks_before_stage_two
-    );
-    ensure!(
-        record.deleted.iter().any(|d| d.contains("Service istio-ingress/istio-eastwestgateway")),
-        "the gateway Services were not deleted: {:?}",
-        record.deleted
-    );
+    let now: std::collections::BTreeSet<String> =
+        destroy::load_balancer_leaks(&w.session).await?.into_iter().map(|l| l.id).collect();
+    let left: Vec<_> = record.load_balancers_before.iter().filter(|l| now.contains(&l.id)).collect();
+    ensure!(left.is_empty(), "still in AWS after the destroy: {left:?}");
+    let position = |what: &str| record.deleted.iter().position(|d| d.contains(what));
+    let first_cluster = position("EKS cluster ").context("no EKS cluster was deleted")?;
+    for c in w.clusters() {
+        let service = format!("{}: Service istio-ingress/istio-eastwestgateway", c.name);
+        let at = position(&service).with_context(|| format!("{service} was not deleted: {:?}", record.deleted))?;
+        ensure!(at < first_cluster, "{service} was deleted after an EKS cluster: {:?}", record.deleted);
+    }
+    w.attach(step, "load balancers before the destroy", &record.load_balancers_before);
     Ok(())
 }
 

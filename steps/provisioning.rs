@@ -17,15 +17,21 @@ fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
     }
 }
 
-/// This run's stages ran as the table lists them, numbers and names, each after the previous one finished.
+/// This run's stages, ordered by when they really started, are the table's, numbers and names; each created
+/// something and started after the previous one finished.
 #[then("the provisioning stages ran in this order:")]
 async fn stages_in_order(w: &mut MeshWorld, step: &Step) -> StepResult {
     let table = step.table.as_ref().context("this step needs a table")?;
     let want: Vec<(String, String)> = table.rows[1..].iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     let record = record(w)?;
-    let got: Vec<(String, String)> = record.stages.iter().map(|s| (s.number.to_string(), s.name.clone())).collect();
+    let mut ran: Vec<&crate::provision::StageRecord> = record.stages.iter().collect();
+    ran.sort_by_key(|s| s.started_at);
+    let got: Vec<(String, String)> = ran.iter().map(|s| (s.number.to_string(), s.name.clone())).collect();
     ensure!(got == want, "stages ran as {got:?}, expected {want:?}");
-    for pair in record.stages.windows(2) {
+    for s in &ran {
+        ensure!(!s.created.is_empty(), "stage {} ({}) created nothing", s.number, s.name);
+    }
+    for pair in ran.windows(2) {
         ensure!(
             pair[0].finished_at <= pair[1].started_at,
             "stage {} started before stage {} finished",

@@ -27,10 +27,11 @@ const RELEASES: &[&str] =
 
 #[derive(Debug, Serialize)]
 pub struct DestroyRecord {
+    /// What was deleted, in the order it was deleted.
     pub deleted: Vec<String>,
-    /// LoadBalancer Services left when the second stage began (must be 0).
-    pub load_balancer_services_before_stage_two: usize,
-    pub leaks_before_stage_two: Vec<Leftover>,
+    /// The load balancer resources of either cluster in AWS before anything was
+    /// deleted (what the controller made, and must delete).
+    pub load_balancers_before: Vec<Leftover>,
 }
 
 fn release_vars(session: &Session, c: &ClusterTopology) -> Vars {
@@ -151,6 +152,7 @@ pub async fn destroy(session: &Session) -> Result<DestroyRecord> {
     ensure!(session.allow_provision, "destroy is not allowed on the {} target", session.kind);
     let aws = session.aws()?;
     let mut deleted = Vec::new();
+    let load_balancers_before = load_balancer_leaks(session).await?;
 
     // Stage 1: releases and gateways; the controller deletes the NLBs.
     for c in &existing_clusters(session).await? {
@@ -168,8 +170,6 @@ pub async fn destroy(session: &Session) -> Result<DestroyRecord> {
         }
     }
     wait_no_load_balancers(session).await?;
-    let load_balancer_services_before_stage_two = load_balancer_services(session).await?.len();
-    let leaks_before_stage_two = load_balancer_leaks(session).await?;
 
     // Stage 2: the rest. Clusters first (their control-plane interfaces hold the subnets), then the network.
     for c in &existing_clusters(session).await? {
@@ -196,5 +196,5 @@ pub async fn destroy(session: &Session) -> Result<DestroyRecord> {
             deleted.push(format!("VPC {} ({})", c.vpc_name, vpc.id));
         }
     }
-    Ok(DestroyRecord { deleted, load_balancer_services_before_stage_two, leaks_before_stage_two })
+    Ok(DestroyRecord { deleted, load_balancers_before })
 }
