@@ -66,11 +66,28 @@ impl Fault {
             Fault::BadReaderToken => "the remote secret carries a token the other API server rejects",
             Fault::GatewayWithoutNetworkLabel => "the east-west gateway Service lacks topology.istio.io/network",
             Fault::GatewayWithoutAddress => "the east-west gateway Service lacks the load balancer type annotation",
-            Fault::NlbHostnameUnresolvable => "NLB hostnames do not resolve",
-            Fault::NlbTargetsUnhealthy => "every NLB health check fails",
+            Fault::NlbHostnameUnresolvable => {
+                "the first cluster's VPC has DNS resolution turned off (enableDnsSupport=false): istiod there cannot resolve the other NLB's hostname"
+            }
+            Fault::NlbTargetsUnhealthy => {
+                "the east-west gateway Service's health-check port annotation names port 80, where nothing listens"
+            }
             Fault::LoadBalancerControllerAbsent => "no AWS load balancer controller is installed",
             Fault::CrossNetworkGatewayMissing => "no Gateway cross-network-gateway: nothing listens on 15443",
             Fault::RemoteApiUnreachable => "the remote secret names an API server nobody answers at",
+        }
+    }
+
+    /// The stage plan a deployment with this fault is made with, when it is not the
+    /// seed's: a wrong order, or a step left out, without meshspec's preconditions
+    /// (the checks of the deployment must catch it, as on a verify-only run).
+    pub fn plan(self) -> Option<&'static str> {
+        match self {
+            Fault::IstiodBeforeCacerts => Some("plans/istiod-before-cacerts.yaml"),
+            Fault::CacertsMissing => Some("plans/without-cacerts.yaml"),
+            // No controller at all: the gateways are installed and no NLB is ever made.
+            Fault::LoadBalancerControllerAbsent => Some("plans/gateway-before-controller.yaml"),
+            _ => None,
         }
     }
 

@@ -14,6 +14,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("stages.yaml", include_str!("../fixtures/stages.yaml")),
     ("plans/istiod-before-cacerts.yaml", include_str!("../fixtures/plans/istiod-before-cacerts.yaml")),
     ("plans/gateway-before-controller.yaml", include_str!("../fixtures/plans/gateway-before-controller.yaml")),
+    ("plans/without-cacerts.yaml", include_str!("../fixtures/plans/without-cacerts.yaml")),
     ("manifests/cacerts.yaml", include_str!("../fixtures/manifests/cacerts.yaml")),
     (
         "manifests/aws-load-balancer-controller.yaml",

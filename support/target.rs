@@ -144,14 +144,13 @@ pub struct TwinEndpoints {
 impl Session {
     /// Open a session on a target. For the twin this starts it in-process.
     pub async fn open(mut opts: TargetOptions) -> Result<Arc<Session>> {
-        use crate::faults::Fault;
         opts.topology.validate()?;
         if let Some(f) = opts.fault {
             if opts.kind != TargetKind::Twin {
                 bail!("faults are injected into the twin only; --fault {} needs --target twin", f.name());
             }
-            if f == Fault::IstiodBeforeCacerts {
-                opts.plan = "plans/istiod-before-cacerts.yaml".to_string();
+            if let Some(plan) = f.plan() {
+                opts.plan = plan.to_string();
             }
         }
         let mut aws_settings = opts.aws.clone();
@@ -171,10 +170,6 @@ impl Session {
                 }
                 let timeouts = Timeouts::for_twin(cfg.time_scale);
                 let started = Twin::start(cfg).await.context("cannot start the twin")?;
-                started.aws_state().set_faults(meshspec_twin::aws::AwsFaults {
-                    dns_unresolvable: opts.fault == Some(Fault::NlbHostnameUnresolvable),
-                    health_checks_fail: opts.fault == Some(Fault::NlbTargetsUnhealthy),
-                });
                 let (id, secret) = started.credentials();
                 aws_settings.endpoint = Some(started.aws_endpoint().to_string());
                 aws_settings.region = Some(started.region().to_string());

@@ -124,6 +124,33 @@ pub async fn delete_vpc(aws: &AwsAccess, vpc_id: &str) -> Result<()> {
     })
 }
 
+/// Whether the Amazon-provided DNS server answers in the VPC (DescribeVpcAttribute
+/// enableDnsSupport): without it nothing in the VPC resolves names outside the
+/// cluster, NLB hostnames included.
+pub async fn dns_support(aws: &AwsAccess, vpc_id: &str) -> Result<bool> {
+    let out = aws
+        .ec2
+        .describe_vpc_attribute()
+        .vpc_id(vpc_id)
+        .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("ec2 DescribeVpcAttribute {vpc_id}: {}", explain(&e)))?;
+    Ok(out.enable_dns_support().and_then(|a| a.value()).unwrap_or(false))
+}
+
+/// ModifyVpcAttribute enableDnsSupport.
+pub async fn set_dns_support(aws: &AwsAccess, vpc_id: &str, enabled: bool) -> Result<()> {
+    aws.ec2
+        .modify_vpc_attribute()
+        .vpc_id(vpc_id)
+        .enable_dns_support(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(enabled).build())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("ec2 ModifyVpcAttribute {vpc_id}: {}", explain(&e)))
+}
+
 pub async fn delete_subnet(aws: &AwsAccess, subnet_id: &str) -> Result<()> {
     aws.ec2.delete_subnet().subnet_id(subnet_id).send().await.map(|_| ()).map_err(|e| {
         anyhow::Error::new(super::connect::ServiceError::of(&e)).context(format!("ec2 DeleteSubnet {subnet_id}"))

@@ -240,6 +240,19 @@ pub async fn tags(aws: &AwsAccess, arns: &[String]) -> Result<BTreeMap<String, B
 }
 
 /// Every target group of the account and region (all pages).
+/// Where a target group's health checks go: its `HealthCheckPort`, `traffic-port`
+/// or a number (DescribeTargetGroups).
+pub async fn health_check_port(aws: &AwsAccess, tg_arn: &str) -> Result<String> {
+    let out = aws
+        .elbv2
+        .describe_target_groups()
+        .target_group_arns(tg_arn)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("elbv2 DescribeTargetGroups {tg_arn}: {}", explain(&e)))?;
+    Ok(out.target_groups().first().and_then(|tg| tg.health_check_port()).unwrap_or("traffic-port").to_string())
+}
+
 pub async fn target_groups(aws: &AwsAccess) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut items = aws.elbv2.describe_target_groups().into_paginator().items().send();

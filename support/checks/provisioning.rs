@@ -123,10 +123,18 @@ pub async fn namespace_label(session: &Session, c: &ClusterTopology, ns: &str, k
 /// The `cacerts` secret of a cluster, decoded, and its X.509 verification.
 pub async fn cacerts(session: &Session, c: &ClusterTopology) -> Result<(Vec<String>, VerifiedCaCerts)> {
     let api: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
-    let secret = api
-        .get_opt(names::CACERTS)
-        .await?
-        .with_context(|| format!("{}: no secret {}/{}", c.name, names::ISTIO_SYSTEM, names::CACERTS))?;
+    let secret = api.get_opt(names::CACERTS).await?.with_context(|| {
+        format!(
+            "{}: {}: no secret {}/{}",
+            crate::faults::diagnosis(
+                "cacerts is missing from istio-system, so istiod makes its own self-signed root and the clusters do not trust each other",
+                "create cacerts from the shared root in both clusters, then restart istiod and the workloads"
+            ),
+            c.name,
+            names::ISTIO_SYSTEM,
+            names::CACERTS
+        )
+    })?;
     let mut data = BTreeMap::new();
     for (k, v) in secret.data.unwrap_or_default() {
         data.insert(k.clone(), String::from_utf8(v.0).with_context(|| format!("cacerts {k} is not text"))?);

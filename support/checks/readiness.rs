@@ -24,18 +24,54 @@ pub async fn gateway_hostname_within(
     deadline: std::time::Duration,
 ) -> Result<String> {
     let client = session.kube(&c.name).await?;
-    wait_load_balancer_hostname(&client, names::ISTIO_INGRESS, names::EASTWEST_GATEWAY, Timeouts::wait(deadline))
+    match wait_load_balancer_hostname(&client, names::ISTIO_INGRESS, names::EASTWEST_GATEWAY, Timeouts::wait(deadline))
         .await
-        .with_context(|| format!("{}: the east-west gateway has no load balancer address", c.name))
-        .with_context(no_address_diagnosis)
+    {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            let why = no_address_diagnosis(session, c).await;
+            Err(e.context(format!("{}: the east-west gateway has no load balancer address", c.name)).context(why))
+        }
+    }
 }
 
-/// Why a gateway Service has no address.
-pub fn no_address_diagnosis() -> String {
-    diagnosis(
-        "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)",
-        "run the AWS load balancer controller and annotate the Service service.beta.kubernetes.io/aws-load-balancer-type: external",
-    )
+const ANN_LB_TYPE: &str = "service.beta.kubernetes.io/aws-load-balancer-type";
+
+/// Why a gateway Service has no address, as far as the cluster shows it: no
+/// running load balancer controller, or a Service it does not claim (it
+/// claims `type: external` or `nlb-ip`, aws-load-balancer-controller
+/// pkg/service/service_utils.go).
+pub async fn no_address_diagnosis(session: &Session, c: &ClusterTopology) -> String {
+    const CAUSE: &str = "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)";
+    let controller =
+        crate::checks::provisioning::deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER)
+            .await;
+    if let Err(e) = controller {
+        return diagnosis(
+            format!("{CAUSE}: the AWS load balancer controller is not running ({e:#})"),
+            "install the AWS load balancer controller (stage 2, with istiod) and wait until it is available",
+        );
+    }
+    let annotated = match session.kube(&c.name).await {
+        Ok(client) => kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(client, names::ISTIO_INGRESS)
+            .get_opt(names::EASTWEST_GATEWAY)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|a| a.get(ANN_LB_TYPE).cloned()),
+        Err(_) => None,
+    };
+    match annotated.as_deref() {
+        Some("external") | Some("nlb-ip") => diagnosis(
+            format!("{CAUSE}, although the controller runs and the Service is annotated {ANN_LB_TYPE}: {}", annotated.unwrap_or_default()),
+            "read the controller's events on the Service (kubectl describe svc istio-eastwestgateway -n istio-ingress) and its log",
+        ),
+        _ => diagnosis(
+            format!("{CAUSE}: the Service lacks the annotation {ANN_LB_TYPE}: external, so the load balancer controller leaves it alone"),
+            format!("annotate the Service {ANN_LB_TYPE}: external (with nlb-target-type ip and scheme internet-facing)"),
+        ),
+    }
 }
 
 /// The Service's hostname as it is now, without waiting.
@@ -110,14 +146,28 @@ fn describe_targets(targets: &[TargetHealth]) -> String {
 }
 
 /// Wait until the target group has targets and EVERY one is healthy. On expiry
-/// the error lists each target with its state and reason.
+/// the error lists each target with its state and reason, and says where the
+/// health checks go.
 pub async fn wait_all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<TargetHealth>> {
-    all_targets_healthy(session, tg_arn).await.with_context(|| {
-        diagnosis(
-            "targets behind the 15443 listener are not healthy, so the NLB drops cross-network traffic",
-            "the east-west gateway pods must listen on 15443 (a Gateway with a TLS AUTO_PASSTHROUGH server on 15443 must select them) and security groups must let the NLB's health checks in",
-        )
-    })
+    match all_targets_healthy(session, tg_arn).await {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let port =
+                nlb::health_check_port(session.aws()?, tg_arn).await.unwrap_or_else(|e| format!("unknown ({e:#})"));
+            let why = if port == "traffic-port" || port == names::CROSS_NETWORK_PORT.to_string() {
+                diagnosis(
+                    "targets behind the 15443 listener are not healthy, so the NLB drops cross-network traffic",
+                    "the east-west gateway pods must listen on 15443 (a Gateway with a TLS AUTO_PASSTHROUGH server on 15443 must select them) and security groups must let the NLB's health checks in",
+                )
+            } else {
+                diagnosis(
+                    format!("targets behind the 15443 listener are not healthy: their health checks go to port {port}, not the traffic port"),
+                    "remove the Service annotation service.beta.kubernetes.io/aws-load-balancer-healthcheck-port (traffic-port is the default) or name a port the gateway listens on",
+                )
+            };
+            Err(e.context(why))
+        }
+    }
 }
 
 async fn all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<TargetHealth>> {

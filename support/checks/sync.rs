@@ -226,11 +226,31 @@ async fn gateway_diagnosis(session: &Session, c: &ClusterTopology) -> String {
             format!("the hostname {h} of {}'s gateway does not resolve, so istiod has no gateway address", peer.name),
             "fix name resolution for the NLB hostname",
         ),
+        Some(h) if vpc_dns_disabled(session, c).await => diagnosis(
+            format!(
+                "the hostname {h} of {}'s gateway does not resolve in {}'s VPC {}: its DNS resolution is off (enableDnsSupport=false), so istiod there has no address for that gateway",
+                peer.name, c.name, c.vpc_name
+            ),
+            format!("aws ec2 modify-vpc-attribute --vpc-id <id of {}> --enable-dns-support", c.vpc_name),
+        ),
         Some(_) => diagnosis(
             format!("the sidecar in {} does not hold what istiod should have pushed", c.name),
             "read istiod's view: pilot-discovery request GET /debug/networkz and /debug/clusterz",
         ),
     }
+}
+
+/// Whether the cluster's VPC has DNS resolution turned off (false when that cannot be read:
+/// no AWS on this target, or no such VPC).
+async fn vpc_dns_disabled(session: &Session, c: &ClusterTopology) -> bool {
+    let Ok(aws) = session.aws() else { return false };
+    let Ok(vpcs) = crate::aws::network::vpcs_named(aws, &c.vpc_name).await else { return false };
+    for vpc in vpcs {
+        if let Ok(false) = crate::aws::network::dns_support(aws, &vpc.id).await {
+            return true;
+        }
+    }
+    false
 }
 
 async fn sidecar_holds_both_networks(session: &Session, c: &ClusterTopology) -> Result<EndpointEvidence> {

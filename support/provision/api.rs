@@ -71,15 +71,6 @@ async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
     let mut created = Vec::new();
     for step in &stage.steps {
         tracing::info!(stage = stage.number, step = %step, "provisioning");
-        let skipped_by_fault = match (run.session.fault, step.as_str()) {
-            (Some(Fault::CacertsMissing), "cacerts")
-            | (Some(Fault::LoadBalancerControllerAbsent), "load-balancer-controller") => run.session.fault,
-            _ => None,
-        };
-        if let Some(f) = skipped_by_fault {
-            created.push(format!("step {step} skipped: fault {}", f.name()));
-            continue;
-        }
         let done = match step.as_str() {
             "vpcs" => vpcs(run.session).await,
             "clusters" => clusters(run.session).await,
@@ -170,6 +161,10 @@ async fn vpcs(session: &Session) -> Result<Vec<String>> {
             session.record(&c.name, "subnet", &s.cidr, tags.clone().into_iter().collect())?;
             let id = network::create_subnet(aws, &vpc.id, &s.cidr, az, &tags).await?;
             created.push(format!("subnet {} {kind} in {az} ({id})", s.cidr));
+        }
+        if session.fault == Some(Fault::NlbHostnameUnresolvable) && c.name == session.topology.clusters[0].name {
+            network::set_dns_support(aws, &vpc.id, false).await?;
+            created.push(format!("VPC {} with enableDnsSupport=false (fault)", c.vpc_name));
         }
     }
     Ok(created)
@@ -312,6 +307,15 @@ fn misconfigure(session: &Session, docs: &mut Vec<serde_json::Value>) {
             }
         }
         Some(Fault::CrossNetworkGatewayMissing) => docs.retain(|d| !is(d, "Gateway", names::CROSS_NETWORK_GATEWAY)),
+        Some(Fault::NlbTargetsUnhealthy) => {
+            // Health checks on port 80, where the east-west gateway listens on nothing
+            // (a value copied from an ingress gateway's Service, as seen in the field).
+            for d in docs.iter_mut().filter(|d| is(d, "Service", names::EASTWEST_GATEWAY)) {
+                if let Some(a) = d["metadata"]["annotations"].as_object_mut() {
+                    a.insert("service.beta.kubernetes.io/aws-load-balancer-healthcheck-port".into(), "80".into());
+                }
+            }
+        }
         _ => {}
     }
 }

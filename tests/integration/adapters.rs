@@ -175,7 +175,7 @@ async fn an_expired_target_wait_names_every_target_with_state_and_reason() {
             name: "k8s-probe-probe-9876543210".into(),
             port: 15443,
             vpc_id: vpc,
-            tags: vec![],
+            ..Default::default()
         })
         .unwrap();
     state.create_listener(&lb.arn, 15443, &tg, vec![]).unwrap();

@@ -26,7 +26,7 @@ pub use auth::CallerIdentity;
 pub use clock::{Clock, Delays};
 pub use error::AwsError;
 pub use server::{serve, AwsServer};
-pub use state::{AwsConfig, AwsFaults, AwsState};
+pub use state::{AwsConfig, AwsState};
 
 use std::net::Ipv4Addr;
 
@@ -62,6 +62,8 @@ pub struct NewTargetGroup {
     pub name: String,
     pub port: u16,
     pub vpc_id: String,
+    /// Health check port; None = `traffic-port`.
+    pub health_check_port: Option<u16>,
     pub tags: Vec<(String, String)>,
 }
 

@@ -35,6 +35,11 @@ pub struct Vpc {
     pub cidr_association_id: String,
     pub created: Instant,
     pub available: bool,
+    /// `enableDnsSupport`: the Amazon-provided DNS server answers in the VPC
+    /// (default true for a VPC made by CreateVpc; botocore ec2 ModifyVpcAttribute docs).
+    pub dns_support: bool,
+    /// `enableDnsHostnames` (default false outside the default VPC).
+    pub dns_hostnames: bool,
     pub tags: Tags,
 }
 

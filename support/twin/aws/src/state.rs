@@ -58,17 +58,6 @@ struct Inner {
     hooks: RwLock<Option<Arc<dyn EksHooks>>>,
     /// `host:port` of the endpoints serving this state (allowed in token URLs).
     own_hosts: Mutex<Vec<String>>,
-    /// Injected faults (meshspec's named misconfigurations).
-    faults: Mutex<AwsFaults>,
-}
-
-/// Misconfigurations of the AWS side that a test can inject.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AwsFaults {
-    /// NLB names do not resolve (a broken resolver, a deleted record).
-    pub dns_unresolvable: bool,
-    /// Every health check fails (a security group that blocks the NLB's checks).
-    pub health_checks_fail: bool,
 }
 
 #[derive(Clone)]
@@ -90,7 +79,6 @@ impl AwsState {
                 model: Mutex::new(Model::new(ctx)),
                 hooks: RwLock::new(None),
                 own_hosts: Mutex::new(Vec::new()),
-                faults: Mutex::new(AwsFaults::default()),
             }),
         }
     }
@@ -223,7 +211,9 @@ impl AwsState {
 
     pub fn create_target_group(&self, req: NewTargetGroup) -> Result<String, AwsError> {
         self.with_model(|m| {
-            m.elb_create_target_group(TargetGroupRequest::tcp_ip(req.name, req.port, req.vpc_id, req.tags))
+            let mut tg = TargetGroupRequest::tcp_ip(req.name, req.port, req.vpc_id, req.tags);
+            tg.health_check_port = req.health_check_port;
+            m.elb_create_target_group(tg)
         })
     }
 
@@ -266,16 +256,26 @@ impl AwsState {
 
     /// One health-check result from the twin's checker (the only source of health).
     pub fn record_health_check(&self, tg_arn: &str, ip: &str, port: u16, passed: bool) {
-        let passed = passed && !self.faults().health_checks_fail;
         self.with_model(|m| m.record_health_check(tg_arn, ip, port, passed))
     }
 
-    pub fn faults(&self) -> AwsFaults {
-        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether the Amazon-provided DNS server answers in the VPC (`enableDnsSupport`);
+    /// false for a VPC that does not exist.
+    pub fn vpc_dns_support(&self, vpc_id: &str) -> bool {
+        self.with_model(|m| m.vpcs.get(vpc_id).is_some_and(|v| v.dns_support))
     }
 
-    pub fn set_faults(&self, faults: AwsFaults) {
-        *self.inner.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    /// Points a target group's health checks at `port` (None: the traffic port), as
+    /// ModifyTargetGroup does; target health follows from the next checks.
+    pub fn set_health_check_port(&self, tg_arn: &str, port: Option<u16>) -> Result<(), AwsError> {
+        self.with_model(|m| {
+            let tg = m
+                .target_groups
+                .get_mut(tg_arn)
+                .ok_or_else(|| AwsError::bad("TargetGroupNotFound", "One or more target groups not found"))?;
+            tg.health_check.port = port;
+            Ok(())
+        })
     }
 
     pub fn create_security_group(
@@ -371,9 +371,6 @@ impl AwsState {
     /// cross-zone load balancing and any healthy target, or when no target is
     /// healthy anywhere (NLBs fail open).
     pub fn resolve(&self, name: &str) -> Option<Vec<Ipv4Addr>> {
-        if self.faults().dns_unresolvable {
-            return None;
-        }
         let name = name.trim_end_matches('.');
         self.with_model(|m| {
             let lb = m.load_balancers.values().find(|lb| lb.dns_name.eq_ignore_ascii_case(name))?;
@@ -479,7 +476,12 @@ mod tests {
         assert_eq!(state.resolve("nope.elb.us-west-2.amazonaws.com"), None);
 
         let tg = state
-            .create_target_group(NewTargetGroup { name: "gw-15443".into(), port: 15443, vpc_id: vpc, tags: vec![] })
+            .create_target_group(NewTargetGroup {
+                name: "gw-15443".into(),
+                port: 15443,
+                vpc_id: vpc,
+                ..Default::default()
+            })
             .unwrap();
         state.create_listener(&lb.arn, 15443, &tg, vec![]).unwrap();
         state.register_targets(&tg, &[("10.1.49.7".into(), 15443)]).unwrap();

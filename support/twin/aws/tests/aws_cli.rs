@@ -303,6 +303,7 @@ async fn elbv2_load_balancers_listeners_targets_and_tags() {
             port: 15443,
             vpc_id: vpc.clone(),
             tags: tags(&[("elbv2.k8s.aws/cluster", "eks-1")]),
+            ..Default::default()
         })
         .unwrap();
     state.create_listener(&lb.arn, 15443, &tg, vec![]).unwrap();

@@ -33,6 +33,7 @@ const ANN_TARGET_TYPE: &str = "service.beta.kubernetes.io/aws-load-balancer-nlb-
 const ANN_SCHEME: &str = "service.beta.kubernetes.io/aws-load-balancer-scheme";
 const ANN_INTERNAL: &str = "service.beta.kubernetes.io/aws-load-balancer-internal";
 const ANN_ATTRIBUTES: &str = "service.beta.kubernetes.io/aws-load-balancer-attributes";
+const ANN_HEALTHCHECK_PORT: &str = "service.beta.kubernetes.io/aws-load-balancer-healthcheck-port";
 
 const TAG_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 const TAG_STACK: &str = "service.k8s.aws/stack";
@@ -89,6 +90,31 @@ pub fn scheme(svc: &Value) -> &'static str {
         None if objects::annotation(svc, ANN_INTERNAL) == Some("false") => "internet-facing",
         None => "internal",
     }
+}
+
+/// The health-check port of the Service's target groups: None for `traffic-port`
+/// (the default with externalTrafficPolicy Cluster), a number, or a Service port's
+/// name, which for IP targets is that port's numeric target port
+/// (aws-load-balancer-controller docs/guide/service/annotations.md, healthcheck-port;
+/// pkg/service/model_build_target_group.go). Err for a value the controller refuses.
+pub fn health_check_port(svc: &Value, selected: &[&Value]) -> Result<Option<u16>, String> {
+    let Some(value) = objects::annotation(svc, ANN_HEALTHCHECK_PORT).map(str::trim) else {
+        return Ok(None);
+    };
+    if value == "traffic-port" {
+        return Ok(None);
+    }
+    if let Ok(n) = value.parse::<u16>() {
+        return Ok(Some(n));
+    }
+    let port = service::ports(svc)
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(value))
+        .ok_or_else(|| format!("failed to resolve healthCheckPort {value}: unable to find port {value} on service"))?;
+    Ok(Some(selected.iter().find_map(|p| port.resolve_on(p)).unwrap_or(match &port.target_port {
+        service::TargetPort::Number(n) => *n,
+        service::TargetPort::Name(_) => port.port,
+    })))
 }
 
 /// `k=v,k=v` from the attributes annotation.
@@ -331,6 +357,7 @@ impl Pass<'_> {
             .filter(|p| selector.as_ref().is_some_and(|s| objects::selects(s, &objects::labels(p))))
             .collect();
         let target_groups = self.aws().target_groups_of(&lb.arn);
+        let hc_port = health_check_port(svc, &selected)?;
 
         for sp in service::ports(svc).into_iter().filter(|p| p.protocol == "TCP") {
             // A named target port takes its number from the pods declaring it.
@@ -342,7 +369,15 @@ impl Pass<'_> {
             let resource = format!("{key}:{}", sp.port);
             let port_tags = tags(&[self.cluster_tag(), (TAG_STACK, key), (TAG_RESOURCE, &resource)]);
             let tg_arn = match target_groups.iter().find(|tg| tg.name == tg_name) {
-                Some(tg) => tg.arn.clone(),
+                Some(tg) => {
+                    // The target group's name does not hash the health-check port: it is modified in place.
+                    if tg.health_check_port != hc_port {
+                        self.aws()
+                            .set_health_check_port(&tg.arn, hc_port)
+                            .map_err(|e| format!("modifying target group {tg_name}: {e}"))?;
+                    }
+                    tg.arn.clone()
+                }
                 None => {
                     let arn = self
                         .aws()
@@ -350,6 +385,7 @@ impl Pass<'_> {
                             name: tg_name.clone(),
                             port: tg_port,
                             vpc_id: self.instance.vpc_id.clone(),
+                            health_check_port: hc_port,
                             tags: port_tags.clone(),
                         })
                         .map_err(|e| format!("creating target group {tg_name}: {e}"))?;
@@ -454,6 +490,18 @@ mod tests {
                   "service.beta.kubernetes.io/aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true"}},
                "spec": {"type": "LoadBalancer", "selector": {"istio": "eastwestgateway"},
                         "ports": [{"name": "tls", "port": 15443, "targetPort": 15443}]}})
+    }
+
+    #[test]
+    fn the_health_check_port_annotation_is_read_as_the_controller_reads_it() {
+        let mut svc = gateway_service();
+        assert_eq!(health_check_port(&svc, &[]), Ok(None), "traffic-port by default");
+        svc["metadata"]["annotations"][ANN_HEALTHCHECK_PORT] = json!("traffic-port");
+        assert_eq!(health_check_port(&svc, &[]), Ok(None));
+        svc["metadata"]["annotations"][ANN_HEALTHCHECK_PORT] = json!("80");
+        assert_eq!(health_check_port(&svc, &[]), Ok(Some(80)));
+        svc["metadata"]["annotations"][ANN_HEALTHCHECK_PORT] = json!("no-such-port");
+        assert!(health_check_port(&svc, &[]).unwrap_err().contains("no-such-port"));
     }
 
     #[test]

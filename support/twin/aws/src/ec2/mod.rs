@@ -49,6 +49,60 @@ pub fn handle(model: &mut Model, params: &Params, request_id: &str) -> AwsResult
                 x.opt_leaf("nextToken", next.as_ref());
             }))
         }
+        // One attribute per call (botocore ec2 ModifyVpcAttributeRequest: "You cannot modify
+        // the DNS resolution and DNS hostnames attributes in the same request").
+        "ModifyVpcAttribute" => {
+            let id = params.require("VpcId", AwsError::ec2_missing)?;
+            let given: Vec<(&str, &str)> =
+                ["EnableDnsSupport", "EnableDnsHostnames", "EnableNetworkAddressUsageMetrics"]
+                    .into_iter()
+                    .filter_map(|a| params.get(&format!("{a}.Value")).map(|v| (a, v)))
+                    .collect();
+            let [(attribute, value)] = given.as_slice() else {
+                return Err(AwsError::bad(
+                    "InvalidParameterCombination",
+                    "Exactly one attribute must be specified per request",
+                ));
+            };
+            let value = match *value {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(AwsError::bad("InvalidParameterValue", format!("Invalid value '{other}' for boolean")))
+                }
+            };
+            let vpc = model.vpcs.get_mut(id).ok_or_else(|| ops::vpc_not_found(id))?;
+            match *attribute {
+                "EnableDnsSupport" => vpc.dns_support = value,
+                "EnableDnsHostnames" => vpc.dns_hostnames = value,
+                _ => {}
+            }
+            Ok(x(&|x| {
+                x.leaf("return", true);
+            }))
+        }
+        "DescribeVpcAttribute" => {
+            let id = params.require("VpcId", AwsError::ec2_missing)?;
+            let attribute = params.require("Attribute", AwsError::ec2_missing)?;
+            let vpc = model.vpcs.get(id).ok_or_else(|| ops::vpc_not_found(id))?;
+            let value = match attribute {
+                "enableDnsSupport" => vpc.dns_support,
+                "enableDnsHostnames" => vpc.dns_hostnames,
+                "enableNetworkAddressUsageMetrics" => false,
+                other => {
+                    return Err(AwsError::bad(
+                        "InvalidParameterValue",
+                        format!("Value ({other}) for parameter attribute is invalid. Unknown attribute."),
+                    ))
+                }
+            };
+            let vpc_id = vpc.id.clone();
+            Ok(x(&|x| {
+                x.leaf("vpcId", &vpc_id).node(attribute, |x| {
+                    x.leaf("value", value);
+                });
+            }))
+        }
         "DeleteVpc" => {
             model.delete_vpc(params.require("VpcId", AwsError::ec2_missing)?)?;
             Ok(x(&|x| {

@@ -112,6 +112,8 @@ impl Model {
                 cidr_association_id: names::ec2_id("vpc-cidr-assoc"),
                 created: Instant::now(),
                 available: false,
+                dns_support: true,
+                dns_hostnames: false,
                 tags: tags.into_iter().collect(),
             },
         );

@@ -413,12 +413,21 @@ async fn resolve_gateways(instance: Weak<Instance>, cluster: Weak<Cluster>, dns:
         };
         let sources = gateway_sources(&inst.service_views(&own));
         let due = lock(&inst.dns).due(&sources, clock.now());
+        // istiod resolves through the cluster's DNS, which forwards names outside the
+        // cluster to the VPC's Amazon-provided server; with the VPC's enableDnsSupport
+        // off that server does not answer (botocore ec2 ModifyVpcAttributeRequest docs).
+        let vpc_resolves = own.aws.vpc_dns_support(&own.vpc_id);
         for host in due {
-            let answer = match gateways::lookup_a(dns, &host).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!("looking up {host}: {e}");
-                    None
+            let answer = if !vpc_resolves {
+                tracing::debug!("looking up {host}: the VPC's DNS resolution is disabled");
+                None
+            } else {
+                match gateways::lookup_a(dns, &host).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!("looking up {host}: {e}");
+                        None
+                    }
                 }
             };
             if answer.is_none() {
