@@ -206,7 +206,17 @@ async fn istiod_configured(w: &mut MeshWorld) -> StepResult {
             cluster_id: Some(c.istio_cluster.clone()),
             network: Some(c.network.clone()),
         };
-        ensure!(got == want, "{}: istiod runs with {got:?}, expected {want:?}", c.name);
+        let show = |v: &Option<String>| v.as_deref().map(|s| format!("{s:?}")).unwrap_or_else(|| "nothing".into());
+        let wrong: Vec<String> = [
+            ("mesh ID (mesh config defaultConfig.meshId)", &got.mesh_id, &want.mesh_id),
+            ("cluster ID (istiod's CLUSTER_ID)", &got.cluster_id, &want.cluster_id),
+            ("network (injector values global.network)", &got.network, &want.network),
+        ]
+        .into_iter()
+        .filter(|(_, g, w)| g != w)
+        .map(|(what, g, w)| format!("{what} is {}, expected {}", show(g), show(w)))
+        .collect();
+        ensure!(wrong.is_empty(), "{}: istiod's {}", c.name, wrong.join("; "));
     }
     Ok(())
 }

@@ -12,17 +12,21 @@ pub fn deployment_state(d: &Deployment) -> String {
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let st = d.status.clone().unwrap_or_default();
     format!(
-        "{}/{} available, {} ready, {} updated",
+        "{}/{} available, {} ready, {} updated{}",
         st.available_replicas.unwrap_or(0),
         want,
         st.ready_replicas.unwrap_or(0),
-        st.updated_replicas.unwrap_or(0)
+        st.updated_replicas.unwrap_or(0),
+        if want == 0 { " (scaled to zero)" } else { "" }
     )
 }
 
 /// Whether every wanted replica of the current generation is available.
+/// A Deployment with at least one pod available and every replica updated and
+/// available. Scaled to zero it is not: Kubernetes calls it Available, but the
+/// program it runs (the controller, istiod) does not run.
 pub fn deployment_available(d: &Deployment) -> bool {
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(1);
     let st = d.status.clone().unwrap_or_default();
     let observed = st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
     observed && st.available_replicas.unwrap_or(0) >= want && st.updated_replicas.unwrap_or(0) >= want
@@ -81,4 +85,30 @@ pub async fn wait_load_balancer_hostname(
         })
     })
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+
+    fn deployment(replicas: i32, available: i32) -> Deployment {
+        Deployment {
+            spec: Some(DeploymentSpec { replicas: Some(replicas), ..Default::default() }),
+            status: Some(DeploymentStatus {
+                available_replicas: Some(available),
+                updated_replicas: Some(available),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_deployment_scaled_to_zero_runs_nothing_and_is_not_available() {
+        assert!(deployment_available(&deployment(2, 2)));
+        assert!(!deployment_available(&deployment(2, 1)));
+        assert!(!deployment_available(&deployment(0, 0)));
+        assert!(deployment_state(&deployment(0, 0)).ends_with("(scaled to zero)"));
+    }
 }

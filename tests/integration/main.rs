@@ -9,6 +9,7 @@ mod html_report;
 mod istio_minors;
 mod kind;
 mod moto;
+mod negative_checks;
 mod reap;
 mod remote_secrets;
 mod secrets;
