@@ -10,6 +10,17 @@
 //! and one deleted while it is absent keeps its finalizer. Everything it made
 //! is found again by tags and deterministic names, so a restart adopts its
 //! NLBs instead of creating second ones.
+//!
+//! Sources (kubernetes-sigs/aws-load-balancer-controller at 225f4456, v3.5.0-8;
+//! the same at v2.7.1 where named): which Services it claims,
+//! pkg/service/service_utils.go `IsServiceSupported`; the annotations and their
+//! defaults (scheme `internal`, health-check port `traffic-port`),
+//! docs/guide/service/annotations.md; the finalizer `service.k8s.aws/resources`,
+//! pkg/shared_constants/finalizers.go; the tags `elbv2.k8s.aws/cluster`,
+//! `service.k8s.aws/stack` and `service.k8s.aws/resource`,
+//! pkg/deploy/tracking/provider.go; the class `service.k8s.aws/nlb`,
+//! pkg/config/service_config.go. Not modelled: its Service mutating webhook
+//! (`mservice.elbv2.k8s.aws`, which sets that class at creation) and its Events.
 
 mod names;
 

@@ -7,6 +7,10 @@
 //! Hostnames are resolved over DNS (the twin's server, UDP) with the answer's
 //! TTL clamped to 30 s..1 h; a name that does not resolve is logged and tried
 //! again after 30 s, and until then that gateway does not exist.
+//!
+//! Source: Istio 1.20.2 pilot/pkg/model/network.go (hostname gateways resolved
+//! while RESOLVE_HOSTNAME_GATEWAYS, default true in pilot/pkg/features/pilot.go;
+//! the warning `could not resolve hostname "<host>" for <n> gateways`).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};

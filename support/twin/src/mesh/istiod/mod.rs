@@ -373,7 +373,8 @@ fn sync_remote_secrets(cluster: &Cluster, instance: &Instance) {
     let mut refused = lock(&instance.refused);
     for (id, remote) in remotes.iter_mut() {
         if !desired.contains_key(id) && remote.status() != SyncStatus::Closed {
-            instance.log.info(&format!("Removing cluster {id} from secret {}", remote.secret));
+            // Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go.
+            instance.log.info(&format!("Deleting cluster_id={id} configured by secret={}", remote.secret));
             remote.close();
         }
     }
@@ -394,7 +395,9 @@ fn sync_remote_secrets(cluster: &Cluster, instance: &Instance) {
                 remotes.insert(id, remote);
             }
             Err(why) => {
-                instance.log.error(&format!("failed to add remote cluster {id} from secret {secret}: {why}"));
+                instance.log.error(&format!(
+                    "Adding cluster: create remote cluster failed: {why}\tcluster={id} secret={secret}"
+                ));
                 if let Some(mut old) = remotes.remove(&id) {
                     old.close();
                 }

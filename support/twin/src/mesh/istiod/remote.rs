@@ -8,6 +8,11 @@
 //! `synced`; `timeout` while not synced 30 s (simulated) after the start (bad
 //! token, unreachable server: the informers keep retrying and a late sync
 //! still turns it `synced`); `closed` once stopped.
+//!
+//! Source: Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go (statuses,
+//! checked closed, timeout, synced, syncing; the log lines), pkg/kube/multicluster/cluster.go
+//! (`remote cluster <id> failed to sync after <timeout>`), pkg/cluster/debug.go
+//! (clusterz fields `id`, `secretName`, `syncStatus`); PILOT_REMOTE_CLUSTER_TIMEOUT 30s.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -116,21 +121,30 @@ pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
         .and_then(|c| c.cluster.as_ref())
         .ok_or_else(|| format!("cluster {:?} not found in kubeconfig", context.cluster))?;
     if cluster.server.as_deref().is_none_or(str::is_empty) {
-        return Err("kubeconfig has no server".into());
+        return Err("kubeconfig is not valid: no server found for cluster".into());
     }
     let user = context.user.as_deref().unwrap_or("");
     if let Some(auth) = kc.auth_infos.iter().find(|a| a.name == user).and_then(|a| a.auth_info.as_ref()) {
+        // Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go, sanitizeKubeConfig.
         if auth.exec.is_some() {
-            return Err("exec is not allowed in kubeconfig".into());
+            return Err("kubeconfig is not allowed: exec is not allowed".into());
         }
-        if auth.auth_provider.is_some() {
-            return Err("auth-provider is not allowed in kubeconfig".into());
+        if let Some(p) = &auth.auth_provider {
+            return Err(format!("kubeconfig is not allowed: auth provider {} is not allowed", p.name));
         }
-        if auth.client_certificate.is_some() || auth.client_certificate_data.is_some() || auth.client_key.is_some() {
-            return Err("client certificate authentication is not allowed in kubeconfig".into());
+        if auth.client_certificate.is_some() {
+            return Err("kubeconfig is not allowed: clientCertificate is not allowed".into());
+        }
+        if auth.client_key.is_some() {
+            return Err("kubeconfig is not allowed: clientKey is not allowed".into());
         }
         if auth.token_file.is_some() {
-            return Err("tokenFile is not allowed in kubeconfig".into());
+            return Err("kubeconfig is not allowed: tokenFile is not allowed".into());
+        }
+        // Inline client certificates pass istiod's sanitizer, but the twin's API
+        // servers authenticate bearer tokens only: refused here (stricter).
+        if auth.client_certificate_data.is_some() {
+            return Err("kubeconfig is not allowed: client certificate data (the twin takes bearer tokens only)".into());
         }
     }
     Ok(kc)
@@ -148,9 +162,12 @@ impl RemoteCluster {
         let (pods, w_pod) = reflector::store();
         let (nodes, w_node) = reflector::store();
         let caches = Caches { namespaces, services, endpoints, pods, nodes };
-        log.info(&format!("Adding cluster {id} from secret {secret}"));
+        // Istio 1.20.2 logs through log.WithLabels("cluster", id, "secret", ns/name):
+        // the message, a tab, then the labels.
+        log.info(&format!("Adding cluster\tcluster={id} secret={secret}"));
         let task = tokio::spawn({
             let (flags, caches, id) = (flags.clone(), caches.clone(), id.to_owned());
+            let secret_label = secret.to_owned();
             async move {
                 let config = match kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await {
                     Ok(mut c) => {
@@ -158,14 +175,14 @@ impl RemoteCluster {
                         c
                     }
                     Err(e) => {
-                        log.error(&format!("failed to create remote cluster {id} client: {e}"));
+                        log.error(&format!("Adding cluster: create remote cluster failed: failed to create kube clients: {e}\tcluster={id} secret={secret_label}"));
                         return wait_for_timeout(&flags, clock, &log, &id).await;
                     }
                 };
                 let client = match kube::Client::try_from(config) {
                     Ok(c) => c,
                     Err(e) => {
-                        log.error(&format!("failed to create remote cluster {id} client: {e}"));
+                        log.error(&format!("Adding cluster: create remote cluster failed: failed to create kube clients: {e}\tcluster={id} secret={secret_label}"));
                         return wait_for_timeout(&flags, clock, &log, &id).await;
                     }
                 };
@@ -187,12 +204,15 @@ impl RemoteCluster {
                     () = &mut all_synced => {}
                     () = sync_timeout(clock) => {
                         flags.timed_out.store(true, Ordering::SeqCst);
-                        log.warn(&format!("remote cluster {id} did not sync within {}s", SYNC_TIMEOUT.as_secs()));
+                        // Istio 1.20.2 pkg/kube/multicluster/cluster.go.
+                        log.error(&format!("remote cluster {id} failed to sync after {}s", SYNC_TIMEOUT.as_secs()));
                         all_synced.await;
                     }
                 }
                 flags.synced.store(true, Ordering::SeqCst);
-                log.info(&format!("finished initial sync of remote cluster {id}"));
+                log.info(&format!(
+                    "finished callback for cluster and starting to sync\tcluster={id} secret={secret_label}"
+                ));
                 // The informers run on; the set is dropped (and they abort) with this task.
                 while informers.join_next().await.is_some() {}
             }
@@ -280,7 +300,7 @@ impl Drop for RemoteCluster {
 async fn wait_for_timeout(flags: &Flags, clock: Clock, log: &ProgramLog, id: &str) {
     sync_timeout(clock).await;
     flags.timed_out.store(true, Ordering::SeqCst);
-    log.warn(&format!("remote cluster {id} did not sync within {}s", SYNC_TIMEOUT.as_secs()));
+    log.error(&format!("remote cluster {id} failed to sync after {}s", SYNC_TIMEOUT.as_secs()));
 }
 
 /// One informer: list, then watch, into the store; errors (401, connection
@@ -336,9 +356,9 @@ users:
         let exec = kubeconfig("    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}");
         assert!(parse_kubeconfig(&exec).unwrap_err().contains("exec"));
         let cert = kubeconfig("    client-certificate-data: Zm9v\n    client-key-data: Zm9v");
-        assert!(parse_kubeconfig(&cert).unwrap_err().contains("client certificate"));
+        assert!(parse_kubeconfig(&cert).unwrap_err().contains("client certificate data"));
         let provider = kubeconfig("    auth-provider: {name: gcp}");
-        assert!(parse_kubeconfig(&provider).unwrap_err().contains("auth-provider"));
+        assert!(parse_kubeconfig(&provider).unwrap_err().contains("auth provider gcp is not allowed"));
         assert!(parse_kubeconfig("not: [a kubeconfig").is_err());
         assert!(parse_kubeconfig("apiVersion: v1\nkind: Config\n").unwrap_err().contains("no current-context"));
         // The only context is not taken without current-context: istiod does not either.

@@ -3,6 +3,14 @@
 //! non-alphanumerics stripped; the hash covers the cluster, the Service's
 //! namespace and name and what makes the resource distinct, so the same
 //! Service in the same cluster always gets the same names.
+//!
+//! Source: kubernetes-sigs/aws-load-balancer-controller (225f4456, v3.5.0-8),
+//! pkg/service/model_build_load_balancer.go `buildLoadBalancerName` (the hash of
+//! the cluster name, the Service UID and the scheme) and
+//! pkg/service/model_build_target_group.go `buildTargetGroupName` (it also hashes
+//! the ports, target type, protocol, health-check protocol and interval, but
+//! not the health-check port). The twin hashes namespace and name for the UID:
+//! the same Service recreated keeps its names here, not on AWS.
 
 use sha2::{Digest, Sha256};
 
