@@ -243,6 +243,9 @@ struct TwinUpArgs {
     env_file: PathBuf,
     #[arg(long, env = "MESHSPEC_TIME_SCALE")]
     time_scale: Option<f64>,
+    /// Topology file, as for `run` (its istio_version decides the Istio release the twin runs).
+    #[arg(long, env = "MESHSPEC_TOPOLOGY")]
+    topology: Option<PathBuf>,
 }
 
 fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
@@ -546,7 +549,11 @@ async fn reap(args: ReapArgs) -> Result<ExitCode> {
 }
 
 async fn twin_up(args: TwinUpArgs) -> Result<ExitCode> {
-    let mut opts = TargetOptions::new(TargetKind::Twin, Topology::seed());
+    let topology = match &args.topology {
+        Some(p) => Topology::load(p)?,
+        None => Topology::seed(),
+    };
+    let mut opts = TargetOptions::new(TargetKind::Twin, topology);
     opts.time_scale = args.time_scale;
     let files = meshspec::twin_env::TwinEnvFiles::for_env_file(&args.env_file);
     let session = Session::open(opts).await?;

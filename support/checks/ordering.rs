@@ -112,8 +112,9 @@ pub async fn served_root(session: &Session, c: &ClusterTopology, namespace: &str
 pub enum ControllerOrder {
     /// This run provisioned the gateways only after the controller was seen available.
     Provisioned { gateways_stage: String, controller_seen: Vec<String> },
-    /// The controller's Service mutating webhook admitted the Service: it set
-    /// `spec.loadBalancerClass`, which it does only on CREATE.
+    /// The Service carries the class the controller's Service mutating webhook sets
+    /// on CREATE (or that its author set): the controller owns it, and the in-tree
+    /// provider leaves it alone, whenever the controller started.
     AdmittedByWebhook { load_balancer_class: String },
     /// Nothing that survives restarts tells the order (a verify-only run on a
     /// Service without the class): reported, not passed off as checked.

@@ -129,6 +129,11 @@ impl TwinUp {
         Self::spawn(&["--bare"])
     }
 
+    /// The seed deployment, with more arguments to `twin up` (e.g. `--topology FILE`).
+    pub fn with_args(extra: &[&str]) -> TwinUp {
+        Self::spawn(extra)
+    }
+
     fn spawn(extra: &[&str]) -> TwinUp {
         let dir = tempfile::tempdir().unwrap();
         let env_file = dir.path().join("twin.env");

@@ -128,6 +128,34 @@ const ROWS: &[Row] = &[
         says: &["diagnosis: the Gateway istio-ingress/cross-network-gateway is missing"],
     },
     Row {
+        check: "the cross-network Gateway passes TLS through (AUTO_PASSTHROUGH) on 15443",
+        tags: "@provisioning and not @aws",
+        make: |up| {
+            let patch = r#"{"spec":{"servers":[{"port":{"number":15443,"name":"tls","protocol":"TLS"},"tls":{"mode":"PASSTHROUGH"},"hosts":["*.local"]}]}}"#;
+            kubectl1(
+                up,
+                &[
+                    "patch",
+                    "gateways.networking.istio.io",
+                    "cross-network-gateway",
+                    "-n",
+                    "istio-ingress",
+                    "--type",
+                    "merge",
+                    "-p",
+                    patch,
+                ],
+            )
+        },
+        says: &["eks-1: Gateway cross-network-gateway has no TLS AUTO_PASSTHROUGH server on 15443 for *.local"],
+    },
+    Row {
+        check: "the sample apps run",
+        tags: "@provisioning and not @aws",
+        make: |up| kubectl1(up, &["scale", "deployment", "sleep", "-n", "sample", "--replicas=0"]),
+        says: &["deployment sample/sleep is not available", "(scaled to zero)"],
+    },
+    Row {
         check: "every target behind 15443 healthy",
         tags: "@readiness",
         make: |up| {
