@@ -71,13 +71,18 @@ async fn one_served_root(w: &mut MeshWorld, namespace: String) -> StepResult {
 async fn controller_first(w: &mut MeshWorld, step: &Step) -> StepResult {
     for c in w.clusters() {
         let evidence = check::controller_before_gateway(&w.session, &c).await?;
-        if let check::ControllerOrder::Unknown { why } = &evidence.order {
-            eprintln!(
-                "note: {}: the order of the load balancer controller and the gateway Service is unknown: {why}",
-                c.name
-            );
-        }
-        w.attach(step, &format!("controller and gateway in {}", c.name), &evidence);
+        let name = match &evidence.order {
+            check::ControllerOrder::Unknown { why } => {
+                eprintln!(
+                    "note: {}: the order of the load balancer controller and the gateway Service is unknown: {why}",
+                    c.name
+                );
+                // The name is what the report page shows of collapsed evidence.
+                format!("order unknown in {}: controller and gateway", c.name)
+            }
+            _ => format!("controller and gateway in {}", c.name),
+        };
+        w.attach(step, &name, &evidence);
     }
     Ok(())
 }

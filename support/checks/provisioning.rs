@@ -91,11 +91,17 @@ pub async fn subnets_tagged(
         .collect())
 }
 
-/// The EKS cluster is ACTIVE with the expected Kubernetes version.
+/// The EKS cluster is ACTIVE (or UPDATING: an upgrade in progress keeps serving, and
+/// its version stays the old one until it is done) with the expected Kubernetes version.
 pub async fn cluster_active(session: &Session, c: &ClusterTopology, version: &str) -> Result<eks::EksCluster> {
     let cluster =
         eks::describe(session.aws()?, &c.name).await?.with_context(|| format!("EKS has no cluster {}", c.name))?;
-    ensure!(cluster.status == "ACTIVE", "EKS cluster {} is {}, expected ACTIVE", c.name, cluster.status);
+    ensure!(
+        cluster.status == "ACTIVE" || cluster.status == "UPDATING",
+        "EKS cluster {} is {}, expected ACTIVE",
+        c.name,
+        cluster.status
+    );
     ensure!(
         cluster.version == version,
         "EKS cluster {} runs Kubernetes {}, expected {version}",

@@ -174,6 +174,21 @@ const ROWS: &[Row] = &[
         says: &["diagnosis: targets behind the 15443 listener are not healthy: their health checks go to port 80"],
     },
     Row {
+        check: "both EKS clusters are ACTIVE with the topology's Kubernetes version",
+        tags: "@provisioning and @aws",
+        make: |up| {
+            // An upgrade the topology does not know of: UPDATING (still serving 1.28), then ACTIVE at 1.29.
+            let out = up.aws(&["eks", "update-cluster-version", "--name", "eks-1", "--kubernetes-version", "1.29"]);
+            assert_eq!(out["update"]["type"], "VersionUpdate", "{out}");
+            let start = std::time::Instant::now();
+            while up.aws(&["eks", "describe-cluster", "--name", "eks-1"])["cluster"]["version"] != "1.29" {
+                assert!(start.elapsed() < Duration::from_secs(60), "the upgrade never finished");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        },
+        says: &["EKS cluster eks-1 runs Kubernetes 1.29, expected 1.28"],
+    },
+    Row {
         check: "each VPC has its public subnets tagged for load balancers",
         tags: "@provisioning and @aws",
         make: |up| {

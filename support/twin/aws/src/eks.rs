@@ -50,6 +50,7 @@ pub async fn handle(state: &AwsState, req: EksRequest<'_>) -> AwsResult<(u16, Va
             .map(|v| (200, v))
             .ok_or_else(|| not_found(name)),
         ("DELETE", ["clusters", name]) => delete_cluster(state, name).map(|v| (200, v)),
+        ("POST", ["clusters", name, "updates"]) => update_version(state, name, req.body).map(|v| (200, v)),
         _ => Err(AwsError::new(
             404,
             "UnknownOperationException",
@@ -84,7 +85,7 @@ fn cluster_json(c: &Cluster, ctx: &Ctx) -> Value {
         "arn": c.arn,
         // A JSON number (epoch seconds): aws-sdk-rust refuses a string here.
         "createdAt": c.created_at.timestamp_millis() as f64 / 1000.0,
-        "version": c.version,
+        "version": c.version(ctx),
         "roleArn": c.role_arn,
         "resourcesVpcConfig": {
             "subnetIds": c.subnet_ids,
@@ -327,6 +328,7 @@ impl Model {
                 created: Instant::now(),
                 control_plane: ControlPlane::Starting,
                 deleting: None,
+                version_update: None,
                 tags: req.tags,
             },
         );
@@ -375,6 +377,48 @@ async fn create_cluster(state: &AwsState, body: &[u8]) -> AwsResult<Value> {
     state
         .with_model(|m| m.clusters.get(&name).map(|c| json!({ "cluster": cluster_json(c, &m.ctx) })))
         .ok_or_else(|| not_found(&name))
+}
+
+/// UpdateClusterVersion (botocore eks 2017-11-01: POST /clusters/{name}/updates,
+/// `version` required, answers an `Update` of type VersionUpdate): one minor
+/// version up, on an ACTIVE cluster; the cluster is UPDATING, then ACTIVE at it.
+fn update_version(state: &AwsState, name: &str, body: &[u8]) -> AwsResult<Value> {
+    let req: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("the request body is not JSON: {e}")))?;
+    let to = req.get("version").and_then(Value::as_str).ok_or_else(|| invalid("version is required"))?.to_string();
+    state.with_model(|m| {
+        let ctx = m.ctx.clone();
+        let cluster = m.clusters.get_mut(name).ok_or_else(|| not_found(name))?;
+        let status = cluster.status(&ctx);
+        if status != "ACTIVE" {
+            return Err(AwsError::new(
+                409,
+                "ResourceInUseException",
+                format!("Cluster {name} is in {status} state and cannot be updated"),
+            ));
+        }
+        let from = cluster.version(&ctx).to_string();
+        let minor = |v: &str| v.split('.').nth(1).and_then(|m| m.parse::<u32>().ok());
+        match (minor(&from), minor(&to)) {
+            (Some(a), Some(b)) if b == a + 1 && to.starts_with("1.") => {}
+            _ => return Err(invalid(format!("Unsupported Kubernetes minor version update from {from} to {to}"))),
+        }
+        cluster.version_update = Some((Instant::now(), to.clone()));
+        Ok(json!({"update": {
+            "id": uuid_v4(),
+            "status": "InProgress",
+            "type": "VersionUpdate",
+            "params": [{"type": "Version", "value": to}, {"type": "PlatformVersion", "value": "eks.1"}],
+            "createdAt": chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
+            "errors": [],
+        }}))
+    })
+}
+
+/// A random UUID in the 8-4-4-4-12 form EKS gives update ids.
+fn uuid_v4() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!("{}-{}-4{}-{}-{}", &h[..8], &h[8..12], &h[13..16], &h[16..20], &h[20..32])
 }
 
 fn delete_cluster(state: &AwsState, name: &str) -> AwsResult<Value> {

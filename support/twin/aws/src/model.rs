@@ -120,6 +120,8 @@ pub struct Cluster {
     pub created: Instant,
     pub control_plane: ControlPlane,
     pub deleting: Option<Instant>,
+    /// An UpdateClusterVersion in progress or done: when it started and to which version.
+    pub version_update: Option<(Instant, String)>,
     pub tags: Tags,
 }
 
@@ -130,15 +132,35 @@ impl Cluster {
         }
         match &self.control_plane {
             ControlPlane::Failed(_) => "FAILED",
-            ControlPlane::Ready(_) if ctx.elapsed(self.created, ctx.delays.cluster_create) => "ACTIVE",
+            ControlPlane::Ready(_) if ctx.elapsed(self.created, ctx.delays.cluster_create) => {
+                if self.updating(ctx) {
+                    "UPDATING"
+                } else {
+                    "ACTIVE"
+                }
+            }
             _ => "CREATING",
         }
     }
 
-    /// The control plane's endpoint, shown only once ACTIVE.
+    /// A version update still running. The twin lets it take as long as a
+    /// create: EKS gives no fixed duration.
+    fn updating(&self, ctx: &Ctx) -> bool {
+        self.version_update.as_ref().is_some_and(|(started, _)| !ctx.elapsed(*started, ctx.delays.cluster_create))
+    }
+
+    /// The Kubernetes version: the updated one once its update is done.
+    pub fn version(&self, ctx: &Ctx) -> &str {
+        match &self.version_update {
+            Some((_, to)) if !self.updating(ctx) => to,
+            _ => &self.version,
+        }
+    }
+
+    /// The control plane's endpoint, shown once ACTIVE and while it updates.
     pub fn endpoint(&self, ctx: &Ctx) -> Option<&ClusterEndpoint> {
         match (&self.control_plane, self.status(ctx)) {
-            (ControlPlane::Ready(Some(endpoint)), "ACTIVE") => Some(endpoint),
+            (ControlPlane::Ready(Some(endpoint)), "ACTIVE" | "UPDATING") => Some(endpoint),
             _ => None,
         }
     }

@@ -67,11 +67,16 @@ pub fn listener_arn(lb_arn: &str, suffix: &str) -> String {
     format!("{}/{suffix}", lb_arn.replacen(":loadbalancer/", ":listener/", 1))
 }
 
+/// `<name>-<16 hex>.elb.<region>.amazonaws.com`, the DNSName DescribeLoadBalancers
+/// gives an NLB (reference/istio-multinetwork.md; the seed README's hostnames).
 pub fn nlb_dns_name(name: &str, suffix: &str, region: &str) -> String {
     format!("{name}-{suffix}.elb.{region}.amazonaws.com")
 }
 
-/// The hosted zone of network load balancers per region (us-west-2 is the one we know).
+/// The Route 53 hosted zone of network load balancers per region (AWS General
+/// Reference, "Elastic Load Balancing endpoints and quotas", column "Route 53
+/// Hosted Zone ID (Network Load Balancers)"). Regions not listed get us-west-2's,
+/// the seed's region: the twin does not know theirs.
 pub fn nlb_hosted_zone(region: &str) -> &'static str {
     match region {
         "us-east-1" => "Z26RNL4JYFTOTI",
