@@ -309,7 +309,7 @@ fn misconfigure(session: &Session, docs: &mut Vec<serde_json::Value>) {
         Some(Fault::CrossNetworkGatewayMissing) => docs.retain(|d| !is(d, "Gateway", names::CROSS_NETWORK_GATEWAY)),
         Some(Fault::NlbTargetsUnhealthy) => {
             // Health checks on port 80, where the east-west gateway listens on nothing
-            // (a value copied from an ingress gateway's Service, as seen in the field).
+            // (e.g. a value copied from an ingress gateway's Service).
             for d in docs.iter_mut().filter(|d| is(d, "Service", names::EASTWEST_GATEWAY)) {
                 if let Some(a) = d["metadata"]["annotations"].as_object_mut() {
                     a.insert("service.beta.kubernetes.io/aws-load-balancer-healthcheck-port".into(), "80".into());
