@@ -57,12 +57,13 @@ async fn shares(w: &mut MeshWorld) -> StepResult {
     let p = e.local_probability;
     let skew = if p <= 0.5 { p + SKEW } else { p - SKEW };
     let miss = binomial_miss_rate(n, p, FALSE_ALARM_RATE, skew);
-    ensure!(
-        miss < 1e-3,
-        "{n} requests are too few: a split of {skew:.2} where {p:.2} is predicted would pass {:.1}% of the time (send at least {})",
-        miss * 100.0,
-        check::REQUESTS
-    );
+    if miss >= 1e-3 {
+        bail!(
+            "{n} requests are too few: a split of {skew:.2} where {p:.2} is predicted would pass {:.1}% of the time (send at least {})",
+            miss * 100.0,
+            check::REQUESTS
+        );
+    }
     let mut problems = Vec::new();
     for (version, prob) in [(&local.sample_version, p), (&remote.sample_version, 1.0 - p)] {
         if let Err(why) = check_share(version, e.distribution.share(version), n, prob, FALSE_ALARM_RATE) {
