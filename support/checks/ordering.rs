@@ -193,3 +193,62 @@ fn from_record(record: &crate::provision::ProvisionRecord, c: &ClusterTopology) 
     );
     Ok(ControllerOrder::Provisioned { gateways_stage: gateways.name.clone(), controller_seen: seen })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::preconditions::PreconditionHeld;
+    use crate::provision::{ProvisionRecord, ProvisionedBy, StageRecord};
+
+    fn stage(number: u32, steps: &[&str], at: i64, held: Vec<PreconditionHeld>) -> StageRecord {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap();
+        StageRecord {
+            number,
+            name: format!("stage-{number}"),
+            started_at: t(at),
+            finished_at: t(at + 5),
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+            preconditions: held.iter().map(|p| p.name.clone()).collect(),
+            precondition_evidence: held,
+            created: vec!["something".into()],
+        }
+    }
+
+    fn record(stages: Vec<StageRecord>) -> ProvisionRecord {
+        ProvisionRecord { by: ProvisionedBy::Api, stages, root_fingerprint: None }
+    }
+
+    #[test]
+    fn the_order_comes_from_the_stage_record() {
+        let c = crate::topology::Topology::seed().clusters[0].clone();
+        // The seed's plan: the controller in stage 2, the gateways in stage 3 once it was seen available.
+        let seen = PreconditionHeld {
+            name: "load-balancer-controller-available".into(),
+            checked_at: DateTime::<Utc>::from_timestamp(19, 0).unwrap(),
+            seen: vec![format!("{}: deployment kube-system/aws-load-balancer-controller available", c.name)],
+        };
+        let seed = record(vec![
+            stage(1, &["vpcs", "clusters", "cacerts"], 0, vec![]),
+            stage(2, &["istiod", "load-balancer-controller"], 10, vec![]),
+            stage(3, &["gateways", "reader-tokens", "samples"], 20, vec![seen]),
+        ]);
+        match from_record(&seed, &c).unwrap() {
+            ControllerOrder::Provisioned { controller_seen, .. } => assert_eq!(controller_seen.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        // Gateways with no controller installed before them nor seen: the wrong order, named.
+        let wrong = record(vec![
+            stage(1, &["vpcs", "clusters", "cacerts"], 0, vec![]),
+            stage(2, &["istiod"], 10, vec![]),
+            stage(3, &["gateways", "reader-tokens", "samples"], 20, vec![]),
+        ]);
+        let e = format!("{:#}", from_record(&wrong, &c).unwrap_err());
+        assert!(
+            e.contains("diagnosis: the gateway Service was created before the AWS load balancer controller ran"),
+            "{e}"
+        );
+        // No gateways step: nothing to say about the order.
+        let none = record(vec![stage(1, &["vpcs"], 0, vec![])]);
+        assert!(matches!(from_record(&none, &c).unwrap(), ControllerOrder::Unknown { .. }));
+    }
+}
