@@ -15,7 +15,7 @@ use crate::topology::names;
 async fn preconditions_held(w: &mut MeshWorld, step: &Step) -> StepResult {
     let table = step.table.as_ref().context("this step needs a table")?;
     let record = match w.session.provisioned.get() {
-        Some(Ok(r)) => r.clone(),
+        Some(Ok(r)) => r,
         _ => bail!("the deployment was not provisioned by meshspec in this run"),
     };
     for row in &table.rows[1..] {

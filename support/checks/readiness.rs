@@ -43,12 +43,8 @@ const ANN_LB_TYPE: &str = "service.beta.kubernetes.io/aws-load-balancer-type";
 /// pkg/service/service_utils.go).
 pub async fn no_address_diagnosis(session: &Session, c: &ClusterTopology) -> String {
     const CAUSE: &str = "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)";
-    use crate::checks::provisioning::deployment_is_available;
-    use crate::provision::preconditions::{METALLB_CONTROLLER, METALLB_NAMESPACE};
-    let controller = deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER).await;
-    // On kind, MetalLB gives LoadBalancer Services their addresses instead.
-    let metallb = deployment_is_available(session, c, METALLB_NAMESPACE, METALLB_CONTROLLER).await;
-    if let (Err(e), Err(_)) = (controller, metallb) {
+    // The AWS load balancer controller, or MetalLB on kind: the precondition of the gateways' stage.
+    if let Err(e) = crate::provision::preconditions::holds_in(session, c, "load-balancer-available").await {
         return diagnosis(
             format!("{CAUSE}: the AWS load balancer controller is not running ({e:#})"),
             "install the AWS load balancer controller (stage 2, with istiod) and wait until it is available",

@@ -12,13 +12,24 @@ use serde_json::Value;
 
 use crate::topology::names;
 
-/// Groups whose CRDs give every served version one schema and no conversion
+/// Kinds whose CRDs give every served version one schema and no conversion
 /// webhook, so an object written for one version is the same object at any
-/// other: Istio's (istio/istio crd-all.gen.yaml at 1.20.2 and 1.26.8, each CRD's
-/// `versions[].schema` identical, `conversion` unset). A manifest of such a group
-/// is applied at a version the cluster serves when its own is not (e.g.
-/// `networking.istio.io/v1` on Istio 1.20, which serves v1alpha3 and v1beta1).
-pub const ONE_SCHEMA_GROUPS: &[&str] = &["networking.istio.io", "security.istio.io"];
+/// other (istio/istio crd-all.gen.yaml at 1.20.2 and 1.26.8: each CRD's
+/// `versions[].schema` identical, `conversion` unset; not so for WorkloadGroup at
+/// 1.20.2, which is left out). A manifest of such a kind is applied at a version
+/// the cluster serves when its own is not (e.g. `networking.istio.io/v1` on Istio
+/// 1.20, which serves v1alpha3 and v1beta1).
+pub const ONE_SCHEMA_KINDS: &[(&str, &str)] = &[
+    ("networking.istio.io", "Gateway"),
+    ("networking.istio.io", "VirtualService"),
+    ("networking.istio.io", "DestinationRule"),
+    ("networking.istio.io", "ServiceEntry"),
+    ("networking.istio.io", "Sidecar"),
+    ("networking.istio.io", "WorkloadEntry"),
+    ("security.istio.io", "AuthorizationPolicy"),
+    ("security.istio.io", "PeerAuthentication"),
+    ("security.istio.io", "RequestAuthentication"),
+];
 
 /// The preferred version at which the cluster serves `kind` of `group`, by discovery.
 pub async fn served_kind(client: &kube::Client, group: &str, kind: &str) -> Result<(ApiResource, ApiCapabilities)> {
@@ -64,7 +75,7 @@ impl Applier {
         }
         let found = match discovery::pinned_kind(&self.client, gvk).await {
             Ok(found) => found,
-            Err(e) if ONE_SCHEMA_GROUPS.contains(&gvk.group.as_str()) => {
+            Err(e) if ONE_SCHEMA_KINDS.contains(&(gvk.group.as_str(), gvk.kind.as_str())) => {
                 served_kind(&self.client, &gvk.group, &gvk.kind).await.with_context(|| {
                     format!("the API server does not serve {}/{} {}: {e}", gvk.group, gvk.version, gvk.kind)
                 })?

@@ -188,8 +188,7 @@ pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Res
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     let client = kube::Client::try_from(config)?;
-    let namespaces: Api<Namespace> = Api::all(client);
-    match namespaces.get(names::KUBE_SYSTEM).await {
+    match kube_system(&client).await {
         Ok(ns) => ns.metadata.uid.with_context(|| format!("the namespace kube-system of {remote_cluster} has no uid")),
         Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => Err(anyhow::anyhow!(
             "{}: {status}",
@@ -213,8 +212,11 @@ pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Res
 /// The UID of a cluster's `kube-system` namespace: what identifies a cluster
 /// (`istioctl create-remote-secret` names a cluster by it when --name is not given).
 pub async fn cluster_uid(client: &kube::Client) -> Result<String> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces.get(names::KUBE_SYSTEM).await?.metadata.uid.context("kube-system has no uid")
+    kube_system(client).await?.metadata.uid.context("kube-system has no uid")
+}
+
+async fn kube_system(client: &kube::Client) -> kube::Result<Namespace> {
+    Api::<Namespace>::all(client.clone()).get(names::KUBE_SYSTEM).await
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ fn diagnosis_of(name: &str) -> String {
 }
 
 /// Whether `name` holds in one cluster; what was seen when it does.
-async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Result<String> {
+pub async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Result<String> {
     let seen = match name {
         "clusters-active" => {
             let aws = session.aws()?;

@@ -43,9 +43,9 @@ const NETWORKING_KINDS: &[(&str, &str, &str, &str)] = &[
 
 impl Release {
     /// The CustomResourceDefinitions of Istio's networking kinds as the release's
-    /// base chart installs them (names, labels, categories, versions, the status
-    /// subresource at each: crd-all.gen.yaml at the row's tag). Schemas are left
-    /// out: the twin stores these kinds schemaless.
+    /// base chart installs them: its versions (crd-all.gen.yaml at the row's tag),
+    /// with the names, categories, labels and annotation of 1.20.2's file (later
+    /// charts add labels). Schemas are left out: the twin stores these kinds schemaless.
     pub fn networking_crds(&self) -> Vec<Value> {
         NETWORKING_KINDS
             .iter()

@@ -347,6 +347,11 @@ impl Catalog {
         before != self.entries.len()
     }
 
+    /// The resource a kind is stored at, whichever of its versions are served.
+    pub fn storage_of(&self, group: &str, plural: &str) -> Option<Resource> {
+        self.entries.iter().find(|((g, _, p), _)| g == group && p == plural).map(|(_, info)| info.storage_resource())
+    }
+
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceInfo> {
         self.entries.get(&(group.to_string(), version.to_string(), plural.to_string()))
     }

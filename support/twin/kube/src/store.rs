@@ -265,11 +265,7 @@ impl Store {
     /// The resource a kind is stored at, whichever versions are served (programs
     /// read kinds by name; which versions exist is the cluster's business).
     pub fn stored(&self, group: &str, plural: &str) -> Option<Resource> {
-        let st = self.lock();
-        let found = st.catalog.groups().into_iter().find(|(g, _)| g == group).and_then(|(_, versions)| {
-            versions.iter().find_map(|v| st.catalog.lookup(group, v, plural)).map(ResourceInfo::storage_resource)
-        });
-        found
+        self.lock().catalog.storage_of(group, plural)
     }
 
     pub fn get(&self, r: &Resource, ns: Option<&str>, name: &str) -> Option<Value> {
