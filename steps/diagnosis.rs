@@ -39,7 +39,7 @@ async fn diagnosed(w: &mut MeshWorld, cause: String) -> StepResult {
     let outcomes = w.sweep.as_ref().context("no checks ran in an earlier step")?;
     let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
     ensure!(!failed.is_empty(), "every check passed: the fault went unnoticed");
-    let diagnoses: Vec<String> = failed.iter().flat_map(|o| o.diagnoses()).collect();
+    let diagnoses: Vec<String> = failed.iter().filter_map(|o| o.diagnosis()).map(|d| d.cause.clone()).collect();
     ensure!(
         diagnoses.iter().any(|d| d.contains(&cause)),
         "no diagnosis names {cause:?}; failed checks: {:?}; diagnoses: {diagnoses:?}",

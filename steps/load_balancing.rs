@@ -21,7 +21,7 @@ fn last(w: &MeshWorld) -> anyhow::Result<&LoadBalancingEvidence> {
 async fn send(w: &mut MeshWorld, step: &Step, cluster: String, n: usize, url: String) -> StepResult {
     ensure!(n > 0, "at least one request");
     let c = w.topology().cluster(&cluster)?.clone();
-    let evidence = check::requests_from(&w.session, &c, &url, n).await?;
+    let evidence = check::requests_from(&w.session, &c, &url, n).await.map_err(|e| w.failed(step, e))?;
     w.attach(step, "response distribution", &evidence);
     w.cluster = Some(c);
     w.traffic = Some(evidence);

@@ -28,7 +28,13 @@ pub mod topology;
 
 use std::sync::{Arc, RwLock};
 
+use cucumber::gherkin::Step;
+
 use crate::aws::nlb::LoadBalancer;
+use crate::checks::check::{self, Check};
+
+/// The name of the evidence that carries a failed step's typed diagnosis.
+pub const DIAGNOSIS_EVIDENCE: &str = "diagnosis";
 use crate::target::Session;
 use crate::topology::ClusterTopology;
 
@@ -121,6 +127,7 @@ impl MeshWorld {
             for e in scratch.evidence.all() {
                 self.session.evidence.add(e);
             }
+            self.session.convergence.absorb(&scratch.convergence);
             scratch.close().await;
         }
     }
@@ -142,6 +149,44 @@ impl MeshWorld {
             name: name.to_string(),
             data: serde_json::to_value(data).unwrap_or_else(|e| serde_json::json!({"unserializable": e.to_string()})),
         });
+    }
+
+    /// Wait on a check within its deadline; a failure's typed diagnosis is
+    /// attached to the step (the reports read it from there, never from text).
+    pub async fn until<C: Check>(&self, step: &Step, c: &C) -> Result<C::Evidence, StepFailure> {
+        self.judged(step, check::until(&self.session, c).await)
+    }
+
+    /// Wait on a check within a deadline of the step's choosing.
+    pub async fn until_within<C: Check>(
+        &self,
+        step: &Step,
+        c: &C,
+        deadline: std::time::Duration,
+    ) -> Result<C::Evidence, StepFailure> {
+        self.judged(step, check::until_within(&self.session, c, deadline).await)
+    }
+
+    /// Observe a check once: a state that must already hold.
+    pub async fn now<C: Check>(&self, step: &Step, c: &C) -> Result<C::Evidence, StepFailure> {
+        self.judged(step, check::now(&self.session, c).await)
+    }
+
+    fn judged<T>(&self, step: &Step, r: Result<T, check::CheckFailure>) -> Result<T, StepFailure> {
+        r.map_err(|f| {
+            if let Some(d) = &f.diagnosis {
+                self.attach(step, DIAGNOSIS_EVIDENCE, d);
+            }
+            StepFailure(f.into())
+        })
+    }
+
+    /// A failure that is not a check's, with the diagnosis its chain carries, if any.
+    pub fn failed(&self, step: &Step, e: anyhow::Error) -> StepFailure {
+        if let Some(d) = check::diagnosis_of(&e) {
+            self.attach(step, DIAGNOSIS_EVIDENCE, &d);
+        }
+        StepFailure(e)
     }
 
     pub fn cluster(&self) -> anyhow::Result<&ClusterTopology> {

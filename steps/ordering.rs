@@ -46,7 +46,8 @@ async fn preconditions_held(w: &mut MeshWorld, step: &Step) -> StepResult {
 #[then(expr = "in each cluster istiod started after cacerts existed and serves the cacerts root in {string}")]
 async fn istiod_after_cacerts(w: &mut MeshWorld, step: &Step, namespace: String) -> StepResult {
     for c in w.clusters() {
-        let evidence = check::istiod_after_cacerts(&w.session, &c, &namespace).await?;
+        let evidence =
+            w.until(step, &check::IstiodAfterCacerts { cluster: c.clone(), namespace: namespace.clone() }).await?;
         w.attach(step, &format!("istiod and cacerts in {}", c.name), &evidence);
     }
     Ok(())
@@ -70,7 +71,7 @@ async fn one_served_root(w: &mut MeshWorld, namespace: String) -> StepResult {
 #[then("in each cluster the load balancer controller was running before the east-west gateway Service was created")]
 async fn controller_first(w: &mut MeshWorld, step: &Step) -> StepResult {
     for c in w.clusters() {
-        let evidence = check::controller_before_gateway(&w.session, &c).await?;
+        let evidence = check::controller_before_gateway(&w.session, &c).await.map_err(|e| w.failed(step, e))?;
         let name = match &evidence.order {
             check::ControllerOrder::Unknown { why } => {
                 eprintln!(
@@ -89,10 +90,10 @@ async fn controller_first(w: &mut MeshWorld, step: &Step) -> StepResult {
 
 /// Each east-west gateway Service's NLB (found by its hostname) has this type and scheme.
 #[then(expr = "each east-west gateway load balancer is of type {string} with scheme {string}")]
-async fn gateway_lb_kind(w: &mut MeshWorld, kind: String, scheme: String) -> StepResult {
+async fn gateway_lb_kind(w: &mut MeshWorld, step: &Step, kind: String, scheme: String) -> StepResult {
     for c in w.clusters() {
-        let hostname = readiness::gateway_hostname(&w.session, &c).await?;
-        let lb = readiness::find_load_balancer(&w.session, &hostname).await?;
+        let hostname = w.until(step, &readiness::GatewayHostname(c.clone())).await?;
+        let lb = w.until(step, &readiness::LoadBalancerOf { cluster: c.name.clone(), hostname, active: false }).await?;
         ensure!(lb.kind == kind && lb.scheme == scheme, "{}: {} is {} / {}", c.name, lb.name, lb.kind, lb.scheme);
     }
     Ok(())
@@ -113,13 +114,12 @@ async fn separate_deployment(w: &mut MeshWorld, plan: String) -> StepResult {
 #[then(expr = "the east-west gateway of {string} gets no load balancer address, with a diagnosis naming {string}")]
 async fn no_address(w: &mut MeshWorld, cluster: String, cause: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
-    // A fifth of the usual deadline: still minutes of simulated time.
-    let deadline = w.session.timeouts.scaled(0.2).load_balancer_hostname;
-    match readiness::gateway_hostname_within(&w.session, &c, deadline).await {
+    // No controller is a definite break: the check ends at once, well within its deadline.
+    match crate::checks::check::until(&w.session, &readiness::GatewayHostname(c)).await {
         Ok(h) => bail!("the gateway got {h} although no load balancer controller runs"),
-        Err(e) => {
-            let e = format!("{e:#}");
-            ensure!(e.contains(&cause), "the failure does not name {cause:?}: {e}");
+        Err(f) => {
+            let d = f.diagnosis.as_ref().map(|d| d.cause.as_str()).unwrap_or_default();
+            ensure!(d.contains(&cause), "the diagnosis does not name {cause:?}: {f}");
         }
     }
     let leaks = crate::provision::destroy::load_balancer_leaks(&w.session).await?;
@@ -140,10 +140,11 @@ async fn install_controller(w: &mut MeshWorld) -> StepResult {
 async fn ordering_check_fails(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
         let served = check::served_root(&w.session, &c, names::SAMPLE).await?;
-        match check::istiod_after_cacerts(&w.session, &c, names::SAMPLE).await {
+        let ordering = check::IstiodAfterCacerts { cluster: c.clone(), namespace: names::SAMPLE.into() };
+        match crate::checks::check::until(&w.session, &ordering).await {
             Ok(e) => bail!("{}: the check passed on a wrong order: {e:?}", c.name),
-            Err(e) => {
-                let msg = format!("{e:#}");
+            Err(f) => {
+                let msg = f.last_seen;
                 ensure!(
                     msg.contains(&format!("istiod serves the root {}", &served[..12])),
                     "{}: the failure does not name the served root {}: {msg}",

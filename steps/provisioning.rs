@@ -6,7 +6,6 @@ use cucumber::then;
 
 use super::{MeshWorld, StepResult};
 use crate::checks::provisioning as check;
-use crate::faults::diagnosis;
 use crate::topology::names;
 
 fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
@@ -127,8 +126,10 @@ async fn namespace_label(w: &mut MeshWorld, ns: String, key: String, value: Stri
 
 /// Each cluster's istio-system/cacerts has the four keys Istio's plugged-in CA reads.
 #[then(expr = "each cluster has the secret {string} in {string} with keys {word}, {word}, {word} and {word}")]
+#[allow(clippy::too_many_arguments)] // cucumber passes each capture as its own argument
 async fn cacerts_keys(
     w: &mut MeshWorld,
+    step: &Step,
     name: String,
     ns: String,
     k1: String,
@@ -141,7 +142,7 @@ async fn cacerts_keys(
         "Istio reads its plugged-in CA from istio-system/cacerts"
     );
     for c in w.clusters() {
-        let (keys, _) = check::cacerts(&w.session, &c).await?;
+        let (keys, _) = w.now(step, &check::Cacerts(c.clone())).await?;
         for k in [&k1, &k2, &k3, &k4] {
             ensure!(keys.contains(k), "{}: cacerts lacks {k} (keys: {keys:?})", c.name);
         }
@@ -151,30 +152,18 @@ async fn cacerts_keys(
 
 /// In each cluster's cacerts the intermediate CA is signed by the root and matches its private key.
 #[then("each intermediate CA is signed by the root and matches its private key")]
-async fn intermediates_verify(w: &mut MeshWorld) -> StepResult {
+async fn intermediates_verify(w: &mut MeshWorld, step: &Step) -> StepResult {
     for c in w.clusters() {
-        // cacerts() parses and verifies every certificate; an Err names what is wrong.
-        check::cacerts(&w.session, &c).await?;
+        // The check parses and verifies every certificate; a failure names what is wrong.
+        w.now(step, &check::Cacerts(c.clone())).await?;
     }
     Ok(())
 }
 
 /// Both clusters' cacerts carry the same root certificate (by fingerprint).
 #[then("both clusters share one root certificate")]
-async fn one_root(w: &mut MeshWorld) -> StepResult {
-    let mut roots = Vec::new();
-    for c in w.clusters() {
-        let (_, v) = check::cacerts(&w.session, &c).await?;
-        roots.push((c.name.clone(), v.root_fingerprint));
-    }
-    ensure!(
-        roots.windows(2).all(|p| p[0].1 == p[1].1),
-        "{}: the clusters have different roots: {roots:?}",
-        diagnosis(
-            "the clusters' cacerts come from different roots, so they cannot verify each other's workloads",
-            "issue both intermediates from one root, replace cacerts and restart istiod, then the workloads"
-        )
-    );
+async fn one_root(w: &mut MeshWorld, step: &Step) -> StepResult {
+    w.now(step, &check::OneRoot(w.clusters())).await?;
     Ok(())
 }
 
@@ -253,9 +242,18 @@ async fn eastwest_network(w: &mut MeshWorld) -> StepResult {
 
 /// In each cluster the Gateway selects the east-west gateway and has a TLS AUTO_PASSTHROUGH server on the port for the hosts.
 #[then(expr = "in each cluster the Gateway {string} in {string} passes TLS through on port {int} for hosts {string}")]
-async fn cross_network_gateway(w: &mut MeshWorld, name: String, ns: String, port: u16, hosts: String) -> StepResult {
+async fn cross_network_gateway(
+    w: &mut MeshWorld,
+    step: &Step,
+    name: String,
+    ns: String,
+    port: u16,
+    hosts: String,
+) -> StepResult {
     for c in w.clusters() {
-        let gw = check::istio_gateway(&w.session, &c, &ns, &name).await?;
+        let gw = w
+            .now(step, &check::IstioGateway { cluster: c.clone(), namespace: ns.clone(), gateway: name.clone() })
+            .await?;
         let spec = &gw["spec"];
         ensure!(
             spec["selector"]["istio"] == "eastwestgateway",

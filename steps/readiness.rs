@@ -10,26 +10,28 @@ use crate::topology::names;
 
 /// Wait until the cluster's east-west gateway Service has a load balancer hostname in its status.
 #[when(expr = "the east-west gateway Service of {string} has a load balancer hostname")]
-async fn gateway_hostname(w: &mut MeshWorld, cluster: String) -> StepResult {
+async fn gateway_hostname(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
-    w.hostname = Some(check::gateway_hostname(&w.session, &c).await?);
+    w.hostname = Some(w.until(step, &check::GatewayHostname(c.clone())).await?);
     w.cluster = Some(c);
     Ok(())
 }
 
 /// Find the load balancer whose DNSName is that hostname, through every page of DescribeLoadBalancers.
 #[then("the load balancer with that DNS name is found among all load balancers")]
-async fn nlb_found(w: &mut MeshWorld) -> StepResult {
+async fn nlb_found(w: &mut MeshWorld, step: &Step) -> StepResult {
     let hostname = w.hostname.clone().context("no hostname from an earlier step")?;
-    w.load_balancer = Some(check::find_load_balancer(&w.session, &hostname).await?);
+    let cluster = w.cluster()?.name.clone();
+    w.load_balancer = Some(w.until(step, &check::LoadBalancerOf { cluster, hostname, active: false }).await?);
     Ok(())
 }
 
 /// Wait for the load balancer to leave `provisioning`; it must then have this type, scheme and state.
 #[then(expr = "it is of type {string} with scheme {string} and becomes {string}")]
-async fn nlb_kind(w: &mut MeshWorld, kind: String, scheme: String, state: String) -> StepResult {
+async fn nlb_kind(w: &mut MeshWorld, step: &Step, kind: String, scheme: String, state: String) -> StepResult {
     let hostname = w.hostname.clone().context("no hostname from an earlier step")?;
-    let lb = check::wait_active(&w.session, &hostname).await?;
+    let cluster = w.cluster()?.name.clone();
+    let lb = w.until(step, &check::LoadBalancerOf { cluster, hostname, active: true }).await?;
     ensure!(lb.kind == kind, "{} is of type {:?}, expected {kind:?}", lb.name, lb.kind);
     ensure!(lb.scheme == scheme, "{} has scheme {:?}, expected {scheme:?}", lb.name, lb.scheme);
     ensure!(lb.state == state, "{} is {:?}, expected {state:?}", lb.name, lb.state);
@@ -39,10 +41,11 @@ async fn nlb_kind(w: &mut MeshWorld, kind: String, scheme: String, state: String
 
 /// The load balancer has a listener on the cross-network port whose action forwards to a target group.
 #[then(expr = "its listener on port {int} forwards to a target group")]
-async fn listener_forwards(w: &mut MeshWorld, port: u16) -> StepResult {
+async fn listener_forwards(w: &mut MeshWorld, step: &Step, port: u16) -> StepResult {
     ensure!(port == names::CROSS_NETWORK_PORT, "cross-network traffic uses port {}", names::CROSS_NETWORK_PORT);
     let lb = w.load_balancer.clone().context("no load balancer from an earlier step")?;
-    w.target_group = Some(check::listener_target_group(&w.session, &lb, port).await?);
+    let cluster = w.cluster()?.name.clone();
+    w.target_group = Some(w.now(step, &check::ListenerTargetGroup { cluster, lb, port }).await?);
     Ok(())
 }
 
@@ -51,8 +54,9 @@ async fn listener_forwards(w: &mut MeshWorld, port: u16) -> StepResult {
 #[then("every target of that target group becomes healthy")]
 async fn every_target_healthy(w: &mut MeshWorld, step: &Step) -> StepResult {
     let tg = w.target_group.clone().context("no target group from an earlier step")?;
-    let targets = check::wait_all_targets_healthy(&w.session, &tg).await?;
-    let cluster = w.cluster()?.name.clone();
+    let c = w.cluster()?.clone();
+    let targets = w.until(step, &check::TargetsHealthy { cluster: c.clone(), target_group: tg.clone() }).await?;
+    let cluster = c.name;
     w.attach(step, "target health", &serde_json::json!({"cluster": cluster, "target_group": tg, "targets": targets}));
     Ok(())
 }
@@ -62,7 +66,8 @@ async fn every_target_healthy(w: &mut MeshWorld, step: &Step) -> StepResult {
 #[then("the hostname resolves to one public address per availability zone")]
 async fn resolves(w: &mut MeshWorld, step: &Step) -> StepResult {
     let lb = w.load_balancer.clone().context("no load balancer from an earlier step")?;
-    let ips = check::resolves_per_zone(&w.session, &lb).await?;
+    let cluster = w.cluster()?.name.clone();
+    let ips = w.until(step, &check::ResolvesPerZone { cluster, lb: lb.clone() }).await?;
     w.attach(step, "resolved addresses", &serde_json::json!({"hostname": lb.dns_name, "addresses": ips}));
     Ok(())
 }

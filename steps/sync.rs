@@ -15,7 +15,7 @@ use crate::checks::sync as check;
 )]
 async fn remote_secret(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
-    let evidence = check::remote_secret(&w.session, &c).await?;
+    let evidence = w.until(step, &check::RemoteSecretOf(c)).await?;
     w.attach(step, "remote secret", &evidence);
     Ok(())
 }
@@ -24,7 +24,7 @@ async fn remote_secret(w: &mut MeshWorld, step: &Step, cluster: String) -> StepR
 #[then(expr = "istiod in {string} reports the other cluster synced")]
 async fn synced(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
-    let clusterz = check::remote_cluster_synced(&w.session, &c).await?;
+    let clusterz = w.until(step, &check::RemoteClusterSynced(c)).await?;
     w.attach(step, "clusterz", &clusterz);
     Ok(())
 }
@@ -36,7 +36,7 @@ async fn synced(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
 )]
 async fn endpoints(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
-    let evidence = check::helloworld_endpoints(&w.session, &c).await?;
+    let evidence = w.until(step, &check::HelloworldEndpoints(c.clone())).await?;
     w.cluster = Some(c);
     ensure!(!evidence.expected_local.is_empty(), "{cluster} has no Running helloworld pod");
     ensure!(
@@ -52,7 +52,7 @@ async fn endpoints(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResul
 #[then(expr = "none of those endpoints is a pod IP of the other cluster")]
 async fn no_remote_pod_ip(w: &mut MeshWorld, step: &Step) -> StepResult {
     let c = w.cluster.clone().ok_or_else(|| anyhow::anyhow!("no cluster chosen by an earlier step"))?;
-    let evidence = check::helloworld_endpoints(&w.session, &c).await?;
+    let evidence = w.until(step, &check::HelloworldEndpoints(c)).await?;
     let leaked: Vec<_> = evidence.rows.iter().filter(|r| evidence.remote_pod_ips.contains(&r.address)).collect();
     ensure!(!evidence.remote_pod_ips.is_empty(), "the other cluster has no helloworld pod to compare with");
     ensure!(leaked.is_empty(), "remote pod IPs are in the endpoints: {leaked:?}");

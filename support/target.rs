@@ -123,6 +123,8 @@ pub struct Session {
     twin: Mutex<Option<Twin>>,
     /// What the checks of this run saw, for the reports.
     pub evidence: crate::report::evidence::EvidenceStore,
+    /// When each convergence point was reached, and each failed check's time to diagnosis.
+    pub convergence: crate::report::convergence::ConvergenceStore,
 }
 
 impl std::fmt::Debug for Session {
@@ -212,6 +214,7 @@ impl Session {
             provisioned: OnceCell::new(),
             twin: Mutex::new(twin),
             evidence: Default::default(),
+            convergence: Default::default(),
         }))
     }
 

@@ -47,6 +47,7 @@ where
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut last_seen = String::from("nothing yet");
+    let mut backoff = crate::checks::check::Backoff::with_cap(opts.interval);
     // Shown on stderr only once the wait has lasted a while.
     let progress = crate::progress::Progress::start(what.to_string(), opts.timeout);
     loop {
@@ -62,7 +63,7 @@ where
         if Instant::now() >= deadline {
             return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen });
         }
-        tokio::time::sleep(opts.interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()))).await;
     }
 }
 

@@ -386,7 +386,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     );
     println!("trend: {}", d.trend.display());
     println!("wall time: {:.2?}", summary.wall_time);
-    for d in &summary.tally.diagnoses {
+    for d in &summary.diagnoses {
         println!("{d}");
     }
     match &summary.teardown {

@@ -3,7 +3,8 @@
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
-use super::sync::helloworld_endpoints;
+use super::check;
+use super::sync::HelloworldEndpoints;
 use crate::mesh::traffic::{self, Distribution};
 use crate::target::Session;
 use crate::topology::{names, ClusterTopology};
@@ -38,7 +39,7 @@ pub async fn requests_from(
     n: usize,
 ) -> Result<LoadBalancingEvidence> {
     // The split is only predictable once istiod has pushed both networks' endpoints.
-    let synced = helloworld_endpoints(session, c).await?;
+    let synced = check::until(session, &HelloworldEndpoints(c.clone())).await?;
     let pod = synced.pod.clone();
     let (mut local, mut total) = (0u64, 0u64);
     for r in &synced.rows {
@@ -51,6 +52,14 @@ pub async fn requests_from(
     let client = session.kube(&c.name).await?;
     let from = traffic::Source { client: &client, namespace: names::SAMPLE, pod: &pod, container: "sleep" };
     let distribution = traffic::curl_from(&from, url, n, 8, session.timeouts.api_call).await?;
+    let peer = session.topology.peer_of(c);
+    if distribution.share(&peer.sample_version) > 0 {
+        session.convergence.held(
+            Some("first_cross_network_request"),
+            &format!("{}: a request from {pod} answered by {}", c.name, peer.sample_version),
+            std::time::Duration::ZERO,
+        );
+    }
     Ok(LoadBalancingEvidence {
         cluster: c.name.clone(),
         pod,

@@ -2,15 +2,18 @@
 //! existed and serves its root; the load balancer controller ran before the
 //! gateway Services were created.
 
+use std::time::Duration;
+
 use anyhow::{ensure, Context, Result};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use crate::faults::diagnosis;
+use super::check::{Check, Diagnosis, Observation};
 use crate::mesh::cacerts::root_fingerprint;
 use crate::target::Session;
+use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 
 /// When each container of the pods matching `selector` started running.
@@ -33,8 +36,8 @@ fn created(meta: &kube::api::ObjectMeta) -> Option<DateTime<Utc>> {
     meta.creation_timestamp.as_ref().and_then(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0))
 }
 
-fn restart_istiod() -> String {
-    diagnosis(
+fn restart_istiod() -> Diagnosis {
+    Diagnosis::new(
         "istiod started before cacerts existed and hands out its own self-signed root",
         "kubectl rollout restart deployment/istiod -n istio-system, then restart the workloads",
     )
@@ -53,47 +56,85 @@ pub struct IstiodOrdering {
 /// (`istio-ca-root-cert` in `namespace`) is cacerts' root. The root decides
 /// (timestamps have a resolution of one second, and cacerts may be re-created
 /// with the same root); the start times are reported with it.
-pub async fn istiod_after_cacerts(session: &Session, c: &ClusterTopology, namespace: &str) -> Result<IstiodOrdering> {
-    let client = session.kube(&c.name).await?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), names::ISTIO_SYSTEM);
-    let cacerts = secrets.get_opt(names::CACERTS).await?.with_context(|| format!("{}: no cacerts", c.name))?;
-    let cacerts_created = created(&cacerts.metadata).context("cacerts has no creationTimestamp")?;
-    let root_pem = cacerts
-        .data
-        .and_then(|d| d.get("root-cert.pem").cloned())
-        .with_context(|| format!("{}: cacerts has no root-cert.pem", c.name))?;
-    let cacerts_root = root_fingerprint(&String::from_utf8_lossy(&root_pem.0))?;
-    let istiod_started = started_at(&client, names::ISTIO_SYSTEM, "app=istiod").await?;
-    let cms: Api<ConfigMap> = Api::namespaced(client, namespace);
-    let served = cms
-        .get_opt("istio-ca-root-cert")
-        .await?
-        .and_then(|cm| cm.data)
-        .and_then(|d| d.get("root-cert.pem").cloned())
-        .with_context(|| format!("{}: no istio-ca-root-cert in {namespace} (is istiod running?)", c.name))?;
-    let served_root = root_fingerprint(&served)?;
-    let evidence =
-        IstiodOrdering { cluster: c.name.clone(), cacerts_created, istiod_started, cacerts_root, served_root };
-    // The root decides: an istiod that started before cacerts serves its own root until
-    // restarted, and one that serves cacerts' root is right whenever it started (cacerts
-    // re-created with the same root by a later apply is routine). Start times are evidence.
-    let early: Vec<String> = evidence
-        .istiod_started
-        .iter()
-        .filter(|(_, t)| *t < evidence.cacerts_created)
-        .map(|(pod, t)| format!("{pod} started at {t}"))
-        .collect();
-    ensure!(
-        evidence.served_root == evidence.cacerts_root,
-        "{}: {}: istiod serves the root {} in {namespace}, not cacerts' root {} (cacerts created at {}; {}): it started before cacerts existed or was not restarted after cacerts changed",
-        restart_istiod(),
-        c.name,
-        &evidence.served_root[..12],
-        &evidence.cacerts_root[..12],
-        evidence.cacerts_created,
-        if early.is_empty() { "istiod started after it".to_string() } else { early.join(", ") }
-    );
-    Ok(evidence)
+///
+/// Definite: cacerts missing, or istiod serving another root (it keeps its
+/// own until restarted). Transient: istiod not running yet, or the root
+/// ConfigMap not written yet.
+pub struct IstiodAfterCacerts {
+    pub cluster: ClusterTopology,
+    pub namespace: String,
+}
+
+impl Check for IstiodAfterCacerts {
+    type Evidence = IstiodOrdering;
+
+    fn name(&self) -> String {
+        format!("{}: istiod after cacerts", self.cluster.name)
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.rollout
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<IstiodOrdering>> {
+        let (c, namespace) = (&self.cluster, &self.namespace);
+        let client = s.kube(&c.name).await?;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), names::ISTIO_SYSTEM);
+        let Some(cacerts) = secrets.get_opt(names::CACERTS).await? else {
+            return Ok(super::provisioning::Cacerts(c.clone()).observe(s).await?.map_holds(|_| unreachable_evidence()));
+        };
+        let cacerts_created = created(&cacerts.metadata).context("cacerts has no creationTimestamp")?;
+        let Some(root_pem) = cacerts.data.and_then(|d| d.get("root-cert.pem").cloned()) else {
+            return Ok(super::provisioning::Cacerts(c.clone()).observe(s).await?.map_holds(|_| unreachable_evidence()));
+        };
+        let cacerts_root = root_fingerprint(&String::from_utf8_lossy(&root_pem.0))?;
+        let istiod_started = match started_at(&client, names::ISTIO_SYSTEM, "app=istiod").await {
+            Ok(t) => t,
+            Err(e) => return Ok(Observation::pending(format!("{e:#}"))),
+        };
+        let cms: Api<ConfigMap> = Api::namespaced(client, namespace);
+        let Some(served) = cms
+            .get_opt("istio-ca-root-cert")
+            .await?
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get("root-cert.pem").cloned())
+        else {
+            return Ok(Observation::pending(format!("no istio-ca-root-cert in {namespace} yet (is istiod running?)")));
+        };
+        let served_root = root_fingerprint(&served)?;
+        let evidence =
+            IstiodOrdering { cluster: c.name.clone(), cacerts_created, istiod_started, cacerts_root, served_root };
+        if evidence.served_root == evidence.cacerts_root {
+            return Ok(Observation::Holds(evidence));
+        }
+        let early: Vec<String> = evidence
+            .istiod_started
+            .iter()
+            .filter(|(_, t)| *t < evidence.cacerts_created)
+            .map(|(pod, t)| format!("{pod} started at {t}"))
+            .collect();
+        Ok(Observation::broken(
+            format!(
+                "istiod serves the root {} in {namespace}, not cacerts' root {} (cacerts created at {}; {}): it started before cacerts existed or was not restarted after cacerts changed",
+                &evidence.served_root[..12],
+                &evidence.cacerts_root[..12],
+                evidence.cacerts_created,
+                if early.is_empty() { "istiod started after it".to_string() } else { early.join(", ") }
+            ),
+            restart_istiod(),
+        ))
+    }
+}
+
+/// Never built: a cacerts observation that holds is not a reason to stop.
+fn unreachable_evidence() -> IstiodOrdering {
+    IstiodOrdering {
+        cluster: String::new(),
+        cacerts_created: DateTime::<Utc>::default(),
+        istiod_started: Vec::new(),
+        cacerts_root: String::new(),
+        served_root: String::new(),
+    }
 }
 
 /// The root fingerprint istiod serves in a namespace.
@@ -179,18 +220,19 @@ fn from_record(record: &crate::provision::ProvisionRecord, c: &ClusterTopology) 
         })
         .flat_map(|p| p.seen.iter().filter(|l| l.starts_with(&format!("{}:", c.name))).cloned())
         .collect();
-    ensure!(
-        installed_before || !seen.is_empty(),
-        "{}: {}: stage {} ({}) installed the gateways at {} with no load balancer controller installed or seen available before it",
-        diagnosis(
+    if !installed_before && seen.is_empty() {
+        return Err(anyhow::anyhow!(
+            "{}: stage {} ({}) installed the gateways at {} with no load balancer controller installed or seen available before it",
+            c.name,
+            gateways.number,
+            gateways.name,
+            gateways.started_at
+        )
+        .context(Diagnosis::new(
             "the gateway Service was created before the AWS load balancer controller ran",
-            "install the controller before the gateways (stage 2), then recreate the gateway Service"
-        ),
-        c.name,
-        gateways.number,
-        gateways.name,
-        gateways.started_at
-    );
+            "install the controller before the gateways (stage 2), then recreate the gateway Service",
+        )));
+    }
     Ok(ControllerOrder::Provisioned { gateways_stage: gateways.name.clone(), controller_seen: seen })
 }
 

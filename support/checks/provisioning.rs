@@ -2,16 +2,20 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DynamicObject};
 use serde::Serialize;
 
+use super::check::{Check, Diagnosis, Observation};
 use crate::aws::{eks, network};
 use crate::kube::rollout::{deployment_available, deployment_state};
 use crate::mesh::cacerts::{self, VerifiedCaCerts};
 use crate::target::Session;
+use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 
 #[derive(Debug, Serialize)]
@@ -127,27 +131,90 @@ pub async fn namespace_label(session: &Session, c: &ClusterTopology, ns: &str, k
 }
 
 /// The `cacerts` secret of a cluster, decoded, and its X.509 verification.
-pub async fn cacerts(session: &Session, c: &ClusterTopology) -> Result<(Vec<String>, VerifiedCaCerts)> {
-    let api: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
-    let secret = api.get_opt(names::CACERTS).await?.with_context(|| {
-        format!(
-            "{}: {}: no secret {}/{}",
-            crate::faults::diagnosis(
-                "cacerts is missing from istio-system, so istiod makes its own self-signed root and the clusters do not trust each other",
-                "create cacerts from the shared root in both clusters, then restart istiod and the workloads"
-            ),
-            c.name,
-            names::ISTIO_SYSTEM,
-            names::CACERTS
-        )
-    })?;
-    let mut data = BTreeMap::new();
-    for (k, v) in secret.data.unwrap_or_default() {
-        data.insert(k.clone(), String::from_utf8(v.0).with_context(|| format!("cacerts {k} is not text"))?);
+///
+/// Definite, both ways it fails: no secret (nothing but an operator creates
+/// it), or one that does not verify.
+pub struct Cacerts(pub ClusterTopology);
+
+impl Check for Cacerts {
+    type Evidence = (Vec<String>, VerifiedCaCerts);
+
+    fn name(&self) -> String {
+        format!("{}: cacerts", self.0.name)
     }
-    let keys = data.keys().cloned().collect();
-    let verified = cacerts::verify(&data).with_context(|| format!("{}: cacerts", c.name))?;
-    Ok((keys, verified))
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.api_call
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<Self::Evidence>> {
+        let c = &self.0;
+        let api: Api<Secret> = Api::namespaced(s.kube(&c.name).await?, names::ISTIO_SYSTEM);
+        let Some(secret) = api.get_opt(names::CACERTS).await? else {
+            return Ok(Observation::broken(
+                format!("no secret {}/{}", names::ISTIO_SYSTEM, names::CACERTS),
+                Diagnosis::new(
+                    "cacerts is missing from istio-system, so istiod makes its own self-signed root and the clusters do not trust each other",
+                    "create cacerts from the shared root in both clusters, then restart istiod and the workloads",
+                ),
+            ));
+        };
+        let mut data = BTreeMap::new();
+        for (k, v) in secret.data.unwrap_or_default() {
+            match String::from_utf8(v.0) {
+                Ok(text) => data.insert(k, text),
+                Err(_) => return Ok(Observation::broken(format!("cacerts {k} is not text"), bad_cacerts())),
+            };
+        }
+        let keys = data.keys().cloned().collect();
+        Ok(match cacerts::verify(&data) {
+            Ok(verified) => Observation::Holds((keys, verified)),
+            Err(e) => Observation::broken(format!("cacerts does not verify: {e:#}"), bad_cacerts()),
+        })
+    }
+}
+
+fn bad_cacerts() -> Diagnosis {
+    Diagnosis::new(
+        "cacerts does not hold a valid intermediate CA chained to its root, so istiod cannot sign workload certificates with it",
+        "recreate cacerts from the shared root (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) and restart istiod",
+    )
+}
+
+/// Both clusters' cacerts come from one root. Definite when they differ.
+pub struct OneRoot(pub Vec<ClusterTopology>);
+
+impl Check for OneRoot {
+    type Evidence = String;
+
+    fn name(&self) -> String {
+        "one root for every cluster's cacerts".into()
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.api_call
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<String>> {
+        let mut roots = Vec::new();
+        for c in &self.0 {
+            match Cacerts(c.clone()).observe(s).await? {
+                Observation::Holds((_, v)) => roots.push((c.name.clone(), v.root_fingerprint)),
+                other => return Ok(other.map_holds(|_| String::new())),
+            }
+        }
+        Ok(if roots.windows(2).all(|p| p[0].1 == p[1].1) {
+            Observation::Holds(roots.first().map(|r| r.1.clone()).unwrap_or_default())
+        } else {
+            Observation::broken(
+                format!("roots {roots:?}"),
+                Diagnosis::new(
+                    "the clusters' cacerts come from different roots, so they cannot verify each other's workloads",
+                    "issue both intermediates from one root, replace cacerts and restart istiod, then the workloads",
+                ),
+            )
+        })
+    }
 }
 
 pub async fn deployment(session: &Session, c: &ClusterTopology, ns: &str, name: &str) -> Result<Deployment> {
@@ -205,21 +272,57 @@ pub async fn istiod_settings(session: &Session, c: &ClusterTopology) -> Result<I
 
 /// An Istio Gateway, read generically at the version the cluster prefers (discovery:
 /// Istio 1.20 and 1.21 serve v1alpha3 and v1beta1, v1 arrives in 1.22).
-pub async fn istio_gateway(session: &Session, c: &ClusterTopology, ns: &str, name: &str) -> Result<serde_json::Value> {
-    let client = session.kube(&c.name).await?;
-    let (ar, _) = crate::kube::apply::served_kind(&client, "networking.istio.io", "Gateway")
-        .await
-        .with_context(|| format!("{}: Istio's Gateway kind (is istio-base installed?)", c.name))?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
-    let gw = api.get_opt(name).await?.with_context(|| {
-        format!(
-            "{}: {}: no Gateway {ns}/{name}",
-            crate::faults::diagnosis(
-                format!("the Gateway {ns}/{name} is missing, so the east-west gateway does not listen for cross-network traffic"),
-                "apply it (the multicluster chart renders it): port 15443, TLS, AUTO_PASSTHROUGH, hosts *.local"
+///
+/// Definite when missing: no controller creates a Gateway. Transient while
+/// Istio's Gateway kind is not served (istio-base installing).
+pub struct IstioGateway {
+    pub cluster: ClusterTopology,
+    pub namespace: String,
+    pub gateway: String,
+}
+
+impl IstioGateway {
+    pub fn cross_network(cluster: ClusterTopology) -> Self {
+        IstioGateway { cluster, namespace: names::ISTIO_INGRESS.into(), gateway: names::CROSS_NETWORK_GATEWAY.into() }
+    }
+}
+
+impl Check for IstioGateway {
+    type Evidence = serde_json::Value;
+
+    fn name(&self) -> String {
+        format!("{}: Gateway {}/{}", self.cluster.name, self.namespace, self.gateway)
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.api_call
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<serde_json::Value>> {
+        let (c, ns, name) = (&self.cluster, &self.namespace, &self.gateway);
+        let client = s.kube(&c.name).await?;
+        let (ar, _) = match crate::kube::apply::served_kind(&client, "networking.istio.io", "Gateway").await {
+            Ok(k) => k,
+            Err(e) => {
+                return Ok(Observation::Pending {
+                    seen: format!("Istio's Gateway kind is not served: {e:#}"),
+                    diagnosis: Some(Diagnosis::new(
+                        format!("{} does not serve Istio's Gateway kind", c.name),
+                        "install istio-base (stage 2)",
+                    )),
+                })
+            }
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client, ns, &ar);
+        Ok(match api.get_opt(name).await? {
+            Some(gw) => Observation::Holds(gw.data),
+            None => Observation::broken(
+                format!("no Gateway {ns}/{name}"),
+                Diagnosis::new(
+                    format!("the Gateway {ns}/{name} is missing, so the east-west gateway does not listen for cross-network traffic"),
+                    "apply it (the multicluster chart renders it): port 15443, TLS, AUTO_PASSTHROUGH, hosts *.local",
+                ),
             ),
-            c.name
-        )
-    })?;
-    Ok(gw.data)
+        })
+    }
 }

@@ -1,139 +1,235 @@
 //! East-west gateway readiness: Service hostname -> NLB by DNSName (all pages)
-//! -> listener 15443 -> target group -> EVERY target healthy, within deadlines.
+//! -> listener 15443 -> target group -> EVERY target healthy -> the hostname
+//! resolving to the NLB's nodes. Each check says which of its observations
+//! are definite breaks and which are transient.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::Result;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::Api;
 
+use super::check::{Check, Diagnosis, Observation};
 use crate::aws::nlb::{self, LoadBalancer, TargetHealth};
-use crate::faults::diagnosis;
-use crate::kube::rollout::wait_load_balancer_hostname;
+use crate::kube::rollout::{deployment_available, deployment_state};
+use crate::provision::preconditions::{METALLB_CONTROLLER, METALLB_NAMESPACE};
 use crate::target::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
-use crate::wait::{self, Poll};
-
-pub async fn gateway_hostname(session: &Session, c: &ClusterTopology) -> Result<String> {
-    gateway_hostname_within(session, c, session.timeouts.load_balancer_hostname).await
-}
-
-/// The same, with a deadline of the caller's choosing.
-pub async fn gateway_hostname_within(
-    session: &Session,
-    c: &ClusterTopology,
-    deadline: std::time::Duration,
-) -> Result<String> {
-    let client = session.kube(&c.name).await?;
-    match wait_load_balancer_hostname(&client, names::ISTIO_INGRESS, names::EASTWEST_GATEWAY, Timeouts::wait(deadline))
-        .await
-    {
-        Ok(h) => Ok(h),
-        Err(e) => {
-            let why = no_address_diagnosis(session, c).await;
-            Err(e.context(format!("{}: the east-west gateway has no load balancer address", c.name)).context(why))
-        }
-    }
-}
 
 const ANN_LB_TYPE: &str = "service.beta.kubernetes.io/aws-load-balancer-type";
+const NO_ADDRESS: &str = "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)";
 
-/// Why a gateway Service has no address, as far as the cluster shows it: no
-/// running load balancer controller, or a Service it does not claim (it
-/// claims `type: external` or `nlb-ip`, aws-load-balancer-controller
-/// pkg/service/service_utils.go).
-pub async fn no_address_diagnosis(session: &Session, c: &ClusterTopology) -> String {
-    const CAUSE: &str = "the east-west gateway Service has no load balancer address (EXTERNAL-IP <pending>)";
-    // The AWS load balancer controller, or MetalLB on kind: the precondition of the gateways' stage.
-    if let Err(e) = crate::provision::preconditions::holds_in(session, c, "load-balancer-available").await {
-        return diagnosis(
-            format!("{CAUSE}: the AWS load balancer controller is not running ({e:#})"),
-            "install the AWS load balancer controller (stage 2, with istiod) and wait until it is available",
-        );
-    }
-    let annotated = match session.kube(&c.name).await {
-        Ok(client) => kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(client, names::ISTIO_INGRESS)
-            .get_opt(names::EASTWEST_GATEWAY)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| s.metadata.annotations)
-            .and_then(|a| a.get(ANN_LB_TYPE).cloned()),
-        Err(_) => None,
-    };
-    match annotated.as_deref() {
-        Some("external") | Some("nlb-ip") => diagnosis(
-            format!("{CAUSE}, although the controller runs and the Service is annotated {ANN_LB_TYPE}: {}", annotated.unwrap_or_default()),
-            "read the controller's events on the Service (kubectl describe svc istio-eastwestgateway -n istio-ingress) and its log",
-        ),
-        _ => diagnosis(
-            format!("{CAUSE}: the Service lacks the annotation {ANN_LB_TYPE}: external, so the load balancer controller leaves it alone"),
-            format!("annotate the Service {ANN_LB_TYPE}: external (with nlb-target-type ip and scheme internet-facing)"),
-        ),
-    }
+/// The east-west gateway Service of a cluster.
+pub async fn gateway_service(s: &Session, c: &ClusterTopology) -> Result<Option<Service>> {
+    let svcs: Api<Service> = Api::namespaced(s.kube(&c.name).await?, names::ISTIO_INGRESS);
+    Ok(svcs.get_opt(names::EASTWEST_GATEWAY).await?)
 }
 
-/// The Service's hostname as it is now, without waiting.
-pub async fn gateway_hostname_now(session: &Session, c: &ClusterTopology) -> Result<String> {
-    let svcs: kube::Api<k8s_openapi::api::core::v1::Service> =
-        kube::Api::namespaced(session.kube(&c.name).await?, names::ISTIO_INGRESS);
-    let svc = svcs.get(names::EASTWEST_GATEWAY).await?;
+pub fn hostname_of(svc: &Service) -> Option<String> {
     svc.status
-        .and_then(|s| s.load_balancer)
-        .and_then(|l| l.ingress)
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
         .and_then(|i| i.first().and_then(|i| i.hostname.clone()))
-        .context("the east-west gateway Service has no load balancer hostname")
 }
 
-/// The load balancer with this DNS name, among every page of DescribeLoadBalancers.
-pub async fn find_load_balancer(session: &Session, hostname: &str) -> Result<LoadBalancer> {
-    let aws = session.aws()?;
-    Ok(wait::until(
-        format!("a load balancer with DNSName {hostname}"),
-        Timeouts::wait(session.timeouts.nlb_active),
-        || async {
-            Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
-                Some(lb) => Poll::Ready(lb),
-                None => Poll::Pending("no load balancer has that DNSName".into()),
-            })
-        },
+/// What serves LoadBalancer Services in a cluster.
+#[derive(Debug)]
+pub enum LoadBalancerImplementation {
+    /// The AWS load balancer controller, available.
+    AwsController,
+    /// MetalLB's controller, available (kind).
+    MetalLb,
+    /// A controller is installed but not available now (starting, restarting): transient.
+    NotAvailable(String),
+    /// Neither is installed: nothing will ever give the Service an address.
+    Absent,
+}
+
+pub async fn load_balancer_implementation(s: &Session, c: &ClusterTopology) -> Result<LoadBalancerImplementation> {
+    let client = s.kube(&c.name).await?;
+    let aws: Option<Deployment> =
+        Api::namespaced(client.clone(), names::KUBE_SYSTEM).get_opt(names::LB_CONTROLLER).await?;
+    let metallb: Option<Deployment> = Api::namespaced(client, METALLB_NAMESPACE).get_opt(METALLB_CONTROLLER).await?;
+    Ok(match (aws, metallb) {
+        (Some(d), _) if deployment_available(&d) => LoadBalancerImplementation::AwsController,
+        (_, Some(d)) if deployment_available(&d) => LoadBalancerImplementation::MetalLb,
+        (Some(d), _) => LoadBalancerImplementation::NotAvailable(format!(
+            "deployment {}/{} {}",
+            names::KUBE_SYSTEM,
+            names::LB_CONTROLLER,
+            deployment_state(&d)
+        )),
+        (None, Some(d)) => LoadBalancerImplementation::NotAvailable(format!(
+            "deployment {METALLB_NAMESPACE}/{METALLB_CONTROLLER} {}",
+            deployment_state(&d)
+        )),
+        (None, None) => LoadBalancerImplementation::Absent,
+    })
+}
+
+fn no_controller() -> Diagnosis {
+    Diagnosis::new(
+        format!("{NO_ADDRESS}: the AWS load balancer controller is not running"),
+        "install the AWS load balancer controller (stage 2, with istiod) and wait until it is available",
     )
-    .await?)
 }
 
-/// Wait for the NLB to leave `provisioning`, then expect it to be `active`.
-pub async fn wait_active(session: &Session, hostname: &str) -> Result<LoadBalancer> {
-    let aws = session.aws()?;
-    let lb = wait::until(
-        format!("load balancer {hostname} to be active"),
-        Timeouts::wait(session.timeouts.nlb_active),
-        || async {
-            Ok::<_, anyhow::Error>(match nlb::find_by_dns_name(aws, hostname).await? {
-                Some(lb) if lb.state != "provisioning" => Poll::Ready(lb),
-                Some(lb) => Poll::Pending(format!("state {}", lb.state)),
-                None => Poll::Pending("gone".into()),
-            })
-        },
-    )
-    .await?;
-    Ok(lb)
+/// The east-west gateway Service has a load balancer hostname.
+///
+/// Definite: no such Service (nothing but an install creates it); no load
+/// balancer implementation installed at all; on AWS, a Service without the
+/// annotation the controller claims (`type: external` or `nlb-ip`,
+/// aws-load-balancer-controller pkg/service/service_utils.go), which no
+/// controller serves. Transient: the controller installed but not available
+/// (a restart), or no hostname written yet.
+pub struct GatewayHostname(pub ClusterTopology);
+
+impl Check for GatewayHostname {
+    type Evidence = String;
+
+    fn name(&self) -> String {
+        format!("{}: east-west gateway load balancer hostname", self.0.name)
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.load_balancer_hostname
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<String>> {
+        let c = &self.0;
+        let Some(svc) = gateway_service(s, c).await? else {
+            return Ok(Observation::broken(
+                format!("no Service {}/{}", names::ISTIO_INGRESS, names::EASTWEST_GATEWAY),
+                Diagnosis::new(
+                    format!("{} has no east-west gateway Service", c.name),
+                    "install the east-west gateway (stage 3)",
+                ),
+            ));
+        };
+        if let Some(h) = hostname_of(&svc) {
+            return Ok(Observation::Holds(h));
+        }
+        let annotated = svc.metadata.annotations.as_ref().and_then(|a| a.get(ANN_LB_TYPE).cloned());
+        Ok(match load_balancer_implementation(s, c).await? {
+            LoadBalancerImplementation::Absent => Observation::broken(
+                format!("{}: no load balancer controller is installed", c.name),
+                no_controller(),
+            ),
+            LoadBalancerImplementation::NotAvailable(seen) => {
+                Observation::Pending { seen: format!("no hostname yet; {seen}"), diagnosis: Some(no_controller()) }
+            }
+            LoadBalancerImplementation::AwsController if !matches!(annotated.as_deref(), Some("external" | "nlb-ip")) => {
+                Observation::broken(
+                    format!("no hostname; {ANN_LB_TYPE}: {}", annotated.as_deref().unwrap_or("(none)")),
+                    Diagnosis::new(
+                        format!("{NO_ADDRESS}: the Service lacks the annotation {ANN_LB_TYPE}: external, so the load balancer controller leaves it alone"),
+                        format!("annotate the Service {ANN_LB_TYPE}: external (with nlb-target-type ip and scheme internet-facing)"),
+                    ),
+                )
+            }
+            _ => Observation::Pending {
+                seen: "the Service has no load balancer hostname yet".into(),
+                diagnosis: Some(Diagnosis::new(
+                    format!("{NO_ADDRESS}, although a load balancer controller runs and claims the Service"),
+                    "read the controller's events on the Service (kubectl describe svc istio-eastwestgateway -n istio-ingress) and its log",
+                )),
+            },
+        })
+    }
 }
 
-/// The target groups behind the listener on `port`.
-pub async fn listener_target_group(session: &Session, lb: &LoadBalancer, port: u16) -> Result<String> {
-    let listeners = nlb::listeners(session.aws()?, &lb.arn).await?;
-    let listener = listeners.iter().find(|l| l.port == port).with_context(|| {
-        format!(
-            "load balancer {} has no listener on {port} (listeners: {})",
-            lb.name,
-            listeners.iter().map(|l| format!("{}/{}", l.port, l.protocol)).collect::<Vec<_>>().join(", ")
-        )
-    })?;
-    ensure!(
-        !listener.target_group_arns.is_empty(),
-        "the listener on {port} of {} does not forward to a target group",
-        lb.name
-    );
-    Ok(listener.target_group_arns[0].clone())
+/// The load balancer whose DNSName is the hostname, among every page of
+/// DescribeLoadBalancers, and (with `active`) out of `provisioning`.
+///
+/// Definite: state `failed` (ELBv2 LoadBalancerStateEnum), which AWS does not
+/// leave by itself. Transient: not listed yet, `provisioning`, `active_impaired`.
+pub struct LoadBalancerOf {
+    pub cluster: String,
+    pub hostname: String,
+    pub active: bool,
+}
+
+impl Check for LoadBalancerOf {
+    type Evidence = LoadBalancer;
+
+    fn name(&self) -> String {
+        let what = if self.active { "active" } else { "found" };
+        format!("{}: load balancer {} {what}", self.cluster, self.hostname)
+    }
+
+    fn point(&self) -> Option<&'static str> {
+        self.active.then_some("nlb_active")
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.nlb_active
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<LoadBalancer>> {
+        Ok(match nlb::find_by_dns_name(s.aws()?, &self.hostname).await? {
+            None => Observation::pending("no load balancer has that DNSName"),
+            Some(lb) if lb.state == "failed" => Observation::broken(
+                format!("load balancer {} is in state failed", lb.name),
+                Diagnosis::new(
+                    format!("the NLB {} of {}'s east-west gateway failed to provision", lb.name, self.cluster),
+                    "read the load balancer controller's events on the Service and its log (subnets, quotas), then recreate the Service",
+                ),
+            ),
+            Some(lb) if !self.active || lb.state == "active" => Observation::Holds(lb),
+            Some(lb) => Observation::pending(format!("state {}", lb.state)),
+        })
+    }
+}
+
+/// The target group behind the listener on `port`.
+///
+/// Transient: the controller reconciles listeners after the load balancer, so
+/// a missing one is pending; callers observe it once ([`super::check::now`]).
+pub struct ListenerTargetGroup {
+    pub cluster: String,
+    pub lb: LoadBalancer,
+    pub port: u16,
+}
+
+impl Check for ListenerTargetGroup {
+    type Evidence = String;
+
+    fn name(&self) -> String {
+        format!("{}: listener {} of {}", self.cluster, self.port, self.lb.name)
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.nlb_active
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<String>> {
+        let listeners = nlb::listeners(s.aws()?, &self.lb.arn).await?;
+        let diagnosis = Some(Diagnosis::new(
+            format!("the NLB {} does not forward {} to a target group", self.lb.name, self.port),
+            format!("the east-west gateway Service must expose port {} (tls)", self.port),
+        ));
+        let Some(listener) = listeners.iter().find(|l| l.port == self.port) else {
+            return Ok(Observation::Pending {
+                seen: format!(
+                    "no listener on {} (listeners: {})",
+                    self.port,
+                    listeners.iter().map(|l| format!("{}/{}", l.port, l.protocol)).collect::<Vec<_>>().join(", ")
+                ),
+                diagnosis,
+            });
+        };
+        Ok(match listener.target_group_arns.first() {
+            Some(tg) => Observation::Holds(tg.clone()),
+            None => Observation::Pending {
+                seen: format!("the listener on {} forwards to no target group", self.port),
+                diagnosis,
+            },
+        })
+    }
 }
 
 fn describe_targets(targets: &[TargetHealth]) -> String {
@@ -143,85 +239,154 @@ fn describe_targets(targets: &[TargetHealth]) -> String {
     targets.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("; ")
 }
 
-/// Wait until the target group has targets and EVERY one is healthy. On expiry
-/// the error lists each target with its state and reason, and says where the
-/// health checks go.
-pub async fn wait_all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<TargetHealth>> {
-    match all_targets_healthy(session, tg_arn).await {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            let port =
-                nlb::health_check_port(session.aws()?, tg_arn).await.unwrap_or_else(|e| format!("unknown ({e:#})"));
-            let why = if port == "traffic-port" || port == names::CROSS_NETWORK_PORT.to_string() {
-                diagnosis(
-                    "targets behind the 15443 listener are not healthy, so the NLB drops cross-network traffic",
-                    "the east-west gateway pods must listen on 15443 (a Gateway with a TLS AUTO_PASSTHROUGH server on 15443 must select them) and security groups must let the NLB's health checks in",
-                )
-            } else {
-                diagnosis(
-                    format!("targets behind the 15443 listener are not healthy: their health checks go to port {port}, not the traffic port"),
-                    "remove the Service annotation service.beta.kubernetes.io/aws-load-balancer-healthcheck-port (traffic-port is the default) or name a port the gateway listens on",
-                )
-            };
-            Err(e.context(why))
+/// Every target of the group healthy (an empty group is not).
+///
+/// Definite: unhealthy targets whose health checks go to a port the gateway's
+/// Service does not expose (nothing will ever answer there), or while the
+/// Gateway that makes the pods listen on 15443 does not exist. Transient:
+/// `initial` (registration, first checks), `draining`, and `unhealthy` with
+/// the checks on the traffic port: gateway pods restarting.
+pub struct TargetsHealthy {
+    pub cluster: ClusterTopology,
+    pub target_group: String,
+}
+
+impl Check for TargetsHealthy {
+    type Evidence = Vec<TargetHealth>;
+
+    fn name(&self) -> String {
+        format!("{}: every target of {} healthy", self.cluster.name, self.target_group)
+    }
+
+    fn point(&self) -> Option<&'static str> {
+        Some("targets_healthy")
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.targets_healthy
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<Vec<TargetHealth>>> {
+        let aws = s.aws()?;
+        let targets = nlb::target_health(aws, &self.target_group).await?;
+        if !targets.is_empty() && targets.iter().all(|t| t.state == "healthy") {
+            return Ok(Observation::Holds(targets));
         }
+        let seen = describe_targets(&targets);
+        if !targets.iter().any(|t| t.state == "unhealthy") {
+            return Ok(Observation::pending(seen));
+        }
+        let port = nlb::health_check_port(aws, &self.target_group).await?;
+        let on_traffic_port = port == "traffic-port" || port == names::CROSS_NETWORK_PORT.to_string();
+        if !on_traffic_port {
+            let exposed = match gateway_service(s, &self.cluster).await? {
+                Some(svc) => service_ports(&svc),
+                None => BTreeSet::new(),
+            };
+            let diagnosis = Diagnosis::new(
+                format!("targets behind the 15443 listener are not healthy: their health checks go to port {port}, not the traffic port"),
+                "remove the Service annotation service.beta.kubernetes.io/aws-load-balancer-healthcheck-port (traffic-port is the default) or name a port the gateway listens on",
+            );
+            return Ok(if exposed.contains(&port) {
+                Observation::Pending { seen, diagnosis: Some(diagnosis) }
+            } else {
+                Observation::broken(
+                    format!("{seen}; health checks on port {port}, which the gateway Service does not expose"),
+                    diagnosis,
+                )
+            });
+        }
+        let gateway = super::provisioning::IstioGateway::cross_network(self.cluster.clone());
+        if let Ok(Observation::Broken { seen: missing, diagnosis }) = gateway.observe(s).await {
+            return Ok(Observation::broken(format!("{seen}; {missing}"), diagnosis));
+        }
+        Ok(Observation::Pending {
+            seen,
+            diagnosis: Some(Diagnosis::new(
+                "targets behind the 15443 listener are not healthy, so the NLB drops cross-network traffic",
+                "the east-west gateway pods must listen on 15443 (a Gateway with a TLS AUTO_PASSTHROUGH server on 15443 must select them) and security groups must let the NLB's health checks in",
+            )),
+        })
     }
 }
 
-async fn all_targets_healthy(session: &Session, tg_arn: &str) -> Result<Vec<TargetHealth>> {
-    let aws = session.aws()?;
-    Ok(wait::until(
-        format!("every target of {tg_arn} to be healthy"),
-        Timeouts::wait(session.timeouts.targets_healthy),
-        || async {
-            let targets = nlb::target_health(aws, tg_arn).await?;
-            Ok::<_, anyhow::Error>(if !targets.is_empty() && targets.iter().all(|t| t.state == "healthy") {
-                Poll::Ready(targets)
-            } else {
-                Poll::Pending(describe_targets(&targets))
-            })
-        },
-    )
-    .await?)
+/// The ports and target ports a Service exposes, as text.
+fn service_ports(svc: &Service) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for p in svc.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default() {
+        out.insert(p.port.to_string());
+        if let Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(t)) = p.target_port {
+            out.insert(t.to_string());
+        }
+    }
+    out
 }
 
 /// The NLB hostname resolves to exactly the public addresses of its nodes, one
 /// per zone. The nodes' addresses come from the NLB's network interfaces in EC2:
 /// `LoadBalancerAddresses` is empty for an NLB without Elastic IPs (see [`nlb::Zone`]).
-pub async fn resolves_per_zone(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>> {
-    resolution(session, lb).await.with_context(|| {
-        diagnosis(
-            format!("the NLB hostname {} does not resolve to its zones' addresses", lb.dns_name),
-            "fix name resolution (MESHSPEC_DNS, the VPC resolver): istiod ignores a gateway whose hostname does not resolve",
-        )
-    })
+///
+/// Transient, always: a fresh NLB's name takes minutes to resolve on AWS, and
+/// a name that resolves elsewhere may be cached.
+pub struct ResolvesPerZone {
+    pub cluster: String,
+    pub lb: LoadBalancer,
 }
 
-async fn resolution(session: &Session, lb: &LoadBalancer) -> Result<Vec<String>> {
-    let nodes = nlb::node_interfaces(session.aws()?, lb).await?;
-    let zones: BTreeSet<&str> = lb.zones.iter().map(|z| z.name.as_str()).collect();
-    let public: Vec<(&str, &str)> =
-        nodes.iter().filter_map(|n| n.public_ip.as_deref().map(|ip| (n.availability_zone.as_str(), ip))).collect();
-    let node_zones: BTreeSet<&str> = public.iter().map(|(az, _)| *az).collect();
-    ensure!(
-        node_zones == zones && public.len() == zones.len(),
-        "load balancer {} does not have one public node address per zone: zones {zones:?}, network interfaces {nodes:?}",
-        lb.name
-    );
-    let zone_ips: BTreeSet<String> = public.iter().map(|(_, ip)| ip.to_string()).collect();
-    let dns = &session.dns;
-    let resolved = wait::until(
-        format!("{} to resolve to {} addresses", lb.dns_name, zone_ips.len()),
-        Timeouts::wait(session.timeouts.nlb_active),
-        || async {
-            let ips: BTreeSet<String> = dns.ipv4(&lb.dns_name).await?.into_iter().map(|ip| ip.to_string()).collect();
-            Ok::<_, anyhow::Error>(if ips == zone_ips {
-                Poll::Ready(ips)
-            } else {
-                Poll::Pending(format!("resolves to {ips:?}, the NLB's nodes hold {zone_ips:?}"))
-            })
-        },
-    )
-    .await?;
-    Ok(resolved.into_iter().collect())
+impl Check for ResolvesPerZone {
+    type Evidence = Vec<String>;
+
+    fn name(&self) -> String {
+        format!("{}: {} resolving to one public address per zone", self.cluster, self.lb.dns_name)
+    }
+
+    fn point(&self) -> Option<&'static str> {
+        Some("hostname_resolving")
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.nlb_active
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<Vec<String>>> {
+        let lb = &self.lb;
+        let diagnosis = Some(Diagnosis::new(
+            format!("the NLB hostname {} does not resolve to its zones' addresses", lb.dns_name),
+            "fix name resolution (MESHSPEC_DNS, the VPC resolver): istiod ignores a gateway whose hostname does not resolve",
+        ));
+        let nodes = nlb::node_interfaces(s.aws()?, lb).await?;
+        let zones: BTreeSet<&str> = lb.zones.iter().map(|z| z.name.as_str()).collect();
+        let public: Vec<(&str, &str)> =
+            nodes.iter().filter_map(|n| n.public_ip.as_deref().map(|ip| (n.availability_zone.as_str(), ip))).collect();
+        let node_zones: BTreeSet<&str> = public.iter().map(|(az, _)| *az).collect();
+        if node_zones != zones || public.len() != zones.len() {
+            return Ok(Observation::Pending {
+                seen: format!(
+                    "load balancer {} does not have one public node address per zone: zones {zones:?}, network interfaces {nodes:?}",
+                    lb.name
+                ),
+                diagnosis,
+            });
+        }
+        let zone_ips: BTreeSet<String> = public.iter().map(|(_, ip)| ip.to_string()).collect();
+        let ips: BTreeSet<String> = s.dns.ipv4(&lb.dns_name).await?.into_iter().map(|ip| ip.to_string()).collect();
+        Ok(if ips == zone_ips {
+            Observation::Holds(ips.into_iter().collect())
+        } else {
+            Observation::Pending { seen: format!("resolves to {ips:?}, the NLB's nodes hold {zone_ips:?}"), diagnosis }
+        })
+    }
+}
+
+/// The whole chain for one cluster's gateway, as the readiness feature walks
+/// it: what `twin up` and the diagnosis sweep wait for.
+pub async fn gateway_ready(s: &Session, c: &ClusterTopology) -> Result<Vec<TargetHealth>, super::check::CheckFailure> {
+    use super::check::{now, until};
+    let hostname = until(s, &GatewayHostname(c.clone())).await?;
+    let lb = until(s, &LoadBalancerOf { cluster: c.name.clone(), hostname, active: true }).await?;
+    let tg = now(s, &ListenerTargetGroup { cluster: c.name.clone(), lb: lb.clone(), port: names::CROSS_NETWORK_PORT })
+        .await?;
+    let targets = until(s, &TargetsHealthy { cluster: c.clone(), target_group: tg }).await?;
+    until(s, &ResolvesPerZone { cluster: c.name.clone(), lb }).await?;
+    Ok(targets)
 }

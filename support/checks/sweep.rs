@@ -1,9 +1,10 @@
 //! Every check of the runbook, once, on one target: what `diagnosis.feature`
-//! runs against a deployment with a fault, collecting the diagnoses of the
-//! checks that fail.
+//! runs against a deployment with a fault, collecting the typed diagnoses of
+//! the checks that fail. The checks are the values the steps wait on.
 
 use serde::Serialize;
 
+use super::check::{self, Check, CheckFailure, Diagnosis, Ending};
 use super::{ordering, provisioning, readiness, sync};
 use crate::target::Session;
 use crate::topology::names;
@@ -11,86 +12,66 @@ use crate::topology::names;
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckOutcome {
     pub check: String,
-    /// None when the check passed, else its failure with the whole chain.
-    pub failure: Option<String>,
+    /// None when the check passed.
+    pub failure: Option<CheckFailure>,
 }
 
 impl CheckOutcome {
-    fn of(check: String, r: anyhow::Result<()>) -> Self {
-        CheckOutcome { check, failure: r.err().map(|e| format!("{e:#}")) }
+    fn of<T>(check: String, r: Result<T, CheckFailure>) -> Self {
+        CheckOutcome { check, failure: r.err() }
     }
 
-    /// The `diagnosis:` lines of a failure.
-    pub fn diagnoses(&self) -> Vec<String> {
-        self.failure
-            .iter()
-            .flat_map(|f| f.lines())
-            .filter_map(|l| l.find("diagnosis: ").map(|i| l[i..].trim().to_string()))
-            .collect()
+    pub fn diagnosis(&self) -> Option<&Diagnosis> {
+        self.failure.as_ref().and_then(|f| f.diagnosis.as_ref())
     }
+}
+
+/// A failure that is not a check's (provisioning itself), as an outcome.
+fn failed(check: &str, last_seen: String) -> CheckOutcome {
+    CheckOutcome {
+        check: check.into(),
+        failure: Some(CheckFailure {
+            check: check.into(),
+            ending: Ending::Broken,
+            waited: 0.0,
+            last_seen,
+            diagnosis: None,
+        }),
+    }
+}
+
+async fn until<C: Check>(s: &Session, c: C) -> CheckOutcome {
+    CheckOutcome::of(c.name(), check::until(s, &c).await)
 }
 
 pub async fn run(session: &Session) -> Vec<CheckOutcome> {
     let mut out = Vec::new();
     match session.provisioned.get() {
         Some(Err(e)) => {
-            out.push(CheckOutcome { check: "provisioning".into(), failure: Some(e.clone()) });
+            out.push(failed("provisioning", e.clone()));
             return out;
         }
         None => {
-            out.push(CheckOutcome { check: "provisioning".into(), failure: Some("not provisioned".into()) });
+            out.push(failed("provisioning", "not provisioned".into()));
             return out;
         }
         Some(Ok(_)) => {}
     }
     let clusters = session.topology.clusters.clone();
-    let mut roots = Vec::new();
     for c in &clusters {
-        let r = provisioning::cacerts(session, c).await.map(|(_, v)| roots.push(v.root_fingerprint));
-        out.push(CheckOutcome::of(format!("{}: cacerts", c.name), r));
+        out.push(until(session, provisioning::Cacerts(c.clone())).await);
     }
-    let one_root = if roots.len() == clusters.len() && roots.windows(2).any(|p| p[0] != p[1]) {
-        Err(anyhow::anyhow!(
-            "{}: the cacerts roots differ",
-            crate::faults::diagnosis(
-                "the clusters' cacerts come from different roots, so they cannot verify each other's workloads",
-                "issue both intermediates from one root, replace cacerts and restart istiod, then the workloads"
-            )
-        ))
-    } else {
-        Ok(())
-    };
-    out.push(CheckOutcome::of("one root".into(), one_root));
+    out.push(until(session, provisioning::OneRoot(clusters.clone())).await);
     for c in &clusters {
-        let name = &c.name;
-        out.push(CheckOutcome::of(
-            format!("{name}: istiod after cacerts"),
-            ordering::istiod_after_cacerts(session, c, names::SAMPLE).await.map(|_| ()),
-        ));
-        out.push(CheckOutcome::of(
-            format!("{name}: cross-network Gateway"),
-            provisioning::istio_gateway(session, c, names::ISTIO_INGRESS, names::CROSS_NETWORK_GATEWAY)
-                .await
-                .map(|_| ()),
-        ));
-        let ready = async {
-            let hostname = readiness::gateway_hostname(session, c).await?;
-            let lb = readiness::wait_active(session, &hostname).await?;
-            let tg = readiness::listener_target_group(session, &lb, names::CROSS_NETWORK_PORT).await?;
-            readiness::wait_all_targets_healthy(session, &tg).await?;
-            readiness::resolves_per_zone(session, &lb).await?;
-            anyhow::Ok(())
-        };
-        out.push(CheckOutcome::of(format!("{name}: readiness"), ready.await));
-        out.push(CheckOutcome::of(format!("{name}: remote secret"), sync::remote_secret(session, c).await.map(|_| ())));
-        out.push(CheckOutcome::of(
-            format!("{name}: remote cluster synced"),
-            sync::remote_cluster_synced(session, c).await.map(|_| ()),
-        ));
-        out.push(CheckOutcome::of(
-            format!("{name}: endpoints"),
-            sync::helloworld_endpoints(session, c).await.map(|_| ()),
-        ));
+        out.push(
+            until(session, ordering::IstiodAfterCacerts { cluster: c.clone(), namespace: names::SAMPLE.into() }).await,
+        );
+        out.push(until(session, provisioning::IstioGateway::cross_network(c.clone())).await);
+        let ready = readiness::gateway_ready(session, c).await;
+        out.push(CheckOutcome::of(format!("{}: readiness", c.name), ready));
+        out.push(until(session, sync::RemoteSecretOf(c.clone())).await);
+        out.push(until(session, sync::RemoteClusterSynced(c.clone())).await);
+        out.push(until(session, sync::HelloworldEndpoints(c.clone())).await);
     }
     out
 }

@@ -3,19 +3,22 @@
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use crate::faults::diagnosis;
+use super::check::{self, Check, Diagnosis, Observation};
+use super::readiness;
 use crate::kube::exec::{exec, first_running_pod};
 use crate::mesh::envoy::{self, EndpointRow};
 use crate::mesh::istiod::{self, ClusterStatus};
-use crate::mesh::remote_secret::{self, RemoteSecret};
+use crate::mesh::remote_secret::{self, Answer, RemoteSecret};
 use crate::target::Session;
+use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
-use crate::wait::{self, Poll, WaitOptions};
 
 /// helloworld's Envoy cluster in every sidecar.
 pub const HELLOWORLD_CLUSTER: &str = "outbound|5000||helloworld.sample.svc.cluster.local";
@@ -34,75 +37,183 @@ pub struct RemoteSecretEvidence {
     pub peer_cluster_uid: String,
 }
 
-pub async fn remote_secret(session: &Session, c: &ClusterTopology) -> Result<RemoteSecretEvidence> {
-    let peer = session.topology.peer_of(c);
-    let client = session.kube(&c.name).await?;
-    let secret = remote_secret::find(&client, &peer.istio_cluster).await?.with_context(|| {
-        format!(
-            "{}: {}: no Secret labelled {}=true in {} holds {}",
-            diagnosis(
+/// The remote secret for the peer, as istiod reads it, answering as the peer.
+///
+/// Definite: no remote secret, one istiod would not use (unlabelled, keyed by
+/// another cluster ID, several, a refused kubeconfig), credentials the peer's
+/// API server rejects (401/403), a server that is another cluster, and a
+/// server istiod gave up on (`timeout` in its clusterz). Transient: a server
+/// that does not answer yet while istiod still tries.
+pub struct RemoteSecretOf(pub ClusterTopology);
+
+impl Check for RemoteSecretOf {
+    type Evidence = RemoteSecretEvidence;
+
+    fn name(&self) -> String {
+        format!("{}: remote secret for the other cluster", self.0.name)
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.mesh_sync
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<RemoteSecretEvidence>> {
+        let c = &self.0;
+        let peer = s.topology.peer_of(c);
+        let client = s.kube(&c.name).await?;
+        let secret = match remote_secret::find(&client, &peer.istio_cluster).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                return Ok(Observation::broken(
+                    format!(
+                        "no Secret labelled {}=true in {} holds {}",
+                        remote_secret::LABEL,
+                        names::ISTIO_SYSTEM,
+                        peer.istio_cluster
+                    ),
+                    no_remote_secret(c, peer),
+                ))
+            }
+            Err(e) => match check::diagnosis_of(&e) {
+                Some(d) => return Ok(Observation::broken(format!("{e:#}"), d)),
+                None => return Err(e),
+            },
+        };
+        let (parsed, kubeconfig) = match remote_secret::parse(&secret, &peer.istio_cluster) {
+            Ok(p) => p,
+            Err(e) => {
+                let d = check::diagnosis_of(&e).unwrap_or_else(|| {
+                    Diagnosis::new(
+                        format!("istiod cannot use the remote secret for {} in {}", peer.istio_cluster, c.name),
+                        format!("recreate it with istioctl create-remote-secret --name={}", peer.istio_cluster),
+                    )
+                });
+                return Ok(Observation::broken(format!("{e:#}"), d));
+            }
+        };
+        let reached = match remote_secret::server_answers(kubeconfig).await? {
+            Answer::Cluster(uid) => uid,
+            Answer::Rejected(status) => {
+                return Ok(Observation::broken(
+                    format!("{} answers the secret's token with {status}", parsed.server),
+                    Diagnosis::new(
+                        format!("the API server of {} rejects the remote secret's token", peer.istio_cluster),
+                        format!(
+                            "recreate the remote secret from the istio-reader-service-account token of {} (istioctl create-remote-secret)",
+                            peer.istio_cluster
+                        ),
+                    ),
+                ))
+            }
+            Answer::Unreachable(why) => {
+                let seen = format!("{} does not answer: {why}", parsed.server);
+                let d = Diagnosis::new(
+                    format!("the API server of {} named in the remote secret does not answer", peer.istio_cluster),
+                    "check the server address in the remote secret and that istiod's network can reach it",
+                );
+                // istiod retries until its remote cluster timeout; then it reports `timeout`.
+                let status = istiod_status_of(s, c, &peer.istio_cluster).await;
+                return Ok(match status.as_deref() {
+                    Some("timeout") => Observation::broken(format!("{seen}; istiod reports it timeout"), d),
+                    _ => Observation::Pending { seen, diagnosis: Some(d) },
+                });
+            }
+        };
+        let peer_uid = remote_secret::cluster_uid(&s.kube(&peer.name).await?).await?;
+        if reached != peer_uid {
+            return Ok(Observation::broken(
                 format!(
-                    "istiod in {} has no remote secret for {}, so it never reads that cluster",
-                    c.name, peer.istio_cluster
+                    "{} reaches a cluster whose kube-system UID is {reached}; {}'s is {peer_uid}",
+                    parsed.server, peer.name
                 ),
-                format!(
-                    "istioctl create-remote-secret --name={} against {} | kubectl apply -f - against {}",
-                    peer.istio_cluster, peer.name, c.name
-                )
-            ),
-            c.name,
-            remote_secret::LABEL,
-            names::ISTIO_SYSTEM,
-            peer.istio_cluster
-        )
-    })?;
-    let (parsed, kubeconfig) = remote_secret::parse(&secret, &peer.istio_cluster).with_context(|| c.name.clone())?;
-    let reached = remote_secret::server_answers(kubeconfig, &peer.istio_cluster).await?;
-    let peer_uid = remote_secret::cluster_uid(&session.kube(&peer.name).await?).await?;
-    ensure!(
-        reached == peer_uid,
-        "{}: {}: {} reaches a cluster whose kube-system UID is {reached}; {}'s is {peer_uid}",
-        diagnosis(
-            format!(
-                "the remote secret for {} in {} points at another cluster's API server",
-                peer.istio_cluster, c.name
-            ),
-            format!("recreate it against {} (istioctl create-remote-secret --name={})", peer.name, peer.istio_cluster)
+                Diagnosis::new(
+                    format!(
+                        "the remote secret for {} in {} points at another cluster's API server",
+                        peer.istio_cluster, c.name
+                    ),
+                    format!(
+                        "recreate it against {} (istioctl create-remote-secret --name={})",
+                        peer.name, peer.istio_cluster
+                    ),
+                ),
+            ));
+        }
+        Ok(Observation::Holds(RemoteSecretEvidence {
+            secret: parsed,
+            reached_cluster_uid: reached,
+            peer_cluster_uid: peer_uid,
+        }))
+    }
+}
+
+fn no_remote_secret(c: &ClusterTopology, peer: &ClusterTopology) -> Diagnosis {
+    Diagnosis::new(
+        format!("istiod in {} has no remote secret for {}, so it never reads that cluster", c.name, peer.istio_cluster),
+        format!(
+            "istioctl create-remote-secret --name={} against {} | kubectl apply -f - against {}",
+            peer.istio_cluster, peer.name, c.name
         ),
-        c.name,
-        parsed.server,
-        peer.name
-    );
-    Ok(RemoteSecretEvidence { secret: parsed, reached_cluster_uid: reached, peer_cluster_uid: peer_uid })
-}
-
-/// Wait until istiod reports the peer cluster `synced` (istiod keeps retrying, so this is a wait).
-pub async fn remote_cluster_synced(session: &Session, c: &ClusterTopology) -> Result<Vec<ClusterStatus>> {
-    let peer = session.topology.peer_of(c).istio_cluster.clone();
-    cluster_synced(session, c).await.with_context(|| {
-        diagnosis(
-            format!("istiod in {} does not report {peer} synced", c.name),
-            "check the remote secret: its data key, the reader token and the API server address",
-        )
-    })
-}
-
-async fn cluster_synced(session: &Session, c: &ClusterTopology) -> Result<Vec<ClusterStatus>> {
-    let peer = session.topology.peer_of(c).istio_cluster.clone();
-    let client = session.kube(&c.name).await?;
-    let api_call = session.timeouts.api_call;
-    Ok(wait::until(
-        format!("istiod of {} to report {peer} synced", c.name),
-        WaitOptions::new(session.timeouts.mesh_sync),
-        || async {
-            let clusters = istiod::clusterz(&client, api_call).await?;
-            Ok::<_, anyhow::Error>(match clusters.iter().find(|s| s.id == peer) {
-                Some(s) if s.sync_status == "synced" => Poll::Ready(clusters),
-                _ => Poll::Pending(format!("clusterz: {}", serde_json::to_string(&clusters).unwrap_or_default())),
-            })
-        },
     )
-    .await?)
+}
+
+/// istiod's sync status for a remote cluster, if it lists it.
+async fn istiod_status_of(s: &Session, c: &ClusterTopology, remote: &str) -> Option<String> {
+    let client = s.kube(&c.name).await.ok()?;
+    let clusters = istiod::clusterz(&client, s.timeouts.api_call).await.ok()?;
+    clusters.into_iter().find(|x| x.id == remote).map(|x| x.sync_status)
+}
+
+/// istiod's /debug/clusterz reports the peer `synced`.
+///
+/// Definite: `timeout` (istiod gave up after its remote cluster timeout),
+/// `closed`, or no remote secret istiod would use. Transient: `syncing`, or
+/// not listed yet while a usable remote secret exists.
+pub struct RemoteClusterSynced(pub ClusterTopology);
+
+impl Check for RemoteClusterSynced {
+    type Evidence = Vec<ClusterStatus>;
+
+    fn name(&self) -> String {
+        format!("{}: istiod reports {} synced", self.0.name, self_peer(&self.0))
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.mesh_sync
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<Vec<ClusterStatus>>> {
+        let c = &self.0;
+        let peer = s.topology.peer_of(c).clone();
+        let client = s.kube(&c.name).await?;
+        let clusters = istiod::clusterz(&client, s.timeouts.api_call).await?;
+        let seen = format!("clusterz: {}", serde_json::to_string(&clusters).unwrap_or_default());
+        let not_synced = Diagnosis::new(
+            format!("istiod in {} does not report {} synced", c.name, peer.istio_cluster),
+            "check the remote secret: its data key, the reader token and the API server address",
+        );
+        match clusters.iter().find(|x| x.id == peer.istio_cluster).map(|x| x.sync_status.as_str()) {
+            Some("synced") => return Ok(Observation::Holds(clusters)),
+            Some("timeout" | "closed") => {
+                // The secret's own check names why, when it can.
+                let d = match RemoteSecretOf(c.clone()).observe(s).await {
+                    Ok(Observation::Broken { diagnosis, .. }) => diagnosis,
+                    _ => not_synced,
+                };
+                return Ok(Observation::broken(seen, d));
+            }
+            Some(_) => {}
+            None => {
+                if let Ok(Observation::Broken { seen: why, diagnosis }) = RemoteSecretOf(c.clone()).observe(s).await {
+                    return Ok(Observation::broken(format!("{seen}; {why}"), diagnosis));
+                }
+            }
+        }
+        Ok(Observation::Pending { seen, diagnosis: Some(not_synced) })
+    }
+}
+
+fn self_peer(c: &ClusterTopology) -> String {
+    format!("the other cluster of {}", c.name)
 }
 
 /// The endpoint table of a pod's sidecar, read with pilot-agent in `istio-proxy`.
@@ -177,65 +288,144 @@ pub struct EndpointEvidence {
 }
 
 /// Local helloworld pod IPs on 5000 plus EXACTLY the peer NLB's IPs on 15443, all
-/// HEALTHY, and no remote pod IP. Waits, since istiod pushes endpoints over time.
-pub async fn helloworld_endpoints(session: &Session, c: &ClusterTopology) -> Result<EndpointEvidence> {
-    match sidecar_holds_both_networks(session, c).await {
-        Ok(e) => Ok(e),
-        Err(e) => {
-            let why = gateway_diagnosis(session, c).await;
-            Err(e.context(why))
+/// HEALTHY, and no remote pod IP.
+///
+/// Definite: what keeps istiod from ever knowing the peer's gateway (no
+/// gateway Service, no network label, no load balancer controller, a VPC
+/// without DNS resolution). Transient: anything else (istiod pushes over
+/// time, names take minutes to resolve, pods restart).
+pub struct HelloworldEndpoints(pub ClusterTopology);
+
+impl Check for HelloworldEndpoints {
+    type Evidence = EndpointEvidence;
+
+    fn name(&self) -> String {
+        format!("{}: the sleep pod's endpoints for helloworld", self.0.name)
+    }
+
+    fn point(&self) -> Option<&'static str> {
+        Some("remote_endpoints")
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.mesh_sync
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<EndpointEvidence>> {
+        let c = &self.0;
+        let peer = s.topology.peer_of(c).clone();
+        let pod = sleep_pod(s, c).await?;
+        let remote_pod_ips = helloworld_pod_ips(s, &peer).await?;
+        let expected_local = helloworld_pod_ips(s, c).await?;
+        let expected_gateways = match peer_gateway_ips(s, c).await {
+            Ok(ips) => ips,
+            Err(e) => return Ok(self.not_yet(s, format!("{e:#}")).await),
+        };
+        let rows: Vec<EndpointRow> = sidecar_endpoints(s, c, names::SAMPLE, &pod)
+            .await?
+            .into_iter()
+            .filter(|r| r.cluster == HELLOWORLD_CLUSTER)
+            .collect();
+        let want: BTreeSet<String> = expected_local
+            .iter()
+            .map(|ip| format!("{ip}:{HELLOWORLD_PORT}"))
+            .chain(expected_gateways.iter().map(|ip| format!("{ip}:{}", names::CROSS_NETWORK_PORT)))
+            .collect();
+        let got: BTreeSet<String> = rows.iter().map(EndpointRow::endpoint).collect();
+        let leaked: Vec<&String> = rows.iter().map(|r| &r.address).filter(|a| remote_pod_ips.contains(*a)).collect();
+        let unhealthy: Vec<String> =
+            rows.iter().filter(|r| r.status != "HEALTHY").map(|r| format!("{} {}", r.endpoint(), r.status)).collect();
+        if got == want && leaked.is_empty() && unhealthy.is_empty() && !expected_local.is_empty() {
+            return Ok(Observation::Holds(EndpointEvidence {
+                cluster: c.name.clone(),
+                pod,
+                rows,
+                expected_local,
+                expected_gateways,
+                remote_pod_ips,
+            }));
+        }
+        let seen = format!(
+            "pod {pod}: endpoints {got:?}, expected {want:?}; remote pod IPs present: {leaked:?}; not HEALTHY: {unhealthy:?}"
+        );
+        Ok(self.not_yet(s, seen).await)
+    }
+}
+
+impl HelloworldEndpoints {
+    /// Not as it must be: definite when the target shows why istiod cannot know the peer's gateway.
+    async fn not_yet(&self, s: &Session, seen: String) -> Observation<EndpointEvidence> {
+        // istiod that will never read the peer never gets its endpoints.
+        if let Ok(Observation::Broken { seen: why, diagnosis }) = RemoteClusterSynced(self.0.clone()).observe(s).await {
+            return Observation::broken(format!("{seen}; {why}"), diagnosis);
+        }
+        let (diagnosis, definite) = gateway_diagnosis(s, &self.0).await;
+        if definite {
+            Observation::broken(seen, diagnosis)
+        } else {
+            Observation::Pending { seen, diagnosis: Some(diagnosis) }
         }
     }
 }
 
-/// Why the other network's gateway is unknown to istiod, as far as the target shows it.
-async fn gateway_diagnosis(session: &Session, c: &ClusterTopology) -> String {
-    let peer = session.topology.peer_of(c);
-    let svc = match session.kube(&peer.name).await {
-        Ok(client) => Api::<Service>::namespaced(client, names::ISTIO_INGRESS)
-            .get_opt(names::EASTWEST_GATEWAY)
-            .await
-            .ok()
-            .flatten(),
-        Err(_) => None,
-    };
+/// Why the other network's gateway is unknown to istiod, as far as the target
+/// shows it, and whether that is definite.
+async fn gateway_diagnosis(s: &Session, c: &ClusterTopology) -> (Diagnosis, bool) {
+    let peer = s.topology.peer_of(c);
+    let svc = readiness::gateway_service(s, peer).await.ok().flatten();
     let Some(svc) = svc else {
-        return diagnosis(
-            format!("{} has no east-west gateway Service", peer.name),
-            "install the east-west gateway (stage 3)",
+        return (
+            Diagnosis::new(
+                format!("{} has no east-west gateway Service", peer.name),
+                "install the east-west gateway (stage 3)",
+            ),
+            true,
         );
     };
     let labelled = svc.metadata.labels.as_ref().and_then(|l| l.get(names::NETWORK_LABEL)).is_some();
     if !labelled {
-        return diagnosis(
-            format!("the east-west gateway Service of {} lacks {}, so istiod does not know it as a gateway and hands out remote pod IPs", peer.name, names::NETWORK_LABEL),
-            format!("label the Service {}={}", names::NETWORK_LABEL, peer.network),
+        return (
+            Diagnosis::new(
+                format!("the east-west gateway Service of {} lacks {}, so istiod does not know it as a gateway and hands out remote pod IPs", peer.name, names::NETWORK_LABEL),
+                format!("label the Service {}={}", names::NETWORK_LABEL, peer.network),
+            ),
+            true,
         );
     }
-    let hostname = svc
-        .status
-        .and_then(|s| s.load_balancer)
-        .and_then(|l| l.ingress)
-        .and_then(|i| i.first().and_then(|i| i.hostname.clone()));
-    match hostname {
-        None => diagnosis(
-            format!("the east-west gateway of {} has no load balancer address", peer.name),
-            "run the AWS load balancer controller and annotate the Service service.beta.kubernetes.io/aws-load-balancer-type: external",
-        ),
-        Some(h) if session.dns.ipv4(&h).await.map(|ips| ips.is_empty()).unwrap_or(true) => diagnosis(
-            format!("the hostname {h} of {}'s gateway does not resolve, so istiod has no gateway address", peer.name),
-            "fix name resolution for the NLB hostname",
-        ),
-        Some(h) if vpc_dns_disabled(session, c).await => diagnosis(
-            format!(
-                "the hostname {h} of {}'s gateway does not resolve in {}'s VPC {}: its DNS resolution is off (enableDnsSupport=false), so istiod there has no address for that gateway",
-                peer.name, c.name, c.vpc_name
+    match readiness::hostname_of(&svc) {
+        None => match readiness::GatewayHostname(peer.clone()).observe(s).await {
+            Ok(Observation::Broken { diagnosis, .. }) => (diagnosis, true),
+            _ => (
+                Diagnosis::new(
+                    format!("the east-west gateway of {} has no load balancer address", peer.name),
+                    "run the AWS load balancer controller and annotate the Service service.beta.kubernetes.io/aws-load-balancer-type: external",
+                ),
+                false,
             ),
-            format!("aws ec2 modify-vpc-attribute --vpc-id <id of {}> --enable-dns-support", c.vpc_name),
+        },
+        Some(h) if vpc_dns_disabled(s, c).await => (
+            Diagnosis::new(
+                format!(
+                    "the hostname {h} of {}'s gateway does not resolve in {}'s VPC {}: its DNS resolution is off (enableDnsSupport=false), so istiod there has no address for that gateway",
+                    peer.name, c.name, c.vpc_name
+                ),
+                format!("aws ec2 modify-vpc-attribute --vpc-id <id of {}> --enable-dns-support", c.vpc_name),
+            ),
+            true,
         ),
-        Some(_) => diagnosis(
-            format!("the sidecar in {} does not hold what istiod should have pushed", c.name),
-            "read istiod's view: pilot-discovery request GET /debug/networkz and /debug/clusterz",
+        Some(h) if s.dns.ipv4(&h).await.map(|ips| ips.is_empty()).unwrap_or(true) => (
+            Diagnosis::new(
+                format!("the hostname {h} of {}'s gateway does not resolve, so istiod has no gateway address", peer.name),
+                "fix name resolution for the NLB hostname",
+            ),
+            false,
+        ),
+        Some(_) => (
+            Diagnosis::new(
+                format!("the sidecar in {} does not hold what istiod should have pushed", c.name),
+                "read istiod's view: pilot-discovery request GET /debug/networkz and /debug/clusterz",
+            ),
+            false,
         ),
     }
 }
@@ -251,44 +441,4 @@ async fn vpc_dns_disabled(session: &Session, c: &ClusterTopology) -> bool {
         }
     }
     false
-}
-
-async fn sidecar_holds_both_networks(session: &Session, c: &ClusterTopology) -> Result<EndpointEvidence> {
-    let peer = session.topology.peer_of(c).clone();
-    let pod = sleep_pod(session, c).await?;
-    let remote_pod_ips = helloworld_pod_ips(session, &peer).await?;
-    wait::until(
-        format!("the sidecar of {}/{} to hold helloworld's local and cross-network endpoints", c.name, pod),
-        WaitOptions::new(session.timeouts.mesh_sync),
-        || async {
-            let expected_local = helloworld_pod_ips(session, c).await?;
-            let expected_gateways = peer_gateway_ips(session, c).await?;
-            let rows: Vec<EndpointRow> =
-                sidecar_endpoints(session, c, names::SAMPLE, &pod).await?.into_iter().filter(|r| r.cluster == HELLOWORLD_CLUSTER).collect();
-            let want: BTreeSet<String> = expected_local
-                .iter()
-                .map(|ip| format!("{ip}:{HELLOWORLD_PORT}"))
-                .chain(expected_gateways.iter().map(|ip| format!("{ip}:{}", names::CROSS_NETWORK_PORT)))
-                .collect();
-            let got: BTreeSet<String> = rows.iter().map(EndpointRow::endpoint).collect();
-            let leaked: Vec<&String> = rows.iter().map(|r| &r.address).filter(|a| remote_pod_ips.contains(*a)).collect();
-            let unhealthy: Vec<String> = rows.iter().filter(|r| r.status != "HEALTHY").map(|r| format!("{} {}", r.endpoint(), r.status)).collect();
-            Ok::<_, anyhow::Error>(if got == want && leaked.is_empty() && unhealthy.is_empty() {
-                Poll::Ready(EndpointEvidence {
-                    cluster: c.name.clone(),
-                    pod: pod.clone(),
-                    rows,
-                    expected_local,
-                    expected_gateways,
-                    remote_pod_ips: remote_pod_ips.clone(),
-                })
-            } else {
-                Poll::Pending(format!(
-                    "endpoints {got:?}, expected {want:?}; remote pod IPs present: {leaked:?}; not HEALTHY: {unhealthy:?}"
-                ))
-            })
-        },
-    )
-    .await
-    .map_err(Into::into)
 }

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Serialize;
 
-use crate::faults::diagnosis;
+use crate::checks::check::Diagnosis;
 use crate::topology::names;
 
 pub const LABEL: &str = "istio/multiCluster";
@@ -53,28 +53,30 @@ pub async fn find(client: &kube::Client, remote_cluster: &str) -> Result<Option<
     match keyed.as_slice() {
         [one] => return Ok(Some((*one).clone())),
         [] => {}
-        several => bail!(
-            "{}: secrets {:?} all hold {remote_cluster}",
-            diagnosis(
+        several => {
+            return Err(anyhow::anyhow!(
+                "secrets {:?} all hold {remote_cluster}",
+                several.iter().map(|s| s.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>()
+            )
+            .context(Diagnosis::new(
                 format!("several remote secrets name the cluster {remote_cluster}; istiod uses the first it sees and warns 'cluster has already been registered' for the others"),
-                "keep one remote secret per cluster ID"
-            ),
-            several.iter().map(|s| s.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>()
-        ),
+                "keep one remote secret per cluster ID",
+            )))
+        }
     }
     let named = api.get_opt(&secret_name(remote_cluster)).await?;
     let is_labelled =
         |s: &Secret| s.metadata.labels.as_ref().and_then(|l| l.get(LABEL)).map(String::as_str) == Some("true");
     if let Some(unlabelled) = named.filter(|s| !is_labelled(s)) {
-        bail!(
-            "{}: {} has labels {:?}",
-            diagnosis(
-                format!("the remote secret for {remote_cluster} lacks the label {LABEL}=true, so istiod ignores it"),
-                format!("kubectl label secret {} -n istio-system {LABEL}=true", secret_name(remote_cluster))
-            ),
+        return Err(anyhow::anyhow!(
+            "{} has labels {:?}",
             secret_name(remote_cluster),
             unlabelled.metadata.labels.unwrap_or_default()
-        );
+        )
+        .context(Diagnosis::new(
+            format!("the remote secret for {remote_cluster} lacks the label {LABEL}=true, so istiod ignores it"),
+            format!("kubectl label secret {} -n istio-system {LABEL}=true", secret_name(remote_cluster)),
+        )));
     }
     let other_keys: Vec<String> = labelled
         .iter()
@@ -84,13 +86,13 @@ pub async fn find(client: &kube::Client, remote_cluster: &str) -> Result<Option<
         })
         .collect();
     if !other_keys.is_empty() {
-        bail!(
-            "{}: labelled remote secrets hold {other_keys:?}; istiod takes each data key as a cluster ID",
-            diagnosis(
-                format!("the remote secret's data key is not the cluster ID {remote_cluster}, so istiod never reads that cluster"),
-                format!("recreate it with istioctl create-remote-secret --name={remote_cluster}")
-            )
-        );
+        return Err(anyhow::anyhow!(
+            "labelled remote secrets hold {other_keys:?}; istiod takes each data key as a cluster ID"
+        )
+        .context(Diagnosis::new(
+            format!("the remote secret's data key is not the cluster ID {remote_cluster}, so istiod never reads that cluster"),
+            format!("recreate it with istioctl create-remote-secret --name={remote_cluster}"),
+        )));
     }
     Ok(None)
 }
@@ -130,13 +132,10 @@ pub fn parse(secret: &Secret, remote_cluster: &str) -> Result<(RemoteSecret, Kub
         (user.auth_provider.as_ref().is_some_and(|p| p.name != "oidc"), "an auth provider other than oidc"),
     ];
     if let Some((_, what)) = refused.iter().find(|(is, _)| *is) {
-        bail!(
-            "{}: {name}",
-            diagnosis(
-                format!("istiod refuses the remote secret for {remote_cluster}: {what} is not allowed in its kubeconfig"),
-                "recreate it with a bearer token (istioctl create-remote-secret --auth-type bearer-token), or allow it with PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS"
-            )
-        );
+        return Err(anyhow::anyhow!("{name}").context(Diagnosis::new(
+            format!("istiod refuses the remote secret for {remote_cluster}: {what} is not allowed in its kubeconfig"),
+            "recreate it with a bearer token (istioctl create-remote-secret --auth-type bearer-token), or allow it with PILOT_INSECURE_MULTICLUSTER_KUBECONFIG_OPTIONS",
+        )));
     }
     let auth = if user.token.is_some() {
         "bearer token"
@@ -181,32 +180,33 @@ pub fn parse(secret: &Secret, remote_cluster: &str) -> Result<(RemoteSecret, Kub
     Ok((parsed, kubeconfig))
 }
 
-/// Read the remote cluster with the secret's own credentials, as istiod would;
-/// returns the UID of the `kube-system` namespace it reaches (which cluster it is).
-pub async fn server_answers(kubeconfig: Kubeconfig, remote_cluster: &str) -> Result<String> {
+/// What the remote cluster's API server answered to a remote secret's credentials.
+#[derive(Debug)]
+pub enum Answer {
+    /// It answered: the UID of the `kube-system` namespace it reaches (which cluster it is).
+    Cluster(String),
+    /// It refused the credentials (401 or 403): the Status it returned.
+    Rejected(String),
+    /// No answer (refused connection, timeout, TLS, DNS): what went wrong.
+    Unreachable(String),
+}
+
+/// Read the remote cluster with the secret's own credentials, as istiod would.
+pub async fn server_answers(kubeconfig: Kubeconfig) -> Result<Answer> {
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     let client = kube::Client::try_from(config)?;
-    match kube_system(&client).await {
-        Ok(ns) => ns.metadata.uid.with_context(|| format!("the namespace kube-system of {remote_cluster} has no uid")),
-        Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => Err(anyhow::anyhow!(
-            "{}: {status}",
-            diagnosis(
-                format!("the API server of {remote_cluster} rejects the remote secret's token"),
-                format!(
-                    "recreate the remote secret from the istio-reader-service-account token of {remote_cluster} (istioctl create-remote-secret)"
-                )
-            )
-        )),
-        Err(e) => Err(anyhow::anyhow!(
-            "{}: {e}",
-            diagnosis(
-                format!("the API server of {remote_cluster} named in the remote secret does not answer"),
-                "check the server address in the remote secret and that istiod's network can reach it"
-            )
-        )),
-    }
+    Ok(match kube_system(&client).await {
+        Ok(ns) => match ns.metadata.uid {
+            Some(uid) => Answer::Cluster(uid),
+            None => Answer::Unreachable("the namespace kube-system has no uid".into()),
+        },
+        Err(kube::Error::Api(status)) if status.code == 401 || status.code == 403 => {
+            Answer::Rejected(status.to_string())
+        }
+        Err(e) => Answer::Unreachable(e.to_string()),
+    })
 }
 
 /// The UID of a cluster's `kube-system` namespace: what identifies a cluster

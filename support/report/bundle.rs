@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use serde_json::{json, Value};
 
-use crate::checks::{readiness, sync};
+use crate::checks::{check, readiness, sync};
 use crate::mesh::istiod;
 use crate::target::Session;
 use crate::topology::names;
@@ -92,11 +92,15 @@ async fn cluster_bundle(session: &Session, cluster: &str) -> Value {
     );
     let target_health = or_error(
         async {
-            let hostname = readiness::gateway_hostname_now(session, &c).await?;
-            let lb = crate::aws::nlb::find_by_dns_name(session.aws()?, &hostname)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no load balancer has DNSName {hostname}"))?;
-            let tg = readiness::listener_target_group(session, &lb, names::CROSS_NETWORK_PORT).await?;
+            let hostname = check::now(session, &readiness::GatewayHostname(c.clone())).await?;
+            let lb =
+                check::now(session, &readiness::LoadBalancerOf { cluster: c.name.clone(), hostname, active: false })
+                    .await?;
+            let tg = check::now(
+                session,
+                &readiness::ListenerTargetGroup { cluster: c.name.clone(), lb, port: names::CROSS_NETWORK_PORT },
+            )
+            .await?;
             crate::aws::nlb::target_health(session.aws()?, &tg).await
         }
         .await,

@@ -59,7 +59,7 @@ pub struct Conformance {
     pub outcome: &'static str,
     pub concerns: Concerns,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub diagnoses: Vec<String>,
+    pub diagnoses: Vec<crate::checks::check::Diagnosis>,
 }
 
 fn concern(report: &Report, name: &str) -> Concern {

@@ -49,6 +49,7 @@ pub async fn after_run(session: &Session, facts: RunFacts<'_>, report_dir: &Path
         versions: versions::collect(session).await,
         excluded: facts.excluded.to_vec(),
         features,
+        convergence: session.convergence.snapshot(),
     };
     let versions_read = clock.elapsed();
     let written = write(meta, report_dir, facts.trend);
@@ -170,7 +171,10 @@ mod tests {
                     "result": {"status": "failed", "duration": 5,
                                "error_message": format!("diagnosis: the <i>cause</i>; fix: x\n{key}\nAuthorization: Bearer abc123")},
                     "embeddings": [{"mime_type": "application/json", "name": "<img src=x>",
-                        "data": base64::engine::general_purpose::STANDARD.encode(evidence.to_string())}]}]}]
+                        "data": base64::engine::general_purpose::STANDARD.encode(evidence.to_string())},
+                        {"mime_type": "application/json", "name": "diagnosis",
+                        "data": base64::engine::general_purpose::STANDARD.encode(
+                            serde_json::json!({"cause": "the <i>cause</i>", "fix": "x"}).to_string())}]}]}]
         }]);
         let report = model::join(&json.to_string(), RunMeta::unknown(Vec::new())).unwrap();
         let page = html::page(&report);

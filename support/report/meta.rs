@@ -34,6 +34,9 @@ pub struct RunMeta {
     pub excluded: Vec<Excluded>,
     #[serde(default)]
     pub features: Vec<FeatureDoc>,
+    /// When the mesh reached each convergence point, and each failed check's time to diagnosis.
+    #[serde(default)]
+    pub convergence: super::convergence::Convergence,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -167,6 +170,7 @@ impl RunMeta {
             versions: Versions::default(),
             excluded: Vec::new(),
             features,
+            convergence: Default::default(),
         }
     }
 

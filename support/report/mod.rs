@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod catalog;
 pub mod conformance;
+pub mod convergence;
 pub mod documents;
 pub mod evidence;
 pub mod html;

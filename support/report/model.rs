@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::checks::check::Diagnosis;
 use anyhow::{Context, Result};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -129,15 +130,14 @@ pub struct StepReport {
 }
 
 impl StepReport {
-    /// The `diagnosis: ...; fix: ...` lines of its error.
-    pub fn diagnoses(&self) -> Vec<String> {
-        diagnoses(self.error.as_deref().unwrap_or(""))
+    /// The typed diagnoses the step attached when it failed.
+    pub fn diagnoses(&self) -> Vec<Diagnosis> {
+        self.evidence
+            .iter()
+            .filter(|e| e.name == crate::steps::DIAGNOSIS_EVIDENCE)
+            .filter_map(|e| serde_json::from_value(e.data.clone()).ok())
+            .collect()
     }
-}
-
-/// The `diagnosis:` lines of a text, from the marker on.
-pub fn diagnoses(text: &str) -> Vec<String> {
-    text.lines().filter_map(|l| l.find("diagnosis: ").map(|i| l[i..].trim().to_string())).collect()
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -207,8 +207,8 @@ impl Report {
     }
 
     /// Every diagnosis of the run's failed steps, each once, in page order.
-    pub fn diagnoses(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+    pub fn diagnoses(&self) -> Vec<Diagnosis> {
+        let mut out: Vec<Diagnosis> = Vec::new();
         for (_, s) in self.scenarios() {
             for d in s.failed_steps().flat_map(|st| st.diagnoses()) {
                 if !out.contains(&d) {

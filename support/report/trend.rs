@@ -36,6 +36,19 @@ pub struct TrendLine {
     pub failed: usize,
     pub skipped: usize,
     pub scenarios: Vec<ScenarioPoint>,
+    /// Seconds from the start of the deployment to each convergence point (the last cluster's).
+    #[serde(default)]
+    pub convergence: std::collections::BTreeMap<String, f64>,
+    /// Seconds each failed check took to name its cause.
+    #[serde(default)]
+    pub time_to_diagnosis: Vec<DiagnosisPoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiagnosisPoint {
+    pub check: String,
+    pub seconds: f64,
+    pub cause: Option<String>,
 }
 
 /// The run as one trend line. Scenarios filtered out by the tag expression
@@ -68,6 +81,17 @@ pub fn line(report: &Report) -> TrendLine {
         failed: count(Outcome::Failed),
         skipped: count(Outcome::Skipped),
         scenarios,
+        convergence: m.convergence.by_point().into_iter().map(|(p, at)| (p, (at * 1e3).round() / 1e3)).collect(),
+        time_to_diagnosis: m
+            .convergence
+            .diagnosed
+            .iter()
+            .map(|d| DiagnosisPoint {
+                check: d.check.clone(),
+                seconds: (d.time_to_diagnosis * 1e3).round() / 1e3,
+                cause: d.cause.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -134,6 +158,8 @@ mod tests {
                 outcome: "passed".into(),
                 duration_s: 1.5,
             }],
+            convergence: [("nlb_active".to_string(), 0.8)].into(),
+            time_to_diagnosis: vec![],
         }
     }
 

@@ -56,6 +56,10 @@ pub struct RunSummary {
     pub documents: crate::report::documents::Written,
     /// With `teardown`: what the leak sweep still found, or why the teardown failed.
     pub teardown: Option<std::result::Result<Vec<crate::aws::network::Leftover>, String>>,
+    /// The typed diagnoses failed steps attached, each once, in the order seen.
+    pub diagnoses: Vec<crate::checks::check::Diagnosis>,
+    /// When the mesh converged at each point, and each failed check's time to diagnosis.
+    pub convergence: crate::report::convergence::Convergence,
 }
 
 impl RunSummary {
@@ -166,6 +170,15 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     drop(outcome);
     set_session(None);
     let evidence = session.evidence.write(&opts.report_dir, &json);
+    let mut diagnoses: Vec<crate::checks::check::Diagnosis> = Vec::new();
+    for e in session.evidence.all().into_iter().filter(|e| e.name == crate::steps::DIAGNOSIS_EVIDENCE) {
+        if let Ok(d) = serde_json::from_value(e.data) {
+            if !diagnoses.contains(&d) {
+                diagnoses.push(d);
+            }
+        }
+    }
+    let convergence = session.convergence.snapshot();
     let excluded = excluded.lock().expect("exclusions").clone();
     let documents = crate::report::documents::after_run(
         &session,
@@ -190,7 +203,17 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     evidence?;
     let documents = documents?;
     let tally = tally.lock().expect("tally").clone();
-    Ok(RunSummary { tally, junit, json, wall_time: started.elapsed(), excluded, documents, teardown })
+    Ok(RunSummary {
+        tally,
+        junit,
+        json,
+        wall_time: started.elapsed(),
+        excluded,
+        documents,
+        teardown,
+        diagnoses,
+        convergence,
+    })
 }
 
 /// The closing line CI reads: scenarios passed and failed (skipped count as failed).

@@ -15,8 +15,6 @@ pub struct Tally {
     pub skipped: usize,
     /// Features that could not be parsed.
     pub parse_errors: usize,
-    /// The `diagnosis:` lines of failed steps, each once, in the order seen.
-    pub diagnoses: Vec<String>,
 }
 
 impl Tally {
@@ -41,20 +39,10 @@ impl TallyWriter {
 
     fn scenario<W>(&mut self, feature: &gherkin::Feature, sc: &gherkin::Scenario, ev: &Scenario<W>) {
         let key = (feature.path.clone(), sc.name.clone(), sc.position.line, sc.position.col);
-        let shared = self.shared.clone();
         let mark = |open: &mut HashMap<Key, (bool, bool)>, step: &Step<W>| {
             let entry = open.entry(key.clone()).or_default();
             match step {
-                Step::Failed(_, _, _, err) => {
-                    entry.0 = true;
-                    let text = err.to_string();
-                    let mut t = shared.lock().expect("tally");
-                    for line in text.lines().filter_map(|l| l.find("diagnosis: ").map(|i| l[i..].trim().to_string())) {
-                        if !t.diagnoses.contains(&line) {
-                            t.diagnoses.push(line);
-                        }
-                    }
-                }
+                Step::Failed(..) => entry.0 = true,
                 Step::Skipped => entry.1 = true,
                 _ => {}
             }

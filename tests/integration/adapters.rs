@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use meshspec::aws::nlb;
-use meshspec::checks::readiness;
+use meshspec::checks::{check, readiness};
 use meshspec::provision::api::provision;
 use meshspec::topology::names;
 use meshspec::twin::aws::{NewLoadBalancer, NewTargetGroup};
@@ -121,16 +121,24 @@ async fn provisioning_kube_rs_verbs_and_readiness_on_the_twin() {
 
     // The readiness lookup end to end, for both clusters.
     for c in &session.topology.clusters {
-        let hostname = readiness::gateway_hostname(&session, c).await.unwrap();
-        let lb = readiness::wait_active(&session, &hostname).await.unwrap();
+        let hostname = check::until(&session, &readiness::GatewayHostname(c.clone())).await.unwrap();
+        let cluster = c.name.clone();
+        let lb =
+            check::until(&session, &readiness::LoadBalancerOf { cluster: cluster.clone(), hostname, active: true })
+                .await
+                .unwrap();
         assert_eq!((lb.kind.as_str(), lb.scheme.as_str(), lb.state.as_str()), ("network", "internet-facing", "active"));
-        let tg = readiness::listener_target_group(&session, &lb, 15443).await.unwrap();
-        let targets = readiness::wait_all_targets_healthy(&session, &tg).await.unwrap();
+        let listener = |port| readiness::ListenerTargetGroup { cluster: cluster.clone(), lb: lb.clone(), port };
+        let tg = check::now(&session, &listener(15443)).await.unwrap();
+        let targets =
+            check::until(&session, &readiness::TargetsHealthy { cluster: c.clone(), target_group: tg }).await.unwrap();
         assert!(!targets.is_empty() && targets.iter().all(|t| t.state == "healthy" && t.port == 15443));
-        let ips = readiness::resolves_per_zone(&session, &lb).await.unwrap();
+        let ips = check::until(&session, &readiness::ResolvesPerZone { cluster: cluster.clone(), lb: lb.clone() })
+            .await
+            .unwrap();
         assert_eq!(ips.len(), 3);
         // The listener on 15012 has nothing behind it listening: its targets do not become healthy.
-        let tg_istiod = readiness::listener_target_group(&session, &lb, 15012).await.unwrap();
+        let tg_istiod = check::now(&session, &listener(15012)).await.unwrap();
         let health = nlb::target_health(session.aws().unwrap(), &tg_istiod).await.unwrap();
         assert!(health.iter().all(|t| t.state != "healthy"), "{health:?}");
     }
@@ -182,8 +190,11 @@ async fn an_expired_target_wait_names_every_target_with_state_and_reason() {
     let ips = ["10.9.0.10", "10.9.64.11", "10.9.128.12"];
     state.register_targets(&tg, &ips.iter().map(|ip| (ip.to_string(), 15443)).collect::<Vec<_>>()).unwrap();
 
-    let err = readiness::wait_all_targets_healthy(&session, &tg).await.unwrap_err();
-    let msg = format!("{err:#}");
+    let c = session.topology.clusters[0].clone();
+    let err = check::until(&session, &readiness::TargetsHealthy { cluster: c, target_group: tg }).await.unwrap_err();
+    // Targets in `initial` or failing on the traffic port are transient: the wait runs to its deadline.
+    assert_eq!(err.ending, check::Ending::Deadline, "{err}");
+    let msg = err.to_string();
     assert!(msg.contains("timed out"), "{msg}");
     for ip in ips {
         let line = msg.split("; ").find(|part| part.contains(ip)).unwrap_or_else(|| panic!("{ip} missing from: {msg}"));

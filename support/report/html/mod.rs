@@ -12,8 +12,10 @@ pub mod svg;
 use escape::{description, esc, slug, text_with_code};
 
 use super::conformance::{self, Concern};
+use super::convergence::{point_label, Convergence};
 use super::model::{Outcome, Report, ScenarioReport, StepReport};
 use super::versions::Seen;
+use crate::checks::check::Diagnosis;
 
 pub const FILE: &str = "report.html";
 
@@ -39,6 +41,7 @@ table.kv > tbody > tr > th { background: var(--soft); font-weight: 600; white-sp
 .tags { color: #6639ba; font-size: 12.5px; margin: 2px 0; }
 section.diagnoses { border: 2px solid var(--fail); background: #fff5f5; border-radius: 6px; padding: 4px 16px 10px; margin-top: 16px; }
 section.diagnoses h2 { color: var(--fail); margin-top: 10px; }
+rect.bar.converged { fill: var(--pass); } rect.bar.diagnosed { fill: var(--fail); } rect.bar.deadline { fill: #b7791f; }
 p.diagnosis { border-left: 5px solid var(--fail); background: #fff0f0; padding: 6px 10px; margin: 6px 0; font-weight: 500; }
 nav ol { columns: 2; padding-left: 20px; }
 section.feature { border-top: 1px solid var(--line); margin-top: 24px; }
@@ -111,17 +114,13 @@ fn scenario_id(feature: &str, s: &ScenarioReport) -> String {
     format!("sc-{}-{}", slug(feature), s.line)
 }
 
-/// A `diagnosis: <cause>; fix: <fix>` line, its two parts marked.
-fn diagnosis(line: &str) -> String {
-    let rest = line.strip_prefix("diagnosis: ").unwrap_or(line);
-    match rest.split_once("; fix: ") {
-        Some((cause, fix)) => format!(
-            "<p class=\"diagnosis\"><strong>diagnosis:</strong> {}; <strong>fix:</strong> {}</p>",
-            text_with_code(cause),
-            text_with_code(fix)
-        ),
-        None => format!("<p class=\"diagnosis\"><strong>diagnosis:</strong> {}</p>", text_with_code(rest)),
-    }
+/// A diagnosis, its two parts marked.
+fn diagnosis(d: &Diagnosis) -> String {
+    format!(
+        "<p class=\"diagnosis\"><strong>diagnosis:</strong> {}; <strong>fix:</strong> {}</p>",
+        text_with_code(&d.cause),
+        text_with_code(&d.fix)
+    )
 }
 
 fn data_table(rows: &[Vec<String>]) -> String {
@@ -303,6 +302,55 @@ fn concerns(report: &Report) -> String {
     out
 }
 
+/// How long the mesh took to converge at each point, and each failed check to
+/// name its cause: two bar charts on one axis each.
+fn convergence(c: &Convergence) -> String {
+    if c.reached.is_empty() && c.diagnosed.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("<div class=\"wrap\"><section class=\"convergence\" id=\"convergence\"><h2>Convergence</h2>");
+    if !c.reached.is_empty() {
+        let mut reached = c.reached.clone();
+        reached.sort_by(|a, b| a.at.total_cmp(&b.at));
+        let rows: Vec<svg::Mark> = reached
+            .iter()
+            .map(|r| {
+                let cluster = r.check.split(':').next().unwrap_or_default();
+                svg::Mark {
+                    label: format!("{cluster}: {}", point_label(&r.point)),
+                    seconds: r.at,
+                    class: "converged",
+                    title: format!("{} after {:.2} s (the check waited {:.2} s)", r.check, r.at, r.waited),
+                }
+            })
+            .collect();
+        out.push_str(
+            "<p class=\"note\">Seconds from the start of the deployment to the moment each point was first seen.</p>",
+        );
+        out.push_str(&svg::marks("When the mesh reached each convergence point", &rows));
+    }
+    if !c.diagnosed.is_empty() {
+        let rows: Vec<svg::Mark> = c
+            .diagnosed
+            .iter()
+            .map(|d| svg::Mark {
+                label: d.check.clone(),
+                seconds: d.time_to_diagnosis,
+                class: match d.ending {
+                    crate::checks::check::Ending::Broken => "diagnosed",
+                    crate::checks::check::Ending::Deadline => "deadline",
+                },
+                title: d.cause.clone().unwrap_or_else(|| "no diagnosis".into()),
+            })
+            .collect();
+        out.push_str("<h3>Time to diagnosis</h3><p class=\"note\">Seconds each failed check waited before naming its cause: a definite break at once, a transient state at its deadline.</p>");
+        out.push_str(&svg::marks("Time to diagnosis of each failed check", &rows));
+    }
+    out.push_str("</section></div>");
+    out
+}
+
 /// The page of a run.
 pub fn page(report: &Report) -> String {
     let outcome = report.outcome().as_str();
@@ -329,7 +377,7 @@ pub fn page(report: &Report) -> String {
                 esc(&f.name),
                 esc(&s.name)
             ));
-            let ds: Vec<String> = s.failed_steps().flat_map(|st| st.diagnoses()).collect();
+            let ds: Vec<Diagnosis> = s.failed_steps().flat_map(|st| st.diagnoses()).collect();
             for d in &ds {
                 body.push_str(&diagnosis(d));
             }
@@ -342,6 +390,7 @@ pub fn page(report: &Report) -> String {
         body.push_str("</section></div>");
     }
     body.push_str(&facts(report));
+    body.push_str(&convergence(&report.meta.convergence));
     body.push_str(&concerns(report));
     body.push_str("<nav id=\"contents\"><h2>Features</h2><ol>");
     for f in &report.features {
@@ -404,7 +453,7 @@ mod tests {
     #[test]
     fn diagnosis_lines_mark_cause_and_fix() {
         assert_eq!(
-            diagnosis("diagnosis: no <secret>; fix: run `istioctl x`"),
+            diagnosis(&Diagnosis::new("no <secret>", "run `istioctl x`")),
             "<p class=\"diagnosis\"><strong>diagnosis:</strong> no &lt;secret&gt;; <strong>fix:</strong> run <code>istioctl x</code></p>"
         );
     }

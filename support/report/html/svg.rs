@@ -134,6 +134,59 @@ pub fn timeline(title: &str, spans: &[Span]) -> String {
     svg
 }
 
+/// One bar of [`marks`]: a moment or a duration, in seconds.
+pub struct Mark {
+    pub label: String,
+    pub seconds: f64,
+    /// A CSS class for the bar (`converged`, `diagnosed`, `deadline`).
+    pub class: &'static str,
+    pub title: String,
+}
+
+/// Bars from zero to each mark's seconds, one row each, on one axis.
+pub fn marks(title: &str, rows: &[Mark]) -> String {
+    let total = rows.iter().map(|r| r.seconds).fold(0.0_f64, f64::max).max(0.001);
+    let label_w = 300.0;
+    let width = label_w + BAR_W + 90.0;
+    let height = 12.0 + ROW_H * rows.len().max(1) as f64 + 24.0;
+    let scale = BAR_W / total;
+    let mut svg = format!(
+        "<svg class=\"chart marks\" role=\"img\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><title>{t}</title>",
+        w = fmt(width),
+        h = fmt(height),
+        t = esc(title)
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = 12.0 + ROW_H * i as f64;
+        let w = (r.seconds.max(0.0) * scale).max(1.0);
+        svg.push_str(&format!(
+            "<text class=\"label\" x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\
+             <rect class=\"bar {class}\" data-seconds=\"{secs}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"18\" rx=\"2\"><title>{tt}</title></rect>\
+             <text class=\"value\" x=\"{vx}\" y=\"{ty}\">{secs:.2} s</text>",
+            lx = fmt(label_w - 8.0),
+            ty = fmt(y + 13.5),
+            label = esc(&r.label),
+            class = r.class,
+            secs = r.seconds,
+            x = fmt(label_w),
+            y = fmt(y),
+            w = fmt(w),
+            tt = esc(&r.title),
+            vx = fmt(label_w + w + 6.0),
+        ));
+    }
+    let axis_y = 12.0 + ROW_H * rows.len().max(1) as f64 + 4.0;
+    svg.push_str(&format!(
+        "<line class=\"axis\" x1=\"{x0}\" x2=\"{x1}\" y1=\"{y}\" y2=\"{y}\"></line>\
+         <text class=\"tick\" x=\"{x0}\" y=\"{ty}\">0 s</text><text class=\"tick\" x=\"{x1}\" y=\"{ty}\" text-anchor=\"end\">{total:.2} s</text></svg>",
+        x0 = fmt(label_w),
+        x1 = fmt(label_w + BAR_W),
+        y = fmt(axis_y),
+        ty = fmt(axis_y + 14.0),
+    ));
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,25 +43,49 @@ impl ClusterView {
     }
 }
 
-/// Cluster names the load balancers of these clusters may be tagged with:
-/// their EKS names and what their load balancer controllers were told.
-fn cluster_names(clusters: &[Arc<Cluster>]) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for c in clusters {
-        names.insert(c.eks_name.clone());
-        if let Some(instance) = running_instance(&c.list(&Resource::pods()), &c.vpc_id) {
-            names.insert(instance.cluster_name);
+/// What one cluster shows a probe round, kept while its store does not change:
+/// listing every pod each round of each twin would be most of a test run's CPU.
+struct Seen {
+    revision: u64,
+    view: Arc<ClusterView>,
+    /// The name its load balancer controller was told (`--cluster-name`), if one runs.
+    controller_cluster_name: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Views {
+    by_cluster: HashMap<String, Seen>,
+}
+
+impl Views {
+    fn of(&mut self, cluster: &Cluster) -> &Seen {
+        let revision = cluster.store.resource_version();
+        let stale = self.by_cluster.get(&cluster.eks_name).is_none_or(|s| s.revision != revision);
+        if stale {
+            let controller_cluster_name =
+                running_instance(&cluster.list(&Resource::pods()), &cluster.vpc_id).map(|i| i.cluster_name);
+            let seen = Seen { revision, view: Arc::new(ClusterView::of(cluster)), controller_cluster_name };
+            self.by_cluster.insert(cluster.eks_name.clone(), seen);
         }
+        &self.by_cluster[&cluster.eks_name]
     }
-    names
 }
 
 /// One probe of every registered target; returns how many were probed.
-pub fn probe_all(aws: &AwsState, clusters: &[Arc<Cluster>]) -> usize {
-    let views: Vec<ClusterView> = clusters.iter().map(|c| ClusterView::of(c)).collect();
+pub fn probe_all(aws: &AwsState, clusters: &[Arc<Cluster>], cache: &mut Views) -> usize {
+    // Cluster names the load balancers of these clusters may be tagged with:
+    // their EKS names and what their load balancer controllers were told.
+    let mut names = BTreeSet::new();
+    let mut views = Vec::new();
+    for c in clusters {
+        let seen = cache.of(c);
+        names.insert(c.eks_name.clone());
+        names.extend(seen.controller_cluster_name.clone());
+        views.push(seen.view.clone());
+    }
     let mut probed = 0;
     let mut seen_lbs = BTreeSet::new();
-    for name in cluster_names(clusters) {
+    for name in names {
         for lb in aws.load_balancers_tagged("elbv2.k8s.aws/cluster", &name) {
             if !seen_lbs.insert(lb.arn.clone()) {
                 continue;
@@ -91,8 +115,9 @@ const MIN_ROUND: Duration = Duration::from_millis(20);
 pub async fn run(aws: AwsState, clusters: impl Fn() -> Vec<Arc<Cluster>> + Send + 'static) {
     let cfg = aws.config();
     let round = cfg.clock.compress(cfg.delays.health_check_interval).max(MIN_ROUND);
+    let mut cache = Views::default();
     loop {
         tokio::time::sleep(round).await;
-        probe_all(&aws, &clusters());
+        probe_all(&aws, &clusters(), &mut cache);
     }
 }
