@@ -59,10 +59,18 @@ async fn provisioned(w: &mut MeshWorld, step: &Step) -> StepResult {
         .provisioned
         .get_or_init(|| {
             here = true;
-            async { deploy(&session).await.map_err(super::report) }
+            async { deploy(&session).await.map_err(|e| crate::provision::ProvisionFailure::of(&e)) }
         })
         .await;
-    let record = outcome.as_ref().map_err(|e| anyhow::anyhow!("provisioning failed: {e}"))?;
+    let record = match outcome {
+        Ok(r) => r,
+        Err(f) => {
+            if let Some(d) = &f.diagnosis {
+                w.attach(step, super::DIAGNOSIS_EVIDENCE, d);
+            }
+            bail!("provisioning failed: {f}");
+        }
+    };
     // The stage timeline goes with the step that provisioned, once per run.
     if here {
         w.attach(step, "provisioning stages", record);

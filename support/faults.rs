@@ -102,12 +102,6 @@ impl Fault {
     }
 }
 
-/// The line a check adds to its failure: the cause and the fix, first line of
-/// the message so the runner can collect it.
-pub fn diagnosis(cause: impl std::fmt::Display, fix: impl std::fmt::Display) -> String {
-    format!("diagnosis: {cause}; fix: {fix}\nseen")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,7 @@ pub struct Session {
     contexts: BTreeMap<String, String>,
     clusters: Mutex<BTreeMap<String, ClusterAccess>>,
     /// The provisioning of this run, done once and shared by every scenario.
-    pub provisioned: OnceCell<std::result::Result<ProvisionRecord, String>>,
+    pub provisioned: OnceCell<std::result::Result<ProvisionRecord, crate::provision::ProvisionFailure>>,
     twin: Mutex<Option<Twin>>,
     /// What the checks of this run saw, for the reports.
     pub evidence: crate::report::evidence::EvidenceStore,

@@ -27,16 +27,10 @@ impl CheckOutcome {
 }
 
 /// A failure that is not a check's (provisioning itself), as an outcome.
-fn failed(check: &str, last_seen: String) -> CheckOutcome {
+fn failed(check: &str, last_seen: String, diagnosis: Option<Diagnosis>) -> CheckOutcome {
     CheckOutcome {
         check: check.into(),
-        failure: Some(CheckFailure {
-            check: check.into(),
-            ending: Ending::Broken,
-            waited: 0.0,
-            last_seen,
-            diagnosis: None,
-        }),
+        failure: Some(CheckFailure { check: check.into(), ending: Ending::Broken, waited: 0.0, last_seen, diagnosis }),
     }
 }
 
@@ -48,11 +42,11 @@ pub async fn run(session: &Session) -> Vec<CheckOutcome> {
     let mut out = Vec::new();
     match session.provisioned.get() {
         Some(Err(e)) => {
-            out.push(failed("provisioning", e.clone()));
+            out.push(failed("provisioning", e.message.clone(), e.diagnosis.clone()));
             return out;
         }
         None => {
-            out.push(failed("provisioning", "not provisioned".into()));
+            out.push(failed("provisioning", "not provisioned".into(), None));
             return out;
         }
         Some(Ok(_)) => {}

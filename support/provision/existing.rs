@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 
 use super::{ProvisionRecord, ProvisionedBy};
-use crate::faults::diagnosis;
+use crate::checks::check::Diagnosis;
 use crate::target::Session;
 use crate::topology::names;
 
@@ -17,17 +17,12 @@ pub async fn verify(session: &Session) -> Result<ProvisionRecord> {
         let client = session.kube(&c.name).await?;
         client.apiserver_version().await.with_context(|| format!("the API server of {} does not answer", c.name))?;
         let namespaces: Api<Namespace> = Api::all(client);
-        namespaces.get_opt(names::ISTIO_SYSTEM).await?.with_context(|| {
-            format!(
-                "{}: {}: no namespace {}",
-                diagnosis(
-                    format!("the mesh is not deployed in {}", c.name),
-                    "provision it first (or let meshspec do it: --allow-provision with every cluster of the topology)"
-                ),
-                c.name,
-                names::ISTIO_SYSTEM
-            )
-        })?;
+        if namespaces.get_opt(names::ISTIO_SYSTEM).await?.is_none() {
+            return Err(anyhow::anyhow!("{}: no namespace {}", c.name, names::ISTIO_SYSTEM).context(Diagnosis::new(
+                format!("the mesh is not deployed in {}", c.name),
+                "provision it first (or let meshspec do it: --allow-provision with every cluster of the topology)",
+            )));
+        }
     }
     Ok(ProvisionRecord { by: ProvisionedBy::Existing, stages: Vec::new(), root_fingerprint: None })
 }

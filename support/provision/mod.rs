@@ -73,6 +73,25 @@ pub enum ProvisionedBy {
     Existing,
 }
 
+/// Why provisioning failed: the whole error chain as text, and its typed diagnosis if it has one.
+#[derive(Clone, Debug)]
+pub struct ProvisionFailure {
+    pub message: String,
+    pub diagnosis: Option<crate::checks::check::Diagnosis>,
+}
+
+impl ProvisionFailure {
+    pub fn of(e: &anyhow::Error) -> Self {
+        ProvisionFailure { message: format!("{e:#}"), diagnosis: crate::checks::check::diagnosis_of(e) }
+    }
+}
+
+impl std::fmt::Display for ProvisionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// How a target that may be provisioned is provisioned.
 #[derive(Clone, Debug)]
 pub enum Provisioner {

@@ -9,8 +9,8 @@ use kube::Api;
 use serde::Serialize;
 
 use crate::aws::eks;
+use crate::checks::check::Diagnosis;
 use crate::checks::provisioning::deployment_is_available;
-use crate::faults::diagnosis;
 use crate::target::Session;
 use crate::topology::{names, ClusterTopology};
 
@@ -28,7 +28,7 @@ pub const KNOWN: &[&str] = &[
 pub const METALLB_NAMESPACE: &str = "metallb-system";
 pub const METALLB_CONTROLLER: &str = "metallb-controller";
 
-fn diagnosis_of(name: &str) -> String {
+fn diagnosis_of(name: &str) -> Diagnosis {
     let (cause, fix) = match name {
         "cacerts-present" => (
             "cacerts is missing from istio-system, so istiod would make its own root",
@@ -49,7 +49,7 @@ fn diagnosis_of(name: &str) -> String {
         ),
         _ => ("an EKS cluster is not ACTIVE", "wait for the clusters (stage 1) before installing anything in them"),
     };
-    diagnosis(cause, fix)
+    Diagnosis::new(cause, fix)
 }
 
 /// Whether `name` holds in one cluster; what was seen when it does.

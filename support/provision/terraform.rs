@@ -148,16 +148,13 @@ async fn destroy_stage(session: &Session, tf: &TerraformConfig, stage: &DestroyS
         .with_context(|| format!("destroy stage {} ({}); the stages after it did not run", stage.number, stage.name))?;
     for w in &stage.then_wait_for {
         match w.as_str() {
-            "no-load-balancers" => super::destroy::wait_no_load_balancers(session).await.with_context(|| {
-                format!(
-                    "after destroy stage {}: {}",
-                    stage.number,
-                    crate::faults::diagnosis(
-                        "the load balancer controller did not delete every NLB it made",
-                        "check that the controller still ran while the Services were deleted; delete what is left by its tags, then destroy the rest"
-                    )
-                )
-            })?,
+            "no-load-balancers" => super::destroy::wait_no_load_balancers(session)
+                .await
+                .with_context(|| format!("after destroy stage {}", stage.number))
+                .context(crate::checks::check::Diagnosis::new(
+                    "the load balancer controller did not delete every NLB it made",
+                    "check that the controller still ran while the Services were deleted; delete what is left by its tags, then destroy the rest",
+                ))?,
             other => anyhow::bail!("unknown wait {other:?}"),
         }
     }
