@@ -112,8 +112,9 @@ impl MeshWorld {
     /// Provisioning may fail; the outcome is recorded and returned.
     pub async fn use_separate(&mut self, opts: crate::target::TargetOptions) -> anyhow::Result<Result<(), String>> {
         let scratch = Session::open(opts).await?;
-        let outcome = crate::provision::api::provision(&scratch).await.map_err(|e| format!("{e:#}"));
-        let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+        let outcome =
+            crate::provision::api::provision(&scratch).await.map_err(|e| crate::provision::ProvisionFailure::of(&e));
+        let result = outcome.as_ref().map(|_| ()).map_err(|f| f.message.clone());
         let _ = scratch.provisioned.set(outcome);
         self.main_session = Some(std::mem::replace(&mut self.session, scratch));
         Ok(result)
@@ -127,7 +128,7 @@ impl MeshWorld {
             for e in scratch.evidence.all() {
                 self.session.evidence.add(e);
             }
-            self.session.convergence.absorb(&scratch.convergence);
+            self.session.convergence.absorb(&scratch.convergence, scratch.fault.map(|f| f.name()));
             scratch.close().await;
         }
     }

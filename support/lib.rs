@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod bench;
+pub mod bench_suite;
 pub mod checks;
 pub mod dns;
 pub mod doctor;

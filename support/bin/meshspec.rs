@@ -56,6 +56,24 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The whole suite on the twin, once: wall time, provisioning, each fault's time to
+    /// diagnosis, convergence points, peak memory; next to `--baseline` if given.
+    Suite {
+        #[arg(long, default_value = "features")]
+        features: PathBuf,
+        /// Where the suite's reports go.
+        #[arg(long, default_value = "target/meshspec/bench")]
+        report_dir: PathBuf,
+        /// A previous `--json` file to compare with.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also time `meshspec run --fault NAME` for every fault, one after the other.
+        #[arg(long)]
+        each_fault: bool,
+    },
     /// The load-balancing check vs the runbook's kubectl loop, against the twin.
     LoadBalancing {
         #[arg(long, default_value_t = 100)]
@@ -614,6 +632,16 @@ fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Docs(args) => docs(args),
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+            Command::Bench { command: BenchCommand::Suite { features, report_dir, baseline, json, each_fault } } => {
+                let base = baseline.as_ref().map(meshspec::bench_suite::read_baseline).transpose()?;
+                let figures = meshspec::bench_suite::measure(&features, &report_dir, each_fault).await?;
+                print!("{}", meshspec::bench_suite::render(&figures, base.as_ref()));
+                if let Some(path) = json {
+                    std::fs::write(&path, serde_json::to_vec_pretty(&figures)?)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Bench { command: BenchCommand::LoadBalancing { requests, time_scale, json } } => {
                 let figures = meshspec::bench::load_balancing(requests, time_scale).await?;
                 for m in [&figures.meshspec, &figures.runbook] {

@@ -43,6 +43,9 @@ pub struct Diagnosed {
     /// Seconds from the start of the check's wait to its failure.
     pub time_to_diagnosis: f64,
     pub cause: Option<String>,
+    /// The fault of the separate deployment the check ran against, if any.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -103,14 +106,19 @@ impl ConvergenceStore {
             ending: f.ending,
             time_to_diagnosis: f.waited,
             cause: f.diagnosis.as_ref().map(|d| d.cause.clone()),
+            fault: None,
         });
     }
 
-    /// Merge what a separate deployment recorded (its own clock), as the evidence is.
-    pub fn absorb(&self, other: &ConvergenceStore) {
+    /// Merge the diagnoses a separate deployment recorded, labelled with its fault
+    /// (its convergence points run on its own clock and stay with it).
+    pub fn absorb(&self, other: &ConvergenceStore, fault: Option<&str>) {
         let theirs = other.snapshot();
         let mut c = self.inner.lock().expect("convergence lock");
-        c.diagnosed.extend(theirs.diagnosed);
+        c.diagnosed.extend(theirs.diagnosed.into_iter().map(|mut d| {
+            d.fault = d.fault.or(fault.map(str::to_string));
+            d
+        }));
     }
 
     pub fn snapshot(&self) -> Convergence {

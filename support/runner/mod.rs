@@ -60,6 +60,8 @@ pub struct RunSummary {
     pub diagnoses: Vec<crate::checks::check::Diagnosis>,
     /// When the mesh converged at each point, and each failed check's time to diagnosis.
     pub convergence: crate::report::convergence::Convergence,
+    /// How long this run's own provisioning took (first stage start to last stage end).
+    pub provisioning: Option<std::time::Duration>,
 }
 
 impl RunSummary {
@@ -179,6 +181,14 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         }
     }
     let convergence = session.convergence.snapshot();
+    let provisioning = match session.provisioned.get() {
+        Some(Ok(r)) => {
+            let start = r.stages.iter().map(|s| s.started_at).min();
+            let end = r.stages.iter().map(|s| s.finished_at).max();
+            start.zip(end).and_then(|(a, b)| (b - a).to_std().ok())
+        }
+        _ => None,
+    };
     let excluded = excluded.lock().expect("exclusions").clone();
     let documents = crate::report::documents::after_run(
         &session,
@@ -213,6 +223,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         teardown,
         diagnoses,
         convergence,
+        provisioning,
     })
 }
 
