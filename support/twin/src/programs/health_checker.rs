@@ -55,6 +55,9 @@ struct Seen {
 #[derive(Default)]
 pub struct Views {
     by_cluster: HashMap<String, Seen>,
+    /// Probe results by (VPC, IP, port), valid while no cluster changed.
+    results: HashMap<(String, String, u16), bool>,
+    revisions: Vec<u64>,
 }
 
 impl Views {
@@ -77,11 +80,17 @@ pub fn probe_all(aws: &AwsState, clusters: &[Arc<Cluster>], cache: &mut Views) -
     // their EKS names and what their load balancer controllers were told.
     let mut names = BTreeSet::new();
     let mut views = Vec::new();
+    let mut revisions = Vec::new();
     for c in clusters {
         let seen = cache.of(c);
         names.insert(c.eks_name.clone());
         names.extend(seen.controller_cluster_name.clone());
         views.push(seen.view.clone());
+        revisions.push(seen.revision);
+    }
+    if revisions != cache.revisions {
+        cache.results.clear();
+        cache.revisions = revisions;
     }
     let mut probed = 0;
     let mut seen_lbs = BTreeSet::new();
@@ -93,10 +102,13 @@ pub fn probe_all(aws: &AwsState, clusters: &[Arc<Cluster>], cache: &mut Views) -
             for tg in aws.target_groups_of(&lb.arn) {
                 for (ip, port) in aws.registered_targets(&tg.arn) {
                     let check_port = tg.health_check_port.unwrap_or(port);
-                    let passed = views
-                        .iter()
-                        .filter(|v| v.vpc_id == tg.vpc_id)
-                        .any(|v| v.pods.get(&ip).is_some_and(|p| listens_on(p, check_port, &v.gateways)));
+                    let passed =
+                        *cache.results.entry((tg.vpc_id.clone(), ip.clone(), check_port)).or_insert_with(|| {
+                            views
+                                .iter()
+                                .filter(|v| v.vpc_id == tg.vpc_id)
+                                .any(|v| v.pods.get(&ip).is_some_and(|p| listens_on(p, check_port, &v.gateways)))
+                        });
                     aws.record_health_check(&tg.arn, &ip, port, passed);
                     probed += 1;
                 }

@@ -45,6 +45,7 @@ const IGNORED_NAMESPACES: [&str; 4] = ["kube-system", "kube-public", "kube-node-
 /// long between two looks (wall), so that extreme time scales do not spin.
 const RESOLVE_EVERY: Duration = Duration::from_secs(1);
 const MIN_WALL_TICK: Duration = Duration::from_millis(50);
+const MIN_WALL_RELOOKUP: Duration = Duration::from_millis(250);
 
 /// Whether an image is istiod's (`docker.io/istio/pilot:1.20.2`).
 pub fn is_pilot_image(image: &str) -> bool {
@@ -86,6 +87,9 @@ pub struct Instance {
     refused: Mutex<HashMap<String, String>>,
     dns: Mutex<DnsCache>,
     resolver: Mutex<Option<AbortHandle>>,
+    /// The last views, with what they were read from: istiod's informers do not
+    /// copy a cluster for every proxy, and neither does the twin.
+    views_cache: Mutex<Option<(String, Arc<Vec<ClusterView>>)>>,
 }
 
 impl Drop for Instance {
@@ -110,11 +114,27 @@ impl Instance {
         lock(&self.remotes).values().map(|r| (r.id.clone(), r.secret.clone(), r.status())).collect()
     }
 
-    /// Every cluster istiod has synced: its own, then the remotes.
-    pub fn views(&self, own: &Cluster) -> Vec<ClusterView> {
+    /// Every cluster istiod has synced: its own, then the remotes (read again
+    /// only when one of them changed).
+    pub fn views(&self, own: &Cluster) -> Arc<Vec<ClusterView>> {
+        let remotes: Vec<String> = lock(&self.remotes).values().map(RemoteCluster::contents_fingerprint).collect();
+        let key = format!("{}|{}", own.store.resource_version(), remotes.join("|"));
+        if let Some((k, views)) = lock(&self.views_cache).as_ref() {
+            if *k == key {
+                return views.clone();
+            }
+        }
         let mut views = vec![ClusterView::from_store(&self.cluster_id, own)];
         views.extend(lock(&self.remotes).values().filter_map(RemoteCluster::view));
+        let views = Arc::new(views);
+        *lock(&self.views_cache) = Some((key, views.clone()));
         views
+    }
+
+    /// What the service views depend on: unchanged, they are the same.
+    fn service_views_key(&self, own: &Cluster) -> String {
+        let remotes: Vec<String> = lock(&self.remotes).values().map(RemoteCluster::services_fingerprint).collect();
+        format!("{}|{}", own.store.resource_version(), remotes.join("|"))
     }
 
     /// Every known cluster's Services only (for gateway discovery).
@@ -229,6 +249,7 @@ impl Istiod {
             refused: Mutex::new(HashMap::new()),
             dns: Mutex::new(DnsCache::default()),
             resolver: Mutex::new(None),
+            views_cache: Mutex::new(None),
         });
         // A new run: the previous one (if any) stops, with its remote clusters.
         *lock(&self.current) = Some(instance);
@@ -410,12 +431,34 @@ fn sync_remote_secrets(cluster: &Cluster, instance: &Instance) {
 /// Looks up gateway hostnames when they are due, for as long as the run lasts.
 async fn resolve_gateways(instance: Weak<Instance>, cluster: Weak<Cluster>, dns: SocketAddr, clock: Clock) {
     let tick = clock.compress(RESOLVE_EVERY).max(MIN_WALL_TICK);
+    // The sources are read again only when a Service changed; a name is looked up
+    // again at its TTL (simulated) but not more often than MIN_WALL_RELOOKUP (wall):
+    // at high time scales a TTL passes every tick, and the lookups would be most of
+    // an idle twin's work. A name not looked up yet is looked up at once.
+    let mut cached: Option<(String, Vec<gateways::GatewaySource>)> = None;
+    let mut looked_up: HashMap<String, std::time::Instant> = HashMap::new();
     loop {
         let (Some(inst), Some(own)) = (instance.upgrade(), cluster.upgrade()) else {
             return;
         };
-        let sources = gateway_sources(&inst.service_views(&own));
-        let due = lock(&inst.dns).due(&sources, clock.now());
+        let key = inst.service_views_key(&own);
+        let sources = match &cached {
+            Some((k, sources)) if *k == key => sources.clone(),
+            _ => {
+                let sources = gateway_sources(&inst.service_views(&own));
+                cached = Some((key, sources.clone()));
+                sources
+            }
+        };
+        let due: Vec<String> = lock(&inst.dns)
+            .due(&sources, clock.now())
+            .into_iter()
+            .filter(|h| looked_up.get(h).is_none_or(|t| t.elapsed() >= MIN_WALL_RELOOKUP))
+            .collect();
+        for h in &due {
+            looked_up.insert(h.clone(), std::time::Instant::now());
+        }
+        looked_up.retain(|h, _| sources.iter().any(|s| s.address == GatewayAddress::Hostname(h.clone())));
         // istiod resolves through the cluster's DNS, which forwards names outside the
         // cluster to the VPC's Amazon-provided server; with the VPC's enableDnsSupport
         // off that server does not answer (botocore ec2 ModifyVpcAttributeRequest docs).

@@ -264,6 +264,27 @@ impl RemoteCluster {
         })
     }
 
+    /// What identifies the Services the informer holds now (cluster, sync status,
+    /// each Service's uid and resourceVersion): unchanged, so is [`Self::services_view`].
+    pub fn services_fingerprint(&self) -> String {
+        format!("{}:{}:{}", self.id, self.status().as_str(), versions(&self.caches.services))
+    }
+
+    /// The same for everything the informers hold: unchanged, so is [`Self::view`].
+    pub fn contents_fingerprint(&self) -> String {
+        let c = &self.caches;
+        format!(
+            "{}:{}:{};{};{};{};{}",
+            self.id,
+            self.status().as_str(),
+            versions(&c.namespaces),
+            versions(&c.services),
+            versions(&c.endpoints),
+            versions(&c.pods),
+            versions(&c.nodes)
+        )
+    }
+
     /// What the informers hold, once synced.
     pub fn view(&self) -> Option<ClusterView> {
         if self.status() != SyncStatus::Synced {
@@ -286,6 +307,24 @@ impl RemoteCluster {
             nodes: values(&self.caches.nodes),
         })
     }
+}
+
+/// Each object's uid and resourceVersion, sorted.
+fn versions<K>(store: &Store<K>) -> String
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let mut parts: Vec<String> = store
+        .state()
+        .iter()
+        .map(|o| {
+            let m = o.meta();
+            format!("{}@{}", m.uid.as_deref().unwrap_or(""), m.resource_version.as_deref().unwrap_or(""))
+        })
+        .collect();
+    parts.sort();
+    parts.join(",")
 }
 
 impl Drop for RemoteCluster {
