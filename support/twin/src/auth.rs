@@ -33,7 +33,15 @@ pub struct ClusterAuth {
     admin_token: String,
     aws: AwsState,
     service_accounts: RwLock<HashMap<String, ServiceAccountRef>>,
+    /// EKS tokens STS accepted, until when (simulated): kube-apiserver caches a
+    /// webhook's positive answer for `--authentication-token-webhook-cache-ttl`
+    /// (default 2m0s, kube-apiserver reference), and EKS authenticates through
+    /// that webhook (aws-iam-authenticator).
+    accepted: std::sync::Mutex<HashMap<String, std::time::Duration>>,
 }
+
+/// kube-apiserver's `--authentication-token-webhook-cache-ttl` default.
+const WEBHOOK_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl ClusterAuth {
     pub fn new(eks_name: &str, aws: AwsState) -> ClusterAuth {
@@ -42,6 +50,7 @@ impl ClusterAuth {
             admin_token: random_token(),
             aws,
             service_accounts: RwLock::new(HashMap::new()),
+            accepted: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -71,9 +80,21 @@ impl ClusterAuth {
     }
 
     fn eks_token_valid(&self, token: &str) -> bool {
+        let now = self.aws.config().clock.now();
+        {
+            let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+            accepted.retain(|_, until| *until > now);
+            if accepted.contains_key(token) {
+                return true;
+            }
+        }
         match presigned_sts_url(token) {
             Ok(url) => match self.aws.verify_presigned_sts(&url, &self.eks_name) {
-                Ok(_) => true,
+                Ok(_) => {
+                    let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+                    accepted.insert(token.to_owned(), now + WEBHOOK_CACHE_TTL);
+                    true
+                }
                 Err(reason) => {
                     tracing::debug!(cluster = %self.eks_name, "EKS token refused by STS: {reason}");
                     false
