@@ -17,7 +17,7 @@ use crate::faults::Fault;
 use crate::fixtures::{quoted, Vars};
 use crate::kube::apply::Applier;
 use crate::kube::rollout::{wait_deployment_available, wait_token};
-use crate::mesh::cacerts::RootCa;
+use crate::mesh::cacerts::{CaCerts, RootCa};
 use crate::target::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
@@ -30,11 +30,50 @@ struct Run<'a> {
     trust: Trust,
 }
 
-/// The root of trust of one provisioning: made once, shared by both clusters.
+/// The root of trust of one provisioning and each cluster's intermediate, made
+/// once. RSA keys take most of a provisioning's CPU: they are made on a
+/// blocking thread from the start of the provisioning, while the clusters are
+/// being created, and never on an async worker (which would stall the twin).
 #[derive(Default)]
 pub(super) struct Trust {
-    root: Option<RootCa>,
+    making: Option<tokio::task::JoinHandle<Result<(String, Vec<CaCerts>)>>>,
+    certs: Option<Vec<CaCerts>>,
     pub fingerprint: Option<String>,
+}
+
+impl Trust {
+    pub(super) fn start(session: &Session) -> Trust {
+        let clusters: Vec<String> = session.topology.clusters.iter().map(|c| c.istio_cluster.clone()).collect();
+        let different_roots = session.fault == Some(Fault::DifferentRoots);
+        let making = tokio::task::spawn_blocking(move || {
+            let root = RootCa::generate()?;
+            let fingerprint = crate::mesh::cacerts::root_fingerprint(&root.cert_pem)?;
+            let mut certs = Vec::new();
+            for (i, c) in clusters.iter().enumerate() {
+                certs.push(if i > 0 && different_roots {
+                    RootCa::generate()?.intermediate(c)?
+                } else {
+                    root.intermediate(c)?
+                });
+            }
+            Ok((fingerprint, certs))
+        });
+        Trust { making: Some(making), certs: None, fingerprint: None }
+    }
+
+    /// Each cluster's cacerts, in the topology's order.
+    async fn certs(&mut self, session: &Session) -> Result<&[CaCerts]> {
+        if self.certs.is_none() {
+            let making = match self.making.take() {
+                Some(m) => m,
+                None => Trust::start(session).making.take().expect("started"),
+            };
+            let (fingerprint, certs) = making.await.context("making the CA keys")??;
+            self.fingerprint = Some(fingerprint);
+            self.certs = Some(certs);
+        }
+        Ok(self.certs.as_deref().unwrap_or_default())
+    }
 }
 
 /// Where each cluster's API server is reached from the other cluster, with its CA.
@@ -55,7 +94,7 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
         );
     }
     let plan = StagePlan::load(&session.fixtures, &session.plan)?;
-    let mut run = Run { session, trust: Trust::default() };
+    let mut run = Run { session, trust: Trust::start(session) };
     let mut stages = Vec::new();
     for stage in &plan.stages {
         stages.push(
@@ -223,19 +262,9 @@ async fn clusters(session: &Session) -> Result<Vec<String>> {
 
 /// Stage 1: istio-system labelled with the network, and `cacerts` from one root.
 pub(super) async fn cacerts(session: &Session, trust: &mut Trust) -> Result<Vec<String>> {
-    if trust.root.is_none() {
-        let root = tokio::task::spawn_blocking(RootCa::generate).await??;
-        trust.fingerprint = Some(crate::mesh::cacerts::root_fingerprint(&root.cert_pem)?);
-        trust.root = Some(root);
-    }
-    let root = trust.root.as_ref().expect("root made above");
+    let all = trust.certs(session).await?.to_vec();
     let mut created = Vec::new();
-    for (i, c) in session.topology.clusters.iter().enumerate() {
-        let certs = if i > 0 && session.fault == Some(Fault::DifferentRoots) {
-            tokio::task::spawn_blocking(RootCa::generate).await??.intermediate(&c.istio_cluster)?
-        } else {
-            root.intermediate(&c.istio_cluster)?
-        };
+    for (c, certs) in session.topology.clusters.iter().zip(all) {
         let mut vars = vars_for(session, c);
         vars.insert("CA_CERT_PEM", quoted(&certs.ca_cert_pem));
         vars.insert("CA_KEY_PEM", quoted(&certs.ca_key_pem));

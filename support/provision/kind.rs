@@ -56,7 +56,7 @@ pub async fn provision(session: &Session, p: &KindProvisioner) -> Result<Provisi
     let plan = StagePlan::load(&session.fixtures, &session.plan)?;
     // Kind configs and Helm values (no credential in any) live as long as the provisioning.
     let work = tempfile::tempdir().context("cannot make a directory for kind configs and Helm values")?;
-    let mut trust = Trust::default();
+    let mut trust = Trust::start(session);
     let mut stages = Vec::new();
     for stage in &plan.stages {
         let held = super::preconditions::check_stage(session, stage).await?;
