@@ -36,10 +36,13 @@ struct Run<'a> {
 /// being created, and never on an async worker (which would stall the twin).
 #[derive(Default)]
 pub(super) struct Trust {
-    making: Option<tokio::task::JoinHandle<Result<(String, Vec<CaCerts>)>>>,
+    making: Option<Making>,
     certs: Option<Vec<CaCerts>>,
     pub fingerprint: Option<String>,
 }
+
+/// The root's fingerprint and each cluster's cacerts, being made.
+type Making = tokio::task::JoinHandle<Result<(String, Vec<CaCerts>)>>;
 
 impl Trust {
     pub(super) fn start(session: &Session) -> Trust {
