@@ -356,7 +356,7 @@ impl Mesh {
             if mc.cluster.vpc_id != vpc_id {
                 continue;
             }
-            for p in mc.cluster.list(&Resource::pods()) {
+            for p in mc.cluster.list_where(&Resource::pods(), &format!("status.podIP={ip}")) {
                 if pod::ip(&p) != Some(ip.as_str()) || objects::is_terminating(&p) {
                     continue;
                 }

@@ -14,6 +14,7 @@ use super::network::{NodeSubnet, PodNetwork};
 use super::objects;
 use crate::auth::ClusterAuth;
 use crate::aws::{AwsState, Clock, Delays};
+use crate::kube::selector::{FieldSelector, LabelSelector};
 use crate::kube::{ApiError, Resource, Store, StoreEvent};
 
 /// Subnet tag of the private subnets (where nodes and internal NLBs go).
@@ -157,6 +158,19 @@ impl Cluster {
             Some(stored) => self.store.list(&stored, None, ""),
             None => Vec::new(),
         }
+    }
+
+    /// The objects a field selector picks (only those are copied out of the store).
+    pub fn list_where(&self, r: &Resource, fields: &str) -> Vec<Value> {
+        let (Some(stored), Ok(fields)) =
+            (self.store.stored(&r.group, &r.plural), FieldSelector::parse(fields, &r.plural))
+        else {
+            return Vec::new();
+        };
+        self.store
+            .list_matching(&stored, None, &LabelSelector::default(), &fields)
+            .map(|(items, _)| items)
+            .unwrap_or_default()
     }
 
     pub fn get(&self, r: &Resource, ns: Option<&str>, name: &str) -> Option<Value> {
