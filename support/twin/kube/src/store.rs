@@ -42,7 +42,8 @@ impl EventKind {
 pub struct StoreEvent {
     pub kind: EventKind,
     pub resource: Resource,
-    pub object: Value,
+    /// Shared: every subscriber (each program of the twin) receives its own clone of the event.
+    pub object: Arc<Value>,
 }
 
 /// One event of the watch log. `old` is the previous state of a modified or
@@ -54,7 +55,8 @@ pub struct LogEntry {
     pub kind: EventKind,
     pub resource: Resource,
     pub old: Option<Value>,
-    pub object: Value,
+    /// Shared with the event every subscriber gets.
+    pub object: Arc<Value>,
 }
 
 /// Which part of an object a write may change: main writes keep `.status`,
@@ -449,7 +451,7 @@ impl Store {
                                 kind: EventKind::Added,
                                 resource: info.storage_resource(),
                                 old: None,
-                                object: o.clone(),
+                                object: Arc::new(o.clone()),
                             })
                         })
                         .collect()
@@ -491,6 +493,7 @@ impl State {
     }
 
     fn emit(&mut self, rv: u64, kind: EventKind, resource: Resource, old: Option<Value>, object: Value) {
+        let object = Arc::new(object);
         let entry = Arc::new(LogEntry { rv, kind, resource: resource.clone(), old, object: object.clone() });
         self.log.push_back(entry.clone());
         while self.log.len() > self.log_capacity {

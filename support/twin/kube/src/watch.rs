@@ -134,7 +134,7 @@ fn render(req: &WatchRequest, entry: &LogEntry) -> Option<Value> {
         (EventKind::Deleted, Some(true), _) | (EventKind::Deleted, None, true) => EventKind::Deleted,
         _ => return None,
     };
-    let mut object = entry.object.clone();
+    let mut object = entry.object.as_ref().clone();
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), json!(r.api_version()));
     }
