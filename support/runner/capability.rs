@@ -7,6 +7,8 @@
 //! - `@provisions`: reads what this run provisioned (the stage record). A
 //!   target that is only verified (eks without `--allow-provision`, or any
 //!   target with existing clusters) has no such record.
+//! - `@twin`: works on a separate deployment on a fresh twin of its own. A run
+//!   with `--fault` leaves it out: it says nothing of the faulty deployment.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +16,7 @@ use crate::target::TargetKind;
 
 pub const AWS: &str = "aws";
 pub const PROVISIONS: &str = "provisions";
+pub const TWIN: &str = "twin";
 
 /// What the run's target offers.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +24,8 @@ pub struct Capabilities {
     pub kind: TargetKind,
     /// Whether this run provisions the deployment it verifies.
     pub provisions: bool,
+    /// The fault this run's deployment was provisioned with, if any.
+    pub fault: Option<&'static str>,
 }
 
 impl Capabilities {
@@ -39,6 +44,11 @@ impl Capabilities {
                 "@provisions: it reads what this run provisioned, and the {} target is only verified \
                  (pass --allow-provision with every cluster of the topology to provision it)",
                 self.kind
+            ));
+        }
+        if let Some(fault) = self.fault.filter(|_| tags.contains(&TWIN)) {
+            return Some(format!(
+                "@twin: it works on its own fresh twin, so it says nothing of the fault {fault} this run's                  deployment has (run it without --fault)"
             ));
         }
         None
@@ -70,9 +80,18 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_run_leaves_out_what_runs_on_its_own_twin() {
+        let faulty = Capabilities { kind: TargetKind::Twin, provisions: true, fault: Some("bad-reader-token") };
+        assert!(faulty.exclusion(&tags(&["diagnosis", "twin"])).unwrap().contains("bad-reader-token"));
+        assert_eq!(faulty.exclusion(&tags(&["sync"])), None);
+        let plain = Capabilities { kind: TargetKind::Twin, provisions: true, fault: None };
+        assert_eq!(plain.exclusion(&tags(&["diagnosis", "twin"])), None);
+    }
+
+    #[test]
     fn aws_scenarios_are_left_out_on_kind_only() {
-        let kind = Capabilities { kind: TargetKind::Kind, provisions: true };
-        let eks = Capabilities { kind: TargetKind::Eks, provisions: true };
+        let kind = Capabilities { kind: TargetKind::Kind, provisions: true, fault: None };
+        let eks = Capabilities { kind: TargetKind::Eks, provisions: true, fault: None };
         assert!(kind.exclusion(&tags(&["readiness", "aws"])).unwrap().contains("kind target"));
         assert_eq!(eks.exclusion(&tags(&["readiness", "aws"])), None);
         assert_eq!(kind.exclusion(&tags(&["sync"])), None);
@@ -80,8 +99,8 @@ mod tests {
 
     #[test]
     fn provisioning_records_are_needed_only_where_the_run_provisions() {
-        let verified = Capabilities { kind: TargetKind::Eks, provisions: false };
-        let provisioned = Capabilities { kind: TargetKind::Twin, provisions: true };
+        let verified = Capabilities { kind: TargetKind::Eks, provisions: false, fault: None };
+        let provisioned = Capabilities { kind: TargetKind::Twin, provisions: true, fault: None };
         let why = verified.exclusion(&tags(&["provisioning", "provisions"])).unwrap();
         assert!(why.contains("--allow-provision"), "{why}");
         assert_eq!(provisioned.exclusion(&tags(&["provisions"])), None);

@@ -114,7 +114,11 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     // The tag expression is evaluated here, with the target's capabilities:
     // cucumber's own --tags filter would replace this filter, not narrow it.
-    let capabilities = Capabilities { kind: session.kind, provisions: session.allow_provision };
+    let capabilities = Capabilities {
+        kind: session.kind,
+        provisions: session.allow_provision,
+        fault: session.fault.map(|f| f.name()),
+    };
     let excluded = Arc::new(Mutex::new(Vec::new()));
     let filter = {
         let excluded = excluded.clone();
