@@ -4,6 +4,7 @@
 mod adapters;
 mod bad_input;
 mod doctor;
+mod fail_fast;
 mod harness;
 mod html_report;
 mod istio_minors;
