@@ -251,7 +251,14 @@ async fn clusters(session: &Session) -> Result<Vec<String>> {
         created.push(format!("EKS cluster {} ({})", c.name, cluster.arn));
     }
     let opts = Timeouts::wait(session.timeouts.cluster_active);
-    try_join_all(t.clusters.iter().map(|c| eks::wait_active(aws, &c.name, opts))).await?;
+    let started = std::time::Instant::now();
+    try_join_all(t.clusters.iter().map(|c| async move {
+        let cluster = eks::wait_active(aws, &c.name, opts).await?;
+        let check = format!("{}: EKS cluster ACTIVE", c.name);
+        session.convergence.held(Some("eks_active"), &check, started.elapsed());
+        anyhow::Ok(cluster)
+    }))
+    .await?;
     for c in &t.clusters {
         let client = session.kube(&c.name).await?;
         let version = client

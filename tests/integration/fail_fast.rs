@@ -84,7 +84,9 @@ async fn disturbance_seen<C: Check>(session: &Session, c: &C) {
                 assert_eq!(f.ending, Ending::Deadline, "a transient state taken for a break: {f}");
                 return;
             }
-            Ok(_) if start.elapsed() > Duration::from_secs(10) => panic!("{}: the disturbance was never seen", c.name()),
+            Ok(_) if start.elapsed() > Duration::from_secs(10) => {
+                panic!("{}: the disturbance was never seen", c.name())
+            }
             Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
