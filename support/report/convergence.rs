@@ -19,6 +19,11 @@ pub const POINTS: &[(&str, &str)] = &[
     ("first_cross_network_request", "first cross-network request answered"),
 ];
 
+/// Seconds to the millisecond: what is recorded reads back from JSON as written.
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e3).round() / 1e3
+}
+
 pub fn point_label(point: &str) -> &str {
     POINTS.iter().find(|(p, _)| *p == point).map(|(_, l)| *l).unwrap_or(point)
 }
@@ -95,8 +100,8 @@ impl ConvergenceStore {
         c.reached.push(Reached {
             point: point.to_string(),
             check: check.to_string(),
-            at: self.started.elapsed().as_secs_f64(),
-            waited: waited.as_secs_f64(),
+            at: ms(self.started.elapsed()),
+            waited: ms(waited),
         });
     }
 
@@ -104,7 +109,7 @@ impl ConvergenceStore {
         self.inner.lock().expect("convergence lock").diagnosed.push(Diagnosed {
             check: f.check.clone(),
             ending: f.ending,
-            time_to_diagnosis: f.waited,
+            time_to_diagnosis: (f.waited * 1e3).round() / 1e3,
             cause: f.diagnosis.as_ref().map(|d| d.cause.clone()),
             fault: None,
         });

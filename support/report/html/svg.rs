@@ -161,7 +161,7 @@ pub fn marks(title: &str, rows: &[Mark]) -> String {
         let w = (r.seconds.max(0.0) * scale).max(1.0);
         svg.push_str(&format!(
             "<text class=\"label\" x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\
-             <rect class=\"bar {class}\" data-seconds=\"{secs}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"18\" rx=\"2\"><title>{tt}</title></rect>\
+             <rect class=\"bar {class}\" data-seconds=\"{secs:.3}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"18\" rx=\"2\"><title>{tt}</title></rect>\
              <text class=\"value\" x=\"{vx}\" y=\"{ty}\">{secs:.2} s</text>",
             lx = fmt(label_w - 8.0),
             ty = fmt(y + 13.5),
