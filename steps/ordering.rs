@@ -94,7 +94,7 @@ async fn gateway_lb_kind(w: &mut MeshWorld, step: &Step, kind: String, scheme: S
     for c in w.clusters() {
         let hostname = w.until(step, &readiness::GatewayHostname(c.clone())).await?;
         let lb = w.until(step, &readiness::LoadBalancerOf { cluster: c.name.clone(), hostname, active: false }).await?;
-        ensure!(lb.kind == kind && lb.scheme == scheme, "{}: {} is {} / {}", c.name, lb.name, lb.kind, lb.scheme);
+        readiness::load_balancer_is(&lb, &kind, &scheme, None).map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
     }
     Ok(())
 }

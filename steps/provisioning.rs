@@ -5,7 +5,7 @@ use cucumber::gherkin::Step;
 use cucumber::then;
 
 use super::{MeshWorld, StepResult};
-use crate::checks::provisioning as check;
+use crate::checks::provisioning::{self as check, judge};
 use crate::topology::names;
 
 fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
@@ -22,22 +22,7 @@ fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
 async fn stages_in_order(w: &mut MeshWorld, step: &Step) -> StepResult {
     let table = step.table.as_ref().context("this step needs a table")?;
     let want: Vec<(String, String)> = table.rows[1..].iter().map(|r| (r[0].clone(), r[1].clone())).collect();
-    let record = record(w)?;
-    let mut ran: Vec<&crate::provision::StageRecord> = record.stages.iter().collect();
-    ran.sort_by_key(|s| s.started_at);
-    let got: Vec<(String, String)> = ran.iter().map(|s| (s.number.to_string(), s.name.clone())).collect();
-    ensure!(got == want, "stages ran as {got:?}, expected {want:?}");
-    for s in &ran {
-        ensure!(!s.created.is_empty(), "stage {} ({}) created nothing", s.number, s.name);
-    }
-    for pair in ran.windows(2) {
-        ensure!(
-            pair[0].finished_at <= pair[1].started_at,
-            "stage {} started before stage {} finished",
-            pair[1].name,
-            pair[0].name
-        );
-    }
+    judge::stages_in_order(record(w)?, &want).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -57,15 +42,8 @@ async fn subnets_tagged(w: &mut MeshWorld, count: usize, kind: String, tag: Stri
     ensure!(kind == "private" || kind == "public", "subnets are private or public, not {kind}");
     for c in w.clusters() {
         let tagged = check::subnets_tagged(&w.session, &c, key, value).await?;
-        ensure!(
-            tagged.len() == count,
-            "{}: {} {kind} subnets tagged {tag}, expected {count}: {tagged:?}",
-            c.vpc_name,
-            tagged.len()
-        );
-        let mut azs: Vec<_> = tagged.iter().map(|(_, az)| az.clone()).collect();
-        azs.sort();
-        ensure!(azs == w.topology().availability_zones(), "{}: {kind} subnets are in {azs:?}", c.vpc_name);
+        judge::subnets_per_zone(&tagged, count, &w.topology().availability_zones())
+            .map_err(|e| anyhow::anyhow!("{}: {kind} subnets tagged {tag}: {e}", c.vpc_name))?;
     }
     Ok(())
 }
@@ -89,8 +67,7 @@ async fn clusters_active(w: &mut MeshWorld, version: String) -> StepResult {
 #[then("each cluster's Kubernetes API answers with credentials built from DescribeCluster")]
 async fn api_answers(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
-        let version = check::api_answers(&w.session, &c).await?;
-        ensure!(!version.is_empty(), "{}: the API server reported no version", c.name);
+        check::api_answers(&w.session, &c).await?;
     }
     Ok(())
 }
@@ -100,12 +77,7 @@ async fn api_answers(w: &mut MeshWorld) -> StepResult {
 async fn namespace_network(w: &mut MeshWorld, ns: String, key: String) -> StepResult {
     for c in w.clusters() {
         let got = check::namespace_label(&w.session, &c, &ns, &key).await?;
-        ensure!(
-            got.as_deref() == Some(c.network.as_str()),
-            "{}: namespace {ns} has {key}={got:?}, expected {}",
-            c.name,
-            c.network
-        );
+        judge::label_is(&ns, &key, got.as_deref(), &c.network).map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
     }
     Ok(())
 }
@@ -115,11 +87,7 @@ async fn namespace_network(w: &mut MeshWorld, ns: String, key: String) -> StepRe
 async fn namespace_label(w: &mut MeshWorld, ns: String, key: String, value: String) -> StepResult {
     for c in w.clusters() {
         let got = check::namespace_label(&w.session, &c, &ns, &key).await?;
-        ensure!(
-            got.as_deref() == Some(value.as_str()),
-            "{}: namespace {ns} has {key}={got:?}, expected {value:?}",
-            c.name
-        );
+        judge::label_is(&ns, &key, got.as_deref(), &value).map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
     }
     Ok(())
 }
@@ -143,9 +111,7 @@ async fn cacerts_keys(
     );
     for c in w.clusters() {
         let (keys, _) = w.now(step, &check::Cacerts(c.clone())).await?;
-        for k in [&k1, &k2, &k3, &k4] {
-            ensure!(keys.contains(k), "{}: cacerts lacks {k} (keys: {keys:?})", c.name);
-        }
+        judge::has_keys(&keys, &[&k1, &k2, &k3, &k4]).map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
     }
     Ok(())
 }
@@ -195,17 +161,7 @@ async fn istiod_configured(w: &mut MeshWorld) -> StepResult {
             cluster_id: Some(c.istio_cluster.clone()),
             network: Some(c.network.clone()),
         };
-        let show = |v: &Option<String>| v.as_deref().map(|s| format!("{s:?}")).unwrap_or_else(|| "nothing".into());
-        let wrong: Vec<String> = [
-            ("mesh ID (mesh config defaultConfig.meshId)", &got.mesh_id, &want.mesh_id),
-            ("cluster ID (istiod's CLUSTER_ID)", &got.cluster_id, &want.cluster_id),
-            ("network (injector values global.network)", &got.network, &want.network),
-        ]
-        .into_iter()
-        .filter(|(_, g, w)| g != w)
-        .map(|(what, g, w)| format!("{what} is {}, expected {}", show(g), show(w)))
-        .collect();
-        ensure!(wrong.is_empty(), "{}: istiod's {}", c.name, wrong.join("; "));
+        judge::istiod_settings(&got, &want).map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
     }
     Ok(())
 }
@@ -215,27 +171,7 @@ async fn istiod_configured(w: &mut MeshWorld) -> StepResult {
 async fn eastwest_network(w: &mut MeshWorld) -> StepResult {
     for c in w.clusters() {
         let d = check::deployment(&w.session, &c, names::ISTIO_INGRESS, names::EASTWEST_GATEWAY).await?;
-        let labels = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        ensure!(
-            labels.get(names::NETWORK_LABEL) == Some(&c.network),
-            "{}: east-west gateway pods are labelled {}={:?}",
-            c.name,
-            names::NETWORK_LABEL,
-            labels.get(names::NETWORK_LABEL)
-        );
-        let env = check::container_env(&d);
-        ensure!(
-            env.get("ISTIO_META_REQUESTED_NETWORK_VIEW") == Some(&c.network),
-            "{}: ISTIO_META_REQUESTED_NETWORK_VIEW is {:?}, expected {}",
-            c.name,
-            env.get("ISTIO_META_REQUESTED_NETWORK_VIEW"),
-            c.network
-        );
+        judge::eastwest_network(&d, &c.network).map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
     }
     Ok(())
 }
@@ -254,21 +190,7 @@ async fn cross_network_gateway(
         let gw = w
             .now(step, &check::IstioGateway { cluster: c.clone(), namespace: ns.clone(), gateway: name.clone() })
             .await?;
-        let spec = &gw["spec"];
-        ensure!(
-            spec["selector"]["istio"] == "eastwestgateway",
-            "{}: Gateway {name} selects {}",
-            c.name,
-            spec["selector"]
-        );
-        let servers = spec["servers"].as_array().cloned().unwrap_or_default();
-        let ok = servers.iter().any(|s| {
-            s["port"]["number"] == port
-                && s["port"]["protocol"] == "TLS"
-                && s["tls"]["mode"] == "AUTO_PASSTHROUGH"
-                && s["hosts"].as_array().is_some_and(|h| h.iter().any(|x| x == hosts.as_str()))
-        });
-        ensure!(ok, "{}: Gateway {name} has no TLS AUTO_PASSTHROUGH server on {port} for {hosts}: {servers:?}", c.name);
+        judge::passes_tls_through(&gw, port, &hosts).map_err(|e| anyhow::anyhow!("{}: Gateway {name}: {e}", c.name))?;
     }
     Ok(())
 }

@@ -32,9 +32,7 @@ async fn nlb_kind(w: &mut MeshWorld, step: &Step, kind: String, scheme: String, 
     let hostname = w.hostname.clone().context("no hostname from an earlier step")?;
     let cluster = w.cluster()?.name.clone();
     let lb = w.until(step, &check::LoadBalancerOf { cluster, hostname, active: true }).await?;
-    ensure!(lb.kind == kind, "{} is of type {:?}, expected {kind:?}", lb.name, lb.kind);
-    ensure!(lb.scheme == scheme, "{} has scheme {:?}, expected {scheme:?}", lb.name, lb.scheme);
-    ensure!(lb.state == state, "{} is {:?}, expected {state:?}", lb.name, lb.state);
+    check::load_balancer_is(&lb, &kind, &scheme, Some(&state)).map_err(anyhow::Error::msg)?;
     w.load_balancer = Some(lb);
     Ok(())
 }

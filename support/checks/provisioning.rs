@@ -121,6 +121,7 @@ pub async fn api_answers(session: &Session, c: &ClusterTopology) -> Result<Strin
     let client = session.kube(&c.name).await?;
     let v =
         client.apiserver_version().await.with_context(|| format!("the API server of {} does not answer", c.name))?;
+    ensure!(!v.git_version.is_empty(), "{}: the API server reported no version", c.name);
     Ok(v.git_version)
 }
 
@@ -324,5 +325,153 @@ impl Check for IstioGateway {
                 ),
             ),
         })
+    }
+}
+
+/// The judgements of what provisioning produced, on what the checks above read:
+/// each says what is wrong, or nothing.
+pub mod judge {
+    use super::*;
+
+    /// The stages, ordered by when they really started, are `want` (numbers and names);
+    /// each created something and started after the previous one finished.
+    pub fn stages_in_order(
+        record: &crate::provision::ProvisionRecord,
+        want: &[(String, String)],
+    ) -> Result<(), String> {
+        let mut ran: Vec<&crate::provision::StageRecord> = record.stages.iter().collect();
+        ran.sort_by_key(|s| s.started_at);
+        let got: Vec<(String, String)> = ran.iter().map(|s| (s.number.to_string(), s.name.clone())).collect();
+        if got != want {
+            return Err(format!("stages ran as {got:?}, expected {want:?}"));
+        }
+        if let Some(s) = ran.iter().find(|s| s.created.is_empty()) {
+            return Err(format!("stage {} ({}) created nothing", s.number, s.name));
+        }
+        match ran.windows(2).find(|p| p[0].finished_at > p[1].started_at) {
+            Some(p) => Err(format!("stage {} started before stage {} finished", p[1].name, p[0].name)),
+            None => Ok(()),
+        }
+    }
+
+    /// `count` subnets carry the tag, one in each of `azs`.
+    pub fn subnets_per_zone(tagged: &[(String, String)], count: usize, azs: &[String]) -> Result<(), String> {
+        if tagged.len() != count {
+            return Err(format!("{} subnets carry the tag, expected {count}: {tagged:?}", tagged.len()));
+        }
+        let mut got: Vec<&String> = tagged.iter().map(|(_, az)| az).collect();
+        got.sort();
+        if got.iter().copied().ne(azs.iter()) {
+            return Err(format!("they are in {got:?}, expected {azs:?}"));
+        }
+        Ok(())
+    }
+
+    pub fn label_is(ns: &str, key: &str, got: Option<&str>, want: &str) -> Result<(), String> {
+        if got == Some(want) {
+            Ok(())
+        } else {
+            Err(format!("namespace {ns} has {key}={got:?}, expected {want:?}"))
+        }
+    }
+
+    pub fn has_keys(keys: &[String], want: &[&str]) -> Result<(), String> {
+        match want.iter().find(|k| !keys.iter().any(|x| x == *k)) {
+            Some(k) => Err(format!("cacerts lacks {k} (keys: {keys:?})")),
+            None => Ok(()),
+        }
+    }
+
+    /// What of istiod's settings differs from `want`.
+    pub fn istiod_settings(got: &IstiodSettings, want: &IstiodSettings) -> Result<(), String> {
+        let show = |v: &Option<String>| v.as_deref().map(|s| format!("{s:?}")).unwrap_or_else(|| "nothing".into());
+        let wrong: Vec<String> = [
+            ("mesh ID (mesh config defaultConfig.meshId)", &got.mesh_id, &want.mesh_id),
+            ("cluster ID (istiod's CLUSTER_ID)", &got.cluster_id, &want.cluster_id),
+            ("network (injector values global.network)", &got.network, &want.network),
+        ]
+        .into_iter()
+        .filter(|(_, g, w)| g != w)
+        .map(|(what, g, w)| format!("{what} is {}, expected {}", show(g), show(w)))
+        .collect();
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("istiod's {}", wrong.join("; ")))
+        }
+    }
+
+    /// The east-west gateway's pods carry the network label and ask for their own network's view.
+    pub fn eastwest_network(d: &Deployment, network: &str) -> Result<(), String> {
+        let labels = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        let label = labels.get(names::NETWORK_LABEL).map(String::as_str);
+        if label != Some(network) {
+            return Err(format!("east-west gateway pods are labelled {}={label:?}", names::NETWORK_LABEL));
+        }
+        let env = container_env(d);
+        let view = env.get("ISTIO_META_REQUESTED_NETWORK_VIEW").map(String::as_str);
+        if view != Some(network) {
+            return Err(format!("ISTIO_META_REQUESTED_NETWORK_VIEW is {view:?}, expected {network}"));
+        }
+        Ok(())
+    }
+
+    /// The Gateway selects the east-west gateway and passes TLS through on `port` for `hosts`.
+    pub fn passes_tls_through(gateway: &serde_json::Value, port: u16, hosts: &str) -> Result<(), String> {
+        let spec = &gateway["spec"];
+        if spec["selector"]["istio"] != "eastwestgateway" {
+            return Err(format!("it selects {}", spec["selector"]));
+        }
+        let servers = spec["servers"].as_array().cloned().unwrap_or_default();
+        let ok = servers.iter().any(|s| {
+            s["port"]["number"] == port
+                && s["port"]["protocol"] == "TLS"
+                && s["tls"]["mode"] == "AUTO_PASSTHROUGH"
+                && s["hosts"].as_array().is_some_and(|h| h.iter().any(|x| x == hosts))
+        });
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("no TLS AUTO_PASSTHROUGH server on {port} for {hosts}: {servers:?}"))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_gateway_without_passthrough_or_with_another_selector_is_named() {
+            let gw = serde_json::json!({"spec": {"selector": {"istio": "eastwestgateway"}, "servers": [
+                {"port": {"number": 15443, "protocol": "TLS"}, "tls": {"mode": "AUTO_PASSTHROUGH"}, "hosts": ["*.local"]}]}});
+            assert!(passes_tls_through(&gw, 15443, "*.local").is_ok());
+            assert!(passes_tls_through(&gw, 15443, "*.example").is_err());
+            let mut simple = gw.clone();
+            simple["spec"]["servers"][0]["tls"]["mode"] = "SIMPLE".into();
+            assert!(passes_tls_through(&simple, 15443, "*.local").is_err());
+            let mut other = gw;
+            other["spec"]["selector"]["istio"] = "ingressgateway".into();
+            assert!(passes_tls_through(&other, 15443, "*.local").unwrap_err().contains("selects"));
+        }
+
+        #[test]
+        fn subnets_are_counted_and_placed_and_settings_compared() {
+            let azs: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+            let tagged =
+                vec![("10.0.0.0/24".to_string(), "b".to_string()), ("10.0.1.0/24".to_string(), "a".to_string())];
+            assert!(subnets_per_zone(&tagged, 2, &azs).is_ok());
+            assert!(subnets_per_zone(&tagged, 3, &azs).is_err());
+            assert!(subnets_per_zone(&tagged[..1], 1, &azs[..1]).is_err());
+            let s = |m: &str| IstiodSettings { mesh_id: Some(m.into()), cluster_id: None, network: None };
+            assert!(istiod_settings(&s("mesh1"), &s("mesh1")).is_ok());
+            assert!(istiod_settings(&s("mesh2"), &s("mesh1")).unwrap_err().contains("mesh ID"));
+            assert!(has_keys(&["a".into()], &["a", "b"]).unwrap_err().contains("lacks b"));
+            assert!(label_is("istio-system", "k", Some("n1"), "n2").is_err());
+        }
     }
 }

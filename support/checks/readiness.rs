@@ -390,3 +390,17 @@ pub async fn gateway_ready(s: &Session, c: &ClusterTopology) -> Result<Vec<Targe
     until(s, &ResolvesPerZone { cluster: c.name.clone(), lb }).await?;
     Ok(targets)
 }
+
+/// The load balancer is of this type and scheme (and, when given, in this state).
+pub fn load_balancer_is(lb: &LoadBalancer, kind: &str, scheme: &str, state: Option<&str>) -> Result<(), String> {
+    if lb.kind != kind {
+        return Err(format!("{} is of type {:?}, expected {kind:?}", lb.name, lb.kind));
+    }
+    if lb.scheme != scheme {
+        return Err(format!("{} has scheme {:?}, expected {scheme:?}", lb.name, lb.scheme));
+    }
+    match state {
+        Some(s) if lb.state != s => Err(format!("{} is {:?}, expected {s:?}", lb.name, lb.state)),
+        _ => Ok(()),
+    }
+}

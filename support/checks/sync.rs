@@ -442,3 +442,29 @@ async fn vpc_dns_disabled(session: &Session, c: &ClusterTopology) -> bool {
     }
     false
 }
+
+impl EndpointEvidence {
+    /// Local pods and the other network's gateway, one address per zone at least two.
+    pub fn crosses_networks(&self) -> Result<(), String> {
+        if self.expected_local.is_empty() {
+            return Err(format!("{} has no Running helloworld pod", self.cluster));
+        }
+        if self.expected_gateways.len() < 2 {
+            return Err(format!("the other network's gateway resolves to {:?}", self.expected_gateways));
+        }
+        Ok(())
+    }
+
+    /// No endpoint is a helloworld pod IP of the other cluster (there must be some to compare with).
+    pub fn no_remote_pod_ip(&self) -> Result<(), String> {
+        if self.remote_pod_ips.is_empty() {
+            return Err("the other cluster has no helloworld pod to compare with".into());
+        }
+        let leaked: Vec<&EndpointRow> = self.rows.iter().filter(|r| self.remote_pod_ips.contains(&r.address)).collect();
+        if leaked.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("remote pod IPs are in the endpoints: {leaked:?}"))
+        }
+    }
+}
