@@ -7,6 +7,7 @@ use cucumber::{then, when};
 use super::{MeshWorld, StepResult};
 use crate::aws::connect::ServiceError;
 use crate::aws::network;
+use crate::checks::destroy as check;
 use crate::provision::destroy;
 
 /// Tear the deployment down as the runbook does: releases first (the controller deletes its NLBs),
@@ -25,22 +26,8 @@ async fn destroy_it(w: &mut MeshWorld, step: &Step) -> StepResult {
 #[then("no Service of type LoadBalancer and no load balancer resource of either cluster remained when the clusters were deleted")]
 async fn load_balancers_first(w: &mut MeshWorld, step: &Step) -> StepResult {
     let record = w.destroyed.as_ref().context("nothing was destroyed by an earlier step")?;
-    ensure!(
-        record.load_balancers_before.iter().any(|l| l.kind == "load balancer"),
-        "there was no load balancer of either cluster before the destroy: nothing to check"
-    );
-    let now: std::collections::BTreeSet<String> =
-        destroy::load_balancer_leaks(&w.session).await?.into_iter().map(|l| l.id).collect();
-    let left: Vec<_> = record.load_balancers_before.iter().filter(|l| now.contains(&l.id)).collect();
-    ensure!(left.is_empty(), "still in AWS after the destroy: {left:?}");
-    let position = |what: &str| record.deleted.iter().position(|d| d.contains(what));
-    let first_cluster = position("EKS cluster ").context("no EKS cluster was deleted")?;
-    for c in w.clusters() {
-        let service = format!("{}: Service istio-ingress/istio-eastwestgateway", c.name);
-        let at = position(&service).with_context(|| format!("{service} was not deleted: {:?}", record.deleted))?;
-        ensure!(at < first_cluster, "{service} was deleted after an EKS cluster: {:?}", record.deleted);
-    }
-    w.attach(step, "load balancers before the destroy", &record.load_balancers_before);
+    let before = check::load_balancers_deleted_first(&w.session, record).await?;
+    w.attach(step, "load balancers before the destroy", &before);
     Ok(())
 }
 
@@ -49,7 +36,7 @@ async fn load_balancers_first(w: &mut MeshWorld, step: &Step) -> StepResult {
 async fn leak_sweep(w: &mut MeshWorld, step: &Step) -> StepResult {
     let left = destroy::leak_sweep(&w.session).await?;
     w.attach(step, "leak sweep", &left);
-    ensure!(left.is_empty(), "left behind: {left:?}");
+    check::none_left(&left).map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -73,17 +60,14 @@ async fn delete_vpc_first(w: &mut MeshWorld, cluster: String) -> StepResult {
 /// The earlier delete was refused with exactly this AWS error code.
 #[then(expr = "AWS refuses with {string}")]
 async fn refused(w: &mut MeshWorld, code: String) -> StepResult {
-    match &w.refusal {
-        Some(got) if *got == code => Ok(()),
-        Some(got) => bail!("AWS refused with {got}, expected {code}"),
-        None => bail!("AWS accepted the delete"),
-    }
+    check::refused_with(w.refusal.as_deref(), &code).map_err(anyhow::Error::msg)?;
+    Ok(())
 }
 
 /// The cluster's VPC is still there (one VPC by that name).
 #[then(expr = "the VPC of {string} still exists")]
 async fn vpc_exists(w: &mut MeshWorld, cluster: String) -> StepResult {
     let c = w.topology().cluster(&cluster)?.clone();
-    ensure!(network::vpcs_named(w.session.aws()?, &c.vpc_name).await?.len() == 1, "VPC {} is gone", c.vpc_name);
+    check::vpc_exists(&w.session, &c).await?;
     Ok(())
 }

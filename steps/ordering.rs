@@ -56,11 +56,7 @@ async fn istiod_after_cacerts(w: &mut MeshWorld, step: &Step, namespace: String)
 /// Both clusters' istio-ca-root-cert in the namespace hold the same root.
 #[then(expr = "both clusters serve one root in {string}")]
 async fn one_served_root(w: &mut MeshWorld, namespace: String) -> StepResult {
-    let mut roots = Vec::new();
-    for c in w.clusters() {
-        roots.push((c.name.clone(), check::served_root(&w.session, &c, &namespace).await?));
-    }
-    ensure!(roots.windows(2).all(|p| p[0].1 == p[1].1), "the clusters serve different roots: {roots:?}");
+    check::one_served_root(&w.session, &namespace).await?;
     Ok(())
 }
 
@@ -122,8 +118,7 @@ async fn no_address(w: &mut MeshWorld, cluster: String, cause: String) -> StepRe
             ensure!(d.contains(&cause), "the diagnosis does not name {cause:?}: {f}");
         }
     }
-    let leaks = crate::provision::destroy::load_balancer_leaks(&w.session).await?;
-    ensure!(leaks.is_empty(), "load balancer resources exist without a controller: {leaks:?}");
+    crate::checks::destroy::no_load_balancer_resources(&w.session).await.context("without a controller")?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! and, when it fails, says what it saw. Steps call these and assert nothing else.
 
 pub mod check;
+pub mod destroy;
 pub mod load_balancing;
 pub mod ordering;
 pub mod provisioning;

@@ -147,6 +147,16 @@ pub async fn served_root(session: &Session, c: &ClusterTopology, namespace: &str
     root_fingerprint(&cm.data.and_then(|d| d.get("root-cert.pem").cloned()).unwrap_or_default())
 }
 
+/// Every cluster's istiod serves one root in the namespace.
+pub async fn one_served_root(session: &Session, namespace: &str) -> Result<String> {
+    let mut roots = Vec::new();
+    for c in &session.topology.clusters {
+        roots.push((c.name.clone(), served_root(session, c, namespace).await?));
+    }
+    ensure!(roots.windows(2).all(|p| p[0].1 == p[1].1), "the clusters serve different roots: {roots:?}");
+    Ok(roots.first().map(|r| r.1.clone()).unwrap_or_default())
+}
+
 /// How the order of the load balancer controller and the gateway Service is known.
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", tag = "verdict", content = "evidence")]

@@ -38,6 +38,22 @@ async fn until<C: Check>(s: &Session, c: C) -> CheckOutcome {
     CheckOutcome::of(c.name(), check::until(s, &c).await)
 }
 
+/// Some check failed, and the cause of a failed check's diagnosis names `cause`.
+pub fn a_diagnosis_names(outcomes: &[CheckOutcome], cause: &str) -> Result<(), String> {
+    let failed: Vec<&CheckOutcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    if failed.is_empty() {
+        return Err("every check passed: the fault went unnoticed".into());
+    }
+    let causes: Vec<&str> = failed.iter().filter_map(|o| o.diagnosis()).map(|d| d.cause.as_str()).collect();
+    if causes.iter().any(|d| d.contains(cause)) {
+        return Ok(());
+    }
+    Err(format!(
+        "no diagnosis names {cause:?}; failed checks: {:?}; diagnoses: {causes:?}",
+        failed.iter().map(|o| o.check.as_str()).collect::<Vec<_>>()
+    ))
+}
+
 pub async fn run(session: &Session) -> Vec<CheckOutcome> {
     let mut out = Vec::new();
     match session.provisioned.get() {
@@ -68,4 +84,27 @@ pub async fn run(session: &Session) -> Vec<CheckOutcome> {
         out.push(until(session, sync::HelloworldEndpoints(c.clone())).await);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_is_caught_only_by_a_diagnosis_naming_it() {
+        let ok = CheckOutcome { check: "a".into(), failure: None };
+        let named = CheckOutcome {
+            check: "b".into(),
+            failure: Some(CheckFailure {
+                check: "b".into(),
+                ending: Ending::Broken,
+                waited: 0.0,
+                last_seen: "seen".into(),
+                diagnosis: Some(Diagnosis::new("the remote secret is missing", "create it")),
+            }),
+        };
+        assert!(a_diagnosis_names(std::slice::from_ref(&ok), "missing").unwrap_err().contains("unnoticed"));
+        assert!(a_diagnosis_names(&[ok.clone(), named.clone()], "remote secret is missing").is_ok());
+        assert!(a_diagnosis_names(&[ok, named], "cacerts").unwrap_err().contains("no diagnosis names"));
+    }
 }
