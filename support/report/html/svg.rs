@@ -120,16 +120,7 @@ pub fn timeline(title: &str, spans: &[Span]) -> String {
             vx = fmt(x + w + 6.0),
         ));
     }
-    let axis_y = 12.0 + ROW_H * spans.len().max(1) as f64 + 4.0;
-    svg.push_str(&format!(
-        "<line class=\"axis\" x1=\"{x0}\" x2=\"{x1}\" y1=\"{y}\" y2=\"{y}\"></line>\
-         <text class=\"tick\" x=\"{x0}\" y=\"{ty}\">0 s</text><text class=\"tick\" x=\"{x1}\" y=\"{ty}\" text-anchor=\"end\">{t:.1} s</text>",
-        x0 = fmt(label_w),
-        x1 = fmt(label_w + BAR_W),
-        y = fmt(axis_y),
-        ty = fmt(axis_y + 14.0),
-        t = total / 1000.0
-    ));
+    svg.push_str(&time_axis(label_w, spans.len(), &format!("{:.1} s", total / 1000.0)));
     svg.push_str("</svg>");
     svg
 }
@@ -175,16 +166,22 @@ pub fn marks(title: &str, rows: &[Mark]) -> String {
             vx = fmt(label_w + w + 6.0),
         ));
     }
-    let axis_y = 12.0 + ROW_H * rows.len().max(1) as f64 + 4.0;
-    svg.push_str(&format!(
+    svg.push_str(&time_axis(label_w, rows.len(), &format!("{total:.2} s")));
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The time axis under `rows` bars: 0 s at the left, `end` at the right.
+fn time_axis(label_w: f64, rows: usize, end: &str) -> String {
+    let axis_y = 12.0 + ROW_H * rows.max(1) as f64 + 4.0;
+    format!(
         "<line class=\"axis\" x1=\"{x0}\" x2=\"{x1}\" y1=\"{y}\" y2=\"{y}\"></line>\
-         <text class=\"tick\" x=\"{x0}\" y=\"{ty}\">0 s</text><text class=\"tick\" x=\"{x1}\" y=\"{ty}\" text-anchor=\"end\">{total:.2} s</text></svg>",
+         <text class=\"tick\" x=\"{x0}\" y=\"{ty}\">0 s</text><text class=\"tick\" x=\"{x1}\" y=\"{ty}\" text-anchor=\"end\">{end}</text>",
         x0 = fmt(label_w),
         x1 = fmt(label_w + BAR_W),
         y = fmt(axis_y),
         ty = fmt(axis_y + 14.0),
-    ));
-    svg
+    )
 }
 
 #[cfg(test)]
