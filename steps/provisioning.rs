@@ -190,7 +190,7 @@ async fn cross_network_gateway(
         let gw = w
             .now(step, &check::IstioGateway { cluster: c.clone(), namespace: ns.clone(), gateway: name.clone() })
             .await?;
-        judge::passes_tls_through(&gw, port, &hosts).map_err(|e| anyhow::anyhow!("{}: Gateway {name}: {e}", c.name))?;
+        judge::passes_tls_through(&gw, port, &hosts).map_err(|e| anyhow::anyhow!("{}: Gateway {name} {e}", c.name))?;
     }
     Ok(())
 }

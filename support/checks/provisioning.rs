@@ -425,7 +425,7 @@ pub mod judge {
     pub fn passes_tls_through(gateway: &serde_json::Value, port: u16, hosts: &str) -> Result<(), String> {
         let spec = &gateway["spec"];
         if spec["selector"]["istio"] != "eastwestgateway" {
-            return Err(format!("it selects {}", spec["selector"]));
+            return Err(format!("selects {}", spec["selector"]));
         }
         let servers = spec["servers"].as_array().cloned().unwrap_or_default();
         let ok = servers.iter().any(|s| {
@@ -437,7 +437,7 @@ pub mod judge {
         if ok {
             Ok(())
         } else {
-            Err(format!("no TLS AUTO_PASSTHROUGH server on {port} for {hosts}: {servers:?}"))
+            Err(format!("has no TLS AUTO_PASSTHROUGH server on {port} for {hosts}: {servers:?}"))
         }
     }
 
