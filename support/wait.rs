@@ -35,6 +35,29 @@ impl WaitOptions {
     }
 }
 
+/// The first poll comes quickly and the interval doubles up to a cap: fast
+/// changes are seen at once, and a real API is not hammered over minutes.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_millis(5);
+
+    /// Up to `cap` (a wait's [`WaitOptions::interval`]).
+    pub fn new(cap: Duration) -> Self {
+        Backoff { next: Self::FIRST.min(cap), cap }
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.cap);
+        d
+    }
+}
+
 /// Poll `probe` until it is Ready or the deadline passes. Errors from the probe
 /// are not fatal: they are the "last seen" state and polling goes on, since
 /// transient API errors are expected while things start up.
@@ -47,7 +70,7 @@ where
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut last_seen = String::from("nothing yet");
-    let mut backoff = crate::checks::check::Backoff::with_cap(opts.interval);
+    let mut backoff = Backoff::new(opts.interval);
     // Shown on stderr only once the wait has lasted a while.
     let progress = crate::progress::Progress::start(what.to_string(), opts.timeout);
     loop {
@@ -70,6 +93,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_starts_fast_and_doubles_to_the_waits_interval() {
+        let mut b = Backoff::new(WaitOptions::new(Duration::from_secs(30)).interval);
+        let delays: Vec<_> = (0..8).map(|_| b.next_delay()).collect();
+        assert_eq!(delays[0], Backoff::FIRST);
+        assert_eq!(delays[1], Backoff::FIRST * 2);
+        assert_eq!(*delays.last().unwrap(), Duration::from_millis(300));
+        let mut eks = Backoff::new(WaitOptions::new(Duration::from_secs(25 * 60)).interval);
+        assert_eq!((0..20).map(|_| eks.next_delay()).max().unwrap(), Duration::from_secs(10));
+    }
 
     #[tokio::test]
     async fn reports_the_last_state_seen_on_expiry() {

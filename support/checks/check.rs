@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::target::Session;
 use crate::timeouts::Timeouts;
+use crate::wait::{Backoff, WaitOptions};
 
 /// Why a check fails and what to do about it: rendered once, by `Display`,
 /// and carried as this value everywhere else (reports, sweep, tally).
@@ -137,40 +138,12 @@ pub fn diagnosis_of(e: &anyhow::Error) -> Option<Diagnosis> {
     })
 }
 
-/// The first poll comes quickly and the interval doubles up to a cap: fast
-/// changes are seen at once, and a real API is not hammered over minutes.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    next: Duration,
-    cap: Duration,
-}
-
-impl Backoff {
-    pub const FIRST: Duration = Duration::from_millis(5);
-
-    /// The cap: a hundredth of the deadline, between 20 ms and 5 s.
-    pub fn for_deadline(deadline: Duration) -> Self {
-        let cap = (deadline / 100).clamp(Duration::from_millis(20), Duration::from_secs(5));
-        Backoff { next: Self::FIRST.min(cap), cap }
-    }
-
-    pub fn with_cap(cap: Duration) -> Self {
-        Backoff { next: Self::FIRST.min(cap), cap }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.cap);
-        d
-    }
-}
-
 /// Observe `check` until it holds, breaks, or `deadline` passes.
 pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) -> Result<C::Evidence, CheckFailure> {
     let start = Instant::now();
     let end = start + deadline;
     let name = check.name();
-    let mut backoff = Backoff::for_deadline(deadline);
+    let mut backoff = Backoff::new(WaitOptions::new(deadline).interval);
     let mut last_seen = String::from("nothing yet");
     let mut last_diagnosis = None;
     let progress = crate::progress::Progress::start(name.clone(), deadline);
@@ -234,17 +207,6 @@ pub async fn now<C: Check>(s: &Session, check: &C) -> Result<C::Evidence, CheckF
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_starts_fast_and_doubles_to_its_cap() {
-        let mut b = Backoff::for_deadline(Duration::from_secs(30));
-        let delays: Vec<_> = (0..8).map(|_| b.next_delay()).collect();
-        assert_eq!(delays[0], Backoff::FIRST);
-        assert_eq!(delays[1], Backoff::FIRST * 2);
-        assert_eq!(*delays.last().unwrap(), Duration::from_millis(300));
-        let mut eks = Backoff::for_deadline(Duration::from_secs(25 * 60));
-        assert_eq!((0..20).map(|_| eks.next_delay()).max().unwrap(), Duration::from_secs(5));
-    }
 
     #[test]
     fn a_failure_renders_its_diagnosis_once_and_keeps_it_typed() {
