@@ -86,17 +86,19 @@ pub async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Res
             format!("{}: deployment {}/{} available", c.name, names::KUBE_SYSTEM, names::LB_CONTROLLER)
         }
         "load-balancer-available" => {
-            let aws_lbc = deployment_is_available(session, c, names::KUBE_SYSTEM, names::LB_CONTROLLER).await;
-            if aws_lbc.is_ok() {
-                format!("{}: deployment {}/{} available", c.name, names::KUBE_SYSTEM, names::LB_CONTROLLER)
-            } else {
-                deployment_is_available(session, c, METALLB_NAMESPACE, METALLB_CONTROLLER).await.map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: neither the AWS load balancer controller nor MetalLB is available: {e:#}",
-                        c.name
-                    )
-                })?;
-                format!("{}: deployment {METALLB_NAMESPACE}/{METALLB_CONTROLLER} available", c.name)
+            use crate::checks::readiness::{load_balancer_implementation, LoadBalancerImplementation as Lb};
+            match load_balancer_implementation(session, c).await? {
+                Lb::AwsController => {
+                    format!("{}: deployment {}/{} available", c.name, names::KUBE_SYSTEM, names::LB_CONTROLLER)
+                }
+                Lb::MetalLb => format!("{}: deployment {METALLB_NAMESPACE}/{METALLB_CONTROLLER} available", c.name),
+                Lb::NotAvailable(seen) => {
+                    bail!("{}: neither the AWS load balancer controller nor MetalLB is available: {seen}", c.name)
+                }
+                Lb::Absent => bail!(
+                    "{}: neither the AWS load balancer controller nor MetalLB is available: neither is installed",
+                    c.name
+                ),
             }
         }
         "istiod-available" => {
