@@ -145,8 +145,8 @@ impl Check for GatewayHostname {
 /// The load balancer whose DNSName is the hostname, among every page of
 /// DescribeLoadBalancers, and (with `active`) out of `provisioning`.
 ///
-/// Definite: state `failed` (ELBv2 LoadBalancerStateEnum), which AWS does not
-/// leave by itself. Transient: not listed yet, `provisioning`, `active_impaired`.
+/// Definite: state `failed`, "the load balancer could not be set up" (ELBv2 API
+/// reference, LoadBalancerState: active | provisioning | active_impaired | failed). Transient: not listed yet, `provisioning`, `active_impaired`.
 pub struct LoadBalancerOf {
     pub cluster: String,
     pub hostname: String,

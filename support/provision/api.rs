@@ -46,9 +46,13 @@ type Making = tokio::task::JoinHandle<Result<(String, Vec<CaCerts>)>>;
 
 impl Trust {
     pub(super) fn start(session: &Session) -> Trust {
+        Trust { making: Some(Trust::make(session)), certs: None, fingerprint: None }
+    }
+
+    fn make(session: &Session) -> Making {
         let clusters: Vec<String> = session.topology.clusters.iter().map(|c| c.istio_cluster.clone()).collect();
         let different_roots = session.fault == Some(Fault::DifferentRoots);
-        let making = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let root = RootCa::generate()?;
             let fingerprint = crate::mesh::cacerts::root_fingerprint(&root.cert_pem)?;
             let mut certs = Vec::new();
@@ -60,17 +64,13 @@ impl Trust {
                 });
             }
             Ok((fingerprint, certs))
-        });
-        Trust { making: Some(making), certs: None, fingerprint: None }
+        })
     }
 
     /// Each cluster's cacerts, in the topology's order.
     async fn certs(&mut self, session: &Session) -> Result<&[CaCerts]> {
         if self.certs.is_none() {
-            let making = match self.making.take() {
-                Some(m) => m,
-                None => Trust::start(session).making.take().expect("started"),
-            };
+            let making = self.making.take().unwrap_or_else(|| Trust::make(session));
             let (fingerprint, certs) = making.await.context("making the CA keys")??;
             self.fingerprint = Some(fingerprint);
             self.certs = Some(certs);

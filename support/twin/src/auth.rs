@@ -34,9 +34,10 @@ pub struct ClusterAuth {
     aws: AwsState,
     service_accounts: RwLock<HashMap<String, ServiceAccountRef>>,
     /// EKS tokens STS accepted, until when (simulated): kube-apiserver caches a
-    /// webhook's positive answer for `--authentication-token-webhook-cache-ttl`
-    /// (default 2m0s, kube-apiserver reference), and EKS authenticates through
-    /// that webhook (aws-iam-authenticator).
+    /// token webhook's answers for `--authentication-token-webhook-cache-ttl`
+    /// (default 2m0s: kube-apiserver command-line reference; the cache is
+    /// k8s.io/apiserver pkg/authentication/token/cache), and EKS authenticates
+    /// its tokens through that webhook (aws-iam-authenticator).
     accepted: std::sync::Mutex<HashMap<String, std::time::Duration>>,
 }
 
