@@ -64,11 +64,20 @@ fn reaping_an_interrupted_run_leaves_nothing() {
         let run_id =
             serde_json::from_str::<serde_json::Value>(&entries[0]).unwrap()["run_id"].as_str().unwrap().to_string();
 
+        // What a run killed mid-write leaves: the complete lines are still reaped.
+        let ledger_file = ledgers.path().join(format!("{run_id}.jsonl"));
+        let lines = entries.len();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&ledger_file).unwrap();
+        std::io::Write::write_all(&mut f, br#"{"run_id":"cut","kind":"VP"#).unwrap();
+        drop(f);
+
         let applies = terraform_calls(&standins).len();
         let mut reap = meshspec(&up, &standins, &["reap", "--target", "eks", "--run-id", &run_id, "--ledger-dir"]);
         reap.arg(ledgers.path());
         let out = run_bounded(&mut reap, Duration::from_secs(180));
         assert!(out.status.success(), "reap after {signal}: {}{}", text(&out.stdout), text(&out.stderr));
+        let damaged = format!("not reaped: {}:{}: a damaged ledger line", ledger_file.display(), lines + 1);
+        assert!(text(&out.stdout).contains(&damaged), "{damaged:?} in {}", text(&out.stdout));
         let destroys: Vec<Vec<String>> = terraform_calls(&standins)
             .into_iter()
             .skip(applies)
