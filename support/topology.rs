@@ -29,6 +29,7 @@ pub mod names {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Topology {
     pub region: String,
     pub mesh_id: String,
@@ -39,6 +40,7 @@ pub struct Topology {
 
 /// One EKS cluster of the mesh and the Istio names it carries.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterTopology {
     /// EKS cluster name (eks-1).
     pub name: String,
@@ -58,6 +60,7 @@ pub struct ClusterTopology {
 /// A kind cluster: its name (context `kind-<name>`) and its own pod and
 /// service subnets (two clusters must not share them).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct KindCluster {
     pub name: String,
     pub pod_subnet: String,
@@ -90,8 +93,7 @@ impl Topology {
     pub fn load(path: &Path) -> Result<Topology> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the topology file {}", path.display()))?;
-        let topology: Topology =
-            serde_yaml::from_str(&text).with_context(|| format!("{} is not a valid topology", path.display()))?;
+        let topology: Topology = crate::input::from_yaml(&text, path)?;
         topology.validate()?;
         Ok(topology)
     }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use crate::fixtures::Fixtures;
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StagePlan {
     pub stages: Vec<Stage>,
     /// How a Terraform-provisioned deployment is torn down, in order.
@@ -15,6 +16,7 @@ pub struct StagePlan {
 
 /// One `terraform destroy` of the teardown.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DestroyStage {
     pub number: u32,
     pub name: String,
@@ -31,6 +33,7 @@ pub struct DestroyStage {
 pub const KNOWN_WAITS: &[&str] = &["no-load-balancers"];
 
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stage {
     pub number: u32,
     pub name: String,
@@ -58,15 +61,13 @@ impl StagePlan {
     /// `plans/istiod-before-cacerts.yaml`; or the user's own, when `name` is a
     /// file that exists.
     pub fn load(fixtures: &Fixtures, name: &str) -> Result<StagePlan> {
-        let text = if std::path::Path::new(name).is_file() {
-            std::borrow::Cow::Owned(
-                std::fs::read_to_string(name).with_context(|| format!("cannot read the stage plan {name}"))?,
-            )
+        let (text, file) = if std::path::Path::new(name).is_file() {
+            let text = std::fs::read_to_string(name).with_context(|| format!("cannot read the stage plan {name}"))?;
+            (std::borrow::Cow::Owned(text), std::path::PathBuf::from(name))
         } else {
-            fixtures.read(name)?
+            (fixtures.read(name)?, std::path::Path::new("fixtures").join(name))
         };
-        let plan: StagePlan =
-            serde_yaml::from_str(&text).with_context(|| format!("{name} is not a valid stage plan"))?;
+        let plan: StagePlan = crate::input::from_yaml(&text, &file)?;
         plan.validate()?;
         Ok(plan)
     }
@@ -161,5 +162,18 @@ mod tests {
             serde_yaml::from_str("stages: [{number: 1, name: a, summary: s, steps: [], preconditions: [luck]}]")
                 .unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("unknown precondition"));
+    }
+
+    #[test]
+    fn a_misspelt_plan_key_is_named_with_file_line_and_the_meant_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.yaml");
+        std::fs::write(&path, "stages:\n  - number: 1\n    name: all\n    summary: s\n    steps: [vpcs]\n    precondition: [cacerts-present]\n")
+            .unwrap();
+        let e = StagePlan::load(&Fixtures::embedded(), path.to_str().unwrap()).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!("{}:6: unknown key `precondition` in stages[0]; did you mean `preconditions`?", path.display())
+        );
     }
 }
