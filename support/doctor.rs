@@ -40,15 +40,21 @@ impl std::fmt::Display for Finding {
     }
 }
 
-#[derive(Default)]
-struct Report(Vec<Finding>);
+/// The findings so far; each is handed to `shown` as soon as it is made, so
+/// that a slow check never hides the ones before it.
+struct Report<'a> {
+    findings: Vec<Finding>,
+    shown: &'a mut (dyn FnMut(&Finding) + Send),
+}
 
-impl Report {
+impl Report<'_> {
     /// One finding, one line: a multi-line detail (a tool's last output) is joined.
     fn add(&mut self, level: Level, check: impl Into<String>, detail: impl Into<String>) {
         let detail: String = detail.into();
         let detail = detail.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
-        self.0.push(Finding { level, check: check.into(), detail });
+        let f = Finding { level, check: check.into(), detail };
+        (self.shown)(&f);
+        self.findings.push(f);
     }
 }
 
@@ -60,7 +66,7 @@ struct Tool {
     install: &'static str,
 }
 
-async fn check_tool(r: &mut Report, t: &Tool) -> Option<String> {
+async fn check_tool(r: &mut Report<'_>, t: &Tool) -> Option<String> {
     let inv = Invocation::new(&t.program, t.version_args.iter().copied(), format!("{} version", t.program))
         .deadline(std::time::Duration::from_secs(30));
     match process::run(&inv, |_, _| {}).await {
@@ -132,8 +138,14 @@ fn on_path(program: &str) -> bool {
 
 /// Examine a target as `opts` describes it.
 pub async fn examine(opts: TargetOptions) -> Vec<Finding> {
-    let mut r = Report::default();
-    let provisioning = opts.allow_provision && opts.kind != TargetKind::Twin;
+    examine_showing(opts, &mut |_| {}).await
+}
+
+/// Examine a target, handing each finding to `shown` as it is made.
+pub async fn examine_showing(opts: TargetOptions, shown: &mut (dyn FnMut(&Finding) + Send)) -> Vec<Finding> {
+    let mut r = Report { findings: Vec::new(), shown };
+    // The twin provisions itself in every run: its clusters not existing yet is expected.
+    let provisioning = (opts.allow_provision && opts.kind != TargetKind::Twin) || opts.kind == TargetKind::Twin;
     let verb = if provisioning { "provision and verify" } else { "verify" };
     r.add(Level::Ok, "target", format!("{} (meshspec will {verb})", opts.kind));
     match &opts.provisioner {
@@ -213,9 +225,10 @@ pub async fn examine(opts: TargetOptions) -> Vec<Finding> {
         Ok(s) => s,
         Err(e) => {
             r.add(Level::Fail, "target", format!("cannot be opened: {e:#}"));
-            return r.0;
+            return r.findings;
         }
     };
+    let mut aws_answers = true;
     if let Ok(aws) = session.aws() {
         match crate::aws::connect::caller_identity(aws).await {
             Ok((account, arn)) => r.add(
@@ -227,17 +240,21 @@ pub async fn examine(opts: TargetOptions) -> Vec<Finding> {
                     aws.endpoint.as_deref().map(|e| format!(", endpoint {e}")).unwrap_or_default()
                 ),
             ),
-            Err(e) => r.add(Level::Fail, "AWS credentials", format!("{e:#}")),
+            Err(e) => {
+                // An endpoint that does not answer would make every later AWS check wait as long.
+                aws_answers = e.downcast_ref::<crate::aws::connect::AwsUnreachable>().is_none();
+                r.add(Level::Fail, "AWS credentials", format!("{e:#}"));
+            }
         }
     }
     for c in &topology.clusters {
-        examine_cluster(&mut r, &session, c, provisioning).await;
+        examine_cluster(&mut r, &session, c, provisioning, aws_answers).await;
     }
     session.close().await;
-    r.0
+    r.findings
 }
 
-fn check_terraform_dir(r: &mut Report, dir: &PathBuf) {
+fn check_terraform_dir(r: &mut Report<'_>, dir: &PathBuf) {
     let tf_files = std::fs::read_dir(dir)
         .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "tf")).count())
         .unwrap_or(0);
@@ -252,9 +269,23 @@ fn check_terraform_dir(r: &mut Report, dir: &PathBuf) {
     }
 }
 
-async fn examine_cluster(r: &mut Report, session: &Session, c: &crate::topology::ClusterTopology, provisioning: bool) {
+async fn examine_cluster(
+    r: &mut Report<'_>,
+    session: &Session,
+    c: &crate::topology::ClusterTopology,
+    provisioning: bool,
+    aws_answers: bool,
+) {
     let want_k8s = &session.topology.kubernetes_version;
-    if let Ok(aws) = session.aws() {
+    let aws = session.aws().ok();
+    if !aws_answers && aws.is_some() {
+        r.add(Level::Fail, format!("EKS {}", c.name), "not examined: the AWS endpoint does not answer");
+        if !session.has_context(&c.name) {
+            // Without a context its API server is found through EKS, which does not answer.
+            return;
+        }
+    }
+    if let Some(aws) = aws.filter(|_| aws_answers) {
         match eks::describe(aws, &c.name).await {
             Ok(Some(d)) => {
                 let level = if major_minor(&d.version) == major_minor(want_k8s) { Level::Ok } else { Level::Warn };
@@ -294,7 +325,11 @@ async fn examine_cluster(r: &mut Report, session: &Session, c: &crate::topology:
         }
         Err(_) if provisioning => return,
         Err(e) => {
-            return r.add(Level::Fail, format!("Kubernetes {}", c.name), format!("the API server does not answer: {e}"))
+            let failure = match session.kube_endpoint(&c.name).await {
+                Some((who, url)) => crate::kube::failure::ApiFailure::of(who, url, &e).to_string(),
+                None => crate::kube::failure::cause_of(&e).to_string(),
+            };
+            return r.add(Level::Fail, format!("Kubernetes {}", c.name), failure);
         }
     }
     let deployments: Api<Deployment> = Api::namespaced(client, names::ISTIO_SYSTEM);
@@ -317,7 +352,7 @@ async fn examine_cluster(r: &mut Report, session: &Session, c: &crate::topology:
         Ok(None) => {
             r.add(Level::Fail, format!("Istio {}", c.name), "no istiod in istio-system: the mesh is not deployed")
         }
-        Err(e) => r.add(Level::Fail, format!("Istio {}", c.name), format!("{e}")),
+        Err(e) => r.add(Level::Fail, format!("Istio {}", c.name), crate::kube::failure::cause_of(&e).to_string()),
     }
 }
 

@@ -61,6 +61,9 @@ pub struct TargetOptions {
     pub plan: String,
     /// A misconfiguration the twin is provisioned with.
     pub fault: Option<crate::faults::Fault>,
+    /// The twin's APIs meet injected throttling, outages, delays and cut
+    /// connections at these rates (`--api-faults`).
+    pub api_fault_rate: Option<crate::api_faults::ApiFaultRates>,
     /// Where the run ledger is written (None: no ledger).
     pub ledger_dir: Option<PathBuf>,
 }
@@ -80,6 +83,7 @@ impl TargetOptions {
             timeout_scale: 1.0,
             plan: crate::provision::plan::DEFAULT_PLAN.to_string(),
             fault: None,
+            api_fault_rate: None,
             ledger_dir: None,
         }
     }
@@ -88,6 +92,9 @@ impl TargetOptions {
 /// Kube access to one cluster.
 struct ClusterAccess {
     client: kube::Client,
+    /// Who and where, for errors: the context or "EKS DescribeCluster", and the URL.
+    who: String,
+    url: String,
     /// Re-signs the EKS token the client sends, when it was built with one.
     refresher: Option<tokio::task::JoinHandle<()>>,
 }
@@ -111,6 +118,8 @@ pub struct Session {
     pub plan: String,
     /// The fault the twin was provisioned with, if any.
     pub fault: Option<crate::faults::Fault>,
+    /// The rates of injected API faults the twin runs with, if any.
+    pub api_fault_rate: Option<crate::api_faults::ApiFaultRates>,
     /// The ledger of what this run creates, when it may create anything.
     pub ledger: Option<crate::ledger::Ledger>,
     aws: Option<AwsAccess>,
@@ -155,6 +164,9 @@ impl Session {
                 opts.plan = plan.to_string();
             }
         }
+        if opts.api_fault_rate.is_some() && opts.kind != TargetKind::Twin {
+            bail!("API faults are injected by the twin only; --api-faults needs --target twin");
+        }
         let mut aws_settings = opts.aws.clone();
         let mut twin = None;
         let (timeouts, dns) = match opts.kind {
@@ -162,6 +174,8 @@ impl Session {
                 let mut cfg = TwinConfig {
                     region: opts.topology.region.clone(),
                     istio_version: opts.topology.istio_version.clone(),
+                    kube_fault_rate: opts.api_fault_rate.map_or(0.0, |r| r.kubernetes),
+                    aws_fault_rate: opts.api_fault_rate.map_or(0.0, |r| r.aws),
                     ..TwinConfig::default()
                 };
                 if let Some(scale) = opts.time_scale {
@@ -202,6 +216,7 @@ impl Session {
             provisioner: opts.provisioner,
             plan: opts.plan,
             fault: opts.fault,
+            api_fault_rate: opts.api_fault_rate,
             ledger: match (&opts.ledger_dir, opts.allow_provision) {
                 (Some(dir), true) => Some(crate::ledger::Ledger::create(dir, &opts.kind.to_string())?),
                 _ => None,
@@ -260,10 +275,14 @@ impl Session {
         if let Some(access) = clusters.get(&cluster) {
             return Ok(access.client.clone());
         }
-        let t = KubeTimeouts { connect: std::time::Duration::from_secs(5), read: self.timeouts.api_call };
+        let t = KubeTimeouts {
+            connect: std::time::Duration::from_secs(5),
+            read: self.timeouts.api_call,
+            plugin: self.timeouts.credential_plugin,
+        };
         let access = if let Some(context) = self.contexts.get(&cluster) {
-            let client = client_from_kubeconfig(self.kubeconfig.as_deref(), context, t).await?;
-            ClusterAccess { client, refresher: None }
+            let a = client_from_kubeconfig(self.kubeconfig.as_deref(), context, t).await?;
+            ClusterAccess { client: a.client, who: format!("{cluster} ({})", a.who), url: a.url, refresher: None }
         } else {
             let aws = self
                 .aws()
@@ -280,7 +299,8 @@ impl Session {
                 let (aws, name) = (aws.clone(), name.clone());
                 async move { Ok(eks_token(&aws, &name).await?.token) }
             });
-            ClusterAccess { client, refresher: Some(refresher) }
+            let who = format!("{cluster} (EKS DescribeCluster)");
+            ClusterAccess { client, who, url: endpoint.clone(), refresher: Some(refresher) }
         };
         let client = access.client.clone();
         clusters.insert(cluster, access);
@@ -310,15 +330,23 @@ impl Session {
 
     async fn api_answers(&self, cluster: &str) -> Result<()> {
         let client = self.kube(cluster).await?;
-        let how = match self.contexts.get(cluster) {
-            Some(ctx) => format!("context {ctx:?}"),
-            None => "EKS DescribeCluster".to_string(),
-        };
-        client
-            .apiserver_version()
-            .await
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("the API server of {cluster} ({how}) does not answer: {e}"))
+        match client.apiserver_version().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let (who, url) = self.kube_endpoint(cluster).await.unwrap_or_else(|| (cluster.to_string(), "?".into()));
+                Err(crate::kube::failure::ApiFailure::of(who, url, &e).into())
+            }
+        }
+    }
+
+    /// Whether the cluster is reached through a kube context (else through EKS).
+    pub fn has_context(&self, cluster: &str) -> bool {
+        self.contexts.contains_key(cluster)
+    }
+
+    /// Who and where a cluster's client calls, for naming a failure.
+    pub async fn kube_endpoint(&self, cluster: &str) -> Option<(String, String)> {
+        self.clusters.lock().await.get(cluster).map(|a| (a.who.clone(), a.url.clone()))
     }
 
     /// Stop what the session started (the in-process twin).

@@ -21,6 +21,8 @@ pub struct Timeouts {
     pub mesh_sync: Duration,
     /// One API call (Kubernetes or AWS).
     pub api_call: Duration,
+    /// A kubeconfig's exec credential plugin (`aws eks get-token` takes about a second).
+    pub credential_plugin: Duration,
     /// One staged `terraform apply` or `destroy` (EKS clusters and NLBs included).
     pub terraform_stage: Duration,
     /// Any other tool run: `terraform init`, `kind create cluster`, `helm install --wait`, docker.
@@ -38,6 +40,7 @@ impl Timeouts {
             targets_healthy: Duration::from_secs(10 * 60),
             mesh_sync: Duration::from_secs(5 * 60),
             api_call: Duration::from_secs(30),
+            credential_plugin: Duration::from_secs(30),
             terraform_stage: Duration::from_secs(90 * 60),
             tool: Duration::from_secs(15 * 60),
         }
@@ -54,6 +57,7 @@ impl Timeouts {
             targets_healthy: Duration::from_secs(30),
             mesh_sync: Duration::from_secs(30),
             api_call: Duration::from_secs(10),
+            credential_plugin: Duration::from_secs(30),
             // No tool runs against the twin: these only keep the struct whole.
             terraform_stage: Duration::from_secs(60),
             tool: Duration::from_secs(60),
@@ -75,6 +79,7 @@ impl Timeouts {
             targets_healthy: c(eks.targets_healthy, floor.targets_healthy),
             mesh_sync: c(eks.mesh_sync, floor.mesh_sync),
             api_call: floor.api_call,
+            credential_plugin: floor.credential_plugin,
             terraform_stage: floor.terraform_stage,
             tool: floor.tool,
         }
@@ -91,6 +96,7 @@ impl Timeouts {
             targets_healthy: s(self.targets_healthy),
             mesh_sync: s(self.mesh_sync),
             api_call: self.api_call,
+            credential_plugin: self.credential_plugin,
             terraform_stage: s(self.terraform_stage),
             tool: s(self.tool),
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use base64::Engine;
 
-use super::connect::{error_code, explain};
+use super::connect::error_code;
 use super::AwsAccess;
 use crate::wait::{self, Poll, WaitOptions};
 
@@ -55,7 +55,9 @@ pub async fn describe(aws: &AwsAccess, name: &str) -> Result<Option<EksCluster>>
     match aws.eks.describe_cluster().name(name).send().await {
         Ok(out) => out.cluster().map(EksCluster::from_sdk).transpose(),
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
-        Err(e) => Err(anyhow::anyhow!("eks DescribeCluster {name}: {}", explain(&e))),
+        Err(e) => {
+            Err(anyhow::Error::new(super::connect::AwsCallError::of("eks", format!("DescribeCluster {name}"), &e)))
+        }
     }
 }
 
@@ -64,7 +66,7 @@ pub async fn list(aws: &AwsAccess) -> Result<Vec<String>> {
     let mut names = Vec::new();
     let mut pages = aws.eks.list_clusters().into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| anyhow::anyhow!("eks ListClusters: {}", explain(&e)))?;
+        let page = page.map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("eks", "ListClusters", &e)))?;
         names.extend(page.clusters().iter().cloned());
     }
     Ok(names)
@@ -94,7 +96,13 @@ pub async fn create(aws: &AwsAccess, req: NewCluster<'_>) -> Result<EksCluster> 
         .set_tags(Some(req.tags))
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("eks CreateCluster {}: {}", req.name, explain(&e)))?;
+        .map_err(|e| {
+            anyhow::Error::new(super::connect::AwsCallError::of(
+                "eks",
+                format!("CreateCluster {name}", name = req.name),
+                &e,
+            ))
+        })?;
     EksCluster::from_sdk(out.cluster().context("CreateCluster answered without a cluster")?)
 }
 
@@ -116,7 +124,7 @@ pub async fn delete(aws: &AwsAccess, name: &str) -> Result<()> {
     match aws.eks.delete_cluster().name(name).send().await {
         Ok(_) => Ok(()),
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("eks DeleteCluster {name}: {}", explain(&e))),
+        Err(e) => Err(anyhow::Error::new(super::connect::AwsCallError::of("eks", format!("DeleteCluster {name}"), &e))),
     }
 }
 

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
-use super::connect::explain;
 use super::AwsAccess;
 
 #[derive(Clone, Debug)]
@@ -56,7 +55,7 @@ pub async fn vpcs_named(aws: &AwsAccess, name: &str) -> Result<Vec<Vpc>> {
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeVpcs: {}", explain(&e)))?;
+        let page = page.map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("ec2", "DescribeVpcs", &e)))?;
         out.extend(page.vpcs().iter().map(vpc_of));
     }
     Ok(out)
@@ -70,7 +69,7 @@ pub async fn create_vpc(aws: &AwsAccess, cidr: &str, tags: &BTreeMap<String, Str
         .tag_specifications(tag_spec(ResourceType::Vpc, tags))
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("ec2 CreateVpc {cidr}: {}", explain(&e)))?;
+        .map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("ec2", format!("CreateVpc {cidr}"), &e)))?;
     Ok(vpc_of(out.vpc().context("CreateVpc answered without a vpc")?))
 }
 
@@ -83,7 +82,8 @@ pub async fn subnets_of(aws: &AwsAccess, vpc_id: &str) -> Result<Vec<Subnet>> {
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeSubnets: {}", explain(&e)))?;
+        let page =
+            page.map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("ec2", "DescribeSubnets", &e)))?;
         out.extend(page.subnets().iter().map(|s| Subnet {
             id: s.subnet_id().unwrap_or_default().to_string(),
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
@@ -112,7 +112,9 @@ pub async fn create_subnet(
         .tag_specifications(tag_spec(ResourceType::Subnet, tags))
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("ec2 CreateSubnet {cidr} in {vpc_id}: {}", explain(&e)))?;
+        .map_err(|e| {
+            anyhow::Error::new(super::connect::AwsCallError::of("ec2", format!("CreateSubnet {cidr} in {vpc_id}"), &e))
+        })?;
     out.subnet().and_then(|s| s.subnet_id()).map(str::to_string).context("CreateSubnet answered without a subnet id")
 }
 
@@ -135,7 +137,9 @@ pub async fn dns_support(aws: &AwsAccess, vpc_id: &str) -> Result<bool> {
         .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("ec2 DescribeVpcAttribute {vpc_id}: {}", explain(&e)))?;
+        .map_err(|e| {
+            anyhow::Error::new(super::connect::AwsCallError::of("ec2", format!("DescribeVpcAttribute {vpc_id}"), &e))
+        })?;
     Ok(out.enable_dns_support().and_then(|a| a.value()).unwrap_or(false))
 }
 
@@ -148,7 +152,9 @@ pub async fn set_dns_support(aws: &AwsAccess, vpc_id: &str, enabled: bool) -> Re
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("ec2 ModifyVpcAttribute {vpc_id}: {}", explain(&e)))
+        .map_err(|e| {
+            anyhow::Error::new(super::connect::AwsCallError::of("ec2", format!("ModifyVpcAttribute {vpc_id}"), &e))
+        })
 }
 
 pub async fn delete_subnet(aws: &AwsAccess, subnet_id: &str) -> Result<()> {
@@ -175,7 +181,9 @@ pub async fn network_interfaces(aws: &AwsAccess, vpc_id: &str) -> Result<Vec<Lef
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeNetworkInterfaces: {}", explain(&e)))?;
+        let page = page.map_err(|e| {
+            anyhow::Error::new(super::connect::AwsCallError::of("ec2", "DescribeNetworkInterfaces", &e))
+        })?;
         out.extend(page.network_interfaces().iter().map(|n| Leftover {
             kind: "network interface".into(),
             id: n.network_interface_id().unwrap_or_default().to_string(),
@@ -195,7 +203,8 @@ pub async fn security_groups_tagged(aws: &AwsAccess, key: &str, value: &str) -> 
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeSecurityGroups: {}", explain(&e)))?;
+        let page = page
+            .map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("ec2", "DescribeSecurityGroups", &e)))?;
         out.extend(page.security_groups().iter().map(|g| Leftover {
             kind: "security group".into(),
             id: g.group_id().unwrap_or_default().to_string(),

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::connect::explain;
 use super::AwsAccess;
 
 #[derive(Clone, Debug, Serialize)]
@@ -115,7 +114,9 @@ pub async fn node_interfaces(aws: &AwsAccess, lb: &LoadBalancer) -> Result<Vec<N
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| anyhow::anyhow!("ec2 DescribeNetworkInterfaces: {}", explain(&e)))?;
+        let page = page.map_err(|e| {
+            anyhow::Error::new(super::connect::AwsCallError::of("ec2", "DescribeNetworkInterfaces", &e))
+        })?;
         out.extend(page.network_interfaces().iter().map(|n| NodeInterface {
             id: n.network_interface_id().unwrap_or_default().to_string(),
             availability_zone: n.availability_zone().unwrap_or_default().to_string(),
@@ -138,7 +139,8 @@ pub async fn all(aws: &AwsAccess) -> Result<Vec<LoadBalancer>> {
     let mut out = Vec::new();
     let mut items = aws.elbv2.describe_load_balancers().into_paginator().items().send();
     while let Some(lb) = items.next().await {
-        let lb = lb.map_err(|e| anyhow::anyhow!("elbv2 DescribeLoadBalancers: {}", explain(&e)))?;
+        let lb =
+            lb.map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("elbv2", "DescribeLoadBalancers", &e)))?;
         out.push(load_balancer_of(&lb));
     }
     Ok(out)
@@ -150,7 +152,8 @@ pub async fn find_by_dns_name(aws: &AwsAccess, hostname: &str) -> Result<Option<
     let wanted = hostname.trim_end_matches('.').to_ascii_lowercase();
     let mut items = aws.elbv2.describe_load_balancers().into_paginator().items().send();
     while let Some(lb) = items.next().await {
-        let lb = lb.map_err(|e| anyhow::anyhow!("elbv2 DescribeLoadBalancers: {}", explain(&e)))?;
+        let lb =
+            lb.map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("elbv2", "DescribeLoadBalancers", &e)))?;
         if lb.dns_name().map(|d| d.to_ascii_lowercase()) == Some(wanted.clone()) {
             return Ok(Some(load_balancer_of(&lb)));
         }
@@ -162,7 +165,9 @@ pub async fn listeners(aws: &AwsAccess, lb_arn: &str) -> Result<Vec<Listener>> {
     let mut out = Vec::new();
     let mut items = aws.elbv2.describe_listeners().load_balancer_arn(lb_arn).into_paginator().items().send();
     while let Some(l) = items.next().await {
-        let l = l.map_err(|e| anyhow::anyhow!("elbv2 DescribeListeners {lb_arn}: {}", explain(&e)))?;
+        let l = l.map_err(|e| {
+            anyhow::Error::new(super::connect::AwsCallError::of("elbv2", format!("DescribeListeners {lb_arn}"), &e))
+        })?;
         let mut tgs = Vec::new();
         for action in l.default_actions() {
             if let Some(tg) = action.target_group_arn() {
@@ -189,13 +194,9 @@ pub async fn listeners(aws: &AwsAccess, lb_arn: &str) -> Result<Vec<Listener>> {
 }
 
 pub async fn target_health(aws: &AwsAccess, tg_arn: &str) -> Result<Vec<TargetHealth>> {
-    let out = aws
-        .elbv2
-        .describe_target_health()
-        .target_group_arn(tg_arn)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("elbv2 DescribeTargetHealth {tg_arn}: {}", explain(&e)))?;
+    let out = aws.elbv2.describe_target_health().target_group_arn(tg_arn).send().await.map_err(|e| {
+        anyhow::Error::new(super::connect::AwsCallError::of("elbv2", format!("DescribeTargetHealth {tg_arn}"), &e))
+    })?;
     let mut targets: Vec<TargetHealth> = out
         .target_health_descriptions()
         .iter()
@@ -226,7 +227,7 @@ pub async fn tags(aws: &AwsAccess, arns: &[String]) -> Result<BTreeMap<String, B
             .set_resource_arns(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("elbv2 DescribeTags: {}", explain(&e)))?;
+            .map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("elbv2", "DescribeTags", &e)))?;
         for d in res.tag_descriptions() {
             let tags = d
                 .tags()
@@ -243,13 +244,9 @@ pub async fn tags(aws: &AwsAccess, arns: &[String]) -> Result<BTreeMap<String, B
 /// Where a target group's health checks go: its `HealthCheckPort`, `traffic-port`
 /// or a number (DescribeTargetGroups).
 pub async fn health_check_port(aws: &AwsAccess, tg_arn: &str) -> Result<String> {
-    let out = aws
-        .elbv2
-        .describe_target_groups()
-        .target_group_arns(tg_arn)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("elbv2 DescribeTargetGroups {tg_arn}: {}", explain(&e)))?;
+    let out = aws.elbv2.describe_target_groups().target_group_arns(tg_arn).send().await.map_err(|e| {
+        anyhow::Error::new(super::connect::AwsCallError::of("elbv2", format!("DescribeTargetGroups {tg_arn}"), &e))
+    })?;
     Ok(out.target_groups().first().and_then(|tg| tg.health_check_port()).unwrap_or("traffic-port").to_string())
 }
 
@@ -257,7 +254,8 @@ pub async fn target_groups(aws: &AwsAccess) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut items = aws.elbv2.describe_target_groups().into_paginator().items().send();
     while let Some(tg) = items.next().await {
-        let tg = tg.map_err(|e| anyhow::anyhow!("elbv2 DescribeTargetGroups: {}", explain(&e)))?;
+        let tg =
+            tg.map_err(|e| anyhow::Error::new(super::connect::AwsCallError::of("elbv2", "DescribeTargetGroups", &e)))?;
         out.push((
             tg.target_group_arn().unwrap_or_default().to_string(),
             tg.target_group_name().unwrap_or_default().to_string(),

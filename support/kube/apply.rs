@@ -81,8 +81,15 @@ impl Applier {
                 })?
             }
             Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("the API server does not serve {}/{} {}", gvk.group, gvk.version, gvk.kind)))
+                // Only a 404 means "not served"; anything else is discovery failing.
+                let not_served = matches!(&e, kube::Error::Api(s) if s.code == 404);
+                let what = format!("{}/{} {}", gvk.group, gvk.version, gvk.kind);
+                let context = if not_served {
+                    format!("the API server does not serve {what}")
+                } else {
+                    format!("cannot look up {what} by discovery")
+                };
+                return Err(anyhow::Error::new(e).context(context));
             }
         };
         self.resources.lock().expect("resource cache").insert(gvk.clone(), found.clone());

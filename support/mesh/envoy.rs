@@ -262,3 +262,56 @@ mod tests {
         assert!(endpoint_rows("{\"cluster_statuses\": 3}").is_err());
     }
 }
+
+/// Why a pod's Envoy cannot be read, said about the first thing missing:
+/// the namespace, the pod, or its sidecar.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("no namespace {namespace:?} in {who}")]
+    NoNamespace { namespace: String, who: String },
+    #[error("no pod {pod:?} in namespace {namespace:?} ({who}); pods there: {}", list(.pods))]
+    NoPod { pod: String, namespace: String, who: String, pods: Vec<String> },
+    #[error("pod {namespace}/{pod} has no istio-proxy container (containers: {}): it is not in the mesh", list(.containers))]
+    NoSidecar { pod: String, namespace: String, containers: Vec<String> },
+    #[error(transparent)]
+    Api(#[from] crate::kube::failure::ApiFailure),
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Check that `namespace/pod` exists and carries an istio-proxy container.
+pub async fn sidecar_pod(access: &crate::kube::KubeAccess, namespace: &str, pod: &str) -> Result<(), SidecarError> {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use kube::Api;
+    let namespaces: Api<Namespace> = Api::all(access.client.clone());
+    if namespaces.get_opt(namespace).await.map_err(|e| access.failure(&e))?.is_none() {
+        return Err(SidecarError::NoNamespace { namespace: namespace.into(), who: access.who.clone() });
+    }
+    let pods: Api<Pod> = Api::namespaced(access.client.clone(), namespace);
+    let Some(found) = pods.get_opt(pod).await.map_err(|e| access.failure(&e))? else {
+        let list = pods.list(&Default::default()).await.map_err(|e| access.failure(&e))?;
+        let mut names: Vec<String> = list.items.into_iter().filter_map(|p| p.metadata.name).collect();
+        names.truncate(10);
+        return Err(SidecarError::NoPod {
+            pod: pod.into(),
+            namespace: namespace.into(),
+            who: access.who.clone(),
+            pods: names,
+        });
+    };
+    let spec = found.spec.unwrap_or_default();
+    // A native sidecar (Istio 1.19+ with ENABLE_NATIVE_SIDECARS) is an init container.
+    let all: Vec<String> =
+        spec.containers.iter().chain(spec.init_containers.iter().flatten()).map(|c| c.name.clone()).collect();
+    if all.iter().any(|c| c == "istio-proxy") {
+        Ok(())
+    } else {
+        Err(SidecarError::NoSidecar { pod: pod.into(), namespace: namespace.into(), containers: all })
+    }
+}

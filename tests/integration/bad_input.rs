@@ -89,7 +89,9 @@ fn an_unreachable_api_server_is_named() {
     let path = kubeconfig_with_context(dir.path(), &format!("https://127.0.0.1:{port}"));
     expect_clear_error(
         eks_run().arg("--kubeconfig").arg(&path).args(["--context", "eks-1=known"]),
-        "the API server of eks-1 (context \"known\") does not answer",
+        &format!(
+            "the API server of eks-1 (context \"known\") at https://127.0.0.1:{port}/ does not answer: connection refused"
+        ),
     );
 }
 
@@ -102,7 +104,7 @@ fn an_unreachable_aws_endpoint_is_named() {
             .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
             .env("AWS_SECRET_ACCESS_KEY", "secret")
             .env("AWS_REGION", "us-west-2"),
-        "cannot reach the AWS endpoint",
+        &format!("the AWS endpoint http://127.0.0.1:{port} does not answer ListClusters: connection refused"),
     );
 }
 
@@ -169,13 +171,23 @@ fn an_undefined_step_fails_the_run() {
 }
 
 #[test]
-fn a_malformed_feature_fails_the_run() {
+fn a_malformed_feature_is_named_with_its_line_before_anything_runs() {
     let (code, stdout, stderr) = run_feature(
         "Feature: probe\n  Scenario: broken\n    Given the mesh topology:\n  | a |\n nonsense here\n   Examples:\n",
     );
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.lines().any(|l| l.ends_with(" failed") && !l.ends_with(" 0 failed")), "{stdout}");
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("probe.feature:5:"), "{stderr}");
+    assert!(stderr.contains("not valid Gherkin"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_empty_feature_set_is_an_error_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let features = dir.path().join("features");
+    std::fs::create_dir_all(&features).unwrap();
+    expect_clear_error(meshspec().args(["run", "--features"]).arg(&features), "no .feature file in");
+    expect_clear_error(meshspec().args(["run", "--tags", "@no-such-tag"]), "selects none of the");
 }
 
 #[test]
@@ -191,4 +203,33 @@ fn docs_without_a_run_to_render_says_so() {
     let out = run_bounded(meshspec().args(["docs", "--catalog", "--out"]).arg(dir.path()), LIMIT);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(dir.path().join("steps.md").exists() && !dir.path().join("report.html").exists());
+}
+
+#[test]
+fn a_run_id_that_is_a_path_is_refused() {
+    let ledgers = tempfile::tempdir().unwrap();
+    // A file the traversal would reach if the id were joined to the ledger directory.
+    std::fs::write(ledgers.path().join("x.jsonl"), "").unwrap();
+    let inner = ledgers.path().join("a").join("b");
+    std::fs::create_dir_all(&inner).unwrap();
+    let mut cmd = meshspec();
+    cmd.args(["reap", "--target", "eks", "--run-id", "../../x", "--ledger-dir"]).arg(&inner);
+    let out = run_bounded(&mut cmd, LIMIT);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("\"../../x\" is not a run id meshspec writes"), "{stderr}");
+}
+
+#[test]
+fn a_misspelt_topology_key_is_named_with_file_line_and_the_meant_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topology.yaml");
+    let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/topology.yaml")).unwrap();
+    let text = seed.replacen("    network: network1\n", "    network: network1\n    netwrok: network9\n", 1);
+    let line = text.lines().position(|l| l.contains("netwrok")).unwrap() + 1;
+    std::fs::write(&path, text).unwrap();
+    expect_clear_error(
+        meshspec().args(["run", "--topology"]).arg(&path),
+        &format!("{}:{line}: unknown key `netwrok` in clusters[0]; did you mean `network`?", path.display()),
+    );
 }
