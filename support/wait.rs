@@ -14,11 +14,13 @@ pub enum Poll<T> {
 
 /// A wait that expired: what was awaited, for how long, and the last state seen.
 #[derive(Debug, thiserror::Error)]
-#[error("timed out after {waited:.1?} waiting for {what}; last seen: {last_seen}")]
+#[error("{} after {waited:.1?} waiting for {what}; last seen: {last_seen}", if *.interrupted { "interrupted" } else { "timed out" })]
 pub struct WaitTimeout {
     pub what: String,
     pub waited: Duration,
     pub last_seen: String,
+    /// The run was interrupted, rather than the deadline passing.
+    pub interrupted: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +78,9 @@ where
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         // A single probe must not outlive the deadline either.
+        if crate::interrupt::is_interrupted() {
+            return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen, interrupted: true });
+        }
         match tokio::time::timeout(remaining.max(Duration::from_millis(1)), probe()).await {
             Ok(Ok(Poll::Ready(v))) => return Ok(v),
             Ok(Ok(Poll::Pending(seen))) => last_seen = seen,
@@ -84,9 +89,12 @@ where
         }
         progress.seen(&last_seen);
         if Instant::now() >= deadline {
-            return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen });
+            return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen, interrupted: false });
         }
-        tokio::time::sleep(backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()))).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()))) => {}
+            _ = crate::interrupt::interrupted() => {}
+        }
     }
 }
 

@@ -90,6 +90,8 @@ pub enum Ending {
     Broken,
     /// Still pending (or erring) when the deadline passed.
     Deadline,
+    /// The run was interrupted while waiting.
+    Interrupted,
 }
 
 /// A check that did not hold: typed, rendered once by `Display`.
@@ -112,6 +114,11 @@ impl std::fmt::Display for CheckFailure {
             Ending::Deadline => write!(
                 f,
                 "timed out after {:.1}s waiting for {}; last seen: {}",
+                self.waited, self.check, self.last_seen
+            )?,
+            Ending::Interrupted => write!(
+                f,
+                "interrupted after {:.1}s waiting for {}; last seen: {}",
                 self.waited, self.check, self.last_seen
             )?,
         }
@@ -138,6 +145,49 @@ pub fn diagnosis_of(e: &anyhow::Error) -> Option<Diagnosis> {
     })
 }
 
+/// What to tell the user about a failure: the diagnosis a check put in the
+/// chain, else, when an API kept failing past every retry (throttling, outage,
+/// no answer), a diagnosis naming that API. Never used to end a wait early: an
+/// API error during a wait is transient until the deadline.
+pub fn failure_diagnosis(e: &anyhow::Error) -> Option<Diagnosis> {
+    diagnosis_of(e).or_else(|| api_diagnosis(e))
+}
+
+/// A diagnosis for an API that kept failing, named with its service and call.
+pub fn api_diagnosis(e: &anyhow::Error) -> Option<Diagnosis> {
+    use crate::aws::connect::{AwsCallError, AwsUnreachable};
+    use crate::kube::failure::{ApiFailure, Cause};
+    const AWS_FIX: &str = "AWS throttled the calls or could not serve them past the SDK's retries: look for other clients using the account's request rate and at the AWS Health Dashboard for the region, then run again";
+    const KUBE_FIX: &str = "the API server throttled or failed the calls past the retries: check its health (kubectl get --raw '/readyz?verbose') and API Priority and Fairness rejections (apiserver_flowcontrol_rejected_requests_total), then run again";
+    for c in e.chain() {
+        if let Some(a) = c.downcast_ref::<AwsCallError>().filter(|a| a.is_service_trouble()) {
+            return Some(Diagnosis::new(format!("the AWS API kept failing: {a}"), AWS_FIX));
+        }
+        if let Some(a) = c.downcast_ref::<AwsUnreachable>() {
+            return Some(Diagnosis::new(
+                a.to_string(),
+                "check the network path to the endpoint (proxy, VPC endpoint, AWS_ENDPOINT_URL) and the region",
+            ));
+        }
+        if let Some(a) = c.downcast_ref::<ApiFailure>() {
+            return Some(Diagnosis::new(a.to_string(), KUBE_FIX));
+        }
+        if let Some(k) = c.downcast_ref::<kube::Error>() {
+            let trouble = match crate::kube::failure::cause_of(k) {
+                Cause::Status { code, .. } => code == 429 || code >= 500,
+                _ => true,
+            };
+            if trouble {
+                return Some(Diagnosis::new(
+                    format!("the Kubernetes API kept failing: {}", crate::kube::failure::render(e)),
+                    KUBE_FIX,
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Observe `check` until it holds, breaks, or `deadline` passes.
 pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) -> Result<C::Evidence, CheckFailure> {
     let start = Instant::now();
@@ -146,6 +196,8 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
     let mut backoff = Backoff::new(WaitOptions::new(deadline).interval);
     let mut last_seen = String::from("nothing yet");
     let mut last_diagnosis = None;
+    // When the API itself kept failing up to the deadline, that is the diagnosis.
+    let mut last_error: Option<anyhow::Error> = None;
     let progress = crate::progress::Progress::start(name.clone(), deadline);
     loop {
         // One observation may not outlive the deadline; a single one (`now`) gets one call's time.
@@ -154,7 +206,19 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
         } else {
             end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
         };
-        match tokio::time::timeout(limit, check.observe(s)).await {
+        let observed = tokio::select! {
+            o = tokio::time::timeout(limit, check.observe(s)) => o,
+            _ = crate::interrupt::interrupted() => {
+                return Err(CheckFailure {
+                    check: name,
+                    ending: Ending::Interrupted,
+                    waited: start.elapsed().as_secs_f64(),
+                    last_seen,
+                    diagnosis: None,
+                });
+            }
+        };
+        match observed {
             Ok(Ok(Observation::Holds(v))) => {
                 s.convergence.held(check.point(), &name, start.elapsed());
                 return Ok(v);
@@ -162,6 +226,7 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
             Ok(Ok(Observation::Pending { seen, diagnosis })) => {
                 last_seen = seen;
                 last_diagnosis = diagnosis;
+                last_error = None;
             }
             Ok(Ok(Observation::Broken { seen, diagnosis })) => {
                 let f = CheckFailure {
@@ -174,7 +239,10 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
                 s.convergence.failed(&f);
                 return Err(f);
             }
-            Ok(Err(e)) => last_seen = format!("error: {e:#}"),
+            Ok(Err(e)) => {
+                last_seen = format!("error: {}", crate::kube::failure::render(&e));
+                last_error = Some(e);
+            }
             Err(_) => last_seen = format!("{last_seen} (the last observation did not answer in time)"),
         }
         progress.seen(&last_seen);
@@ -185,12 +253,23 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
                 ending: Ending::Deadline,
                 waited: start.elapsed().as_secs_f64(),
                 last_seen,
-                diagnosis: last_diagnosis,
+                diagnosis: last_diagnosis.or_else(|| last_error.as_ref().and_then(api_diagnosis)),
             };
             s.convergence.failed(&f);
             return Err(f);
         }
-        tokio::time::sleep(backoff.next_delay().min(end - now)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay().min(end - now)) => {}
+            _ = crate::interrupt::interrupted() => {
+                return Err(CheckFailure {
+                    check: name,
+                    ending: Ending::Interrupted,
+                    waited: start.elapsed().as_secs_f64(),
+                    last_seen,
+                    diagnosis: None,
+                });
+            }
+        }
     }
 }
 

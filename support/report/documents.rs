@@ -21,6 +21,7 @@ pub struct RunFacts<'a> {
     pub features: &'a Path,
     /// The trend file (None: $MESHSPEC_TREND or the report dir's trend.jsonl).
     pub trend: Option<&'a Path>,
+    pub interrupted: bool,
 }
 
 /// Where the documents went.
@@ -43,6 +44,7 @@ pub async fn after_run(session: &Session, facts: RunFacts<'_>, report_dir: &Path
     let meta = RunMeta {
         target: session.kind.to_string(),
         fault: session.fault.map(|f| f.name().to_string()),
+        api_faults: session.api_fault_rate,
         tags: facts.tags,
         started_at: Some(facts.started_at),
         finished_at: Some(finished_at),
@@ -50,6 +52,7 @@ pub async fn after_run(session: &Session, facts: RunFacts<'_>, report_dir: &Path
         excluded: facts.excluded.to_vec(),
         features,
         convergence: session.convergence.snapshot(),
+        interrupted: facts.interrupted,
     };
     let versions_read = clock.elapsed();
     let written = write(meta, report_dir, facts.trend);

@@ -23,6 +23,9 @@ pub struct RunMeta {
     pub target: String,
     #[serde(default)]
     pub fault: Option<String>,
+    /// The share of API requests the twin failed, slowed or cut on purpose (`--api-faults`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_faults: Option<crate::api_faults::ApiFaultRates>,
     /// The tag expression the run was narrowed with.
     #[serde(default)]
     pub tags: Option<String>,
@@ -37,6 +40,9 @@ pub struct RunMeta {
     /// When the mesh reached each convergence point, and each failed check's time to diagnosis.
     #[serde(default)]
     pub convergence: super::convergence::Convergence,
+    /// The run was stopped by a signal: scenarios not started are failed as not run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,6 +170,7 @@ impl RunMeta {
         RunMeta {
             target: "unknown".into(),
             fault: None,
+            api_faults: None,
             tags: None,
             started_at: None,
             finished_at: None,
@@ -171,6 +178,7 @@ impl RunMeta {
             excluded: Vec::new(),
             features,
             convergence: Default::default(),
+            interrupted: false,
         }
     }
 

@@ -13,5 +13,6 @@ pub mod html;
 pub mod meta;
 pub mod model;
 pub mod redact;
+pub mod staging;
 pub mod trend;
 pub mod versions;

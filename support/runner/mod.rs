@@ -2,6 +2,7 @@
 //! JUnit, Cucumber JSON and tally writers, skipped steps failing the run.
 
 pub mod capability;
+pub mod features;
 pub mod tally;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ impl RunOptions {
 
 #[derive(Clone, Debug)]
 pub struct RunSummary {
+    /// The ledger's run id, when the run keeps one (what `meshspec reap` takes).
+    pub run_id: Option<String>,
+    /// Stopped by a signal: the scenarios not started count as failed.
+    pub interrupted: bool,
     pub tally: Tally,
     pub junit: PathBuf,
     pub json: PathBuf,
@@ -67,7 +72,9 @@ pub struct RunSummary {
 impl RunSummary {
     /// Whether the run passed: every scenario, and the teardown if there was one.
     pub fn ok(&self) -> bool {
-        self.tally.ok() && self.teardown.as_ref().is_none_or(|t| t.as_ref().is_ok_and(Vec::is_empty))
+        !self.interrupted
+            && self.tally.ok()
+            && self.teardown.as_ref().is_none_or(|t| t.as_ref().is_ok_and(Vec::is_empty))
     }
 }
 
@@ -83,13 +90,14 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
                 .map_err(|e| anyhow::anyhow!("bad tag expression {t:?}: {e}"))
         })
         .transpose()?;
-    if !opts.features.exists() {
-        anyhow::bail!("no features at {}", opts.features.display());
-    }
-    std::fs::create_dir_all(&opts.report_dir)
-        .with_context(|| format!("cannot create the report directory {}", opts.report_dir.display()))?;
-    let junit = opts.report_dir.join("junit.xml");
-    let json = opts.report_dir.join("cucumber.json");
+    features::load(&opts.features, tags.as_ref(), opts.tags.as_deref())?;
+    // One run per report directory; this run's reports are staged and replace
+    // the previous ones only once they are whole.
+    let report_dir = crate::report::staging::ReportDir::claim(&opts.report_dir, "meshspec run")?;
+    let staged = report_dir.staging.clone();
+    let trend = crate::report::trend::path(opts.trend.as_deref(), &opts.report_dir);
+    let junit = staged.join("junit.xml");
+    let json = staged.join("cucumber.json");
 
     let session: Arc<Session> = Session::open(opts.target).await?;
     if let Err(e) = session.preflight().await {
@@ -98,11 +106,14 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     }
     if let Some(l) = &session.ledger {
         println!("run id: {} (ledger {})", l.run_id, l.path.display());
+        // The twin ends with this process: nothing of it outlives the run.
+        if session.kind != crate::target::TargetKind::Twin {
+            crate::interrupt::set_last_words(reap_hint(&l.run_id, session.kind));
+        }
     }
-    // The previous run's reports stay until this one really starts.
     let files = std::fs::File::create(&junit)
         .and_then(|j| std::fs::File::create(&json).map(|s| (j, s)))
-        .with_context(|| format!("cannot write reports in {}", opts.report_dir.display()));
+        .with_context(|| format!("cannot write reports in {}", staged.display()));
     let (junit_file, json_file) = match files {
         Ok(f) => f,
         Err(e) => {
@@ -158,12 +169,19 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         .before(|feature, _rule, scenario, world| {
             world.feature = feature.name.clone();
             world.scenario = scenario.name.clone();
+            // Once interrupted, a scenario not yet started fails at once (a
+            // failed hook), so the run reaches its end and writes its reports.
+            if crate::interrupt::is_interrupted() {
+                std::panic::panic_any(crate::interrupt::NOT_STARTED);
+            }
             Box::pin(async {})
         })
         .after(|_feature, _rule, _scenario, event, world| {
             Box::pin(async move {
                 if let Some(w) = world {
-                    if matches!(event, cucumber::event::ScenarioFinished::StepFailed(..)) {
+                    let failed = matches!(event, cucumber::event::ScenarioFinished::StepFailed(..));
+                    // Once interrupted, no time goes to collecting bundles.
+                    if failed && !crate::interrupt::is_interrupted() {
                         w.attach_failure_bundle().await;
                     }
                     w.close_separate().await;
@@ -175,7 +193,8 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         .await;
     drop(outcome);
     set_session(None);
-    let evidence = session.evidence.write(&opts.report_dir, &json);
+    let interrupted = crate::interrupt::is_interrupted();
+    let evidence = session.evidence.write(&staged, &json);
     let mut diagnoses: Vec<crate::checks::check::Diagnosis> = Vec::new();
     for e in session.evidence.all().into_iter().filter(|e| e.name == crate::steps::DIAGNOSIS_EVIDENCE) {
         if let Ok(d) = serde_json::from_value(e.data) {
@@ -201,9 +220,10 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
             started_at,
             excluded: &excluded,
             features: &opts.features,
-            trend: opts.trend.as_deref(),
+            trend: Some(&trend),
+            interrupted,
         },
-        &opts.report_dir,
+        &staged,
     )
     .await;
     // The versions are read above while the clusters exist; then the twin ends
@@ -215,12 +235,17 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     };
     session.close().await;
     evidence?;
-    let documents = documents?;
+    let mut documents = documents?;
+    report_dir.publish()?;
+    documents.page = report_dir.published(&documents.page);
+    documents.conformance = report_dir.published(&documents.conformance);
     let tally = tally.lock().expect("tally").clone();
     Ok(RunSummary {
+        run_id: session.ledger.as_ref().map(|l| l.run_id.clone()),
+        interrupted,
         tally,
-        junit,
-        json,
+        junit: report_dir.published(&junit),
+        json: report_dir.published(&json),
         wall_time: started.elapsed(),
         excluded,
         documents,
@@ -229,6 +254,11 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         convergence,
         provisioning,
     })
+}
+
+/// How to remove what an interrupted run created.
+pub fn reap_hint(run_id: &str, kind: crate::target::TargetKind) -> String {
+    format!("to remove what this run created: meshspec reap --target {kind} --run-id {run_id}")
 }
 
 /// The closing line CI reads: scenarios passed and failed (skipped count as failed).

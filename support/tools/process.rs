@@ -86,6 +86,8 @@ pub enum ToolError {
     Signalled { label: String, command: String, tail: Vec<String> },
     #[error("{label} did not finish within {deadline:?}: `{command}` was interrupted{}", tail_text(.tail))]
     TimedOut { label: String, command: String, deadline: Duration, tail: Vec<String> },
+    #[error("{label} was stopped: the run was interrupted (`{command}` got SIGINT){}", tail_text(.tail))]
+    Interrupted { label: String, command: String, tail: Vec<String> },
 }
 
 fn tail_text(tail: &[String]) -> String {
@@ -130,6 +132,7 @@ pub async fn run(inv: &Invocation, mut on_line: impl FnMut(Stream, &str)) -> Res
     };
     let deadline = tokio::time::Instant::now() + inv.deadline;
     let mut timed_out = false;
+    let mut stopped = false;
     while out_open || err_open {
         tokio::select! {
             line = out.next_line(), if out_open => match line {
@@ -149,8 +152,12 @@ pub async fn run(inv: &Invocation, mut on_line: impl FnMut(Stream, &str)) -> Res
                 }
                 _ => err_open = false,
             },
-            _ = tokio::time::sleep_until(deadline), if !timed_out => {
+            _ = tokio::time::sleep_until(deadline), if !timed_out && !stopped => {
                 timed_out = true;
+                interrupt(&mut child).await;
+            }
+            _ = crate::interrupt::interrupted(), if !timed_out && !stopped => {
+                stopped = true;
                 interrupt(&mut child).await;
             }
         }
@@ -160,6 +167,9 @@ pub async fn run(inv: &Invocation, mut on_line: impl FnMut(Stream, &str)) -> Res
     let (label, command) = (inv.label.clone(), inv.command_line());
     if timed_out {
         return Err(ToolError::TimedOut { label, command, deadline: inv.deadline, tail }.into());
+    }
+    if stopped {
+        return Err(ToolError::Interrupted { label, command, tail }.into());
     }
     match status.code() {
         Some(0) => Ok(Output { stdout, elapsed: start.elapsed() }),

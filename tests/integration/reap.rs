@@ -50,7 +50,13 @@ fn reaping_an_interrupted_run_leaves_nothing() {
             &["run", "--target", "eks", "--allow-provision", "eks-1,eks-2", "--terraform-dir", dir],
         );
         run.arg("--ledger-dir").arg(ledgers.path()).arg("--report-dir").arg(reports.path());
-        let mut child = run.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = run.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let drained = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+            s
+        });
         let start = Instant::now();
         while !terraform_calls(&standins).iter().any(|c| c.args[1] == "apply" && c.line().contains(during)) {
             assert!(child.try_wait().unwrap().is_none(), "the run ended before applying {during}");
@@ -58,11 +64,17 @@ fn reaping_an_interrupted_run_leaves_nothing() {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(Command::new("kill").args(["-s", signal, &child.id().to_string()]).status().unwrap().success());
-        let _ = child.wait();
+        let status = child.wait().unwrap();
+        let printed = drained.join().unwrap();
         let entries = ledger_lines(ledgers.path());
         assert!(!entries.is_empty(), "the run wrote no ledger before applying");
         let run_id =
             serde_json::from_str::<serde_json::Value>(&entries[0]).unwrap()["run_id"].as_str().unwrap().to_string();
+        // The interrupted run ends on its own, with its summary and the line to reap it.
+        assert_eq!(status.code(), Some(130), "after {signal}: {printed}");
+        assert!(printed.contains(&format!("meshspec reap --target eks --run-id {run_id}")), "{printed}");
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(reports.path().join("cucumber.json")).unwrap())
+            .expect("the interrupted run's cucumber.json parses");
 
         // What a run killed mid-write leaves: the complete lines are still reaped.
         let ledger_file = ledgers.path().join(format!("{run_id}.jsonl"));

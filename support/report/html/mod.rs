@@ -340,6 +340,7 @@ fn convergence(c: &Convergence) -> String {
                 class: match d.ending {
                     crate::checks::check::Ending::Broken => "diagnosed",
                     crate::checks::check::Ending::Deadline => "deadline",
+                    crate::checks::check::Ending::Interrupted => "interrupted",
                 },
                 title: d.cause.clone().unwrap_or_else(|| "no diagnosis".into()),
             })
