@@ -104,6 +104,8 @@ impl MeshWorld {
     pub fn fresh_twin(&self) -> crate::target::TargetOptions {
         let mut opts = crate::target::TargetOptions::new(crate::target::TargetKind::Twin, self.topology().clone());
         opts.fixtures = self.session.fixtures.clone();
+        // The run's API faults reach every twin of the run.
+        opts.api_fault_rate = self.session.api_fault_rate;
         opts
     }
 
@@ -184,7 +186,7 @@ impl MeshWorld {
 
     /// A failure that is not a check's, with the diagnosis its chain carries, if any.
     pub fn failed(&self, step: &Step, e: anyhow::Error) -> StepFailure {
-        if let Some(d) = check::diagnosis_of(&e) {
+        if let Some(d) = check::failure_diagnosis(&e) {
             self.attach(step, DIAGNOSIS_EVIDENCE, &d);
         }
         StepFailure(e)
@@ -200,15 +202,16 @@ impl MeshWorld {
 /// failure says what was awaited, what was last seen and the diagnosis.
 pub struct StepFailure(pub anyhow::Error);
 
+// Rendered once, as the user reads errors everywhere (no Rust Debug of API errors).
 impl std::fmt::Display for StepFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
+        f.write_str(&crate::kube::failure::render(&self.0))
     }
 }
 
 impl std::fmt::Debug for StepFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
+        f.write_str(&crate::kube::failure::render(&self.0))
     }
 }
 

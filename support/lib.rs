@@ -3,6 +3,7 @@
 //! features: topology, the AWS and Kubernetes adapters, mesh material, waits,
 //! provisioning, checks, the runner, and the step definitions themselves.
 
+pub mod api_faults;
 pub mod aws;
 pub mod bench;
 pub mod bench_suite;
@@ -11,6 +12,8 @@ pub mod dns;
 pub mod doctor;
 pub mod faults;
 pub mod fixtures;
+pub mod input;
+pub mod interrupt;
 pub mod kube;
 pub mod ledger;
 pub mod mesh;

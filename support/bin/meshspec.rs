@@ -152,6 +152,10 @@ struct TargetArgs {
     /// Provision the twin with a named misconfiguration (see `meshspec faults`).
     #[arg(long)]
     fault: Option<String>,
+    /// The twin's Kubernetes and AWS APIs throttle, fail, slow down or cut this
+    /// share of requests, as real services do under load: 0.05, or kube=1,aws=0.05.
+    #[arg(long, value_name = "RATES")]
+    api_faults: Option<meshspec::api_faults::ApiFaultRates>,
     /// Let meshspec create and delete resources on an eks target: the names of
     /// every cluster of the topology, comma-separated (e.g. eks-1,eks-2).
     #[arg(long, value_name = "CLUSTERS")]
@@ -264,6 +268,9 @@ struct TwinUpArgs {
     /// Topology file, as for `run` (its istio_version decides the Istio release the twin runs).
     #[arg(long, env = "MESHSPEC_TOPOLOGY")]
     topology: Option<PathBuf>,
+    /// The share of API requests the twin throttles, fails, slows or cuts: 0.05, or kube=1,aws=0.05.
+    #[arg(long, value_name = "RATES")]
+    api_faults: Option<meshspec::api_faults::ApiFaultRates>,
 }
 
 fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
@@ -277,6 +284,7 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
     }
     opts.kubeconfig = args.kubeconfig.clone();
     opts.fault = args.fault.as_deref().map(meshspec::faults::Fault::parse).transpose()?;
+    opts.api_fault_rate = args.api_faults;
     opts.ledger_dir = Some(args.ledger_dir.clone().unwrap_or_else(meshspec::ledger::default_dir));
     if let Some(list) = &args.allow_provision {
         let mut allowed: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
@@ -423,7 +431,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     println!("{}", runner::closing_line(&summary.tally));
     if summary.interrupted {
         println!("interrupted: the scenarios not started are reported as failed");
-        if let Some(id) = &summary.run_id {
+        if let Some(id) = summary.run_id.as_ref().filter(|_| args_kind != TargetKind::Twin) {
             println!("{}", runner::reap_hint(id, args_kind));
         }
         return Ok(ExitCode::from(130));
@@ -595,6 +603,7 @@ async fn twin_up(args: TwinUpArgs) -> Result<ExitCode> {
     };
     let mut opts = TargetOptions::new(TargetKind::Twin, topology);
     opts.time_scale = args.time_scale;
+    opts.api_fault_rate = args.api_faults;
     let files = meshspec::twin_env::TwinEnvFiles::for_env_file(&args.env_file);
     let session = Session::open(opts).await?;
     let result = async {

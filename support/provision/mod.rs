@@ -82,7 +82,10 @@ pub struct ProvisionFailure {
 
 impl ProvisionFailure {
     pub fn of(e: &anyhow::Error) -> Self {
-        ProvisionFailure { message: format!("{e:#}"), diagnosis: crate::checks::check::diagnosis_of(e) }
+        ProvisionFailure {
+            message: crate::kube::failure::render(e),
+            diagnosis: crate::checks::check::failure_diagnosis(e),
+        }
     }
 }
 

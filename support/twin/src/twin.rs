@@ -28,6 +28,12 @@ pub struct TwinConfig {
     pub delays: Delays,
     /// The Istio release the clusters run: its API versions are served (fixtures/istio/releases.yaml).
     pub istio_version: String,
+    /// The share of Kubernetes API requests that meet an injected throttling,
+    /// outage, delay, cut connection or early end of a watch (0: none).
+    pub kube_fault_rate: f64,
+    /// The share of AWS API requests that meet an injected throttling, outage,
+    /// delay or cut connection (0: none).
+    pub aws_fault_rate: f64,
 }
 
 impl Default for TwinConfig {
@@ -39,6 +45,8 @@ impl Default for TwinConfig {
             delays: Delays::default(),
             // The seed's release (fixtures/topology.yaml).
             istio_version: "1.20.2".into(),
+            kube_fault_rate: 0.0,
+            aws_fault_rate: 0.0,
         }
     }
 }
@@ -62,6 +70,8 @@ struct Shared {
     closed: Mutex<bool>,
     /// The Istio release every cluster runs.
     istio: crate::istio::Release,
+    /// What every cluster's API server injects.
+    kube_faults: crate::kube::ApiFaults,
 }
 
 /// One EKS cluster's control plane and programs.
@@ -93,6 +103,7 @@ impl Twin {
             credentials: vec![credentials.clone()],
             clock: Clock::new(cfg.time_scale),
             delays: cfg.delays.clone(),
+            faults: crate::aws::ApiFaults::at_rate(cfg.aws_fault_rate),
         });
         let aws_server = crate::aws::serve(aws.clone()).await.context("starting the AWS endpoint")?;
         let resolver = aws.clone();
@@ -108,6 +119,7 @@ impl Twin {
             clusters: Mutex::new(BTreeMap::new()),
             closed: Mutex::new(false),
             istio,
+            kube_faults: crate::kube::ApiFaults::at_rate(cfg.kube_fault_rate),
         });
         aws.set_eks_hooks(Arc::new(Hooks { shared: Arc::downgrade(&shared) }));
 
@@ -251,7 +263,9 @@ impl Shared {
         }
         let auth = Arc::new(ClusterAuth::new(&spec.name, self.aws.clone()));
         let tls = self.ca.server_config().context("issuing the API server certificate")?;
-        let api = ApiServer::start(store.clone(), tls, auth.clone(), api_server_config(&spec.version))
+        let mut api_cfg = api_server_config(&spec.version);
+        api_cfg.faults = self.kube_faults;
+        let api = ApiServer::start(store.clone(), tls, auth.clone(), api_cfg)
             .await
             .with_context(|| format!("starting the API server of {}", spec.name))?;
         let cfg = self.aws.config();

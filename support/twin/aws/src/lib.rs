@@ -14,6 +14,7 @@ mod ec2;
 mod eks;
 mod elbv2;
 mod error;
+pub mod faults;
 mod model;
 mod names;
 mod query;
@@ -25,6 +26,7 @@ mod xml;
 pub use auth::CallerIdentity;
 pub use clock::{Clock, Delays};
 pub use error::AwsError;
+pub use faults::ApiFaults;
 pub use server::{serve, AwsServer};
 pub use state::{AwsConfig, AwsState};
 

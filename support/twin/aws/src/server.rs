@@ -17,7 +17,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
@@ -70,7 +69,7 @@ async fn accept(listener: TcpListener, state: AwsState) {
                     connections.spawn(async move {
                         let service = service_fn(move |req| {
                             let state = state.clone();
-                            async move { Ok::<_, Infallible>(handle(state, req).await) }
+                            async move { handle(state, req).await }
                         });
                         if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                             tracing::debug!(error = %e, "aws endpoint connection ended");
@@ -151,7 +150,31 @@ struct Answer {
     content_type: &'static str,
 }
 
-async fn handle(state: AwsState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// A connection closed on purpose before any answer (an injected fault).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped (injected fault)")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// How a request ended before reaching its service.
+enum Refusal {
+    Error(Service, AwsError),
+    Dropped,
+}
+
+impl From<(Service, AwsError)> for Refusal {
+    fn from((s, e): (Service, AwsError)) -> Self {
+        Refusal::Error(s, e)
+    }
+}
+
+async fn handle(state: AwsState, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
     let request_id = names::request_id();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
@@ -159,7 +182,7 @@ async fn handle(state: AwsState, req: Request<Incoming>) -> Response<Full<Bytes>
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return respond(&request_id, 413, "text/plain", "request body too large".into(), None);
+            return Ok(respond(&request_id, 413, "text/plain", "request body too large".into(), None));
         }
     };
     let json_wanted = parts
@@ -170,10 +193,11 @@ async fn handle(state: AwsState, req: Request<Incoming>) -> Response<Full<Bytes>
     let result = route(&state, &parts.method, &parts.uri, &parts.headers, &body, json_wanted, &request_id).await;
     let response = match result {
         Ok(answer) => respond(&request_id, answer.status, answer.content_type, answer.body, None),
-        Err((service, err)) => error_response(service, &err, &request_id),
+        Err(Refusal::Error(service, err)) => error_response(service, &err, &request_id),
+        Err(Refusal::Dropped) => return Err(Dropped),
     };
     tracing::debug!(%method, %path, status = response.status().as_u16(), request_id = %request_id, "aws endpoint");
-    response
+    Ok(response)
 }
 
 async fn route(
@@ -184,7 +208,7 @@ async fn route(
     body: &Bytes,
     json_wanted: bool,
     request_id: &str,
-) -> Result<Answer, (Service, AwsError)> {
+) -> Result<Answer, Refusal> {
     let path = uri.path();
     let raw_query = uri.query().unwrap_or_default();
     // Query-protocol parameters come in the form body (POST) or the query (GET).
@@ -239,13 +263,30 @@ async fn route(
         (service, presigned.scope.access_key_id.clone())
     } else {
         let service = Service::guess(path, &params, json_wanted);
-        return Err((service, service.auth_error(&AuthFailure::Missing)));
+        return Err((service, service.auth_error(&AuthFailure::Missing)).into());
     };
+
+    // Throttling and outages come after authentication, as AWS answers them.
+    let family = match service {
+        Service::Ec2 => crate::faults::Family::Ec2,
+        Service::Eks => crate::faults::Family::Eks,
+        _ => crate::faults::Family::Query,
+    };
+    match state.config().faults.pick(family) {
+        None => {}
+        Some(crate::faults::Fault::Error(e)) => return Err((service, e).into()),
+        Some(crate::faults::Fault::Slow(d)) => tokio::time::sleep(d).await,
+        Some(crate::faults::Fault::Dropped) => return Err(Refusal::Dropped),
+    }
 
     let xml = |body: String| Answer { status: 200, body, content_type: "text/xml" };
     match service {
-        Service::Ec2 => state.with_model(|m| ec2::handle(m, &params, request_id)).map(xml).map_err(|e| (service, e)),
-        Service::Elb => state.with_model(|m| elbv2::handle(m, &params, request_id)).map(xml).map_err(|e| (service, e)),
+        Service::Ec2 => {
+            state.with_model(|m| ec2::handle(m, &params, request_id)).map(xml).map_err(|e| (service, e).into())
+        }
+        Service::Elb => {
+            state.with_model(|m| elbv2::handle(m, &params, request_id)).map(xml).map_err(|e| (service, e).into())
+        }
         Service::Sts { json } => {
             let identity = state.identity_of(&access_key_id);
             let (body, content_type) = sts::handle(&params, &identity, request_id, json).map_err(|e| (service, e))?;
@@ -259,7 +300,8 @@ async fn route(
         Service::Unknown => Err((
             service,
             AwsError::bad("UnknownService", "This endpoint serves ec2, elasticloadbalancing, eks and sts"),
-        )),
+        )
+            .into()),
     }
 }
 

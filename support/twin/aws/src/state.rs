@@ -24,6 +24,8 @@ pub struct AwsConfig {
     pub credentials: Vec<(String, String)>,
     pub clock: Clock,
     pub delays: Delays,
+    /// Throttling, unavailability, latency and cut connections at a rate (none by default).
+    pub faults: crate::faults::ApiFaults,
 }
 
 impl Default for AwsConfig {
@@ -34,6 +36,7 @@ impl Default for AwsConfig {
             credentials: Vec::new(),
             clock: Clock::default(),
             delays: Delays::default(),
+            faults: Default::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod exec;
+pub mod faults;
 mod object;
 pub mod patch;
 pub mod resources;
@@ -24,6 +25,7 @@ mod watch;
 
 pub use error::{ApiError, FieldCause};
 pub use exec::{ExecHandler, ExecOutput, ExecRequest};
+pub use faults::ApiFaults;
 pub use resources::{Catalog, CrdVersions, Resource, ResourceInfo, Subresource};
 pub use server::{ApiServer, ApiServerConfig, Authenticator};
 pub use store::{DeleteOptions, EventKind, Part, Propagation, Store, StoreEvent, WatchStart};

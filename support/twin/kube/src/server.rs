@@ -35,8 +35,8 @@ impl<F: Fn(&str) -> bool + Send + Sync + 'static> Authenticator for F {
     }
 }
 
-/// What `/version` reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `/version` reports, and the faults the server injects.
+#[derive(Clone, Debug, PartialEq)]
 pub struct ApiServerConfig {
     /// The `minor` field. The gcloud kubectl dispatcher on this machine picks
     /// its client by it: "32" (or anything it has no binary for) runs kubectl
@@ -45,6 +45,8 @@ pub struct ApiServerConfig {
     /// What the cluster says it is, e.g. `v1.28.15-eks-7f9249a`.
     pub git_version: String,
     pub platform: String,
+    /// Errors, latency and cut connections at a rate (none by default).
+    pub faults: crate::faults::ApiFaults,
 }
 
 impl ApiServerConfig {
@@ -55,6 +57,7 @@ impl ApiServerConfig {
             version_minor: "32".into(),
             git_version: format!("v1.{minor}.15-eks-7f9249a"),
             platform: "linux/amd64".into(),
+            faults: Default::default(),
         }
     }
 }
@@ -153,7 +156,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, ctx: Arc<Ctx>
                     let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
                     let service = hyper::service::service_fn(move |req| {
                         let ctx = ctx.clone();
-                        async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+                        async move { with_faults(ctx, req).await }
                     });
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).with_upgrades().await;
                 });
@@ -211,6 +214,91 @@ fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// A connection closed on purpose, before any answer (an injected fault):
+/// hyper closes a connection whose service fails.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped (injected fault)")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// The request, met by an injected fault at the configured rate (after
+/// authentication, as the apiserver's filters run after it).
+async fn with_faults(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<Response, Dropped> {
+    use crate::faults::Fault;
+    let faults = ctx.cfg.faults;
+    if faults.rate() <= 0.0 || !bearer_token(req.headers()).is_some_and(|t| ctx.auth.authenticate(t)) {
+        return Ok(handle(ctx, req).await);
+    }
+    let read = req.method() == Method::GET;
+    let route = route::parse(req.uri().path(), &ctx.store.catalog());
+    let query = query_pairs(req.uri());
+    let watch = matches!(&route, Route::Resource(p) if p.watch)
+        || query.iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let fault = match faults.pick(read, watch) {
+        // Only requests that reach storage can time out in it.
+        Some(Fault::StorageTimeout) if !matches!(route, Route::Resource(_)) => Some(Fault::ShuttingDown),
+        other => other,
+    };
+    let retry_after = |mut r: Response, seconds: u32| {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        r
+    };
+    match fault {
+        None => Ok(handle(ctx, req).await),
+        Some(Fault::Dropped) => Err(Dropped),
+        Some(Fault::TooManyRequests) => {
+            Ok(retry_after(text(StatusCode::TOO_MANY_REQUESTS, "Too many requests, please try again later.\n"), 1))
+        }
+        Some(Fault::ShuttingDown) => {
+            Ok(retry_after(error(&ApiError::new(503, "ServiceUnavailable", "apiserver is shutting down")), 1))
+        }
+        Some(Fault::StorageTimeout) => {
+            let (op, resource) = match &route {
+                Route::Resource(p) => (storage_op(req.method(), p.name.is_some()), p.plural.clone()),
+                _ => ("get", String::new()),
+            };
+            let mut e = ApiError::new(
+                500,
+                "ServerTimeout",
+                format!("The {op} operation against {resource} could not be completed at this time, please try again."),
+            );
+            e.details = Some(serde_json::json!({"name": op, "kind": resource, "retryAfterSeconds": 2}));
+            Ok(retry_after(error(&e), 2))
+        }
+        Some(Fault::Slow(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(handle(ctx, req).await)
+        }
+        Some(Fault::WatchEndsEarly(after)) => {
+            use futures::StreamExt;
+            let resp = handle(ctx, req).await;
+            let (parts, body) = resp.into_parts();
+            let cut =
+                body.into_data_stream().take_until(tokio::time::sleep(after)).filter_map(|b| async move { b.ok() });
+            Ok(http::Response::from_parts(parts, stream_body(cut)))
+        }
+    }
+}
+
+/// The storage operation a request is (apiserver's registry names them so).
+fn storage_op(method: &Method, named: bool) -> &'static str {
+    match *method {
+        Method::GET if named => "get",
+        Method::GET => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "get",
+    }
 }
 
 async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {

@@ -35,9 +35,10 @@ use crate::mesh::log::ProgramLog;
 /// How long a remote cluster may take to sync before it is reported `timeout`.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 /// ... and at least this much wall time: at high time scales 30 s pass
-/// before a first list over TLS can answer, and a healthy remote would
-/// flicker through `timeout`.
-const MIN_WALL_SYNC_TIMEOUT: Duration = Duration::from_millis(500);
+/// before a first list over TLS can answer, or before one slow answer or a
+/// retried throttled list (real time, not compressed) comes back, and a
+/// healthy remote would flicker through `timeout`.
+const MIN_WALL_SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Waits out the sync timeout (simulated, with the wall-time floor).
 async fn sync_timeout(clock: Clock) {
@@ -172,6 +173,10 @@ impl RemoteCluster {
                 let config = match kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await {
                     Ok(mut c) => {
                         c.connect_timeout = Some(Duration::from_secs(5));
+                        // client-go's reflector retries a failed list or watch after its
+                        // backoff (below, compressed like every simulated delay); kube-rs'
+                        // own retry would wait the server's Retry-After in wall time.
+                        c.default_retry = false;
                         c
                     }
                     Err(e) => {
@@ -187,11 +192,11 @@ impl RemoteCluster {
                     }
                 };
                 let mut informers = tokio::task::JoinSet::new();
-                informers.spawn(inform(Api::<Namespace>::all(client.clone()), w_ns, id.clone()));
-                informers.spawn(inform(Api::<Service>::all(client.clone()), w_svc, id.clone()));
-                informers.spawn(inform(Api::<Endpoints>::all(client.clone()), w_ep, id.clone()));
-                informers.spawn(inform(Api::<Pod>::all(client.clone()), w_pod, id.clone()));
-                informers.spawn(inform(Api::<Node>::all(client), w_node, id.clone()));
+                informers.spawn(inform(Api::<Namespace>::all(client.clone()), w_ns, id.clone(), clock));
+                informers.spawn(inform(Api::<Service>::all(client.clone()), w_svc, id.clone(), clock));
+                informers.spawn(inform(Api::<Endpoints>::all(client.clone()), w_ep, id.clone(), clock));
+                informers.spawn(inform(Api::<Pod>::all(client.clone()), w_pod, id.clone(), clock));
+                informers.spawn(inform(Api::<Node>::all(client), w_node, id.clone(), clock));
                 let all_synced = async {
                     let _ = caches.namespaces.wait_until_ready().await;
                     let _ = caches.services.wait_until_ready().await;
@@ -344,12 +349,41 @@ async fn wait_for_timeout(flags: &Flags, clock: Clock, log: &ProgramLog, id: &st
 
 /// One informer: list, then watch, into the store; errors (401, connection
 /// refused) are retried with back-off for as long as the cluster is known.
-async fn inform<K>(api: Api<K>, writer: reflector::store::Writer<K>, cluster: String)
+/// client-go's reflector backoff (800 ms doubling to 30 s, as kube-runtime's
+/// DefaultBackoff copies it), in simulated time.
+struct ReflectorBackoff {
+    clock: Clock,
+    next: Duration,
+}
+
+impl ReflectorBackoff {
+    const FIRST: Duration = Duration::from_millis(800);
+    const MAX: Duration = Duration::from_secs(30);
+}
+
+impl Iterator for ReflectorBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let d = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(self.clock.compress(d).max(Duration::from_millis(5)))
+    }
+}
+
+impl kube::runtime::utils::Backoff for ReflectorBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+async fn inform<K>(api: Api<K>, writer: reflector::store::Writer<K>, cluster: String, clock: Clock)
 where
     K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    let backoff = ReflectorBackoff { clock, next: ReflectorBackoff::FIRST };
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).backoff(backoff));
     futures::pin_mut!(stream);
     let mut last_error = String::new();
     while let Some(event) = stream.next().await {
