@@ -21,6 +21,8 @@ pub struct WaitTimeout {
     pub last_seen: String,
     /// The run was interrupted, rather than the deadline passing.
     pub interrupted: bool,
+    /// When the last probe was an API that kept failing: the diagnosis naming it.
+    pub diagnosis: Option<crate::checks::check::Diagnosis>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -65,13 +67,14 @@ impl Backoff {
 /// transient API errors are expected while things start up.
 pub async fn until<T, E, F, Fut>(what: impl Display, opts: WaitOptions, mut probe: F) -> Result<T, WaitTimeout>
 where
-    E: Display,
+    E: Into<anyhow::Error>,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>, E>>,
 {
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut last_seen = String::from("nothing yet");
+    let mut last_error: Option<anyhow::Error> = None;
     let mut backoff = Backoff::new(opts.interval);
     // Shown on stderr only once the wait has lasted a while.
     let progress = crate::progress::Progress::start(what.to_string(), opts.timeout);
@@ -79,17 +82,37 @@ where
         let remaining = deadline.saturating_duration_since(Instant::now());
         // A single probe must not outlive the deadline either.
         if crate::interrupt::is_interrupted() {
-            return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen, interrupted: true });
+            return Err(WaitTimeout {
+                what: what.to_string(),
+                waited: start.elapsed(),
+                last_seen,
+                interrupted: true,
+                diagnosis: None,
+            });
         }
         match tokio::time::timeout(remaining.max(Duration::from_millis(1)), probe()).await {
             Ok(Ok(Poll::Ready(v))) => return Ok(v),
-            Ok(Ok(Poll::Pending(seen))) => last_seen = seen,
-            Ok(Err(e)) => last_seen = format!("error: {e}"),
+            Ok(Ok(Poll::Pending(seen))) => {
+                last_seen = seen;
+                last_error = None;
+            }
+            Ok(Err(e)) => {
+                let e: anyhow::Error = e.into();
+                last_seen = format!("error: {}", crate::kube::failure::render(&e));
+                last_error = Some(e);
+            }
             Err(_) => last_seen = format!("{last_seen} (the last probe did not answer in time)"),
         }
         progress.seen(&last_seen);
         if Instant::now() >= deadline {
-            return Err(WaitTimeout { what: what.to_string(), waited: start.elapsed(), last_seen, interrupted: false });
+            let diagnosis = last_error.as_ref().and_then(crate::checks::check::api_diagnosis);
+            return Err(WaitTimeout {
+                what: what.to_string(),
+                waited: start.elapsed(),
+                last_seen,
+                interrupted: false,
+                diagnosis,
+            });
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()))) => {}
@@ -119,7 +142,7 @@ mod tests {
         let err = until("the answer", WaitOptions::new(Duration::from_millis(100)), || {
             n += 1;
             let seen = format!("attempt {n}");
-            async move { Ok::<Poll<()>, String>(Poll::Pending(seen)) }
+            async move { Ok::<Poll<()>, anyhow::Error>(Poll::Pending(seen)) }
         })
         .await
         .unwrap_err();
@@ -136,7 +159,7 @@ mod tests {
             let k = n;
             async move {
                 match k {
-                    1 => Err("connection refused".to_string()),
+                    1 => Err(anyhow::anyhow!("connection refused")),
                     2 => Ok(Poll::Pending("two".into())),
                     _ => Ok(Poll::Ready(k)),
                 }
@@ -148,10 +171,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_api_that_kept_failing_to_the_deadline_is_the_diagnosis() {
+        let err = until("the deployment", WaitOptions::new(Duration::from_millis(60)), || async {
+            let status = kube::core::Status::failure("Too many requests", "TooManyRequests").with_code(429);
+            Err::<Poll<()>, _>(anyhow::Error::new(kube::Error::Api(Box::new(status))).context("get deployment x"))
+        })
+        .await
+        .unwrap_err();
+        assert!(err.last_seen.contains("429 TooManyRequests: Too many requests"), "{}", err.last_seen);
+        let d = err.diagnosis.expect("a diagnosis");
+        assert!(d.cause.contains("the Kubernetes API kept failing: get deployment x"), "{}", d.cause);
+        // A state that was only pending has no such diagnosis.
+        let pending = until("the deployment", WaitOptions::new(Duration::from_millis(30)), || async {
+            Ok::<Poll<()>, anyhow::Error>(Poll::Pending("0/1 ready".into()))
+        })
+        .await
+        .unwrap_err();
+        assert!(pending.diagnosis.is_none());
+    }
+
+    #[tokio::test]
     async fn a_hanging_probe_is_cut_at_the_deadline() {
         let err = until("a hang", WaitOptions::new(Duration::from_millis(50)), || async {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok::<Poll<()>, String>(Poll::Pending("never".into()))
+            Ok::<Poll<()>, anyhow::Error>(Poll::Pending("never".into()))
         })
         .await
         .unwrap_err();

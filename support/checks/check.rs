@@ -150,7 +150,9 @@ pub fn diagnosis_of(e: &anyhow::Error) -> Option<Diagnosis> {
 /// no answer), a diagnosis naming that API. Never used to end a wait early: an
 /// API error during a wait is transient until the deadline.
 pub fn failure_diagnosis(e: &anyhow::Error) -> Option<Diagnosis> {
-    diagnosis_of(e).or_else(|| api_diagnosis(e))
+    diagnosis_of(e)
+        .or_else(|| e.chain().find_map(|c| c.downcast_ref::<crate::wait::WaitTimeout>()?.diagnosis.clone()))
+        .or_else(|| api_diagnosis(e))
 }
 
 /// A diagnosis for an API that kept failing, named with its service and call.
