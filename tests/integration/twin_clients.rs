@@ -210,5 +210,33 @@ done
     let json: serde_json::Value =
         serde_json::from_str(&proxy_config(&["--cluster", hello, "--port", "15443", "-o", "json"])).unwrap();
     assert_eq!(json[0]["hostStatuses"].as_array().unwrap().len(), 3);
+    // What is missing is named: the namespace, the pod, the sidecar; never a Rust Debug struct.
+    let refused = |pod: &str, ns: &str| {
+        let mut cmd = up.command(env!("CARGO_BIN_EXE_meshspec"));
+        cmd.args(["proxy-config", "endpoint", pod, "-n", ns, "--context", &up.env["CTX_CLUSTER1"]]);
+        let out = run_bounded(&mut cmd, CLI_LIMIT);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("Status {") && !stderr.contains("ErrorResponse"), "{stderr}");
+        stderr
+    };
+    let e = refused(&pod, "no-such-namespace");
+    assert!(e.contains("no namespace \"no-such-namespace\" in context"), "{e}");
+    let e = refused("no-such-pod", "sample");
+    assert!(e.contains("no pod \"no-such-pod\" in namespace \"sample\"") && e.contains(&pod), "{e}");
+    let istiod = up.kubectl(&[
+        "get",
+        "pod",
+        "--context",
+        &up.env["CTX_CLUSTER1"],
+        "-n",
+        "istio-system",
+        "-l",
+        "app=istiod",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let e = refused(&istiod, "istio-system");
+    assert!(e.contains("has no istio-proxy container") && e.contains("it is not in the mesh"), "{e}");
     up.stop("TERM");
 }
