@@ -190,6 +190,16 @@ pub fn api_diagnosis(e: &anyhow::Error) -> Option<Diagnosis> {
     None
 }
 
+fn interrupted(check: String, start: Instant, last_seen: String) -> CheckFailure {
+    CheckFailure {
+        check,
+        ending: Ending::Interrupted,
+        waited: start.elapsed().as_secs_f64(),
+        last_seen,
+        diagnosis: None,
+    }
+}
+
 /// Observe `check` until it holds, breaks, or `deadline` passes.
 pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) -> Result<C::Evidence, CheckFailure> {
     let start = Instant::now();
@@ -210,15 +220,7 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
         };
         let observed = tokio::select! {
             o = tokio::time::timeout(limit, check.observe(s)) => o,
-            _ = crate::interrupt::interrupted() => {
-                return Err(CheckFailure {
-                    check: name,
-                    ending: Ending::Interrupted,
-                    waited: start.elapsed().as_secs_f64(),
-                    last_seen,
-                    diagnosis: None,
-                });
-            }
+            _ = crate::interrupt::interrupted() => return Err(interrupted(name, start, last_seen)),
         };
         match observed {
             Ok(Ok(Observation::Holds(v))) => {
@@ -262,15 +264,7 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff.next_delay().min(end - now)) => {}
-            _ = crate::interrupt::interrupted() => {
-                return Err(CheckFailure {
-                    check: name,
-                    ending: Ending::Interrupted,
-                    waited: start.elapsed().as_secs_f64(),
-                    last_seen,
-                    diagnosis: None,
-                });
-            }
+            _ = crate::interrupt::interrupted() => return Err(interrupted(name, start, last_seen)),
         }
     }
 }

@@ -7,7 +7,8 @@ use super::harness::{free_port, init, run_bounded, text, TwinTarget};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-fn meshspec() -> Command {
+/// meshspec with no kube or AWS configuration of the machine's.
+pub(super) fn meshspec() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("KUBECONFIG")

@@ -13,15 +13,8 @@ use super::harness::{run_bounded, text};
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn meshspec() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("KUBECONFIG")
-        .env_remove("CTX_CLUSTER1")
-        .env_remove("CTX_CLUSTER2")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let mut cmd = super::bad_input::meshspec();
+    cmd.env_remove("AWS_ENDPOINT_URL")
         .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
         .env("AWS_SECRET_ACCESS_KEY", "secret")
         .env("AWS_REGION", "us-west-2");
