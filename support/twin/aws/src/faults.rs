@@ -1,12 +1,17 @@
 //! What AWS answers when it throttles or is briefly unavailable, injected at a
 //! rate set per run. Codes and statuses, per service and protocol:
 //! - EC2: `RequestLimitExceeded`, HTTP 503 (botocore data/_retry.json "ec2"),
-//!   and `Unavailable`, 503 (EC2 API reference, common errors);
+//!   message "Request limit exceeded." as EC2 answers it (503 bodies quoted in
+//!   jclouds/legacy-jclouds#1214 and cloudfoundry/bosh-aws-cpi-release#61), and
+//!   `Unavailable`, 503 (EC2 API reference, common errors; its message here is
+//!   not from a source);
 //! - ELBv2 and STS (query protocol): `Throttling`, HTTP 400, "Rate exceeded"
-//!   (botocore _retry.json "throttling"; the message as the service sends it),
-//!   and `ServiceUnavailable`, 503 (AWS common errors);
+//!   (botocore _retry.json "throttling"; "Rate exceeded" as field reports quote
+//!   ELBv2's answer, e.g. zalando-stups/senza#81), and `ServiceUnavailable`, 503
+//!   (AWS common errors; its message here is not from a source);
 //! - EKS (rest-json): `ThrottlingException` 429 and `ServiceUnavailableException`
-//!   503 (botocore data/eks/2017-11-01/service-2.json);
+//!   503 (botocore data/eks/2017-11-01/service-2.json; their messages here are
+//!   not from a source);
 //! - for all: a slow answer, and a connection closed before any answer.
 //!
 //! The SDKs retry every one of these (aws-runtime retries/classifiers.rs

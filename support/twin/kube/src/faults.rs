@@ -1,7 +1,7 @@
 //! What a loaded or restarting kube-apiserver answers, injected at a rate set
 //! per run, so that clients are shown to survive it or to name it. Each answer
 //! is the one the apiserver's own code writes (k8s.io/apiserver, kubernetes
-//! master as of 2026-11):
+//! and apimachinery, read at their main branches' heads in this session, not at a release tag):
 //! - 429, `Retry-After: 1`, plain text "Too many requests, please try again
 //!   later." (pkg/server/filters/maxinflight.go `retryAfter = "1"`; the body is
 //!   `http.Error`'s, priority-and-fairness.go `tooManyRequests`);
