@@ -36,3 +36,4 @@ Feature: Diagnosis
       | load-balancer-controller-absent | the AWS load balancer controller is not running          |
       | cross-network-gateway-missing   | the Gateway istio-ingress/cross-network-gateway is missing |
       | remote-api-unreachable          | named in the remote secret does not answer               |
+      | reader-role-without-pods        | is not allowed to list pods cluster-wide                 |

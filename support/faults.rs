@@ -19,6 +19,7 @@ pub enum Fault {
     LoadBalancerControllerAbsent,
     CrossNetworkGatewayMissing,
     RemoteApiUnreachable,
+    ReaderRoleWithoutPods,
 }
 
 pub const ALL: &[Fault] = &[
@@ -35,6 +36,7 @@ pub const ALL: &[Fault] = &[
     Fault::LoadBalancerControllerAbsent,
     Fault::CrossNetworkGatewayMissing,
     Fault::RemoteApiUnreachable,
+    Fault::ReaderRoleWithoutPods,
 ];
 
 impl Fault {
@@ -53,6 +55,7 @@ impl Fault {
             Fault::LoadBalancerControllerAbsent => "load-balancer-controller-absent",
             Fault::CrossNetworkGatewayMissing => "cross-network-gateway-missing",
             Fault::RemoteApiUnreachable => "remote-api-unreachable",
+            Fault::ReaderRoleWithoutPods => "reader-role-without-pods",
         }
     }
 
@@ -75,6 +78,9 @@ impl Fault {
             Fault::LoadBalancerControllerAbsent => "no AWS load balancer controller is installed",
             Fault::CrossNetworkGatewayMissing => "no Gateway cross-network-gateway: nothing listens on 15443",
             Fault::RemoteApiUnreachable => "the remote secret names an API server nobody answers at",
+            Fault::ReaderRoleWithoutPods => {
+                "the istio-reader ClusterRole lacks pods: the other cluster's istiod cannot list them with the reader token"
+            }
         }
     }
 

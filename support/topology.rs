@@ -20,6 +20,8 @@ pub mod names {
     pub const CROSS_NETWORK_GATEWAY: &str = "cross-network-gateway";
     pub const LB_CONTROLLER: &str = "aws-load-balancer-controller";
     pub const READER_TOKEN_SECRET: &str = "istio-reader-service-account-istio-remote-secret-token";
+    /// The istio-discovery chart's reader role for revision "" in istio-system.
+    pub const READER_CLUSTER_ROLE: &str = "istio-reader-clusterrole-istio-system";
     pub const NETWORK_LABEL: &str = "topology.istio.io/network";
     pub const INJECTION_LABEL: &str = "istio-injection";
     /// The port of the east-west gateway that carries cross-network traffic.

@@ -646,8 +646,12 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("MESHSPEC_LOG")
                 // kube-rs logs every failed connection of the twin's simulated istiod (an
                 // unreachable remote is a fault some scenarios inject); meshspec's own
-                // failures reach the user as errors. MESHSPEC_LOG shows them all.
-                .unwrap_or_else(|_| "warn,kube_client=off,meshspec_twin::mesh::log=error".into()),
+                // failures reach the user as errors; kube-runtime's watcher warns on every
+                // list the simulated istiod is refused (a fault trims the reader's role).
+                // MESHSPEC_LOG shows them all.
+                .unwrap_or_else(|_| {
+                    "warn,kube_client=off,kube_runtime::watcher=off,meshspec_twin::mesh::log=error".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -91,7 +91,8 @@ impl Check for RemoteSecretOf {
                 return Ok(Observation::broken(format!("{e:#}"), d));
             }
         };
-        let reached = match remote_secret::server_answers(kubeconfig).await? {
+        let (answer, denied) = remote_secret::server_answers_with_access(kubeconfig).await?;
+        let reached = match answer {
             Answer::Cluster(uid) => uid,
             Answer::Rejected(status) => {
                 return Ok(Observation::broken(
@@ -134,6 +135,27 @@ impl Check for RemoteSecretOf {
                     format!(
                         "recreate it against {} (istioctl create-remote-secret --name={})",
                         peer.name, peer.istio_cluster
+                    ),
+                ),
+            ));
+        }
+        if let Some(first) = denied.first() {
+            let all: Vec<String> = denied.iter().map(|d| format!("{} {}", d.verb, d.resource)).collect();
+            return Ok(Observation::broken(
+                format!(
+                    "{} says the remote secret's credentials may not {}{}",
+                    parsed.server,
+                    all.join(", "),
+                    if first.reason.is_empty() { String::new() } else { format!(" ({})", first.reason) }
+                ),
+                Diagnosis::new(
+                    format!(
+                        "the remote secret's service account in {} is not allowed to {} {} cluster-wide, which istiod in {} reads there: its informers never sync",
+                        peer.istio_cluster, first.verb, first.resource, c.name
+                    ),
+                    format!(
+                        "grant it back: restore the istio-reader ClusterRole of {} from the istio-discovery chart (helm upgrade istiod), or check its ClusterRoleBinding to istio-reader-service-account",
+                        peer.name
                     ),
                 ),
             ));

@@ -193,11 +193,52 @@ pub enum Answer {
 
 /// Read the remote cluster with the secret's own credentials, as istiod would.
 pub async fn server_answers(kubeconfig: Kubeconfig) -> Result<Answer> {
+    Ok(connect(kubeconfig).await?.0)
+}
+
+/// What istiod lists and watches in a remote cluster, cluster-wide: its
+/// Kubernetes registry's informers (istio/istio 1.20.2
+/// pilot/pkg/serviceregistry/kube/controller/controller.go `NewController`:
+/// namespaces, services, nodes, pods; endpointslice.go: endpointslices).
+pub const ISTIOD_REMOTE_READS: &[(&str, &str)] =
+    &[("", "namespaces"), ("", "services"), ("", "nodes"), ("", "pods"), ("discovery.k8s.io", "endpointslices")];
+
+/// One read istiod needs that the credentials are not allowed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Denied {
+    pub verb: String,
+    /// `pods`, or `endpointslices.discovery.k8s.io`.
+    pub resource: String,
+    /// The API server's reason, when it gave one.
+    pub reason: String,
+}
+
+/// Reads the remote cluster with the secret's credentials and asks the API
+/// server (SelfSubjectAccessReview, as `kubectl auth can-i` does) whether they
+/// may list and watch everything istiod reads there. Reviews the server does
+/// not answer are left out: only a definite "no" is a denial.
+pub async fn server_answers_with_access(kubeconfig: Kubeconfig) -> Result<(Answer, Vec<Denied>)> {
+    let (answer, client) = connect(kubeconfig).await?;
+    let mut denied = Vec::new();
+    if matches!(answer, Answer::Cluster(_)) {
+        for (group, resource) in ISTIOD_REMOTE_READS {
+            for verb in ["list", "watch"] {
+                if let Some(reason) = can_not(&client, verb, group, resource).await {
+                    let resource = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+                    denied.push(Denied { verb: verb.into(), resource, reason });
+                }
+            }
+        }
+    }
+    Ok((answer, denied))
+}
+
+async fn connect(kubeconfig: Kubeconfig) -> Result<(Answer, kube::Client)> {
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     config.connect_timeout = Some(std::time::Duration::from_secs(5));
     config.read_timeout = Some(std::time::Duration::from_secs(15));
     let client = kube::Client::try_from(config)?;
-    Ok(match kube_system(&client).await {
+    let answer = match kube_system(&client).await {
         Ok(ns) => match ns.metadata.uid {
             Some(uid) => Answer::Cluster(uid),
             None => Answer::Unreachable("the namespace kube-system has no uid".into()),
@@ -206,7 +247,34 @@ pub async fn server_answers(kubeconfig: Kubeconfig) -> Result<Answer> {
             Answer::Rejected(status.to_string())
         }
         Err(e) => Answer::Unreachable(e.to_string()),
-    })
+    };
+    Ok((answer, client))
+}
+
+/// `Some(reason)` when the server says the client may not `verb` the resource
+/// cluster-wide.
+async fn can_not(client: &kube::Client, verb: &str, group: &str, resource: &str) -> Option<String> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+        .ok()?;
+    let status = answer.status?;
+    (!status.allowed).then(|| status.reason.unwrap_or_default())
 }
 
 /// The UID of a cluster's `kube-system` namespace: what identifies a cluster

@@ -346,6 +346,16 @@ fn misconfigure(session: &Session, docs: &mut Vec<serde_json::Value>) {
             }
         }
         Some(Fault::CrossNetworkGatewayMissing) => docs.retain(|d| !is(d, "Gateway", names::CROSS_NETWORK_GATEWAY)),
+        Some(Fault::ReaderRoleWithoutPods) => {
+            // Someone trimmed the chart's reader role: every rule loses `pods`.
+            for d in docs.iter_mut().filter(|d| is(d, "ClusterRole", names::READER_CLUSTER_ROLE)) {
+                for rule in d["rules"].as_array_mut().into_iter().flatten() {
+                    if let Some(resources) = rule["resources"].as_array_mut() {
+                        resources.retain(|r| r != "pods");
+                    }
+                }
+            }
+        }
         Some(Fault::NlbTargetsUnhealthy) => {
             // Health checks on port 80, where the east-west gateway listens on nothing
             // (e.g. a value copied from an ingress gateway's Service).

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use crate::aws::AwsState;
+use crate::kube::authz::UserInfo;
 use crate::kube::Authenticator;
 
 const EKS_TOKEN_PREFIX: &str = "k8s-aws-v1.";
@@ -38,7 +39,7 @@ pub struct ClusterAuth {
     /// (default 2m0s: kube-apiserver command-line reference; the cache is
     /// k8s.io/apiserver pkg/authentication/token/cache), and EKS authenticates
     /// its tokens through that webhook (aws-iam-authenticator).
-    accepted: std::sync::Mutex<HashMap<String, std::time::Duration>>,
+    accepted: std::sync::Mutex<HashMap<String, (String, std::time::Duration)>>,
 }
 
 /// kube-apiserver's `--authentication-token-webhook-cache-ttl` default.
@@ -80,44 +81,52 @@ impl ClusterAuth {
         }
     }
 
-    fn eks_token_valid(&self, token: &str) -> bool {
+    fn eks_user(&self, token: &str) -> Option<UserInfo> {
         let now = self.aws.config().clock.now();
         {
             let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-            accepted.retain(|_, until| *until > now);
-            if accepted.contains_key(token) {
-                return true;
+            accepted.retain(|_, (_, until)| *until > now);
+            if let Some((arn, _)) = accepted.get(token) {
+                return Some(eks_admin(arn));
             }
         }
         match presigned_sts_url(token) {
             Ok(url) => match self.aws.verify_presigned_sts(&url, &self.eks_name) {
-                Ok(_) => {
+                Ok(identity) => {
                     let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
-                    accepted.insert(token.to_owned(), now + WEBHOOK_CACHE_TTL);
-                    true
+                    accepted.insert(token.to_owned(), (identity.arn.clone(), now + WEBHOOK_CACHE_TTL));
+                    Some(eks_admin(&identity.arn))
                 }
                 Err(reason) => {
                     tracing::debug!(cluster = %self.eks_name, "EKS token refused by STS: {reason}");
-                    false
+                    None
                 }
             },
             Err(reason) => {
                 tracing::debug!(cluster = %self.eks_name, "EKS token refused: {reason}");
-                false
+                None
             }
         }
     }
 }
 
+/// The IAM identity that made the cluster: EKS makes it a cluster
+/// administrator (in `system:masters`), under its ARN (Amazon EKS User Guide,
+/// "Grant IAM users and roles access to Kubernetes APIs": the cluster creator
+/// has system:masters permissions).
+fn eks_admin(arn: &str) -> UserInfo {
+    UserInfo::admin(arn)
+}
+
 impl Authenticator for ClusterAuth {
-    fn authenticate(&self, bearer_token: &str) -> bool {
+    fn authenticate(&self, bearer_token: &str) -> Option<UserInfo> {
         if constant_time_eq(bearer_token.as_bytes(), self.admin_token.as_bytes()) {
-            return true;
+            return Some(UserInfo::admin("kubernetes-admin"));
         }
         if bearer_token.starts_with(EKS_TOKEN_PREFIX) {
-            return self.eks_token_valid(bearer_token);
+            return self.eks_user(bearer_token);
         }
-        self.service_account_of(bearer_token).is_some()
+        self.service_account_of(bearer_token).map(|sa| UserInfo::service_account(&sa.namespace, &sa.service_account))
     }
 }
 
@@ -168,22 +177,25 @@ mod tests {
     #[test]
     fn the_admin_and_registered_service_account_tokens_are_accepted_until_revoked() {
         let auth = ClusterAuth::new("eks-1", AwsState::new(crate::aws::AwsConfig::default()));
-        assert!(auth.authenticate(auth.admin_token()));
-        assert!(!auth.authenticate(&format!("{}x", auth.admin_token())));
-        assert!(!auth.authenticate(""));
+        assert!(auth.authenticate(auth.admin_token()).is_some());
+        assert!(auth.authenticate(&format!("{}x", auth.admin_token())).is_none());
+        assert!(auth.authenticate("").is_none());
         let who = ServiceAccountRef {
             namespace: "istio-system".into(),
             service_account: "istio-reader-service-account".into(),
             secret: "reader-token".into(),
         };
         auth.register_service_account_token("sa-token", who.clone());
-        assert!(auth.authenticate("sa-token"));
+        assert_eq!(
+            auth.authenticate("sa-token").map(|u| u.name).as_deref(),
+            Some("system:serviceaccount:istio-system:istio-reader-service-account")
+        );
         assert_eq!(auth.service_account_of("sa-token"), Some(who));
         auth.retain_service_account_tokens(|_, who| who.secret != "reader-token");
-        assert!(!auth.authenticate("sa-token"));
+        assert!(auth.authenticate("sa-token").is_none());
         // An EKS token whose URL the twin's STS does not accept.
         let token = format!("{EKS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(URL));
-        assert!(!auth.authenticate(&token));
+        assert!(auth.authenticate(&token).is_none());
     }
 
     #[test]

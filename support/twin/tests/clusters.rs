@@ -69,16 +69,21 @@ async fn an_eks_token_opens_its_own_cluster_only_and_service_account_tokens_live
     assert_eq!(decode("ca.crt")?, ca);
     let sa_token = decode("token")?;
     let sa = env.write_kubeconfig("eks-1-sa", &one.endpoint, &one.ca_data, &sa_token)?;
-    assert_eq!(env.kubectl(&sa, &["get", "namespace", "default", "-o", "name"]).await?.trim(), "namespace/default");
-    let other = env.write_kubeconfig("eks-2-sa", &two.endpoint, &two.ca_data, &sa_token)?;
+    // Authenticated: discovery is everyone's (system:discovery); namespaces are not
+    // the default service account's (RBAC).
+    assert!(env.kubectl(&sa, &["get", "--raw", "/api"]).await?.contains("APIVersions"));
+    let denied = env.kubectl(&sa, &["get", "namespace", "default"]).await.expect_err("no role grants it");
     assert!(
-        env.kubectl(&other, &["get", "namespace", "default"]).await.is_err(),
-        "an eks-1 SA token does not open eks-2"
+        format!("{denied:#}")
+            .contains(r#"User "system:serviceaccount:default:default" cannot get resource "namespaces""#),
+        "{denied:#}"
     );
+    let other = env.write_kubeconfig("eks-2-sa", &two.endpoint, &two.ca_data, &sa_token)?;
+    assert!(env.kubectl(&other, &["get", "--raw", "/api"]).await.is_err(), "an eks-1 SA token does not open eks-2");
 
     env.kubectl(&one.kubeconfig, &["delete", "secret", "reader-token", "-n", "default"]).await?;
     eventually("the SA token revoked with its Secret", || async {
-        Ok(match env.kubectl(&sa, &["get", "namespace", "default"]).await {
+        Ok(match env.kubectl(&sa, &["get", "--raw", "/api"]).await {
             Err(_) => Ok(()),
             Ok(_) => Err("still accepted".to_owned()),
         })

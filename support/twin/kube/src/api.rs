@@ -57,6 +57,9 @@ fn dispatch(ctx: &Ctx, req: &Request, path: ResourcePath) -> Result<Response, Ap
         // The legacy `/watch/.../<plural>/<name>` form: a watch of one object.
         (&Method::GET, Some(name), None) if path.watch => watch(&t, req, Some(name)),
         (&Method::GET, None, None) => list(&t, req),
+        (&Method::POST, None, None) if is_review(&t.info) && !item_needs_ns => {
+            crate::reviews::create(ctx, &req.user, &t.info, t.ns(), body_object(req)?)
+        }
         (&Method::POST, None, None) if verb_allowed("create") && !item_needs_ns => create(&t, req),
         (&Method::DELETE, None, None) if verb_allowed("deletecollection") => delete_collection(&t, req),
         (_, None, _) => Err(not_allowed()),
@@ -77,6 +80,13 @@ fn dispatch(ctx: &Ctx, req: &Request, path: ResourcePath) -> Result<Response, Ap
         (&Method::PUT, Some(name), Some("finalize")) => finalize(&t, req, name),
         _ => Err(not_allowed()),
     }
+}
+
+/// The review kinds are answered, not stored.
+fn is_review(info: &ResourceInfo) -> bool {
+    use crate::resources::{AUTHENTICATION_GROUP, AUTHORIZATION_GROUP};
+    let g = info.resource.group.as_str();
+    (g == AUTHORIZATION_GROUP || g == AUTHENTICATION_GROUP) && info.resource.plural.ends_with("reviews")
 }
 
 fn not_found(t: &Target, name: &str) -> ApiError {

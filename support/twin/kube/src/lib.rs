@@ -4,6 +4,7 @@
 //! Wire behaviour follows `shared/reference/kubernetes-wire.md`.
 
 mod api;
+pub mod authz;
 mod crd;
 mod defaults;
 pub mod discovery;
@@ -13,6 +14,7 @@ pub mod faults;
 mod object;
 pub mod patch;
 pub mod resources;
+mod reviews;
 mod route;
 mod scale;
 pub mod selector;

@@ -94,6 +94,18 @@ impl Resource {
     pub fn replicasets() -> Self {
         Self::new("apps", "v1", "replicasets", "ReplicaSet", true)
     }
+    pub fn roles() -> Self {
+        Self::new(RBAC_GROUP, "v1", "roles", "Role", true)
+    }
+    pub fn clusterroles() -> Self {
+        Self::new(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", false)
+    }
+    pub fn rolebindings() -> Self {
+        Self::new(RBAC_GROUP, "v1", "rolebindings", "RoleBinding", true)
+    }
+    pub fn clusterrolebindings() -> Self {
+        Self::new(RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", false)
+    }
     pub fn endpointslices() -> Self {
         Self::new("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", true)
     }
@@ -144,6 +156,10 @@ impl Subresource {
         }
     }
 }
+
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+pub const AUTHENTICATION_GROUP: &str = "authentication.k8s.io";
 
 /// Everything discovery says about one resource at one version.
 #[derive(Clone, Debug, PartialEq)]
@@ -321,6 +337,23 @@ impl Catalog {
             );
         }
         c.register(ResourceInfo::new(Resource::endpointslices(), "endpointslice", &[]));
+        // RBAC, and the review kinds: create-only, answered and never stored
+        // (kubectl api-resources on Kubernetes 1.28 lists them so).
+        c.register(ResourceInfo::new(Resource::clusterrolebindings(), "clusterrolebinding", &[]));
+        c.register(ResourceInfo::new(Resource::clusterroles(), "clusterrole", &[]));
+        c.register(ResourceInfo::new(Resource::rolebindings(), "rolebinding", &[]));
+        c.register(ResourceInfo::new(Resource::roles(), "role", &[]));
+        for (group, plural, kind, namespaced) in [
+            (AUTHORIZATION_GROUP, "selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+            (AUTHORIZATION_GROUP, "subjectaccessreviews", "SubjectAccessReview", false),
+            (AUTHORIZATION_GROUP, "localsubjectaccessreviews", "LocalSubjectAccessReview", true),
+            (AUTHENTICATION_GROUP, "selfsubjectreviews", "SelfSubjectReview", false),
+        ] {
+            let mut info =
+                ResourceInfo::new(Resource::new(group, "v1", plural, kind, namespaced), &kind.to_lowercase(), &[]);
+            info.verbs = strings(&["create"]);
+            c.register(info);
+        }
         c.register(
             ResourceInfo::new(Resource::customresourcedefinitions(), "customresourcedefinition", &["crd", "crds"])
                 .with(Subresource::status("CustomResourceDefinition")),

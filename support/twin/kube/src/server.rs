@@ -17,21 +17,23 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use crate::authz::{self, Attributes, UserInfo};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::exec::{ExecHandler, ExecState};
 use crate::route::{self, Route};
 use crate::store::Store;
 
-/// Decides whether a bearer token is valid for this cluster.
+/// Decides who a bearer token is, if anyone, in this cluster.
 pub trait Authenticator: Send + Sync + 'static {
-    fn authenticate(&self, bearer_token: &str) -> bool;
+    fn authenticate(&self, bearer_token: &str) -> Option<UserInfo>;
 }
 
-/// Any `Fn(&str) -> bool` is an authenticator.
+/// Any `Fn(&str) -> bool` is an authenticator whose tokens are a cluster
+/// administrator's (in `system:masters`).
 impl<F: Fn(&str) -> bool + Send + Sync + 'static> Authenticator for F {
-    fn authenticate(&self, bearer_token: &str) -> bool {
-        self(bearer_token)
+    fn authenticate(&self, bearer_token: &str) -> Option<UserInfo> {
+        self(bearer_token).then(|| UserInfo::admin("kubernetes-admin"))
     }
 }
 
@@ -168,6 +170,8 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, ctx: Arc<Ctx>
 
 /// A parsed request, body read.
 pub(crate) struct Request {
+    /// Who asks (after impersonation).
+    pub user: UserInfo,
     pub method: Method,
     pub query: Vec<(String, String)>,
     pub headers: http::HeaderMap,
@@ -205,9 +209,57 @@ pub(crate) fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Paths anonymous requests may read (system:public-info-viewer on real clusters).
-fn is_public(route: &Route) -> bool {
-    matches!(route, Route::Version | Route::Health)
+/// The user a request acts as: its own, or the one its `Impersonate-User`
+/// and `Impersonate-Group` headers name when it may impersonate them
+/// (k8s.io/apiserver pkg/endpoints/filters/impersonation.go: `impersonate` on
+/// `users`, `groups` or the service account; a service account's user gets
+/// its groups; everyone but system:anonymous is in system:authenticated).
+fn impersonate(ctx: &Ctx, user: UserInfo, headers: &http::HeaderMap) -> Result<UserInfo, ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect()
+    };
+    let (users, groups) = (values("impersonate-user"), values("impersonate-group"));
+    if users.is_empty() {
+        if groups.is_empty() {
+            return Ok(user);
+        }
+        return Err(ApiError::internal("requested impersonation of groups without impersonating a user"));
+    }
+    let name = users[0].clone();
+    let may = |attrs: authz::ResourceAttributes| {
+        let attrs = Attributes::resource("impersonate", attrs);
+        let d = authz::authorize(&ctx.store, &user, &attrs);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(authz::forbidden(&user, &attrs, &d.reason))
+        }
+    };
+    let mut target = match UserInfo::service_account_parts(&name) {
+        Some((ns, sa)) => {
+            may(authz::ResourceAttributes {
+                resource: "serviceaccounts".into(),
+                namespace: ns.into(),
+                name: sa.into(),
+                ..Default::default()
+            })?;
+            UserInfo::service_account(ns, sa)
+        }
+        None => {
+            may(authz::ResourceAttributes { resource: "users".into(), name: name.clone(), ..Default::default() })?;
+            UserInfo::new(&name, &[])
+        }
+    };
+    for g in groups {
+        may(authz::ResourceAttributes { resource: "groups".into(), name: g.clone(), ..Default::default() })?;
+        if !target.groups.contains(&g) {
+            target.groups.push(g);
+        }
+    }
+    if target.name != authz::ANONYMOUS && !target.groups.iter().any(|g| g == authz::AUTHENTICATED) {
+        target.groups.push(authz::AUTHENTICATED.into());
+    }
+    Ok(target)
 }
 
 fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
@@ -234,7 +286,7 @@ impl std::error::Error for Dropped {}
 async fn with_faults(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<Response, Dropped> {
     use crate::faults::Fault;
     let faults = ctx.cfg.faults;
-    if faults.rate() <= 0.0 || !bearer_token(req.headers()).is_some_and(|t| ctx.auth.authenticate(t)) {
+    if faults.rate() <= 0.0 || !bearer_token(req.headers()).is_some_and(|t| ctx.auth.authenticate(t).is_some()) {
         return Ok(handle(ctx, req).await);
     }
     let read = req.method() == Method::GET;
@@ -305,17 +357,22 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
     let catalog = ctx.store.catalog();
     let route = route::parse(req.uri().path(), &catalog);
     tracing::debug!(method = %req.method(), path = %req.uri().path(), "request");
-    match bearer_token(req.headers()) {
-        Some(token) if ctx.auth.authenticate(token) => {}
-        Some(_) => return error(&ApiError::unauthorized()),
-        None if is_public(&route) => {}
-        None => {
-            return error(&ApiError::forbidden(format!(
-                "forbidden: User \"system:anonymous\" cannot {} path \"{}\"",
-                req.method().as_str().to_lowercase(),
-                req.uri().path()
-            )));
-        }
+    let user = match bearer_token(req.headers()) {
+        Some(token) => match ctx.auth.authenticate(token) {
+            Some(user) => user,
+            None => return error(&ApiError::unauthorized()),
+        },
+        None => UserInfo::anonymous(),
+    };
+    let user = match impersonate(&ctx, user, req.headers()) {
+        Ok(user) => user,
+        Err(e) => return error(&e),
+    };
+    let watch_query = query_pairs(req.uri()).iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let attrs = Attributes::of_request(req.method(), req.uri().path(), &route, watch_query);
+    let decision = authz::authorize(&ctx.store, &user, &attrs);
+    if !decision.allowed {
+        return error(&authz::forbidden(&user, &attrs, &decision.reason));
     }
     if let Route::Resource(path) = &route {
         if matches!(path.subresource.as_deref(), Some("exec" | "attach" | "portforward")) {
@@ -330,7 +387,7 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
         }
         Err(_) => return error(&ApiError::bad_request("could not read the request body")),
     };
-    let request = Request { method: parts.method, query: query_pairs(&parts.uri), headers: parts.headers, body };
+    let request = Request { user, method: parts.method, query: query_pairs(&parts.uri), headers: parts.headers, body };
     match route {
         Route::Resource(path) => crate::api::handle(&ctx, &request, path).await,
         _ if request.method != Method::GET => {

@@ -200,6 +200,11 @@ impl Store {
             let kubernetes = json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
                 "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]}});
             let _ = st.create(&info, Some("default"), kubernetes);
+            for (r, obj) in crate::authz::bootstrap_policy() {
+                if let Ok(info) = st.info(&r) {
+                    let _ = st.create(&info, None, obj);
+                }
+            }
         }
         store
     }

@@ -28,6 +28,10 @@ fn needs_label_name(kind: &str) -> bool {
     matches!(kind, "Namespace" | "Service")
 }
 
+fn is_rbac(kind: &str) -> bool {
+    matches!(kind, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding")
+}
+
 /// Validates an object about to be stored; all problems are reported at once.
 pub fn validate(kind: &str, obj: &Value) -> Result<(), ApiError> {
     let name = crate::object::name(obj);
@@ -35,6 +39,14 @@ pub fn validate(kind: &str, obj: &Value) -> Result<(), ApiError> {
     if needs_label_name(kind) {
         if !is_dns_label(name) {
             causes.push(FieldCause::invalid("metadata.name", name, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"));
+        }
+    } else if is_rbac(kind) {
+        // RBAC names are path segments (pkg/apis/rbac/validation ValidateRBACName:
+        // path.IsValidPathSegmentName), so `system:discovery` is one.
+        if name == "." || name == ".." {
+            causes.push(FieldCause::invalid("metadata.name", name, &format!("may not be '{name}'")));
+        } else if let Some(bad) = ["/", "%"].iter().find(|c| name.contains(**c)) {
+            causes.push(FieldCause::invalid("metadata.name", name, &format!("may not contain '{bad}'")));
         }
     } else if !is_dns_subdomain(name) && kind != "CustomResourceDefinition" {
         causes.push(FieldCause::invalid("metadata.name", name, "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"));

@@ -47,9 +47,17 @@ pub async fn start_with(cfg: ApiServerConfig) -> Twin {
 }
 
 pub async fn start_store(store: Arc<Store>, cfg: ApiServerConfig) -> Twin {
+    start_full(store, cfg, Arc::new(|token: &str| token == TOKEN)).await
+}
+
+/// A server whose tokens are who `auth` says they are.
+pub async fn start_full(
+    store: Arc<Store>,
+    cfg: ApiServerConfig,
+    auth: Arc<dyn meshspec_twin_kube::Authenticator>,
+) -> Twin {
     install_crypto();
     let ca = TwinCa::new("twin-test-ca").expect("ca");
-    let auth = Arc::new(|token: &str| token == TOKEN);
     let server = ApiServer::start(store.clone(), ca.server_config().expect("tls"), auth, cfg).await.expect("server");
     let dir = tempfile::tempdir().expect("tempdir");
     let twin = Twin { server, store, ca_pem: ca.ca_pem(), dir };
