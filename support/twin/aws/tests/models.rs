@@ -391,6 +391,76 @@ async fn every_operation_answers_as_botocore_models_it() {
         .await;
     t.fails("elbv2", &format!("Action=DeleteTargetGroup&TargetGroupArn={}", enc(&tg_arn)), "ResourceInUse").await;
     t.fails("elbv2", "Action=DescribeTargetHealth", "ValidationError").await;
+    t.fails(
+        "elbv2",
+        "Action=CreateLoadBalancer&Name=other&Type=network&Subnets.member.1=subnet-0123456789abcdef0",
+        "SubnetNotFound",
+    )
+    .await;
+    t.fails(
+        "elbv2",
+        &format!(
+            "Action=CreateLoadBalancer&Name=other&Type=network&Subnets.member.1={}&Subnets.member.2={}",
+            subnets[0], subnets[0]
+        ),
+        "InvalidConfigurationRequest",
+    )
+    .await;
+    t.fails("elbv2", &format!("Action=CreateLoadBalancer&Name=other&Type=network&Subnets.member.1={}&Tags.member.1.Key=a&Tags.member.2.Key=a", subnets[0]), "DuplicateTagKeys")
+        .await;
+    t.fails(
+        "elbv2",
+        &format!(
+            "Action=RegisterTargets&TargetGroupArn={}&Targets.member.1.Id=not-an-ip&Targets.member.1.Port=15443",
+            enc(&tg_arn)
+        ),
+        "InvalidTarget",
+    )
+    .await;
+    t.fails(
+        "elbv2",
+        &format!("Action=RegisterTargets&TargetGroupArn={unknown_tg}&Targets.member.1.Id=10.1.48.11"),
+        "TargetGroupNotFound",
+    )
+    .await;
+    t.fails("elbv2", &format!("Action=CreateListener&LoadBalancerArn={}&Protocol=UDP&Port=53&DefaultActions.member.1.Type=forward&DefaultActions.member.1.TargetGroupArn={}", enc(&lb_arn), enc(&other_arn)), "IncompatibleProtocols")
+        .await;
+    t.fails("elbv2", &format!("Action=DescribeTags&ResourceArns.member.1={unknown_lb}"), "LoadBalancerNotFound").await;
+    t.fails("elbv2", &format!("Action=DescribeTags&ResourceArns.member.1={unknown_tg}"), "TargetGroupNotFound").await;
+    t.fails(
+        "elbv2",
+        &format!("Action=DeleteListener&ListenerArn={}", enc(&listener_arn.replace("/net/", "/net/x"))),
+        "ListenerNotFound",
+    )
+    .await;
+    t.fails(
+        "elbv2",
+        &format!("Action=DescribeTargetGroupAttributes&TargetGroupArn={unknown_tg}"),
+        "TargetGroupNotFound",
+    )
+    .await;
+    t.fails(
+        "elbv2",
+        &format!("Action=DescribeLoadBalancerAttributes&LoadBalancerArn={unknown_lb}"),
+        "LoadBalancerNotFound",
+    )
+    .await;
+    t.ok("elbv2", &format!("Action=ModifyLoadBalancerAttributes&LoadBalancerArn={}&Attributes.member.1.Key=deletion_protection.enabled&Attributes.member.1.Value=true", enc(&lb_arn)))
+        .await;
+    t.fails("elbv2", &format!("Action=DeleteLoadBalancer&LoadBalancerArn={}", enc(&lb_arn)), "OperationNotPermitted")
+        .await;
+    t.ok("elbv2", &format!("Action=ModifyLoadBalancerAttributes&LoadBalancerArn={}&Attributes.member.1.Key=deletion_protection.enabled&Attributes.member.1.Value=false", enc(&lb_arn)))
+        .await;
+    t.fails("ec2", &format!("Action=CreateSubnet&VpcId={vpc_id}&CidrBlock=10.1.48.0%2F25"), "InvalidSubnet.Conflict")
+        .await;
+    t.fails("ec2", &format!("Action=DeleteSecurityGroup&GroupId={sg_id}"), "DependencyViolation").await;
+    t.fails(
+        "ec2",
+        "Action=CreateTags&ResourceId.1=vpc-0123456789abcdef0&Tag.1.Key=a&Tag.1.Value=b",
+        "InvalidVpcID.NotFound",
+    )
+    .await;
+    t.fails("ec2", "Action=DescribeSecurityGroups&GroupId.1=sg-0123456789abcdef0", "InvalidGroup.NotFound").await;
     t.fails("ec2", &format!("Action=DeleteSubnet&SubnetId={}", subnets[0]), "DependencyViolation").await;
 
     // STS, signed (XML) and as aws-iam-authenticator asks for it (JSON).
@@ -415,6 +485,7 @@ async fn every_operation_answers_as_botocore_models_it() {
     t.eks("DeleteCluster", "DELETE", "/clusters/eks-1", "").await; // still CREATING: ResourceInUseException
     t.eks("CreateCluster", "POST", "/clusters", &create("eks-1")).await; // ResourceInUseException
     t.eks("CreateCluster", "POST", "/clusters", r#"{"name":"eks-2"}"#).await; // InvalidParameterException
+    t.eks("CreateCluster", "POST", "/clusters", "not json").await;
     t.eks("DescribeCluster", "GET", "/clusters/eks-1", "").await;
     t.eks("DescribeCluster", "GET", "/clusters/eks-9", "").await; // ResourceNotFoundException
     t.eks("ListClusters", "GET", "/clusters?maxResults=1", "").await;
