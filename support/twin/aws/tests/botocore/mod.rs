@@ -36,8 +36,9 @@ pub const SERVICES: &[(&str, &str)] =
 /// lists them: AWS's "Common Errors" pages (e.g.
 /// https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/CommonErrors.html,
 /// https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html) and the
-/// authentication codes of the same pages' older editions. Throttling and
-/// transient codes come from botocore itself (see `LOADER`).
+/// query-parameter and signature codes of the same pages' older editions (the
+/// EC2 API Reference's "Common client error codes" still lists them). Throttling
+/// and transient codes come from botocore itself (see `LOADER`).
 const COMMON_ERRORS: &[&str] = &[
     "AccessDeniedException",
     "IncompleteSignature",
@@ -57,7 +58,6 @@ const COMMON_ERRORS: &[&str] = &[
     "ServiceUnavailable",
     "SignatureDoesNotMatch",
     "ThrottlingException",
-    "UnrecognizedClientException",
     "ValidationError",
 ];
 
@@ -158,7 +158,7 @@ impl Botocore {
         let mut c = Checker { m: model, proto: model.protocol(), problems: Vec::new() };
         match model.operation(op) {
             None => c.problems.push(format!("{service} has no operation {op} in botocore's model")),
-            Some(operation) if response.status >= 300 => c.error(op, operation, response, &self.common),
+            Some(operation) if response.status >= 300 => c.error(operation, response, &self.common),
             Some(operation) => c.success(op, operation, response),
         }
         c.problems.into_iter().map(|p| format!("{service} {op}: {p}")).collect()
@@ -806,7 +806,7 @@ impl<'a> Checker<'a> {
         shape_name
     }
 
-    fn error(&mut self, _op: &str, operation: &'a Value, r: &Response, common: &BTreeSet<String>) {
+    fn error(&mut self, operation: &'a Value, r: &Response, common: &BTreeSet<String>) {
         match self.proto {
             Proto::RestJson => {
                 let header = r.header("x-amzn-errortype").map(|h| h.split(':').next().unwrap_or_default().to_string());
