@@ -158,11 +158,11 @@ struct Request {
 }
 
 fn parse_create(body: &[u8]) -> AwsResult<Request> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| AwsError::bad("InvalidRequestException", format!("Could not parse request body: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| AwsError::bad("InvalidRequestException", "The request body must be a JSON object"))?;
+    // A body that is not a JSON object is an invalid parameter: CreateCluster's
+    // modeled errors do not include InvalidRequestException (botocore 1.43.11
+    // data/eks/2017-11-01/service-2.json.gz, operations.CreateCluster.errors).
+    let v: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("Could not parse request body: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| invalid("The request body must be a JSON object"))?;
     let text = |key: &str| obj.get(key).and_then(Value::as_str);
     let name = text("name").ok_or_else(|| invalid("name is required"))?.to_string();
     if !valid_name(&name) {
@@ -462,7 +462,8 @@ mod tests {
         assert!(valid_name("eks-1") && valid_name("A_b-9"));
         assert!(!valid_name("-eks") && !valid_name("") && !valid_name("eks.1") && !valid_name(&"a".repeat(101)));
         let code = |body: &str| parse_create(body.as_bytes()).err().map(|e| e.code);
-        assert_eq!(code("not json"), Some("InvalidRequestException".into()));
+        assert_eq!(code("not json"), Some("InvalidParameterException".into()));
+        assert_eq!(code("[1]"), Some("InvalidParameterException".into()));
         assert_eq!(code(r#"{"name":"eks-1"}"#), Some("InvalidParameterException".into()));
         assert_eq!(
             code(

@@ -163,8 +163,11 @@ pub fn handle(model: &mut Model, params: &Params, request_id: &str) -> AwsResult
             let tags = tag_specs(params, "security-group")?;
             let id = model.create_security_group(vpc_id, name, description, tags)?;
             let group = &model.security_groups[&id];
+            // CreateSecurityGroupResult is groupId, tags, securityGroupArn and no `return`
+            // (botocore 1.43.11 data/ec2/2016-11-15/service-2.json.gz), unlike
+            // DeleteSecurityGroupResult; no client reads one.
             Ok(x(&|x| {
-                x.leaf("return", true).leaf("groupId", &group.id);
+                x.leaf("groupId", &group.id);
                 x.leaf("securityGroupArn", names::security_group_arn(&model.ctx.region, &model.ctx.account, &group.id));
                 render::tag_set(x, &group.tags);
             }))
