@@ -12,6 +12,7 @@ pub mod exec;
 pub mod faults;
 mod object;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 mod route;
 mod scale;
