@@ -4,6 +4,7 @@
 //! Wire behaviour follows `shared/reference/kubernetes-wire.md`.
 
 mod api;
+mod body;
 mod crd;
 mod defaults;
 pub mod discovery;

@@ -63,8 +63,22 @@ pub enum ProtoError {
     Missing { field: &'static str, type_meta: String },
     /// The envelope names a kind this server has no message for.
     NotRegistered { api_version: String, kind: String },
-    /// The message inside (or a JSON object on its way out) does not fit the schema.
+    /// The message inside (`raw`) does not decode as the kind the envelope names.
+    Raw { api_version: String, kind: String, message: String },
+    /// A message (or a JSON object on its way out) does not fit the schema.
     Message(String),
+}
+
+impl ProtoError {
+    /// The (apiVersion, kind) the data named, where it got that far.
+    pub fn data_kind(&self) -> Option<(&str, &str)> {
+        match self {
+            ProtoError::NotRegistered { api_version, kind } | ProtoError::Raw { api_version, kind, .. } => {
+                Some((api_version, kind))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for ProtoError {
@@ -75,7 +89,7 @@ impl std::fmt::Display for ProtoError {
             ProtoError::BadPrefix => {
                 f.write_str("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")
             }
-            ProtoError::Envelope(e) | ProtoError::Message(e) => f.write_str(e),
+            ProtoError::Envelope(e) | ProtoError::Message(e) | ProtoError::Raw { message: e, .. } => f.write_str(e),
             ProtoError::Missing { field, type_meta } => write!(f, "Object '{field}' is missing in '{type_meta}'"),
             ProtoError::NotRegistered { api_version, kind } => {
                 let version = api_version.rsplit('/').next().unwrap_or_default();
@@ -117,8 +131,9 @@ fn package(api_version: &str) -> Option<String> {
 pub fn message_for(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
     let pool = pool()?;
     // Status, like every meta kind, is written with apiVersion `v1` (metav1.Status).
-    if kind == "Status" && (api_version == "v1" || api_version == "meta.k8s.io/v1") {
-        return pool.get_message_by_name(&format!("{META}.Status"));
+    // DeleteOptions comes as `meta.k8s.io/v1` (or `v1`) from client-go.
+    if matches!(kind, "Status" | "DeleteOptions") && (api_version == "v1" || api_version == "meta.k8s.io/v1") {
+        return pool.get_message_by_name(&format!("{META}.{kind}"));
     }
     pool.get_message_by_name(&format!("{}.{kind}", package(api_version)?))
 }
@@ -126,11 +141,6 @@ pub fn message_for(api_version: &str, kind: &str) -> Option<MessageDescriptor> {
 /// Whether objects of this kind have a protobuf form.
 pub fn has_message(api_version: &str, kind: &str) -> bool {
     message_for(api_version, kind).is_some()
-}
-
-/// The message of a meta kind that is not a resource (DeleteOptions, ...).
-pub fn meta_message(kind: &str) -> Option<MessageDescriptor> {
-    pool()?.get_message_by_name(&format!("{META}.{kind}"))
 }
 
 /// Reads a `k8s\0` body. `default` is the (apiVersion, kind) of the URL, which
@@ -175,13 +185,14 @@ pub fn decode(body: &[u8], default: (&str, &str)) -> Result<Decoded, ProtoError>
     }
     let desc = message_for(&api_version, &kind)
         .ok_or_else(|| ProtoError::NotRegistered { api_version: api_version.clone(), kind: kind.clone() })?;
-    let message = DynamicMessage::decode(desc, raw.as_ref()).map_err(|e| ProtoError::Message(e.to_string()))?;
+    let raw_error = |message: String| ProtoError::Raw { api_version: api_version.clone(), kind: kind.clone(), message };
+    let message = DynamicMessage::decode(desc, raw.as_ref()).map_err(|e| raw_error(e.to_string()))?;
     let mut object = Map::new();
     object.insert("apiVersion".into(), Value::String(api_version.clone()));
     object.insert("kind".into(), Value::String(kind.clone()));
-    match message_to_json(&message)? {
+    match message_to_json(&message).map_err(|e| raw_error(e.to_string()))? {
         Value::Object(fields) => object.extend(fields),
-        _ => return Err(ProtoError::Message(format!("{kind} is not an object"))),
+        _ => return Err(raw_error(format!("{kind} is not an object"))),
     }
     Ok(Decoded { api_version, kind, object: Value::Object(object) })
 }

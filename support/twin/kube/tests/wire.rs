@@ -58,6 +58,11 @@ async fn errors_are_status_objects_with_exact_reasons() {
         "x",
     )
     .await;
+    // Protobuf is read for built-in kinds: a body without the `k8s\0` prefix is a 400.
+    assert_eq!((status, v["reason"].as_str()), (400, Some("BadRequest")));
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("expected prefix [107 56 115 0]")), "{v}");
+    let (status, _, v) =
+        call(&client, "POST", "/api/v1/namespaces/default/configmaps?", &[("content-type", "text/plain")], "x").await;
     assert_eq!((status, v["reason"].as_str()), (415, Some("UnsupportedMediaType")));
     let (status, _, v) = call(
         &client,
