@@ -444,7 +444,7 @@ async fn create_subcommands_speak_protobuf() {
     // kubectl's own log: it sent protobuf and read a protobuf answer.
     let sent_type = out.stderr.lines().find(|l| l.contains("Content-Type:")).unwrap_or_default().to_string();
     assert!(sent_type.contains("application/vnd.kubernetes.protobuf"), "{sent_type}\n{}", out.stderr);
-    let answer_type = out.stderr.lines().filter(|l| l.contains("Content-Type:")).last().unwrap_or_default().to_string();
+    let answer_type = out.stderr.lines().rfind(|l| l.contains("Content-Type:")).unwrap_or_default().to_string();
     assert!(answer_type.contains("application/vnd.kubernetes.protobuf"), "{answer_type}\n{}", out.stderr);
 
     // Binary file contents travel as bytes and come back as base64.
