@@ -2,6 +2,12 @@
 //! protobuf for built-in kinds), and answers in protobuf for clients that
 //! prefer it. Every failure is a 400 (or 415/406) Status worded as the
 //! apiserver words it (k8s.io/apiserver v0.32.4 pkg/endpoints/handlers).
+//!
+//! Observed with kubectl 1.32.4 (`-v=8`) against this server: only the typed
+//! `kubectl create <kind>` subcommands send protobuf (`Content-Type:
+//! application/vnd.kubernetes.protobuf`, `Accept:
+//! application/vnd.kubernetes.protobuf,application/json`); get, list, watch,
+//! delete, scale and wait ask for JSON.
 
 use http::{header, HeaderValue};
 use http_body_util::BodyExt;
@@ -14,8 +20,8 @@ use crate::server::{Request, Response};
 const JSON: &str = "application/json";
 const YAML: &str = "application/yaml";
 
-/// What the URL says the body must be: the kind's apiVersion and kind, and
-/// whether it is a built-in kind (which has a protobuf form).
+/// What the URL says the body (or the answer) is: apiVersion and kind. Kinds
+/// with a message in Kubernetes' protobuf schema also travel as protobuf.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Expected<'a> {
     pub api_version: &'a str,

@@ -242,7 +242,7 @@ fn plain_message_to_json(message: &DynamicMessage) -> Result<Value, ProtoError> 
     let mut out = Map::new();
     for (field, value) in message.fields() {
         let keep_zero = kept.is_some_and(|k| k.contains(field.name()));
-        if let Some(json) = field_to_json(&field, value, keep_zero)? {
+        if let Some(json) = field_to_json(value, keep_zero)? {
             out.insert(field.name().to_string(), json);
         }
     }
@@ -250,11 +250,7 @@ fn plain_message_to_json(message: &DynamicMessage) -> Result<Value, ProtoError> 
 }
 
 /// A field's JSON, or `None` where Kubernetes JSON leaves it out.
-fn field_to_json(
-    field: &FieldDescriptor,
-    value: &prost_reflect::Value,
-    keep_zero: bool,
-) -> Result<Option<Value>, ProtoError> {
+fn field_to_json(value: &prost_reflect::Value, keep_zero: bool) -> Result<Option<Value>, ProtoError> {
     use prost_reflect::Value as V;
     match value {
         V::List(items) => {
@@ -289,7 +285,7 @@ fn field_to_json(
                 _ => false,
             };
             // A zero in a Go value field with `omitempty` is not written in JSON.
-            Ok(if zero && !keep_zero && !field.is_list() { None } else { json })
+            Ok(if zero && !keep_zero { None } else { json })
         }
     }
 }
