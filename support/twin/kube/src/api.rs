@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::body::{self, Expected, Output};
 use crate::error::{ApiError, FieldCause};
 use crate::patch::{self, PatchType};
 use crate::resources::{Resource, ResourceInfo};
@@ -19,9 +20,46 @@ use crate::table::{self, IncludeObject};
 use crate::watch::{self, WatchRequest};
 
 pub(crate) async fn handle(ctx: &Ctx, req: &Request, path: ResourcePath) -> Response {
-    match dispatch(ctx, req, path) {
+    let output = match negotiate(ctx, req, &path) {
+        Ok(output) => output,
+        Err(e) => return server::error(&e),
+    };
+    let resp = match dispatch(ctx, req, path) {
         Ok(resp) => resp,
         Err(e) => server::error(&e),
+    };
+    match output {
+        Output::Protobuf => body::encode_answer(resp).await,
+        Output::Json => resp,
+    }
+}
+
+/// The answer's encoding (JSON, or protobuf for built-in kinds when the client
+/// prefers it). Watch streams and logs are answered as before, in JSON and text.
+fn negotiate(ctx: &Ctx, req: &Request, path: &ResourcePath) -> Result<Output, ApiError> {
+    if path.watch || req.flag("watch") || path.subresource.as_deref() == Some("log") {
+        return Ok(Output::Json);
+    }
+    let Some(info) = ctx.store.lookup(&path.group, &path.version, &path.plural) else {
+        return Ok(Output::Json);
+    };
+    let api_version = url_api_version(path);
+    let expected = match path.subresource.as_deref() {
+        Some("scale") => SCALE,
+        _ => Expected { api_version: &api_version, kind: &info.resource.kind },
+    };
+    body::output(req.header(header::ACCEPT), &expected)
+}
+
+/// autoscaling/v1 Scale, the body and answer of `<kind>/scale`.
+const SCALE: Expected<'static> = Expected { api_version: "autoscaling/v1", kind: "Scale" };
+
+/// The group version the URL names (a kind may be served at several).
+fn url_api_version(path: &ResourcePath) -> String {
+    if path.group.is_empty() {
+        path.version.clone()
+    } else {
+        format!("{}/{}", path.group, path.version)
     }
 }
 
@@ -30,9 +68,16 @@ struct Target<'a> {
     store: &'a Arc<Store>,
     info: ResourceInfo,
     ns: Option<String>,
+    /// The group version of the URL.
+    api_version: String,
 }
 
 impl Target<'_> {
+    /// What a body sent to this URL must be.
+    fn expected(&self) -> Expected<'_> {
+        Expected { api_version: &self.api_version, kind: &self.info.resource.kind }
+    }
+
     fn r(&self) -> &Resource {
         &self.info.resource
     }
@@ -47,7 +92,7 @@ fn dispatch(ctx: &Ctx, req: &Request, path: ResourcePath) -> Result<Response, Ap
     if !info.resource.namespaced && path.namespace.is_some() {
         return Err(ApiError::no_route());
     }
-    let t = Target { store: &ctx.store, info, ns: path.namespace.clone() };
+    let t = Target { store: &ctx.store, info, ns: path.namespace.clone(), api_version: url_api_version(&path) };
     let verb_allowed = |verb: &str| t.info.verbs.iter().any(|v| v == verb);
     let not_allowed =
         || ApiError::method_not_allowed("the server does not allow this method on the requested resource");
@@ -58,7 +103,7 @@ fn dispatch(ctx: &Ctx, req: &Request, path: ResourcePath) -> Result<Response, Ap
         (&Method::GET, Some(name), None) if path.watch => watch(&t, req, Some(name)),
         (&Method::GET, None, None) => list(&t, req),
         (&Method::POST, None, None) if is_review(&t.info) && !item_needs_ns => {
-            crate::reviews::create(ctx, &req.user, &t.info, t.ns(), body_object(req)?)
+            crate::reviews::create(ctx, &req.user, &t.info, t.ns(), body::object(req, t.expected())?)
         }
         (&Method::POST, None, None) if verb_allowed("create") && !item_needs_ns => create(&t, req),
         (&Method::DELETE, None, None) if verb_allowed("deletecollection") => delete_collection(&t, req),
@@ -93,30 +138,11 @@ fn not_found(t: &Target, name: &str) -> ApiError {
     ApiError::not_found(&t.r().qualified_plural(), name)
 }
 
-/// JSON bodies only (protobuf clients get 415, like typed `kubectl create configmap`).
-fn require_json(req: &Request) -> Result<(), ApiError> {
-    let ct = req.header(header::CONTENT_TYPE);
-    let media = ct.split(';').next().unwrap_or_default().trim();
-    if media.is_empty() || media == "application/json" || media == "*/*" {
-        Ok(())
-    } else {
-        Err(ApiError::unsupported_media_type(ct))
-    }
-}
-
 /// The twin does not simulate dry runs; refusing beats silently writing.
 fn refuse_dry_run(req: &Request) -> Result<(), ApiError> {
     match req.query("dryRun") {
         Some(v) if !v.is_empty() => Err(ApiError::bad_request("dryRun is not supported by this API server")),
         _ => Ok(()),
-    }
-}
-
-fn body_object(req: &Request) -> Result<Value, ApiError> {
-    match req.json()? {
-        Some(v @ Value::Object(_)) => Ok(v),
-        Some(_) => Err(ApiError::bad_request("the request body must be a JSON object")),
-        None => Err(ApiError::bad_request("the request body is empty")),
     }
 }
 
@@ -181,17 +207,15 @@ fn get(t: &Target, req: &Request, name: &str) -> Result<Response, ApiError> {
 }
 
 fn create(t: &Target, req: &Request) -> Result<Response, ApiError> {
-    require_json(req)?;
     refuse_dry_run(req)?;
-    let obj = body_object(req)?;
+    let obj = body::object(req, t.expected())?;
     let created = t.store.create(t.r(), t.ns(), obj)?;
     Ok(server::json(StatusCode::CREATED, &created))
 }
 
 fn replace(t: &Target, req: &Request, name: &str, part: Part) -> Result<Response, ApiError> {
-    require_json(req)?;
     refuse_dry_run(req)?;
-    let obj = body_object(req)?;
+    let obj = body::object(req, t.expected())?;
     let updated = t.store.replace(t.r(), t.ns(), name, obj, part)?;
     Ok(server::json(StatusCode::OK, &updated))
 }
@@ -230,8 +254,11 @@ fn patch(t: &Target, req: &Request, name: &str, part: Part) -> Result<Response, 
     Ok(server::json(StatusCode::OK, &updated))
 }
 
+/// meta/v1 DeleteOptions, the body of a delete (protobuf from typed clients).
+const DELETE_OPTIONS: Expected<'static> = Expected { api_version: "meta.k8s.io/v1", kind: "DeleteOptions" };
+
 fn delete_options(req: &Request) -> Result<DeleteOptions, ApiError> {
-    let body = req.json()?.unwrap_or(Value::Null);
+    let body = body::optional_object(req, DELETE_OPTIONS)?.unwrap_or(Value::Null);
     let policy = body.get("propagationPolicy").and_then(Value::as_str).or(req.query("propagationPolicy"));
     let propagation = match policy {
         None | Some("Background") => Propagation::Background,
@@ -281,8 +308,8 @@ fn get_scale(t: &Target, name: &str) -> Result<Response, ApiError> {
 }
 
 fn put_scale(t: &Target, req: &Request, name: &str) -> Result<Response, ApiError> {
-    // kubectl's scale PUT may come without a Content-Type: the body is JSON regardless.
-    let body = body_object(req)?;
+    // kubectl's scale PUT may come without a Content-Type, which means JSON.
+    let body = body::object(req, SCALE)?;
     let plural = t.r().qualified_plural();
     let updated = t.store.modify(t.r(), t.ns(), name, Part::Main, |current| {
         let want = crate::object::meta_str(&body, "resourceVersion").filter(|s| !s.is_empty());
@@ -318,7 +345,7 @@ fn log(t: &Target, name: &str) -> Result<Response, ApiError> {
 
 /// `namespaces/<name>/finalize`: only `spec.finalizers` changes.
 fn finalize(t: &Target, req: &Request, name: &str) -> Result<Response, ApiError> {
-    let body = body_object(req)?;
+    let body = body::object(req, t.expected())?;
     let updated = t.store.modify(t.r(), t.ns(), name, Part::Main, |current| {
         let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
         let mut next = current.clone();

@@ -5,6 +5,7 @@
 
 mod api;
 pub mod authz;
+mod body;
 mod crd;
 mod defaults;
 pub mod discovery;
@@ -13,6 +14,7 @@ pub mod exec;
 pub mod faults;
 mod object;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 mod reviews;
 mod route;

@@ -447,6 +447,10 @@ pub(crate) fn empty() -> Body {
     full(Bytes::new())
 }
 
+pub(crate) fn full_body(bytes: impl Into<Bytes>) -> Body {
+    full(bytes)
+}
+
 fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }

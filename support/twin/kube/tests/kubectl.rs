@@ -433,3 +433,99 @@ async fn a_bad_token_is_refused() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("You must be logged in to the server"), "{}", out.stderr);
 }
+
+/// `kubectl create <kind>` subcommands send protobuf (typed clients): the twin
+/// reads it and answers in it, and the objects are what a real server stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_subcommands_speak_protobuf() {
+    let twin = common::start().await;
+    let out = twin.kubectl(&["create", "namespace", "demo", "-v=8"]).await;
+    assert_eq!(lines(out.ok()), vec!["namespace/demo created"]);
+    // kubectl's own log: it sent protobuf and read a protobuf answer.
+    let sent_type = out.stderr.lines().find(|l| l.contains("Content-Type:")).unwrap_or_default().to_string();
+    assert!(sent_type.contains("application/vnd.kubernetes.protobuf"), "{sent_type}\n{}", out.stderr);
+    let answer_type = out.stderr.lines().rfind(|l| l.contains("Content-Type:")).unwrap_or_default().to_string();
+    assert!(answer_type.contains("application/vnd.kubernetes.protobuf"), "{answer_type}\n{}", out.stderr);
+
+    // Binary file contents travel as bytes and come back as base64.
+    let key: Vec<u8> = (0u8..=255).rev().collect();
+    let key_path = twin.path("key.bin");
+    std::fs::write(&key_path, &key).expect("key file");
+    let conf = twin.write("app.conf", "listen 8080\nmode = fast\n");
+    let from_key = format!("--from-file=key={}", key_path.to_str().expect("utf-8"));
+    let from_conf = format!("--from-file=app.conf={}", conf.to_str().expect("utf-8"));
+    let cert = rcgen::generate_simple_self_signed(vec!["demo.local".to_string()]).expect("cert");
+    let crt = twin.write("tls.crt", &cert.cert.pem());
+    let tls_key = twin.write("tls.key", &cert.signing_key.serialize_pem());
+    let (crt, tls_key) = (crt.to_str().expect("utf-8"), tls_key.to_str().expect("utf-8"));
+    let commands: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["secret", "generic", "creds", "--from-literal=user=admin", &from_key], "secret/creds created"),
+        (vec!["secret", "tls", "web-tls", "--cert", crt, "--key", tls_key], "secret/web-tls created"),
+        (vec!["configmap", "settings", "--from-literal=mode=fast", &from_conf], "configmap/settings created"),
+        (vec!["deployment", "web", "--image=nginx:1.27", "--replicas=2", "--port=80"], "deployment.apps/web created"),
+        (vec!["serviceaccount", "robot"], "serviceaccount/robot created"),
+        (vec!["service", "clusterip", "web", "--tcp=80:8080"], "service/web created"),
+        (vec!["service", "loadbalancer", "edge", "--tcp=443:8443"], "service/edge created"),
+    ];
+    for (args, said) in commands {
+        let mut full = vec!["create"];
+        full.extend(args);
+        full.extend(["-n", "demo"]);
+        let out = twin.kubectl(&full).await;
+        assert_eq!(lines(out.ok()), vec![said], "{full:?}");
+    }
+
+    let get = |kind: &'static str, name: &'static str| {
+        let twin = &twin;
+        async move {
+            let out = twin.kubectl(&["get", kind, name, "-n", "demo", "-o", "json"]).await;
+            serde_json::from_str::<Value>(out.ok()).expect("json")
+        }
+    };
+    let ns = {
+        let out = twin.kubectl(&["get", "namespace", "demo", "-o", "json"]).await;
+        serde_json::from_str::<Value>(out.ok()).expect("json")
+    };
+    assert_eq!((ns["kind"].as_str(), ns["status"]["phase"].as_str()), (Some("Namespace"), Some("Active")));
+    assert!(ns["metadata"]["creationTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{ns}");
+    // Go value fields left empty by the client are not written (`omitempty`).
+    assert!(ns["metadata"].get("generateName").is_none() && ns["metadata"].get("selfLink").is_none(), "{ns}");
+
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let creds = get("secret", "creds").await;
+    assert_eq!(creds["type"], "Opaque");
+    assert_eq!(creds["data"], json!({"user": b64(b"admin"), "key": b64(&key)}));
+    let tls = get("secret", "web-tls").await;
+    assert_eq!(tls["type"], "kubernetes.io/tls");
+    assert_eq!(tls["data"]["tls.crt"], b64(cert.cert.pem().as_bytes()));
+    let cm = get("configmap", "settings").await;
+    assert_eq!(cm["data"], json!({"mode": "fast", "app.conf": "listen 8080\nmode = fast\n"}));
+
+    let deploy = get("deployment", "web").await;
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(deploy["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!((container["name"].as_str(), container["image"].as_str()), (Some("nginx"), Some("nginx:1.27")));
+    assert_eq!(container["ports"][0]["containerPort"], 80);
+    assert!(deploy["spec"].get("minReadySeconds").is_none(), "{deploy}");
+    assert_eq!(deploy["spec"]["template"]["metadata"]["labels"], json!({"app": "web"}));
+
+    let sa = get("serviceaccount", "robot").await;
+    assert_eq!(sa["metadata"]["namespace"], "demo");
+    let svc = get("service", "web").await;
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(svc["spec"]["selector"], json!({"app": "web"}));
+    // An IntOrString: the target port is the number 8080, not "8080".
+    assert_eq!(svc["spec"]["ports"][0], json!({"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}));
+    let lb = get("service", "edge").await;
+    assert_eq!(lb["spec"]["type"], "LoadBalancer");
+    assert_eq!(lb["spec"]["ports"][0]["targetPort"], 8443);
+
+    // Typed delete sends DeleteOptions; get of a missing object reads a Status.
+    let out = twin.kubectl(&["delete", "configmap", "settings", "-n", "demo"]).await;
+    assert_eq!(out.ok().trim(), "configmap \"settings\" deleted");
+    let out = twin.kubectl(&["create", "configmap", "settings", "-n", "nope", "--from-literal=a=b"]).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("namespaces \"nope\" not found"), "{}", out.stderr);
+}

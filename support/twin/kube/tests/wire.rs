@@ -58,6 +58,11 @@ async fn errors_are_status_objects_with_exact_reasons() {
         "x",
     )
     .await;
+    // Protobuf is read for built-in kinds: a body without the `k8s\0` prefix is a 400.
+    assert_eq!((status, v["reason"].as_str()), (400, Some("BadRequest")));
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("expected prefix [107 56 115 0]")), "{v}");
+    let (status, _, v) =
+        call(&client, "POST", "/api/v1/namespaces/default/configmaps?", &[("content-type", "text/plain")], "x").await;
     assert_eq!((status, v["reason"].as_str()), (415, Some("UnsupportedMediaType")));
     let (status, _, v) = call(
         &client,
@@ -143,4 +148,45 @@ async fn watch_lines_with_selectors_and_bookmarks() {
         (bookmark["object"]["kind"].as_str(), bookmark["object"]["apiVersion"].as_str()),
         (Some("ConfigMap"), Some("v1"))
     );
+}
+
+/// Built-in kinds are answered in protobuf (`k8s\0` + runtime.Unknown) to a
+/// client that ranks it first, objects and lists alike; Tables and JSON-first
+/// clients (kube-rs sends no Accept) still get JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_answers_for_clients_that_prefer_it() {
+    use meshspec_twin_kube::protobuf;
+    let twin = common::start().await;
+    let cm = json!({"metadata": {"name": "c", "labels": {"app": "x"}}, "data": {"k": "v"}});
+    twin.store.create(&Resource::configmaps(), Some("default"), cm).expect("configmap");
+    let client = twin.kube_client("kubeconfig").await;
+    let raw = |uri: &'static str, accept: &'static str| {
+        let client = client.clone();
+        async move {
+            let req = http::Request::get(uri).header("accept", accept).body(kube::client::Body::empty()).expect("req");
+            let resp = client.send(req).await.expect("sent");
+            let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            (ct, resp.into_body().collect().await.expect("body").to_bytes().to_vec())
+        }
+    };
+    let pb = "application/vnd.kubernetes.protobuf,application/json";
+    let (ct, bytes) = raw("/api/v1/namespaces/default/configmaps/c", pb).await;
+    assert_eq!(ct, "application/vnd.kubernetes.protobuf");
+    assert_eq!(&bytes[..4], b"k8s\0");
+    let obj = protobuf::decode(&bytes, ("v1", "ConfigMap")).expect("decodes").object;
+    assert_eq!((obj["kind"].as_str(), obj["data"]["k"].as_str()), (Some("ConfigMap"), Some("v")), "{obj}");
+    assert!(obj["metadata"]["creationTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{obj}");
+    let (ct, bytes) = raw("/api/v1/namespaces/default/configmaps?labelSelector=app%3Dx", pb).await;
+    assert_eq!(ct, "application/vnd.kubernetes.protobuf");
+    let list = protobuf::decode(&bytes, ("v1", "ConfigMapList")).expect("decodes").object;
+    assert_eq!(list["kind"], "ConfigMapList");
+    assert_eq!(list["items"][0]["metadata"]["name"], "c", "{list}");
+    assert!(list["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()), "{list}");
+    let (ct, bytes) = raw("/api/v1/namespaces/default/configmaps/c", "application/json").await;
+    assert_eq!(ct, "application/json");
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).expect("json")["data"]["k"], "v");
+    let (ct, _) =
+        raw("/api/v1/namespaces/default/configmaps", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+            .await;
+    assert_eq!(ct, "application/json");
 }
