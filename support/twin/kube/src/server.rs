@@ -286,7 +286,7 @@ impl std::error::Error for Dropped {}
 async fn with_faults(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<Response, Dropped> {
     use crate::faults::Fault;
     let faults = ctx.cfg.faults;
-    if faults.rate() <= 0.0 || !bearer_token(req.headers()).is_some_and(|t| ctx.auth.authenticate(t).is_some()) {
+    if faults.rate() <= 0.0 || bearer_token(req.headers()).is_none_or(|t| ctx.auth.authenticate(t).is_none()) {
         return Ok(handle(ctx, req).await);
     }
     let read = req.method() == Method::GET;
