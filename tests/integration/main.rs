@@ -14,6 +14,7 @@ mod istio_minors;
 mod kind;
 mod moto;
 mod negative_checks;
+mod proxy_config;
 mod reap;
 mod remote_secrets;
 mod secrets;
