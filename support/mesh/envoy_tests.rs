@@ -272,3 +272,15 @@ fn yaml_sorts_keys_with_digit_runs_as_numbers() {
     let obj = Out::Obj(["b", "a10", "a9", "B"].iter().map(|k| (k.to_string(), Out::Bool(true))).collect());
     assert_eq!(json_to_yaml(&obj), "B: true\na9: true\na10: true\nb: true\n");
 }
+
+#[test]
+fn zero_values_are_left_out_but_a_zero_oneof_port_is_kept() {
+    let body = r#"{"cluster_statuses": [{"name": "z", "added_via_api": false, "host_statuses": [
+        {"address": {"socket_address": {"address": "1.2.3.4", "port_value": 0, "resolver_name": ""}},
+         "health_status": {"eds_health_status": "UNKNOWN", "failed_outlier_check": false},
+         "weight": 0, "priority": 0, "hostname": "", "stats": []}]}]}"#;
+    let want = "[\n    {\n        \"name\": \"z\",\n        \"hostStatuses\": [\n            {\n                \"address\": {\n                    \"socketAddress\": {\n                        \"address\": \"1.2.3.4\",\n                        \"portValue\": 0\n                    }\n                },\n                \"healthStatus\": {}\n            }\n        ]\n    }\n]\n";
+    assert_eq!(render(body, &none(), Format::Json), want);
+    // Port 0 prints no port.
+    assert_eq!(endpoints(&render(body, &none(), Format::Short)), ["1.2.3.4"]);
+}
