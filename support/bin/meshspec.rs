@@ -109,17 +109,17 @@ struct EndpointArgs {
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// Only endpoints of this Envoy cluster (any case), e.g. "outbound|5000||helloworld.sample.svc.cluster.local".
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     cluster: String,
     /// Only endpoints on this port (0: any). Read like istioctl's int flag: 0x.. and 0o.. too,
     /// and a value past 32 bits wraps as Go's uint32 conversion does.
     #[arg(long, default_value = "0", value_parser = go_port)]
     port: u32,
     /// Only endpoints with this address (any case): an IP, unix://PATH or envoy://LISTENER/ID.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     address: String,
     /// Only endpoints with this health status (any case), e.g. HEALTHY.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     status: String,
     /// Output format.
     #[arg(short = 'o', long, value_parser = ["short", "json", "yaml"], default_value = "short")]
@@ -490,6 +490,8 @@ async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
     let (body, source) = match (&args.pod, &args.file) {
         (Some(_), Some(_)) => return Err(EndpointSourceError::Both.into()),
         (None, None) => return Err(EndpointSourceError::Neither.into()),
+        // No kube client at all on this path: istioctl 1.20.2 builds one before reading -f
+        // (`ctx.CLIClient()` in `endpointConfigCmd`), so it needs a kubeconfig; meshspec does not.
         (None, Some(file)) => (read_dump(file)?, file.display().to_string()),
         (Some(pod), None) => {
             let (pod, namespace) = match pod.split_once('.') {
@@ -503,8 +505,16 @@ async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
         }
     };
     let dump = Dump::parse(&body).with_context(|| format!("{source} is not an Envoy clusters dump"))?;
-    print!("{}", dump.render(&filter, format));
-    Ok(ExitCode::SUCCESS)
+    let text = dump.render(&filter, format);
+    // A reader that stops early (`| head`) ends the output, not in a panic as print! would.
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// A dump file, or stdin for "-" as istioctl's `readFile` does.
