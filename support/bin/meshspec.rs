@@ -27,7 +27,7 @@ enum Command {
     Run(RunArgs),
     /// Render a previous run's page again, and the step catalog.
     Docs(DocsArgs),
-    /// What istioctl proxy-config shows, read from a pod's Envoy through exec.
+    /// What istioctl proxy-config shows, read from a pod's Envoy through exec or from a saved dump.
     ProxyConfig {
         #[command(subcommand)]
         command: ProxyConfigCommand,
@@ -95,8 +95,12 @@ enum ProxyConfigCommand {
 
 #[derive(Args)]
 struct EndpointArgs {
-    /// The pod (NAME or NAME.NAMESPACE).
-    pod: String,
+    /// The pod (NAME or NAME.NAMESPACE); not with --file.
+    pod: Option<String>,
+    /// A saved clusters dump (`curl localhost:15000/clusters?format=json`), "-" for stdin:
+    /// read it instead of a pod's Envoy, with no cluster needed (istioctl's -f/--file).
+    #[arg(short = 'f', long)]
+    file: Option<PathBuf>,
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
     /// Kube context (default: the kubeconfig's current context).
@@ -104,19 +108,31 @@ struct EndpointArgs {
     context: Option<String>,
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// Only this Envoy cluster, e.g. "outbound|5000||helloworld.sample.svc.cluster.local".
-    #[arg(long)]
-    cluster: Option<String>,
-    #[arg(long)]
-    port: Option<u16>,
-    #[arg(long)]
-    address: Option<String>,
-    /// Only endpoints with this health status, e.g. HEALTHY.
-    #[arg(long)]
-    status: Option<String>,
+    /// Only endpoints of this Envoy cluster (any case), e.g. "outbound|5000||helloworld.sample.svc.cluster.local".
+    #[arg(long, default_value = "", hide_default_value = true)]
+    cluster: String,
+    /// Only endpoints on this port (0: any). Read like istioctl's int flag: 0x.. and 0o.. too,
+    /// and a value past 32 bits wraps as Go's uint32 conversion does.
+    #[arg(long, default_value = "0", value_parser = go_port)]
+    port: u32,
+    /// Only endpoints with this address (any case): an IP, unix://PATH or envoy://LISTENER/ID.
+    #[arg(long, default_value = "", hide_default_value = true)]
+    address: String,
+    /// Only endpoints with this health status (any case), e.g. HEALTHY.
+    #[arg(long, default_value = "", hide_default_value = true)]
+    status: String,
     /// Output format.
-    #[arg(short = 'o', long, value_parser = ["short", "json"], default_value = "short")]
+    #[arg(short = 'o', long, value_parser = ["short", "json", "yaml"], default_value = "short")]
     output: String,
+}
+
+/// istioctl's `--port` is a pflag int (`strconv.ParseInt(s, 0, 64)`) turned into `uint32(port)`
+/// (istio/istio 1.20.2 istioctl/pkg/proxyconfig/proxyconfig.go `endpointConfigCmd`).
+fn go_port(s: &str) -> Result<u32, String> {
+    let plain = s.replace('_', "");
+    meshspec::mesh::envoy_dump::go_parse_int(&plain)
+        .map(|n| n as u32)
+        .ok_or_else(|| format!("invalid port {s:?}: not an integer"))
 }
 
 #[derive(Subcommand)]
@@ -453,23 +469,83 @@ fn docs(args: DocsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why `proxy-config endpoint` was given no dump, or two.
+#[derive(Debug, thiserror::Error)]
+enum EndpointSourceError {
+    #[error("proxy-config endpoint needs a pod or --file DUMP, not both")]
+    Both,
+    #[error("proxy-config endpoint needs a pod or --file DUMP")]
+    Neither,
+}
+
 async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
-    use meshspec::mesh::envoy::{endpoint_rows, render_json, render_table, EndpointFilter};
-    let (pod, namespace) = match args.pod.split_once('.') {
-        Some((p, ns)) => (p.to_string(), ns.to_string()),
-        None => (args.pod.clone(), args.namespace.clone()),
+    use meshspec::mesh::envoy::{Dump, EndpointFilter, Format};
+    let format = match args.output.as_str() {
+        "json" => Format::Json,
+        "yaml" => Format::Yaml,
+        _ => Format::Short,
     };
+    let filter = EndpointFilter { address: args.address, port: args.port, cluster: args.cluster, status: args.status };
+    // istioctl: `(len(args) == 1) != (configDumpFile == "")` is a usage error.
+    let (body, source) = match (&args.pod, &args.file) {
+        (Some(_), Some(_)) => return Err(EndpointSourceError::Both.into()),
+        (None, None) => return Err(EndpointSourceError::Neither.into()),
+        // No kube client at all on this path: istioctl 1.20.2 builds one before reading -f
+        // (`ctx.CLIClient()` in `endpointConfigCmd`), so it needs a kubeconfig; meshspec does not.
+        (None, Some(file)) => (read_dump(file)?, file.display().to_string()),
+        (Some(pod), None) => {
+            let (pod, namespace) = match pod.split_once('.') {
+                Some((p, ns)) => (p.to_string(), ns.to_string()),
+                None => (pod.clone(), args.namespace.clone()),
+            };
+            (
+                pod_clusters(&pod, &namespace, args.context.as_deref(), args.kubeconfig.as_deref()).await?,
+                format!("the Envoy of {namespace}/{pod}"),
+            )
+        }
+    };
+    let dump = Dump::parse(&body).with_context(|| format!("{source} is not an Envoy clusters dump"))?;
+    let text = dump.render(&filter, format);
+    // A reader that stops early (`| head`) ends the output, not in a panic as print! would.
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// A dump file, or stdin for "-" as istioctl's `readFile` does.
+fn read_dump(file: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut body).context("cannot read the clusters dump from stdin")?;
+    } else {
+        body = std::fs::read(file).with_context(|| format!("cannot read the clusters dump {}", file.display()))?;
+    }
+    Ok(body)
+}
+
+/// The clusters body of a pod's Envoy, through `pilot-agent request` in its istio-proxy container.
+async fn pod_clusters(
+    pod: &str,
+    namespace: &str,
+    context: Option<&str>,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<Vec<u8>> {
     let timeouts = meshspec::kube::KubeTimeouts::default();
-    let access = match &args.context {
-        Some(ctx) => meshspec::kube::client_from_kubeconfig(args.kubeconfig.as_deref(), ctx, timeouts).await?,
-        None => meshspec::kube::access::client_from_current_context(args.kubeconfig.as_deref(), timeouts).await?,
+    let access = match context {
+        Some(ctx) => meshspec::kube::client_from_kubeconfig(kubeconfig, ctx, timeouts).await?,
+        None => meshspec::kube::access::client_from_current_context(kubeconfig, timeouts).await?,
     };
-    meshspec::mesh::envoy::sidecar_pod(&access, &namespace, &pod).await?;
-    let client = access.client.clone();
+    meshspec::mesh::envoy::sidecar_pod(&access, namespace, pod).await?;
     let out = meshspec::kube::exec::exec(
-        &client,
-        &namespace,
-        &pod,
+        &access.client,
+        namespace,
+        pod,
         "istio-proxy",
         &["pilot-agent", "request", "GET", "clusters?format=json"],
         std::time::Duration::from_secs(30),
@@ -481,14 +557,7 @@ async fn proxy_config_endpoint(args: EndpointArgs) -> Result<ExitCode> {
         out.exit_code,
         out.stderr.trim()
     );
-    let filter = EndpointFilter { address: args.address, cluster: args.cluster, port: args.port, status: args.status };
-    if args.output == "json" {
-        println!("{}", render_json(&out.stdout, &filter)?);
-    } else {
-        let rows: Vec<_> = endpoint_rows(&out.stdout)?.into_iter().filter(|r| filter.matches(r)).collect();
-        print!("{}", render_table(&rows));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(out.stdout.into_bytes())
 }
 
 async fn provision(args: ProvisionArgs) -> Result<ExitCode> {

@@ -44,7 +44,7 @@ pub async fn requests_from(
     let (mut local, mut total) = (0u64, 0u64);
     for r in &synced.rows {
         total += r.weight as u64;
-        if r.port != names::CROSS_NETWORK_PORT {
+        if r.port != u32::from(names::CROSS_NETWORK_PORT) {
             local += r.weight as u64;
         }
     }

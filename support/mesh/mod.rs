@@ -3,6 +3,8 @@
 
 pub mod cacerts;
 pub mod envoy;
+pub mod envoy_dump;
+mod goyaml;
 pub mod istiod;
 pub mod remote_secret;
 pub mod traffic;

@@ -15,6 +15,7 @@ mod kind;
 mod moto;
 mod negative_checks;
 mod operator_script;
+mod proxy_config;
 mod reap;
 mod remote_secrets;
 mod secrets;
