@@ -272,6 +272,24 @@ const ROWS: &[Row] = &[
         },
         says: &["diagnosis: the API server of cluster2 rejects the remote secret's token"],
     },
+    Row {
+        check: "the remote secret's credentials may read what istiod reads",
+        tags: "@sync",
+        make: |up| {
+            // cluster 2's reader role loses `pods`: rule 1 of the chart's role is the core group's.
+            let ctx2 = up.env["CTX_CLUSTER2"].clone();
+            up.kubectl(&[
+                "--context",
+                &ctx2,
+                "patch",
+                "clusterrole",
+                "istio-reader-clusterrole-istio-system",
+                "--type=json",
+                r#"-p=[{"op": "replace", "path": "/rules/1/resources", "value": ["endpoints", "services", "nodes", "namespaces", "secrets"]}]"#,
+            ]);
+        },
+        says: &["diagnosis: the remote secret's service account in cluster2 is not allowed to list pods cluster-wide"],
+    },
 ];
 
 /// What the failed steps said (not the step texts, which name what is checked
