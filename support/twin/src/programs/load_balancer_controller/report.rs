@@ -33,8 +33,13 @@ pub(super) fn outcome(pass: &Pass, svc: &Value, result: &Result<(), Failure>) {
     let line = match result {
         Ok(()) => {
             events::record(pass.cluster, at, NORMAL, "SuccessfullyReconciled", "Successfully reconciled", source);
-            json!({"level": "info", "ts": ts, "logger": "controllers.service", "msg": "successfully deployed model",
-                   "service": {"name": name, "namespace": ns}})
+            ordered(&[
+                ("level", Field::V(json!("info"))),
+                ("ts", Field::V(json!(ts))),
+                ("logger", Field::V(json!("controllers.service"))),
+                ("msg", Field::V(json!("successfully deployed model"))),
+                ("service", ordered_object(&[("name", name), ("namespace", ns)])),
+            ])
         }
         Err(e) => {
             let (reason, message) = match e {
@@ -42,13 +47,45 @@ pub(super) fn outcome(pass: &Pass, svc: &Value, result: &Result<(), Failure>) {
                 Failure::Deploy(e) => ("FailedDeployModel", format!("Failed deploy model due to {e}")),
             };
             events::record(pass.cluster, at, WARNING, reason, &message, source);
-            json!({"level": "error", "ts": ts, "msg": "Reconciler error", "controller": "service",
-                   "object": {"name": name, "namespace": ns}, "namespace": ns, "name": name,
-                   "reconcileID": reconcile_id(), "error": e.to_string()})
+            ordered(&[
+                ("level", Field::V(json!("error"))),
+                ("ts", Field::V(json!(ts))),
+                ("msg", Field::V(json!("Reconciler error"))),
+                ("controller", Field::V(json!("service"))),
+                ("object", ordered_object(&[("name", name), ("namespace", ns)])),
+                ("namespace", Field::V(json!(ns))),
+                ("name", Field::V(json!(name))),
+                ("reconcileID", Field::V(json!(reconcile_id()))),
+                ("error", Field::V(json!(e.to_string()))),
+            ])
         }
     };
     let logs = pass.cluster.store.logs();
-    logs.write(&pass.instance.pod_uid, &pass.instance.container, &line.to_string());
+    logs.write(&pass.instance.pod_uid, &pass.instance.container, &line);
+}
+
+/// A field's value: JSON, or an object already written in order.
+enum Field {
+    V(Value),
+    Obj(String),
+}
+
+/// A JSON object with its keys in zap's order (serde_json's map sorts them).
+fn ordered(fields: &[(&str, Field)]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| match v {
+            Field::V(v) => format!("{}:{v}", json!(k)),
+            Field::Obj(text) => format!("{}:{text}", json!(k)),
+        })
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+/// A nested object kept in order.
+fn ordered_object(fields: &[(&str, &str)]) -> Field {
+    let pairs: Vec<(&str, Field)> = fields.iter().map(|(k, v)| (*k, Field::V(json!(v)))).collect();
+    Field::Obj(ordered(&pairs))
 }
 
 /// A random UUID, as controller-runtime gives each reconcile.
