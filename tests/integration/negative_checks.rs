@@ -252,7 +252,11 @@ const ROWS: &[Row] = &[
                 &["label", "secret", "istio-remote-secret-cluster2", "-n", "istio-system", "istio/multiCluster-"],
             )
         },
-        says: &["diagnosis: the remote secret for cluster2 lacks the label istio/multiCluster=true"],
+        says: &[
+            "diagnosis: the remote secret for cluster2 lacks the label istio/multiCluster=true",
+            // istiod's own line about it, read through pods/log and quoted in the failure.
+            "info\tDeleting cluster_id=cluster2 configured by secret=istio-system/istio-remote-secret-cluster2",
+        ],
     },
     Row {
         check: "the remote secret's token is accepted",
