@@ -323,7 +323,7 @@ async fn a_bad_reader_token_times_out_and_leaves_only_local_endpoints() -> Resul
         .collect();
     let sleep_pod = ready_pod(&env, one, "sample", "app=sleep").await?;
     let node = sleep_pod["spec"]["nodeName"].as_str().unwrap_or_default();
-    let rs = sleep.rsplitn(2, '-').nth(1).unwrap_or_default();
+    let rs = sleep.rsplit_once('-').map(|x| x.0).unwrap_or_default();
     for want in [
         ("Scheduled".to_owned(), format!("Successfully assigned sample/{sleep} to {node}")),
         ("Pulling".to_owned(), "Pulling image \"curlimages/curl\"".to_owned()),

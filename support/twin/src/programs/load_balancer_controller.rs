@@ -554,7 +554,7 @@ mod tests {
         let vpc = "vpc-1";
         let ok = controller_pod(json!(["--cluster-name=eks-1", "--ingress-class=alb"]), true);
         assert_eq!(
-            running_instance(&[ok.clone()], vpc),
+            running_instance(std::slice::from_ref(&ok), vpc),
             Some(Instance {
                 cluster_name: "eks-1".into(),
                 vpc_id: "vpc-1".into(),
