@@ -294,6 +294,8 @@ async fn a_bad_reader_token_times_out_and_leaves_only_local_endpoints() -> Resul
     ] {
         assert!(log.lines().any(|l| l.ends_with(&want)), "no line ending {want:?} in:\n{log}");
     }
+    let connected = format!("info\tads\tADS: new connection for node:{sleep}.sample-");
+    assert!(log.contains(&connected), "no {connected:?} in:\n{log}");
 
     // A remote secret istiod refuses (an exec kubeconfig): the failure and the queue's error.
     let bad = seed::remote_kubeconfig("cluster3", "https://127.0.0.1:1", &one.ca_data, "t")

@@ -156,6 +156,7 @@ impl MeshCluster {
         let Some(instance) = self.istiod.running() else {
             return self.istiod.remembered_config(uid);
         };
+        instance.connect(p);
         let views = instance.views(&self.cluster);
         let gateways = instance.gateways(&views);
         let services = xds::service_endpoints(&views);

@@ -86,6 +86,9 @@ pub struct Instance {
     secrets_controller: AtomicBool,
     /// The remote cluster count last logged.
     logged_count: AtomicUsize,
+    /// Proxies (pod uids) connected to this run, and the connections counted so far.
+    connected: Mutex<HashSet<String>>,
+    connections: AtomicUsize,
     remotes: Mutex<BTreeMap<String, RemoteCluster>>,
     /// Remote secrets refused (by cluster ID, with the kubeconfig digest), logged once.
     refused: Mutex<HashMap<String, String>>,
@@ -151,6 +154,18 @@ impl Instance {
         let mut views = vec![own];
         views.extend(lock(&self.remotes).values().filter_map(RemoteCluster::services_view));
         views
+    }
+
+    /// A proxy gets its config from this run: its first time is a new ADS
+    /// connection, logged as Istio 1.20.2 pilot/pkg/xds/ads.go does (scope
+    /// `ads`; the connection ID is the proxy ID `<pod>.<namespace>` and a
+    /// counter, `connectionID`).
+    pub fn connect(&self, p: &Value) {
+        if lock(&self.connected).insert(objects::uid(p).to_owned()) {
+            let n = self.connections.fetch_add(1, Ordering::SeqCst) + 1;
+            let id = format!("{}.{}-{n}", objects::name(p), objects::namespace(p));
+            self.log.scoped("info", "ads", &format!("ADS: new connection for node:{id}"));
+        }
     }
 
     /// The network gateways known now.
@@ -248,6 +263,8 @@ impl Istiod {
             ready: AtomicBool::new(false),
             secrets_controller: AtomicBool::new(false),
             logged_count: AtomicUsize::new(0),
+            connected: Mutex::new(HashSet::new()),
+            connections: AtomicUsize::new(0),
             remotes: Mutex::new(BTreeMap::new()),
             refused: Mutex::new(HashMap::new()),
             dns: Mutex::new(DnsCache::default()),
