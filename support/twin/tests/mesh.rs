@@ -483,6 +483,31 @@ async fn istiod_reads_cacerts_only_when_it_starts() -> Result<()> {
     })
     .await?;
     assert!(log_of(&name(&crashing)).iter().any(|l| l.contains("incomplete signing CA bundle detected")));
+    // What the operator reads: the crashed run's log, and its BackOff event.
+    let crashed = name(&crashing);
+    let previous = env.kubectl(&c.kubeconfig, &["logs", &crashed, "-n", "istio-system", "--previous"]).await?;
+    assert!(previous.contains("\terror\tfailed to create discovery service: failed to create CA"), "{previous}");
+    let events = env
+        .kubectl_json(
+            &c.kubeconfig,
+            &[
+                "get",
+                "events",
+                "-n",
+                "istio-system",
+                "--field-selector",
+                &format!("involvedObject.name={crashed},reason=BackOff"),
+                "-o",
+                "json",
+            ],
+        )
+        .await?;
+    let message = events["items"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("Back-off restarting failed container discovery in pod {crashed}_istio-system(")),
+        "{events}"
+    );
+    assert_eq!(events["items"][0]["source"]["component"], "kubelet", "{events}");
     env.kubectl(&c.kubeconfig, &["delete", "pod", "-n", "sample", "-l", "app=sleep"]).await?;
     let refused = eventually("the sleep ReplicaSet refused by the webhook", || async {
         let rs = env.kubectl_json(&c.kubeconfig, &["get", "replicasets", "-n", "sample", "-l", "app=sleep"]).await?;

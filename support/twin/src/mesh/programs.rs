@@ -43,7 +43,7 @@ pub fn write_start_lines(cluster: &Cluster, p: &Value, starting: &[String]) {
 /// pilot-agent's start (Istio 1.20.2): pilot/cmd/pilot-agent/app/cmd.go
 /// (`Version`, `Proxy role` with its labels), pkg/istio-agent/agent.go
 /// (`CA Endpoint`, `Pilot SAN`), pilot/cmd/pilot-agent/status/server.go
-/// (`Opening status port`, `Envoy proxy is ready`), pkg/istio-agent/xds_proxy.go
+/// (`Opening status port`), pkg/istio-agent/xds_proxy.go
 /// (scope `xdsproxy`), pkg/envoy/agent.go (`Starting proxy agent`).
 fn pilot_agent(log: &ProgramLog, p: &Value, container: &Value) {
     let ns = objects::namespace(p);
@@ -64,7 +64,8 @@ fn pilot_agent(log: &ProgramLog, p: &Value, container: &Value) {
         &format!("Initializing with upstream address \"istiod.istio-system.svc:15012\" and cluster {cluster_id:?}"),
     );
     log.info("Starting proxy agent");
-    log.info("Envoy proxy is ready");
+    // `Envoy proxy is ready` (status/server.go) is left out: it follows Envoy's
+    // first config, which the twin does not give at start.
 }
 
 /// gunicorn's start as helloworld's image runs it (Istio 1.20.2
