@@ -297,6 +297,24 @@ async fn a_bad_reader_token_times_out_and_leaves_only_local_endpoints() -> Resul
     let connected = format!("info\tads\tADS: new connection for node:{sleep}.sample-");
     assert!(log.contains(&connected), "no {connected:?} in:\n{log}");
 
+    // The other programs' start: pilot-agent in a sidecar and in the gateway, gunicorn in helloworld.
+    let sleep_ip = pod_ip(&ready_pod(&env, one, "sample", "app=sleep").await?);
+    let proxy = env.kubectl(&one.kubeconfig, &["logs", &sleep, "-n", "sample", "-c", "istio-proxy"]).await?;
+    for want in [
+        "info\tVersion 1.20.2-5f5d657c72d30a97cae97938de3a6831583e9f15-Clean".to_owned(),
+        format!("info\tProxy role\tips=[{sleep_ip}] type=sidecar id={sleep}.sample domain=sample.svc.cluster.local"),
+        "info\txdsproxy\tInitializing with upstream address \"istiod.istio-system.svc:15012\" and cluster \"cluster1\""
+            .to_owned(),
+    ] {
+        assert!(proxy.lines().any(|l| l.ends_with(&want)), "no line ending {want:?} in:\n{proxy}");
+    }
+    let gateway =
+        env.kubectl(&one.kubeconfig, &["logs", "deploy/istio-eastwestgateway", "-n", "istio-ingress"]).await?;
+    assert!(gateway.contains(" type=router id=istio-eastwestgateway-"), "{gateway}");
+    let hello =
+        env.kubectl(&one.kubeconfig, &["logs", "deploy/helloworld-v1", "-n", "sample", "-c", "helloworld"]).await?;
+    assert!(hello.lines().any(|l| l.ends_with("[1] [INFO] Listening at: http://[::]:5000 (1)")), "{hello}");
+
     // A remote secret istiod refuses (an exec kubeconfig): the failure and the queue's error.
     let bad = seed::remote_kubeconfig("cluster3", "https://127.0.0.1:1", &one.ca_data, "t")
         .replace("    token: t", "    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}");
