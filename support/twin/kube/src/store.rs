@@ -158,13 +158,13 @@ fn present(mut obj: Value, r: &Resource) -> Value {
 }
 
 impl Store {
-    /// A store with the built-in catalog, the four initial namespaces and the
-    /// `kubernetes` Service in `default`.
     /// The containers' logs of this cluster's pods.
     pub fn logs(&self) -> &Arc<crate::logs::PodLogs> {
         &self.logs
     }
 
+    /// A store with the built-in catalog, the four initial namespaces and the
+    /// `kubernetes` Service in `default`.
     pub fn new() -> Arc<Store> {
         Self::with_log_capacity(DEFAULT_LOG_CAPACITY)
     }
