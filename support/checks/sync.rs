@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, LogParams};
 use serde::Serialize;
 
 use super::check::{self, Check, Diagnosis, Observation};
@@ -58,6 +58,23 @@ impl Check for RemoteSecretOf {
     }
 
     async fn observe(&self, s: &Session) -> Result<Observation<RemoteSecretEvidence>> {
+        let c = &self.0;
+        let peer = &s.topology.peer_of(c).istio_cluster;
+        Ok(match self.observe_secret(s).await? {
+            Observation::Holds(v) => Observation::Holds(v),
+            Observation::Pending { seen, diagnosis } => {
+                Observation::Pending { seen: with_istiod_log(s, c, peer, seen).await, diagnosis }
+            }
+            Observation::Broken { seen, diagnosis } => {
+                Observation::Broken { seen: with_istiod_log(s, c, peer, seen).await, diagnosis }
+            }
+        })
+    }
+}
+
+impl RemoteSecretOf {
+    /// The observation, without istiod's lines (callers that quote them themselves).
+    async fn observe_secret(&self, s: &Session) -> Result<Observation<RemoteSecretEvidence>> {
         let c = &self.0;
         let peer = s.topology.peer_of(c);
         let client = s.kube(&c.name).await?;
@@ -206,6 +223,27 @@ impl Check for RemoteClusterSynced {
     async fn observe(&self, s: &Session) -> Result<Observation<Vec<ClusterStatus>>> {
         let c = &self.0;
         let peer = s.topology.peer_of(c).clone();
+        let observed = self.observe_clusterz(s, c, &peer).await?;
+        // Not synced: what istiod itself logged about remote clusters and the peer.
+        Ok(match observed {
+            Observation::Holds(v) => Observation::Holds(v),
+            Observation::Pending { seen, diagnosis } => {
+                Observation::Pending { seen: with_istiod_log(s, c, &peer.istio_cluster, seen).await, diagnosis }
+            }
+            Observation::Broken { seen, diagnosis } => {
+                Observation::Broken { seen: with_istiod_log(s, c, &peer.istio_cluster, seen).await, diagnosis }
+            }
+        })
+    }
+}
+
+impl RemoteClusterSynced {
+    async fn observe_clusterz(
+        &self,
+        s: &Session,
+        c: &ClusterTopology,
+        peer: &ClusterTopology,
+    ) -> Result<Observation<Vec<ClusterStatus>>> {
         let client = s.kube(&c.name).await?;
         let clusters = istiod::clusterz(&client, s.timeouts.api_call).await?;
         let seen = format!("clusterz: {}", serde_json::to_string(&clusters).unwrap_or_default());
@@ -217,7 +255,7 @@ impl Check for RemoteClusterSynced {
             Some("synced") => return Ok(Observation::Holds(clusters)),
             Some("timeout" | "closed") => {
                 // The secret's own check names why, when it can.
-                let d = match RemoteSecretOf(c.clone()).observe(s).await {
+                let d = match RemoteSecretOf(c.clone()).observe_secret(s).await {
                     Ok(Observation::Broken { diagnosis, .. }) => diagnosis,
                     _ => not_synced,
                 };
@@ -225,12 +263,71 @@ impl Check for RemoteClusterSynced {
             }
             Some(_) => {}
             None => {
-                if let Ok(Observation::Broken { seen: why, diagnosis }) = RemoteSecretOf(c.clone()).observe(s).await {
+                if let Ok(Observation::Broken { seen: why, diagnosis }) =
+                    RemoteSecretOf(c.clone()).observe_secret(s).await
+                {
                     return Ok(Observation::broken(format!("{seen}; {why}"), diagnosis));
                 }
             }
         }
         Ok(Observation::Pending { seen, diagnosis: Some(not_synced) })
+    }
+}
+
+/// How many of istiod's lines a failure quotes (the last ones), and how far
+/// back in its log they are looked for.
+const QUOTED_LINES: usize = 12;
+const LOG_TAIL: i64 = 500;
+
+/// istiod's log, read with `pods/log` as an operator reads it
+/// (`kubectl logs -l app=istiod -n istio-system -c discovery --tail=500`).
+async fn istiod_log(s: &Session, c: &ClusterTopology) -> Result<String> {
+    let client = s.kube(&c.name).await?;
+    let pod = first_running_pod(&client, names::ISTIO_SYSTEM, "app=istiod").await?;
+    let name = pod.metadata.name.unwrap_or_default();
+    let params = LogParams { container: Some("discovery".into()), tail_lines: Some(LOG_TAIL), ..LogParams::default() };
+    let api: Api<Pod> = Api::namespaced(client, names::ISTIO_SYSTEM);
+    let text = tokio::time::timeout(s.timeouts.api_call, api.logs(&name, &params))
+        .await
+        .with_context(|| format!("the log of {name} did not come within {:?}", s.timeouts.api_call))??;
+    Ok(text)
+}
+
+/// The lines of istiod's log about remote clusters and `peer`, by the messages
+/// Istio 1.20.2 writes for them: pkg/kube/multicluster/secretcontroller.go
+/// (labelled `cluster=<id>`, `Deleting cluster_id=<id>`, `Number of remote
+/// clusters`), cluster.go (`remote cluster <id> failed to sync`),
+/// pkg/kube/controllers/queue.go (`controller=multicluster secret`), and
+/// client-go's reflector (tools/cache/reflector.go: `failed to list`, `Failed
+/// to watch`; they do not name the cluster, which client-go does not know).
+pub fn remote_cluster_lines(log: &str, peer: &str) -> Vec<String> {
+    let about = |l: &str| {
+        l.contains(&format!("cluster={peer} "))
+            || l.ends_with(&format!("cluster={peer}"))
+            || l.contains(&format!("cluster_id={peer} "))
+            || l.contains(&format!("remote cluster {peer} "))
+            || l.contains("Number of remote clusters")
+            || l.contains("controller=multicluster secret")
+            || (l.contains("tools/cache/reflector.go")
+                && (l.contains("failed to list") || l.contains("Failed to watch")))
+    };
+    let lines: Vec<String> = log.lines().filter(|l| about(l)).map(String::from).collect();
+    let skip = lines.len().saturating_sub(QUOTED_LINES);
+    lines.into_iter().skip(skip).collect()
+}
+
+/// `seen` and the istiod lines that say why (or that istiod's log says nothing of it).
+async fn with_istiod_log(s: &Session, c: &ClusterTopology, peer: &str, seen: String) -> String {
+    match istiod_log(s, c).await {
+        Ok(log) => {
+            let lines = remote_cluster_lines(&log, peer);
+            if lines.is_empty() {
+                format!("{seen}; istiod's log has no line about remote clusters")
+            } else {
+                format!("{seen}; istiod's log:\n  {}", lines.join("\n  "))
+            }
+        }
+        Err(e) => format!("{seen}; istiod's log could not be read: {e:#}"),
     }
 }
 
@@ -488,5 +585,41 @@ impl EndpointEvidence {
         } else {
             Err(format!("remote pod IPs are in the endpoints: {leaked:?}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quoted_istiod_lines_are_those_about_remote_clusters_and_the_peer() {
+        let log = "\
+2026-12-07T01:00:00.000001Z\tinfo\tinitializing mesh configuration ./etc/istio/config/mesh
+2026-12-07T01:00:01.000001Z\tinfo\tAdding cluster\tcluster=cluster2 secret=istio-system/istio-remote-secret-cluster2
+2026-12-07T01:00:01.000002Z\tinfo\tfinished callback for cluster and starting to sync\tcluster=cluster2 secret=istio-system/istio-remote-secret-cluster2
+2026-12-07T01:00:01.000003Z\tinfo\tNumber of remote clusters: 1
+2026-12-07T01:00:01.000004Z\tinfo\tAdding cluster\tcluster=cluster20 secret=istio-system/other
+2026-12-07T01:00:02.000001Z\terror\tklog\tk8s.io/client-go@v0.28.3/tools/cache/reflector.go:229: Failed to watch *v1.Pod: failed to list *v1.Pod: Unauthorized
+2026-12-07T01:00:03.000001Z\tinfo\tads\tADS: new connection for node:sleep-1.sample-1
+2026-12-07T01:00:31.000001Z\terror\tremote cluster cluster2 failed to sync after 30s
+";
+        let lines = remote_cluster_lines(log, "cluster2");
+        let messages: Vec<&str> = lines.iter().map(|l| l.split_once('\t').map_or("", |(_, m)| m)).collect();
+        assert_eq!(
+            messages,
+            [
+                "info\tAdding cluster\tcluster=cluster2 secret=istio-system/istio-remote-secret-cluster2",
+                "info\tfinished callback for cluster and starting to sync\tcluster=cluster2 secret=istio-system/istio-remote-secret-cluster2",
+                "info\tNumber of remote clusters: 1",
+                "error\tklog\tk8s.io/client-go@v0.28.3/tools/cache/reflector.go:229: Failed to watch *v1.Pod: failed to list *v1.Pod: Unauthorized",
+                "error\tremote cluster cluster2 failed to sync after 30s",
+            ]
+        );
+        // Only the last lines are quoted.
+        let many: String = (0..40).map(|i| format!("t\tinfo\tNumber of remote clusters: {i}\n")).collect();
+        let quoted = remote_cluster_lines(&many, "cluster2");
+        assert_eq!(quoted.len(), QUOTED_LINES);
+        assert!(quoted.last().is_some_and(|l| l.ends_with("clusters: 39")));
     }
 }

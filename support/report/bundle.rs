@@ -4,7 +4,7 @@
 //! name only.
 
 use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, LogParams};
 use serde_json::{json, Value};
 
 use crate::checks::{check, readiness, sync};
@@ -65,22 +65,14 @@ async fn cluster_bundle(session: &Session, cluster: &str) -> Value {
                 .collect())
         }
         .await;
-        let events: anyhow::Result<Vec<Value>> = async {
-            Ok(Api::<Event>::namespaced(client.clone(), ns)
-                .list(&ListParams::default())
-                .await?
-                .items
-                .into_iter()
-                .map(|e| json!({"reason": e.reason, "message": e.message, "object": e.involved_object.name}))
-                .collect())
-        }
-        .await;
+        let events = events_of(&client, ns).await;
         objects.insert(
             ns.to_string(),
             json!({"pods": or_error(pods), "services": or_error(services), "secrets": or_error(secrets), "events": or_error(events)}),
         );
     }
     let timeout = session.timeouts.api_call;
+    let istiod_log = or_error(istiod_log(&client, timeout).await);
     let clusterz = or_error(istiod::clusterz(&client, timeout).await);
     let networkz = or_error(istiod::networkz(&client, timeout).await);
     let endpoints = or_error(
@@ -105,8 +97,50 @@ async fn cluster_bundle(session: &Session, cluster: &str) -> Value {
         }
         .await,
     );
-    json!({"objects": objects, "clusterz": clusterz, "networkz": networkz,
+    json!({"objects": objects, "istiod_log": istiod_log, "clusterz": clusterz, "networkz": networkz,
            "sleep_endpoints": endpoints, "eastwest_target_health": target_health})
+}
+
+/// The namespace's Events as `kubectl get events` shows them (oldest first,
+/// by last seen: lastTimestamp, else eventTime for events.k8s.io recorders such
+/// as kube-scheduler's), with who reported them and how often.
+async fn events_of(client: &kube::Client, ns: &str) -> anyhow::Result<Vec<Value>> {
+    let mut events = Api::<Event>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items;
+    let last_seen = |e: &Event| {
+        e.last_timestamp.as_ref().map(|t| t.0).or_else(|| e.event_time.as_ref().map(|t| t.0)).unwrap_or_default()
+    };
+    events.sort_by_key(last_seen);
+    Ok(events
+        .iter()
+        .map(|e| {
+            let o = &e.involved_object;
+            let object = format!(
+                "{}/{}",
+                o.kind.as_deref().unwrap_or_default().to_lowercase(),
+                o.name.as_deref().unwrap_or_default()
+            );
+            let from = e
+                .reporting_component
+                .clone()
+                .filter(|c| !c.is_empty())
+                .or_else(|| e.source.as_ref().and_then(|s| s.component.clone()));
+            json!({"lastSeen": last_seen(e).to_string(), "type": e.type_, "reason": e.reason, "object": object,
+                   "subobject": o.field_path, "message": e.message, "count": e.count, "from": from})
+        })
+        .collect())
+}
+
+/// Lines read from the end of istiod's log for the bundle.
+const ISTIOD_LOG_TAIL: i64 = 100;
+
+/// The end of istiod's log (`kubectl logs -l app=istiod -n istio-system -c discovery --tail=100`).
+async fn istiod_log(client: &kube::Client, timeout: std::time::Duration) -> anyhow::Result<String> {
+    let pod = crate::kube::exec::first_running_pod(client, names::ISTIO_SYSTEM, "app=istiod").await?;
+    let name = pod.metadata.name.unwrap_or_default();
+    let params =
+        LogParams { container: Some("discovery".into()), tail_lines: Some(ISTIOD_LOG_TAIL), ..LogParams::default() };
+    let api: Api<Pod> = Api::namespaced(client.clone(), names::ISTIO_SYSTEM);
+    Ok(tokio::time::timeout(timeout, api.logs(&name, &params)).await??)
 }
 
 /// One bundle per cluster of the session's topology.

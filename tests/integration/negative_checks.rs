@@ -252,7 +252,11 @@ const ROWS: &[Row] = &[
                 &["label", "secret", "istio-remote-secret-cluster2", "-n", "istio-system", "istio/multiCluster-"],
             )
         },
-        says: &["diagnosis: the remote secret for cluster2 lacks the label istio/multiCluster=true"],
+        says: &[
+            "diagnosis: the remote secret for cluster2 lacks the label istio/multiCluster=true",
+            // istiod's own line about it, read through pods/log and quoted in the failure.
+            "info\tDeleting cluster_id=cluster2 configured by secret=istio-system/istio-remote-secret-cluster2",
+        ],
     },
     Row {
         check: "the remote secret's token is accepted",
@@ -324,6 +328,7 @@ fn failures(output: &str) -> String {
 fn every_check_fails_on_a_real_break_and_says_what_broke() {
     let _turn = whole_runs();
     let mut wrong = Vec::new();
+    let mut bundles = 0;
     for row in ROWS {
         let up = TwinUp::start();
         (row.make)(&up);
@@ -340,7 +345,35 @@ fn every_check_fails_on_a_real_break_and_says_what_broke() {
         } else if let Some(missing) = row.says.iter().find(|s| !said.contains(**s)) {
             wrong.push(format!("{}: the failure does not say {missing:?}; it said:\n{said}", row.check));
         }
+        bundles += bundle_problems(row.check, &reports.path().join("evidence.json"), &mut wrong);
         drop(up);
     }
+    assert!(bundles > 0, "no failed scenario carried a failure bundle");
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+/// Every failure bundle of a run holds, for eks-1, the Events of the sample
+/// namespace (the scheduler's and the kubelet's among them) and the end of
+/// istiod's log; returns how many bundles there were.
+fn bundle_problems(check: &str, evidence: &std::path::Path, wrong: &mut Vec<String>) -> usize {
+    let Ok(text) = std::fs::read_to_string(evidence) else { return 0 };
+    let items: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+    let bundles: Vec<&serde_json::Value> = items.iter().filter(|e| e["name"] == "failure bundle").collect();
+    for b in &bundles {
+        let cluster = &b["data"]["eks-1"];
+        let reasons: Vec<&str> = cluster["objects"]["sample"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["reason"].as_str())
+            .collect();
+        if !["Scheduled", "Pulling", "Started", "SuccessfulCreate"].iter().all(|r| reasons.contains(r)) {
+            wrong.push(format!("{check}: the bundle's sample events lack the controllers' ones: {reasons:?}"));
+        }
+        let log = cluster["istiod_log"].as_str().unwrap_or_default();
+        if !log.contains("Starting multicluster remote secrets controller") {
+            wrong.push(format!("{check}: the bundle's istiod log is {:?}", cluster["istiod_log"]));
+        }
+    }
+    bundles.len()
 }

@@ -61,6 +61,21 @@ fn twin_up_serves_kubectl_the_aws_cli_and_the_seed_readiness_commands() {
         "v"
     );
 
+    // kubectl logs and events: what an operator reads first (issue 13: istiod's log was empty).
+    let log = up.kubectl(&["logs", "deploy/istiod", "-n", "istio-system", "--context", &ctx1]);
+    assert!(
+        log.lines()
+            .any(|l| l
+                .ends_with("info\tAdding cluster\tcluster=cluster2 secret=istio-system/istio-remote-secret-cluster2")),
+        "{log}"
+    );
+    let tail = up.kubectl(&["logs", "deploy/istiod", "-n", "istio-system", "--context", &ctx1, "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    let events = up.kubectl(&["get", "events", "-A", "--context", &ctx1]);
+    let header: Vec<&str> = events.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAMESPACE", "LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], "{events}");
+    assert!(events.contains("Scheduled") && events.contains("ScalingReplicaSet"), "{events}");
+
     // The aws CLI.
     let cluster = up.aws(&["eks", "describe-cluster", "--name", "eks-1"]);
     assert_eq!(cluster["cluster"]["status"], "ACTIVE");

@@ -251,6 +251,11 @@ fn failure_bundle(v: &Value) -> String {
         } else if !b["eastwest_target_health"].is_null() {
             out.push_str(&format!("<h5>east-west NLB target health</h5>{}", value(&b["eastwest_target_health"], 1)));
         }
+        if let Some(log) = b["istiod_log"].as_str() {
+            out.push_str(&format!("<h5>istiod's log (last lines)</h5><pre>{}</pre>", esc(log)));
+        } else if !b["istiod_log"].is_null() {
+            out.push_str(&format!("<h5>istiod's log</h5>{}", value(&b["istiod_log"], 1)));
+        }
         for part in ["clusterz", "networkz"] {
             if !b[part].is_null() {
                 out.push_str(&format!("<h5>istiod {part}</h5>{}", value(&b[part], 1)));

@@ -403,6 +403,97 @@ async fn without_the_controller_a_load_balancer_service_stays_pending() -> Resul
     // does when it starts.
     env.apply(&c.kubeconfig, CONTROLLER).await?;
     eventually("a hostname once the controller runs", || service_hostname(&env, &c)).await?;
+
+    // Its Event on the Service and its log line, as an operator reads them.
+    let events = |ns: &'static str| {
+        let env = &env;
+        let kubeconfig = c.kubeconfig.clone();
+        async move {
+            let list = env.kubectl_json(&kubeconfig, &["get", "events", "-n", ns, "-o", "json"]).await?;
+            let rows: Vec<(String, String, String, String)> = list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    let s = |p: &str| e.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+                    (s("/involvedObject/name"), s("/type"), s("/reason"), s("/message"))
+                })
+                .collect();
+            anyhow::Ok(rows)
+        }
+    };
+    let ok = (
+        "istio-eastwestgateway".to_owned(),
+        "Normal".to_owned(),
+        "SuccessfullyReconciled".to_owned(),
+        "Successfully reconciled".to_owned(),
+    );
+    eventually("the controller's SuccessfullyReconciled event", || async {
+        let rows = events("istio-ingress").await?;
+        Ok(if rows.contains(&ok) { Ok(()) } else { Err(format!("{rows:?}")) })
+    })
+    .await?;
+    let log = env.kubectl(&c.kubeconfig, &["logs", "deploy/aws-load-balancer-controller", "-n", "kube-system"]).await?;
+    let line: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|l: &Value| l["msg"] == "successfully deployed model")
+        .with_context(|| format!("no success line in {log}"))?;
+    assert_eq!(
+        (line["level"].as_str(), line["logger"].as_str()),
+        (Some("info"), Some("controllers.service")),
+        "{line}"
+    );
+    assert_eq!(line["service"], serde_json::json!({"name": "istio-eastwestgateway", "namespace": "istio-ingress"}));
+
+    // No public subnet left for an internet-facing NLB: the build fails, as an Event and a log line.
+    let subnets = env
+        .aws(&[
+            "ec2",
+            "describe-subnets",
+            "--filters",
+            &format!("Name=vpc-id,Values={}", c.vpc_id),
+            "Name=tag-key,Values=kubernetes.io/role/elb",
+        ])
+        .await?;
+    for s in subnets["Subnets"].as_array().into_iter().flatten() {
+        let id = s["SubnetId"].as_str().context("SubnetId")?;
+        env.aws(&["ec2", "delete-tags", "--resources", id, "--tags", "Key=kubernetes.io/role/elb"]).await?;
+    }
+    let second = GATEWAY
+        .split("---")
+        .nth(2)
+        .context("the gateway Service")?
+        .replace("name: istio-eastwestgateway\n  namespace", "name: second-gateway\n  namespace");
+    env.apply(&c.kubeconfig, &second).await?;
+    let failed = (
+        "second-gateway".to_owned(),
+        "Warning".to_owned(),
+        "FailedBuildModel".to_owned(),
+        "Failed build model due to unable to resolve at least one subnet (0 match VPC and tags: [kubernetes.io/role/elb])".to_owned(),
+    );
+    eventually("the controller's FailedBuildModel event", || async {
+        let rows = events("istio-ingress").await?;
+        Ok(if rows.contains(&failed) { Ok(()) } else { Err(format!("{rows:?}")) })
+    })
+    .await?;
+    let log = env
+        .kubectl(&c.kubeconfig, &["logs", "deploy/aws-load-balancer-controller", "-n", "kube-system", "--tail=5"])
+        .await?;
+    let line: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|l: &Value| l["msg"] == "Reconciler error" && l["name"] == "second-gateway")
+        .with_context(|| format!("no error line in {log}"))?;
+    assert_eq!(
+        line["error"], "unable to resolve at least one subnet (0 match VPC and tags: [kubernetes.io/role/elb])",
+        "{line}"
+    );
+    assert_eq!(
+        (line["name"].as_str(), line["controller"].as_str()),
+        (Some("second-gateway"), Some("service")),
+        "{line}"
+    );
     env.twin.shutdown().await;
     Ok(())
 }

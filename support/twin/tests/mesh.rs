@@ -279,6 +279,83 @@ async fn a_bad_reader_token_times_out_and_leaves_only_local_endpoints() -> Resul
     hosts_become(&env, one, &sleep, &BTreeMap::from([((local, 5000), 3)])).await?;
     let seen = curls(&env, one, &sleep, 20).await?;
     assert_eq!(count(&seen, "Hello version: v1"), 20, "{seen:?}");
+
+    // What an operator reads: istiod's log, through kubectl, tells the remote
+    // cluster's life cycle and the peer's 401 as client-go's reflector logs it.
+    let secret = "secret=istio-system/istio-remote-secret-cluster2";
+    let log = env.kubectl(&one.kubeconfig, &["logs", "deploy/istiod", "-n", "istio-system"]).await?;
+    for want in [
+        "info\tStarting multicluster remote secrets controller".to_owned(),
+        format!("info\tAdding cluster\tcluster=cluster2 {secret}"),
+        format!("info\tfinished callback for cluster and starting to sync\tcluster=cluster2 {secret}"),
+        "info\tNumber of remote clusters: 1".to_owned(),
+        "error\tklog\tk8s.io/client-go@v0.28.3/tools/cache/reflector.go:229: Failed to watch *v1.Pod: failed to list *v1.Pod: Unauthorized".to_owned(),
+        "error\tremote cluster cluster2 failed to sync after 30s".to_owned(),
+    ] {
+        assert!(log.lines().any(|l| l.ends_with(&want)), "no line ending {want:?} in:\n{log}");
+    }
+    let connected = format!("info\tads\tADS: new connection for node:{sleep}.sample-");
+    assert!(log.contains(&connected), "no {connected:?} in:\n{log}");
+
+    // The other programs' start: pilot-agent in a sidecar and in the gateway, gunicorn in helloworld.
+    let sleep_ip = pod_ip(&ready_pod(&env, one, "sample", "app=sleep").await?);
+    let proxy = env.kubectl(&one.kubeconfig, &["logs", &sleep, "-n", "sample", "-c", "istio-proxy"]).await?;
+    for want in [
+        "info\tVersion 1.20.2-5f5d657c72d30a97cae97938de3a6831583e9f15-Clean".to_owned(),
+        format!("info\tProxy role\tips=[{sleep_ip}] type=sidecar id={sleep}.sample domain=sample.svc.cluster.local"),
+        "info\txdsproxy\tInitializing with upstream address \"istiod.istio-system.svc:15012\" and cluster \"cluster1\""
+            .to_owned(),
+    ] {
+        assert!(proxy.lines().any(|l| l.ends_with(&want)), "no line ending {want:?} in:\n{proxy}");
+    }
+    let gateway =
+        env.kubectl(&one.kubeconfig, &["logs", "deploy/istio-eastwestgateway", "-n", "istio-ingress"]).await?;
+    assert!(gateway.contains(" type=router id=istio-eastwestgateway-"), "{gateway}");
+    let hello =
+        env.kubectl(&one.kubeconfig, &["logs", "deploy/helloworld-v1", "-n", "sample", "-c", "helloworld"]).await?;
+    assert!(hello.lines().any(|l| l.ends_with("[1] [INFO] Listening at: http://[::]:5000 (1)")), "{hello}");
+
+    // A remote secret istiod refuses (an exec kubeconfig): the failure and the queue's error.
+    let bad = seed::remote_kubeconfig("cluster3", "https://127.0.0.1:1", &one.ca_data, "t")
+        .replace("    token: t", "    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}");
+    let manifest = seed::render(
+        "remote-secret.yaml",
+        &[("REMOTE_CLUSTER", "cluster3".into()), ("REMOTE_SECRET_KEY", "cluster3".into()), ("REMOTE_KUBECONFIG", bad)],
+    )?;
+    env.apply(&one.kubeconfig, &manifest).await?;
+    let refused = "Adding cluster: create remote cluster failed: kubeconfig is not allowed: exec is not allowed\tcluster=cluster3 secret=istio-system/istio-remote-secret-cluster3";
+    let queue = "error\tcontrollers\terror handling istio-system/istio-remote-secret-cluster3, and retry budget exceeded: error adding secret istio-system/istio-remote-secret-cluster3: kubeconfig is not allowed: exec is not allowed\tcontroller=multicluster secret";
+    eventually("istiod logged the refused remote secret", || async {
+        let log = env.kubectl(&one.kubeconfig, &["logs", "deploy/istiod", "-n", "istio-system", "--tail=20"]).await?;
+        Ok(if log.contains(refused) && log.contains(queue) { Ok(()) } else { Err(log) })
+    })
+    .await?;
+
+    // The controllers' Events, as `kubectl get events` and `kubectl events` show them.
+    let events = env.kubectl_json(&one.kubeconfig, &["get", "events", "-n", "sample", "-o", "json"]).await?;
+    let reasons: BTreeSet<(String, String)> = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (e["reason"].as_str().unwrap_or_default().to_owned(), e["message"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    let sleep_pod = ready_pod(&env, one, "sample", "app=sleep").await?;
+    let node = sleep_pod["spec"]["nodeName"].as_str().unwrap_or_default();
+    let rs = sleep.rsplit_once('-').map(|x| x.0).unwrap_or_default();
+    for want in [
+        ("Scheduled".to_owned(), format!("Successfully assigned sample/{sleep} to {node}")),
+        ("Pulling".to_owned(), "Pulling image \"curlimages/curl\"".to_owned()),
+        ("Created".to_owned(), "Created container istio-proxy".to_owned()),
+        ("Started".to_owned(), "Started container sleep".to_owned()),
+        ("SuccessfulCreate".to_owned(), format!("Created pod: {sleep}")),
+        ("ScalingReplicaSet".to_owned(), format!("Scaled up replica set {rs} to 1 from 0")),
+    ] {
+        assert!(reasons.contains(&want), "no event {want:?} in {reasons:?}");
+    }
+    let table = env.kubectl(&one.kubeconfig, &["events", "-n", "sample", "--for", &format!("pod/{sleep}")]).await?;
+    assert!(table.contains("Scheduled") && table.contains("Started container sleep"), "{table}");
     env.twin.shutdown().await;
     Ok(())
 }
@@ -424,6 +501,31 @@ async fn istiod_reads_cacerts_only_when_it_starts() -> Result<()> {
     })
     .await?;
     assert!(log_of(&name(&crashing)).iter().any(|l| l.contains("incomplete signing CA bundle detected")));
+    // What the operator reads: the crashed run's log, and its BackOff event.
+    let crashed = name(&crashing);
+    let previous = env.kubectl(&c.kubeconfig, &["logs", &crashed, "-n", "istio-system", "--previous"]).await?;
+    assert!(previous.contains("\terror\tfailed to create discovery service: failed to create CA"), "{previous}");
+    let events = env
+        .kubectl_json(
+            &c.kubeconfig,
+            &[
+                "get",
+                "events",
+                "-n",
+                "istio-system",
+                "--field-selector",
+                &format!("involvedObject.name={crashed},reason=BackOff"),
+                "-o",
+                "json",
+            ],
+        )
+        .await?;
+    let message = events["items"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("Back-off restarting failed container discovery in pod {crashed}_istio-system(")),
+        "{events}"
+    );
+    assert_eq!(events["items"][0]["source"]["component"], "kubelet", "{events}");
     env.kubectl(&c.kubeconfig, &["delete", "pod", "-n", "sample", "-l", "app=sleep"]).await?;
     let refused = eventually("the sleep ReplicaSet refused by the webhook", || async {
         let rs = env.kubectl_json(&c.kubeconfig, &["get", "replicasets", "-n", "sample", "-l", "app=sleep"]).await?;

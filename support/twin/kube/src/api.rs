@@ -121,7 +121,7 @@ fn dispatch(ctx: &Ctx, req: &Request, path: ResourcePath) -> Result<Response, Ap
         (&Method::GET, Some(name), Some("scale")) => get_scale(&t, name),
         (&Method::PUT, Some(name), Some("scale")) => put_scale(&t, req, name),
         (&Method::PATCH, Some(name), Some("scale")) => patch_scale(&t, req, name),
-        (&Method::GET, Some(name), Some("log")) => log(&t, name),
+        (&Method::GET, Some(name), Some("log")) => log(&t, req, name),
         (&Method::PUT, Some(name), Some("finalize")) => finalize(&t, req, name),
         _ => Err(not_allowed()),
     }
@@ -337,10 +337,10 @@ fn patch_scale(t: &Target, req: &Request, name: &str) -> Result<Response, ApiErr
     Ok(server::json(StatusCode::OK, &scale::to_scale(&updated)))
 }
 
-/// Pod logs: the twin's programs do not write any yet, so an existing pod has an empty log.
-fn log(t: &Target, name: &str) -> Result<Response, ApiError> {
-    t.store.get(t.r(), t.ns(), name).ok_or_else(|| not_found(t, name))?;
-    Ok(server::text(StatusCode::OK, ""))
+/// Pod logs: what the pod's containers wrote (`logs.rs`).
+fn log(t: &Target, req: &Request, name: &str) -> Result<Response, ApiError> {
+    let pod = t.store.get(t.r(), t.ns(), name).ok_or_else(|| not_found(t, name))?;
+    crate::logs::serve(t.store, &pod, name, req)
 }
 
 /// `namespaces/<name>/finalize`: only `spec.finalizers` changes.

@@ -141,6 +141,8 @@ pub struct Store {
     /// For the namespace controller's delayed work.
     me: Weak<Store>,
     namespace_cleanup_delay: Mutex<Duration>,
+    /// The containers' logs (`pods/log`), kept beside the pods.
+    logs: Arc<crate::logs::PodLogs>,
 }
 
 fn kind_key(r: &Resource) -> KindKey {
@@ -156,6 +158,11 @@ fn present(mut obj: Value, r: &Resource) -> Value {
 }
 
 impl Store {
+    /// The containers' logs of this cluster's pods.
+    pub fn logs(&self) -> &Arc<crate::logs::PodLogs> {
+        &self.logs
+    }
+
     /// A store with the built-in catalog, the four initial namespaces and the
     /// `kubernetes` Service in `default`.
     pub fn new() -> Arc<Store> {
@@ -189,6 +196,7 @@ impl Store {
             state: Mutex::new(state),
             me: me.clone(),
             namespace_cleanup_delay: Mutex::new(DEFAULT_NAMESPACE_CLEANUP_DELAY),
+            logs: Arc::new(crate::logs::PodLogs::default()),
         });
         {
             let mut st = store.lock();

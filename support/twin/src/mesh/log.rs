@@ -1,49 +1,79 @@
-//! What a simulated program prints, kept per pod (istiod's lines are what the
-//! reference quotes, e.g. `Use local CA certificate`), also sent to tracing.
+//! What a simulated program prints: lines written into its container's log
+//! (the cluster's `PodLogs`, served by `kubectl logs`), also sent to tracing.
+//!
+//! Istio's programs (istiod, pilot-agent) write Istio's console format
+//! (Istio 1.20.2 pkg/log/config.go: `formatDate`, UTC with microseconds;
+//! the console encoder's tab-separated time, level, scope (left out for the
+//! default scope) and message; pkg/log/scope.go: labels after a tab as
+//! `key=value` separated by spaces).
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// Lines kept per program; older ones fall off.
-const KEPT: usize = 1000;
+use crate::kube::PodLogs;
 
-/// A program's log, in istio's format: `<RFC 3339 time>\t<level>\t<message>`.
-#[derive(Clone, Debug, Default)]
+/// One container's log, as its program writes it.
+#[derive(Clone)]
 pub struct ProgramLog {
-    lines: Arc<Mutex<VecDeque<String>>>,
+    logs: Arc<PodLogs>,
+    pod_uid: String,
+    container: String,
+}
+
+impl std::fmt::Debug for ProgramLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProgramLog({}/{})", self.pod_uid, self.container)
+    }
 }
 
 impl ProgramLog {
+    pub fn new(logs: Arc<PodLogs>, pod_uid: &str, container: &str) -> ProgramLog {
+        ProgramLog { logs, pod_uid: pod_uid.to_owned(), container: container.to_owned() }
+    }
+
+    /// An Istio `info` line of the default scope.
     pub fn info(&self, msg: &str) {
         tracing::info!("{msg}");
-        self.push("info", msg);
+        self.istio("info", None, msg);
     }
 
     pub fn warn(&self, msg: &str) {
         tracing::warn!("{msg}");
-        self.push("warn", msg);
+        self.istio("warn", None, msg);
     }
 
     pub fn error(&self, msg: &str) {
         tracing::warn!("{msg}");
-        self.push("error", msg);
+        self.istio("error", None, msg);
     }
 
-    fn push(&self, level: &str, msg: &str) {
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
-        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        if lines.len() == KEPT {
-            lines.pop_front();
-        }
-        lines.push_back(format!("{now}\t{level}\t{msg}"));
+    /// An Istio line of a named scope (`ads`, `controllers`, ...).
+    pub fn scoped(&self, level: &str, scope: &str, msg: &str) {
+        tracing::info!("{scope}: {msg}");
+        self.istio(level, Some(scope), msg);
     }
 
+    fn istio(&self, level: &str, scope: Option<&str>, msg: &str) {
+        let now = self.logs.now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let line = match scope {
+            Some(scope) => format!("{now}\t{level}\t{scope}\t{msg}"),
+            None => format!("{now}\t{level}\t{msg}"),
+        };
+        self.logs.write(&self.pod_uid, &self.container, &line);
+    }
+
+    /// A line exactly as given (programs with their own formats).
+    pub fn raw(&self, line: &str) {
+        tracing::debug!("{line}");
+        self.logs.write(&self.pod_uid, &self.container, line);
+    }
+
+    /// The lines of the container's current log.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.logs.texts(&self.pod_uid, &self.container)
     }
 
     /// Whether any line contains `text`.
     pub fn contains(&self, text: &str) -> bool {
-        self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|l| l.contains(text))
+        self.lines().iter().any(|l| l.contains(text))
     }
 }

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod injection;
 pub mod istiod;
 pub mod log;
+pub mod programs;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -155,6 +156,7 @@ impl MeshCluster {
         let Some(instance) = self.istiod.running() else {
             return self.istiod.remembered_config(uid);
         };
+        instance.connect(p);
         let views = instance.views(&self.cluster);
         let gateways = instance.gateways(&views);
         let services = xds::service_endpoints(&views);
@@ -181,12 +183,17 @@ impl MeshCluster {
         }
     }
 
-    /// The log of a pod's program (istiod's lines; empty for other pods).
+    /// The current log of every container of a pod, in the pod's container order.
     pub fn pod_log(&self, namespace: &str, name: &str) -> Vec<String> {
-        self.cluster
-            .get(&Resource::pods(), Some(namespace), name)
-            .map(|p| self.istiod.log_of(objects::uid(&p)).lines())
-            .unwrap_or_default()
+        let Some(p) = self.cluster.get(&Resource::pods(), Some(namespace), name) else {
+            return Vec::new();
+        };
+        let logs = self.cluster.store.logs();
+        objects::pod::containers(&p)
+            .iter()
+            .filter_map(|c| c.get("name").and_then(Value::as_str))
+            .flat_map(|c| logs.texts(objects::uid(&p), c))
+            .collect()
     }
 }
 
@@ -201,10 +208,14 @@ impl PodHooks for Hooks {
         }
     }
 
-    fn start(&self, p: &Value) -> Result<(), ContainerExit> {
-        match self.0.upgrade() {
-            Some(mc) => mc.istiod.start(&mc.cluster, p),
-            None => Ok(()),
+    fn start(&self, p: &Value, containers: &[String]) -> Result<(), ContainerExit> {
+        let Some(mc) = self.0.upgrade() else {
+            return Ok(());
+        };
+        programs::write_start_lines(&mc.cluster, p, containers);
+        match istiod::pilot_container(p).and_then(|c| c.get("name")).and_then(Value::as_str) {
+            Some(pilot) if containers.iter().any(|c| c == pilot) => mc.istiod.start(&mc.cluster, p),
+            _ => Ok(()),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::events;
 use super::objects;
 use super::runtime::{Cluster, Reconciler};
 use crate::kube::{Resource, StoreEvent};
@@ -206,16 +207,21 @@ impl Reconciler for DeploymentController {
             let new_rs = owned.iter().find(|rs| objects::name(rs) == new_name);
             let new_ready = match new_rs {
                 None => {
-                    cluster.create(&Resource::replicasets(), replica_set_for(deploy, &hash, desired));
+                    if cluster.create(&Resource::replicasets(), replica_set_for(deploy, &hash, desired)).is_some() {
+                        scaled(cluster, deploy, &new_name, 0, desired);
+                    }
                     0
                 }
                 Some(rs) => {
                     if desired_replicas(rs) != desired {
+                        let from = desired_replicas(rs);
                         let mut rs = (*rs).clone();
                         rs["spec"]["replicas"] = json!(desired);
                         rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
                             json!(desired.to_string());
-                        cluster.update(&Resource::replicasets(), rs);
+                        if cluster.update(&Resource::replicasets(), rs).is_some() {
+                            scaled(cluster, deploy, &new_name, from, desired);
+                        }
                     }
                     status_count(rs, "readyReplicas")
                 }
@@ -227,9 +233,13 @@ impl Reconciler for DeploymentController {
                 let keep = desired_replicas(rs).min(budget);
                 budget -= keep;
                 if keep != desired_replicas(rs) {
+                    let from = desired_replicas(rs);
+                    let name = objects::name(rs).to_owned();
                     let mut rs = (*rs).clone();
                     rs["spec"]["replicas"] = json!(keep);
-                    cluster.update(&Resource::replicasets(), rs);
+                    if cluster.update(&Resource::replicasets(), rs).is_some() {
+                        scaled(cluster, deploy, &name, from, keep);
+                    }
                 }
             }
 
@@ -241,6 +251,21 @@ impl Reconciler for DeploymentController {
             }
         }
     }
+}
+
+/// The deployment controller's event for a scaled replica set (kubernetes
+/// pkg/controller/deployment/sync.go scaleReplicaSet; its recorder's
+/// component is `deployment-controller`, deployment_controller.go).
+fn scaled(cluster: &Cluster, deploy: &Value, rs: &str, from: u64, to: u64) {
+    let op = if to > from { "up" } else { "down" };
+    events::record(
+        cluster,
+        events::reference(&Resource::deployments(), deploy, None),
+        events::NORMAL,
+        "ScalingReplicaSet",
+        &format!("Scaled {op} replica set {rs} to {to} from {from}"),
+        events::Source::component("deployment-controller"),
+    );
 }
 
 #[cfg(test)]

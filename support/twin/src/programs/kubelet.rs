@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::task::AbortHandle;
 
+use super::events::{self, Source, NORMAL, WARNING};
 use super::network::Placement;
 use super::objects::{self, pod};
 use super::runtime::{timestamp, Cluster, ContainerExit, Reconciler};
@@ -156,6 +157,8 @@ impl Reconciler for Kubelet {
         let live: HashSet<String> = pods.iter().map(pod_key).collect();
         let uids: HashSet<&str> = pods.iter().map(objects::uid).collect();
         network.retain(|key| live.contains(key));
+        // A deleted pod's logs go with it (kubelet removes its containers).
+        cluster.store.logs().retain(|uid| uids.contains(uid));
         self.starting.retain(|uid, timer| {
             let keep = uids.contains(uid.as_str()) && !timer.is_finished();
             if !keep {
@@ -182,7 +185,20 @@ impl Reconciler for Kubelet {
                         if !pod::condition_false_with_reason(p, "PodScheduled", "Unschedulable") {
                             let mut updated = p.clone();
                             updated["status"] = unschedulable_status(p, network.nodes().len(), &now);
+                            let why = updated.pointer("/status/conditions/0/message").and_then(Value::as_str);
+                            let why = why.unwrap_or_default().to_owned();
                             cluster.set_status(&Resource::pods(), &updated);
+                            // kube-scheduler pkg/scheduler/schedule_one.go handleSchedulingFailure.
+                            let pod_ref = events::reference(&Resource::pods(), p, None);
+                            events::record_v1(
+                                cluster,
+                                pod_ref,
+                                WARNING,
+                                "FailedScheduling",
+                                "Scheduling",
+                                &why,
+                                SCHEDULER,
+                            );
                         }
                         continue;
                     };
@@ -198,6 +214,12 @@ impl Reconciler for Kubelet {
                     {
                         continue;
                     }
+                    if pod::node_name(p).is_none() {
+                        // kube-scheduler pkg/scheduler/schedule_one.go finishBinding.
+                        let msg = format!("Successfully assigned {ns}/{name} to {}", at.node_name);
+                        let pod_ref = events::reference(&Resource::pods(), p, None);
+                        events::record_v1(cluster, pod_ref, NORMAL, "Scheduled", "Binding", &msg, SCHEDULER);
+                    }
                     let mut updated = p.clone();
                     updated["status"] = pending_status(p, &at, &now);
                     cluster.set_status(&Resource::pods(), &updated);
@@ -209,6 +231,64 @@ impl Reconciler for Kubelet {
             }
         }
     }
+}
+
+/// The scheduler's reportingController (its default profile's name).
+const SCHEDULER: &str = "default-scheduler";
+
+/// The fieldPath of a container's events (`spec.containers{name}`), kubelet's
+/// pkg/kubelet/container/ref.go GenerateContainerRef.
+fn container_field_path(p: &Value, container: &str) -> String {
+    let init = p
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(container)));
+    let list = if init { "initContainers" } else { "containers" };
+    format!("spec.{list}{{{container}}}")
+}
+
+/// A duration as Go prints it, at millisecond precision (`6s`, `1.25s`, `850ms`).
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (s, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
+    }
+}
+
+/// The kubelet's events for a container it starts (Pulling/Pulled, Created,
+/// Started), from pkg/kubelet/images/image_manager.go (the message before
+/// kubelet 1.30 added the image size, which the twin does not know) and
+/// pkg/kubelet/kuberuntime/kuberuntime_container.go startContainer.
+fn container_start_events(cluster: &Cluster, p: &Value, container: &str, first: bool) {
+    let node = pod::node_name(p).unwrap_or_default().to_owned();
+    let source = Source { component: "kubelet", host: Some(&node) };
+    let image = pod::containers(p)
+        .iter()
+        .chain(p.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten())
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
+        .map(pod::image)
+        .unwrap_or_default()
+        .to_owned();
+    let path = container_field_path(p, container);
+    let at = || events::reference(&Resource::pods(), p, Some(&path));
+    if first {
+        events::record(cluster, at(), NORMAL, "Pulling", &format!("Pulling image {image:?}"), source);
+        // A pull takes part of the pod's start-up time (simulated).
+        let pull = go_duration(cluster.delays.pod_ready.mul_f64(0.4));
+        let msg = format!("Successfully pulled image {image:?} in {pull} ({pull} including waiting)");
+        events::record(cluster, at(), NORMAL, "Pulled", &msg, source);
+    } else {
+        let msg = format!("Container image {image:?} already present on machine");
+        events::record(cluster, at(), NORMAL, "Pulled", &msg, source);
+    }
+    events::record(cluster, at(), NORMAL, "Created", &format!("Created container {container}"), source);
+    events::record(cluster, at(), NORMAL, "Started", &format!("Started container {container}"), source);
 }
 
 /// The kubelet's restart back-off for a crashing container: 10 s, doubling, at most 5 minutes.
@@ -224,6 +304,7 @@ async fn start_containers(cluster: Arc<Cluster>, ns: String, name: String, uid: 
     let mut restarts = 0u32;
     let mut last_exit: Option<ContainerExit> = None;
     let mut backoff = BACKOFF_START;
+    let logs = cluster.store.logs().clone();
     loop {
         let Some(current) = cluster.get(&Resource::pods(), Some(&ns), &name) else {
             return;
@@ -231,9 +312,42 @@ async fn start_containers(cluster: Arc<Cluster>, ns: String, name: String, uid: 
         if objects::uid(&current) != uid || objects::is_terminating(&current) {
             return;
         }
-        let started = cluster.start_pod(&current);
+        // All containers at first (init containers run to completion before
+        // them); after a crash only the crashed one starts again.
+        let starting: Vec<String> = match &last_exit {
+            None => {
+                let init = current.pointer("/spec/initContainers").and_then(Value::as_array);
+                for c in init.into_iter().flatten().filter_map(|c| c.get("name").and_then(Value::as_str)) {
+                    container_start_events(&cluster, &current, c, true);
+                    logs.start(&uid, c);
+                    logs.exit(&uid, c);
+                }
+                pod::containers(&current)
+                    .iter()
+                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(String::from))
+                    .collect()
+            }
+            Some(exit) => vec![exit.container.clone()],
+        };
+        for c in &starting {
+            container_start_events(&cluster, &current, c, last_exit.is_none());
+            logs.start(&uid, c);
+        }
+        let started = cluster.start_pod(&current, &starting);
         if let Err(exit) = &started {
             tracing::info!(cluster = %cluster.eks_name, "pod {ns}/{name}: container {} exited: {}", exit.container, exit.message);
+            logs.exit(&uid, &exit.container);
+            // pkg/kubelet/kuberuntime/kuberuntime_manager.go doBackOff (format.Pod: name_namespace(uid)).
+            let node = pod::node_name(&current).unwrap_or_default().to_owned();
+            let path = container_field_path(&current, &exit.container);
+            events::record(
+                &cluster,
+                events::reference(&Resource::pods(), &current, Some(&path)),
+                WARNING,
+                "BackOff",
+                &format!("Back-off restarting failed container {} in pod {name}_{ns}({uid})", exit.container),
+                Source { component: "kubelet", host: Some(&node) },
+            );
         }
         let result = cluster.store.modify(&Resource::pods(), Some(&ns), &name, Part::Status, |current| {
             let mut next = current.clone();

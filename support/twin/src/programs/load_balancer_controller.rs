@@ -19,10 +19,12 @@
 //! pkg/shared_constants/finalizers.go; the tags `elbv2.k8s.aws/cluster`,
 //! `service.k8s.aws/stack` and `service.k8s.aws/resource`,
 //! pkg/deploy/tracking/provider.go; the class `service.k8s.aws/nlb`,
-//! pkg/config/service_config.go. Not modelled: its Service mutating webhook
-//! (`mservice.elbv2.k8s.aws`, which sets that class at creation) and its Events.
+//! pkg/config/service_config.go. Its Events and log lines: see `report`. Not
+//! modelled: its Service mutating webhook (`mservice.elbv2.k8s.aws`, which
+//! sets that class at creation).
 
 mod names;
+mod report;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -61,6 +63,9 @@ pub struct Instance {
     /// `--cluster-name`: what the resources are tagged with.
     pub cluster_name: String,
     pub vpc_id: String,
+    /// The controller's pod and container (where its log goes).
+    pub pod_uid: String,
+    pub container: String,
 }
 
 /// The running, Ready controller pod of the cluster, if any.
@@ -72,7 +77,8 @@ pub fn running_instance(pods: &[Value], cluster_vpc: &str) -> Option<Instance> {
         // Without --cluster-name the real controller exits at start.
         let cluster_name = pod::flag_value(container, "--cluster-name").filter(|c| !c.is_empty())?;
         let vpc_id = pod::flag_value(container, "--aws-vpc-id").unwrap_or_else(|| cluster_vpc.to_owned());
-        Some(Instance { cluster_name, vpc_id })
+        let container = container.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        Some(Instance { cluster_name, vpc_id, pod_uid: objects::uid(p).to_owned(), container })
     })
 }
 
@@ -152,8 +158,40 @@ fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 /// The controller's reconcile loop for one cluster.
 #[derive(Default)]
 pub struct LoadBalancerController {
-    /// Last error per Service, logged once rather than every pass.
-    last_error: HashMap<String, String>,
+    /// Last outcome per Service (`Ok` or the error), reported when it changes
+    /// rather than every pass: the twin's passes are far more frequent than
+    /// the real controller's reconciles, and would only raise counts.
+    last_outcome: HashMap<String, Result<(), Failure>>,
+}
+
+/// Why a reconcile failed, as the controller tells them apart
+/// (controllers/service/service_controller.go buildModel / deployModel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The model could not be built (e.g. no subnets to put the NLB in).
+    Build(String),
+    /// AWS refused or failed a change (the wording is the twin's).
+    Deploy(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Deploy(e)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(e: &str) -> Self {
+        Failure::Deploy(e.to_owned())
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Build(e) | Failure::Deploy(e) => f.write_str(e),
+        }
+    }
 }
 
 /// One reconcile pass's view of the controller's world.
@@ -196,21 +234,18 @@ impl Reconciler for LoadBalancerController {
             } else {
                 Ok(())
             };
-            match result {
-                Ok(()) => {
-                    self.last_error.remove(&key);
+            let managed = manages(svc) || has_finalizer;
+            if managed && self.last_outcome.get(&key) != Some(&result) {
+                if let Err(e) = &result {
+                    tracing::warn!(cluster = %cluster.eks_name, service = %key, "load balancer: {e}");
                 }
-                Err(e) => {
-                    if self.last_error.get(&key) != Some(&e) {
-                        tracing::warn!(cluster = %cluster.eks_name, service = %key, "load balancer: {e}");
-                        self.last_error.insert(key, e);
-                    }
-                }
+                report::outcome(&pass, svc, &result);
+                self.last_outcome.insert(key, result);
             }
         }
         let live: HashSet<String> =
             services.iter().map(|s| format!("{}/{}", objects::namespace(s), objects::name(s))).collect();
-        self.last_error.retain(|k, _| live.contains(k));
+        self.last_outcome.retain(|k, _| live.contains(k));
     }
 }
 
@@ -239,7 +274,7 @@ impl Pass<'_> {
         self.aws().security_groups_tagged(key, value).into_iter().filter(|id| mine.contains(id)).collect()
     }
 
-    fn ensure(&self, svc: &Value, key: &str) -> Result<(), String> {
+    fn ensure(&self, svc: &Value, key: &str) -> Result<(), Failure> {
         let ns = objects::namespace(svc);
         let name = objects::name(svc);
         let cluster_name = self.instance.cluster_name.as_str();
@@ -254,7 +289,7 @@ impl Pass<'_> {
         }
 
         let scheme = scheme(svc);
-        let subnets = self.subnets_for(scheme)?;
+        let subnets = self.subnets_for(scheme).map_err(Failure::Build)?;
         let frontend = self.frontend_security_group(ns, name, key)?;
         let backend = self.backend_security_group()?;
 
@@ -288,7 +323,7 @@ impl Pass<'_> {
         let listeners = self.ensure_listeners(svc, key, &lb);
         // Bad attributes fail the pass (and are reported) like in the real
         // controller, but do not hold back listeners and targets.
-        listeners.and(self.apply_attributes(svc, &lb))
+        Ok(listeners.and(self.apply_attributes(svc, &lb))?)
     }
 
     fn subnets_for(&self, scheme: &str) -> Result<Vec<String>, String> {
@@ -306,10 +341,9 @@ impl Pass<'_> {
             per_az.entry(s.az).or_insert(s.id);
         }
         if per_az.is_empty() {
-            return Err(format!(
-                "unable to resolve at least one subnet (tag {role}=1 in {} for scheme {scheme})",
-                self.instance.vpc_id
-            ));
+            // pkg/networking/subnet_resolver.go (v2.7.1) ResolveViaDiscovery: the
+            // explanation counts the VPC's subnets with the role tag.
+            return Err(format!("unable to resolve at least one subnet (0 match VPC and tags: [{role}])"));
         }
         Ok(per_az.into_values().collect())
     }
@@ -446,7 +480,7 @@ impl Pass<'_> {
     }
 
     /// Deletes what the Service had in AWS, then lets the Service go.
-    fn tear_down(&self, svc: &Value, key: &str, last_in_cluster: bool) -> Result<(), String> {
+    fn tear_down(&self, svc: &Value, key: &str, last_in_cluster: bool) -> Result<(), Failure> {
         for lb in self.load_balancers_of(key) {
             self.delete_load_balancer(&lb)?;
         }
@@ -520,8 +554,13 @@ mod tests {
         let vpc = "vpc-1";
         let ok = controller_pod(json!(["--cluster-name=eks-1", "--ingress-class=alb"]), true);
         assert_eq!(
-            running_instance(&[ok], vpc),
-            Some(Instance { cluster_name: "eks-1".into(), vpc_id: "vpc-1".into() })
+            running_instance(std::slice::from_ref(&ok), vpc),
+            Some(Instance {
+                cluster_name: "eks-1".into(),
+                vpc_id: "vpc-1".into(),
+                pod_uid: objects::uid(&ok).into(),
+                container: ok["spec"]["containers"][0]["name"].as_str().unwrap_or_default().into(),
+            })
         );
         assert_eq!(running_instance(&[controller_pod(json!(["--cluster-name=eks-1"]), false)], vpc), None);
         assert_eq!(running_instance(&[controller_pod(json!(["--ingress-class=alb"]), true)], vpc), None);

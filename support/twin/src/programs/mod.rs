@@ -7,6 +7,7 @@
 
 pub mod deployments;
 pub mod endpoints;
+pub mod events;
 pub mod health_checker;
 pub mod kubelet;
 pub mod listening;

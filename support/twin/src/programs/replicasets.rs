@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::deployments::desired_replicas;
+use super::events;
 use super::objects::{self, pod};
 use super::runtime::{Cluster, Reconciler};
 use crate::kube::{Resource, StoreEvent};
@@ -100,9 +101,15 @@ impl Reconciler for ReplicaSetController {
                 for _ in owned.len()..desired {
                     match cluster.admit_pod(pod_for(rs)) {
                         Ok(p) => {
-                            cluster.create(&Resource::pods(), p);
+                            if let Some(created) = cluster.create(&Resource::pods(), p) {
+                                let msg = format!("Created pod: {}", objects::name(&created));
+                                record(cluster, rs, events::NORMAL, "SuccessfulCreate", &msg);
+                            }
                         }
                         Err(why) => {
+                            if !refused_before(rs, &why) {
+                                record(cluster, rs, events::WARNING, "FailedCreate", &format!("Error creating: {why}"));
+                            }
                             refused = Some(why);
                             break;
                         }
@@ -110,7 +117,10 @@ impl Reconciler for ReplicaSetController {
                 }
             } else {
                 for p in surplus(owned.clone(), desired) {
-                    cluster.delete(&Resource::pods(), Some(ns), objects::name(p));
+                    if cluster.delete(&Resource::pods(), Some(ns), objects::name(p)).is_some() {
+                        let msg = format!("Deleted pod: {}", objects::name(p));
+                        record(cluster, rs, events::NORMAL, "SuccessfulDelete", &msg);
+                    }
                 }
             }
 
@@ -134,6 +144,22 @@ impl Reconciler for ReplicaSetController {
             }
         }
     }
+}
+
+/// The replica set controller's events (kubernetes pkg/controller/controller_utils.go
+/// RealPodControl: `Created pod: %v`, `Deleted pod: %v`, `Error creating: %v`;
+/// its recorder's component is `replicaset-controller`, pkg/controller/replicaset).
+fn record(cluster: &Cluster, rs: &Value, type_: &str, reason: &str, message: &str) {
+    let at = events::reference(&Resource::replicasets(), rs, None);
+    events::record(cluster, at, type_, reason, message, events::Source::component("replicaset-controller"));
+}
+
+/// Whether the refusal is the one the status already shows (reported then: the
+/// twin retries far more often than the controller's back-off would).
+fn refused_before(rs: &Value, why: &str) -> bool {
+    rs.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "ReplicaFailure" && c["message"] == why))
 }
 
 /// The `ReplicaFailure` condition of a ReplicaSet whose pods are refused,
@@ -203,7 +229,7 @@ mod tests {
             }
         }
 
-        fn start(&self, _: &Value) -> Result<(), super::super::ContainerExit> {
+        fn start(&self, _: &Value, _: &[String]) -> Result<(), super::super::ContainerExit> {
             Ok(())
         }
     }

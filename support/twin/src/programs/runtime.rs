@@ -45,8 +45,9 @@ pub struct Cluster {
 pub trait PodHooks: Send + Sync + 'static {
     /// The pod as it is to be stored, or why the webhook refuses it.
     fn admit(&self, pod: Value) -> Result<Value, String>;
-    /// The pod's containers start; `Err` says which program exited at once, and why.
-    fn start(&self, pod: &Value) -> Result<(), ContainerExit>;
+    /// The named containers of the pod start (all of them at first, a crashed
+    /// one on its restart); `Err` says which program exited at once, and why.
+    fn start(&self, pod: &Value, containers: &[String]) -> Result<(), ContainerExit>;
 }
 
 /// A container whose program exited as it started (the kubelet restarts it
@@ -103,10 +104,10 @@ impl Cluster {
         }
     }
 
-    /// Starts a pod's programs: always fine without hooks.
-    pub fn start_pod(&self, pod: &Value) -> Result<(), ContainerExit> {
+    /// Starts the named containers' programs: always fine without hooks.
+    pub fn start_pod(&self, pod: &Value, containers: &[String]) -> Result<(), ContainerExit> {
         match self.pod_hooks() {
-            Some(h) => h.start(pod),
+            Some(h) => h.start(pod, containers),
             None => Ok(()),
         }
     }

@@ -20,7 +20,7 @@ pub mod xds;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -82,6 +82,13 @@ pub struct Instance {
     pub tag: String,
     pub log: ProgramLog,
     ready: AtomicBool,
+    /// Whether the remote secrets controller has started (logged once per run).
+    secrets_controller: AtomicBool,
+    /// The remote cluster count last logged.
+    logged_count: AtomicUsize,
+    /// Proxies (pod uids) connected to this run, and the connections counted so far.
+    connected: Mutex<HashSet<String>>,
+    connections: AtomicUsize,
     remotes: Mutex<BTreeMap<String, RemoteCluster>>,
     /// Remote secrets refused (by cluster ID, with the kubeconfig digest), logged once.
     refused: Mutex<HashMap<String, String>>,
@@ -149,6 +156,18 @@ impl Instance {
         views
     }
 
+    /// A proxy gets its config from this run: its first time is a new ADS
+    /// connection, logged as Istio 1.20.2 pilot/pkg/xds/ads.go does (scope
+    /// `ads`; the connection ID is the proxy ID `<pod>.<namespace>` and a
+    /// counter, `connectionID`).
+    pub fn connect(&self, p: &Value) {
+        if lock(&self.connected).insert(objects::uid(p).to_owned()) {
+            let n = self.connections.fetch_add(1, Ordering::SeqCst) + 1;
+            let id = format!("{}.{}-{n}", objects::name(p), objects::namespace(p));
+            self.log.scoped("info", "ads", &format!("ADS: new connection for node:{id}"));
+        }
+    }
+
     /// The network gateways known now.
     pub fn gateways(&self, views: &[ClusterView]) -> Vec<NetworkGateway> {
         lock(&self.dns).gateways(&gateway_sources(views))
@@ -164,8 +183,6 @@ pub struct Istiod {
     /// The last endpoints each proxy got (by pod uid): Envoy keeps its config
     /// while istiod is away.
     configs: Mutex<HashMap<String, Arc<Vec<ClusterLoadAssignment>>>>,
-    /// Logs by pod uid (a restarted container keeps its pod's log).
-    logs: Mutex<HashMap<String, ProgramLog>>,
 }
 
 impl Istiod {
@@ -189,11 +206,6 @@ impl Istiod {
         self.running().map(|i| i.root_pem.clone()).or_else(|| self.last_root())
     }
 
-    /// The log of an istiod pod (by uid).
-    pub fn log_of(&self, pod_uid: &str) -> ProgramLog {
-        lock(&self.logs).entry(pod_uid.to_owned()).or_default().clone()
-    }
-
     pub fn remember_config(&self, pod_uid: &str, config: Arc<Vec<ClusterLoadAssignment>>) {
         lock(&self.configs).insert(pod_uid.to_owned(), config);
     }
@@ -208,7 +220,9 @@ impl Istiod {
             return Ok(());
         };
         let container_name = container.get("name").and_then(Value::as_str).unwrap_or("discovery").to_owned();
-        let log = self.log_of(objects::uid(p));
+        let log = ProgramLog::new(cluster.store.logs().clone(), objects::uid(p), &container_name);
+        // Istio 1.20.2 pilot/pkg/bootstrap/mesh.go (the pilot-discovery flag's default path).
+        log.info("initializing mesh configuration ./etc/istio/config/mesh");
         let exit = |message: String| {
             log.error(&message);
             ContainerExit { container: container_name.clone(), exit_code: 1, message }
@@ -234,6 +248,8 @@ impl Istiod {
                 return Err(exit(format!("failed to create discovery service: failed to create CA: {why}")));
             }
         };
+        // Istio 1.20.2 pilot/pkg/bootstrap/server.go Start.
+        log.info("starting discovery service");
         let cluster_id = super::injection::env_value(container, "CLUSTER_ID")
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| "Kubernetes".to_owned());
@@ -245,6 +261,10 @@ impl Istiod {
             tag: image_tag(pod::image(container)),
             log,
             ready: AtomicBool::new(false),
+            secrets_controller: AtomicBool::new(false),
+            logged_count: AtomicUsize::new(0),
+            connected: Mutex::new(HashSet::new()),
+            connections: AtomicUsize::new(0),
             remotes: Mutex::new(BTreeMap::new()),
             refused: Mutex::new(HashMap::new()),
             dns: Mutex::new(DnsCache::default()),
@@ -315,7 +335,6 @@ impl Reconciler for IstiodController {
         let pods = cluster.list(&Resource::pods());
         let uids: HashSet<&str> = pods.iter().map(objects::uid).collect();
         lock(&istiod.configs).retain(|uid, _| uids.contains(uid.as_str()));
-        lock(&istiod.logs).retain(|uid, _| uids.contains(uid.as_str()));
 
         let Some(instance) = istiod.current() else {
             return;
@@ -333,6 +352,12 @@ impl Reconciler for IstiodController {
             return;
         }
         write_root_certs(cluster, &instance.root_pem);
+        if !instance.secrets_controller.swap(true, Ordering::SeqCst) {
+            // Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go Run, and
+            // pkg/kube/controllers/queue.go Run (scope `controllers`).
+            instance.log.info("Starting multicluster remote secrets controller");
+            instance.log.scoped("info", "controllers", "starting\tcontroller=multicluster secret");
+        }
         sync_remote_secrets(cluster, &instance);
         let mut resolver = lock(&instance.resolver);
         if resolver.is_none() {
@@ -392,12 +417,23 @@ fn sync_remote_secrets(cluster: &Cluster, instance: &Instance) {
 
     let mut remotes = lock(&instance.remotes);
     let mut refused = lock(&instance.refused);
+    let log = &instance.log;
+    // Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go: the cluster count
+    // after each change, and a cluster's lines labelled with it and its secret
+    // (pkg/log/scope.go WithLabels: the message, a tab, `key=value`s).
+    let live = |remotes: &BTreeMap<String, RemoteCluster>| {
+        remotes.values().filter(|r| r.status() != SyncStatus::Closed).count()
+    };
     for (id, remote) in remotes.iter_mut() {
         if !desired.contains_key(id) && remote.status() != SyncStatus::Closed {
-            // Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go.
-            instance.log.info(&format!("Deleting cluster_id={id} configured by secret={}", remote.secret));
+            log.info(&format!("processing secret event for secret {}", remote.secret));
+            log.info(&format!("Deleting cluster_id={id} configured by secret={}", remote.secret));
             remote.close();
         }
+    }
+    let count = live(&remotes);
+    if count != instance.logged_count.swap(count, Ordering::SeqCst) {
+        log.info(&format!("Number of remote clusters: {count}"));
     }
     refused.retain(|id, _| desired.contains_key(id));
     for (id, (secret, kubeconfig)) in desired {
@@ -410,21 +446,36 @@ fn sync_remote_secrets(cluster: &Cluster, instance: &Instance) {
         if refused.get(&id) == Some(&digest) {
             continue;
         }
-        match RemoteCluster::start(&id, &secret, &kubeconfig, cluster.clock, instance.log.clone()) {
+        let action = if current.is_some_and(|r| r.status() != SyncStatus::Closed) { "Updating" } else { "Adding" };
+        let labels = format!("cluster={id} secret={secret}");
+        log.info(&format!("processing secret event for secret {secret}"));
+        log.info(&format!("{action} cluster\t{labels}"));
+        match RemoteCluster::start(&id, &secret, &kubeconfig, cluster.clock, log.clone()) {
             Ok(remote) => {
+                log.info(&format!("finished callback for cluster and starting to sync\t{labels}"));
                 refused.remove(&id);
-                remotes.insert(id, remote);
+                if let Some(mut old) = remotes.insert(id, remote) {
+                    old.close();
+                }
             }
             Err(why) => {
-                instance.log.error(&format!(
-                    "Adding cluster: create remote cluster failed: {why}\tcluster={id} secret={secret}"
-                ));
+                log.error(&format!("{action} cluster: create remote cluster failed: {why}\t{labels}"));
                 if let Some(mut old) = remotes.remove(&id) {
                     old.close();
                 }
                 refused.insert(id, digest);
+                // pkg/kube/controllers/queue.go: the secret's error, not retried
+                // (the multicluster queue has no retries), in scope `controllers`.
+                log.scoped(
+                    "error",
+                    "controllers",
+                    &format!("error handling {secret}, and retry budget exceeded: error adding secret {secret}: {why}\tcontroller=multicluster secret"),
+                );
             }
         }
+        let count = live(&remotes);
+        instance.logged_count.store(count, Ordering::SeqCst);
+        log.info(&format!("Number of remote clusters: {count}"));
     }
 }
 

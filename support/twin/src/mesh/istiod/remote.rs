@@ -163,9 +163,6 @@ impl RemoteCluster {
         let (pods, w_pod) = reflector::store();
         let (nodes, w_node) = reflector::store();
         let caches = Caches { namespaces, services, endpoints, pods, nodes };
-        // Istio 1.20.2 logs through log.WithLabels("cluster", id, "secret", ns/name):
-        // the message, a tab, then the labels.
-        log.info(&format!("Adding cluster\tcluster={id} secret={secret}"));
         let task = tokio::spawn({
             let (flags, caches, id) = (flags.clone(), caches.clone(), id.to_owned());
             let secret_label = secret.to_owned();
@@ -192,11 +189,12 @@ impl RemoteCluster {
                     }
                 };
                 let mut informers = tokio::task::JoinSet::new();
-                informers.spawn(inform(Api::<Namespace>::all(client.clone()), w_ns, id.clone(), clock));
-                informers.spawn(inform(Api::<Service>::all(client.clone()), w_svc, id.clone(), clock));
-                informers.spawn(inform(Api::<Endpoints>::all(client.clone()), w_ep, id.clone(), clock));
-                informers.spawn(inform(Api::<Pod>::all(client.clone()), w_pod, id.clone(), clock));
-                informers.spawn(inform(Api::<Node>::all(client), w_node, id.clone(), clock));
+                let l = || log.clone();
+                informers.spawn(inform(Api::<Namespace>::all(client.clone()), w_ns, id.clone(), clock, l()));
+                informers.spawn(inform(Api::<Service>::all(client.clone()), w_svc, id.clone(), clock, l()));
+                informers.spawn(inform(Api::<Endpoints>::all(client.clone()), w_ep, id.clone(), clock, l()));
+                informers.spawn(inform(Api::<Pod>::all(client.clone()), w_pod, id.clone(), clock, l()));
+                informers.spawn(inform(Api::<Node>::all(client), w_node, id.clone(), clock, l()));
                 let all_synced = async {
                     let _ = caches.namespaces.wait_until_ready().await;
                     let _ = caches.services.wait_until_ready().await;
@@ -215,9 +213,6 @@ impl RemoteCluster {
                     }
                 }
                 flags.synced.store(true, Ordering::SeqCst);
-                log.info(&format!(
-                    "finished callback for cluster and starting to sync\tcluster={id} secret={secret_label}"
-                ));
                 // The informers run on; the set is dropped (and they abort) with this task.
                 while informers.join_next().await.is_some() {}
             }
@@ -377,7 +372,36 @@ impl kube::runtime::utils::Backoff for ReflectorBackoff {
     }
 }
 
-async fn inform<K>(api: Api<K>, writer: reflector::store::Writer<K>, cluster: String, clock: Clock)
+/// Where client-go's reflector says it runs (`r.name`): client-go v0.28.3 (what
+/// Istio 1.20.2's go.mod pins) tools/cache/reflector.go names a reflector after
+/// its call site, which for informers is its own line 229 (the module path
+/// holds `@v0.28.3`, so the internal-package filter does not skip it).
+const REFLECTOR: &str = "k8s.io/client-go@v0.28.3/tools/cache/reflector.go:229";
+
+/// What client-go's reflector logs for a failed list, as istiod writes it (klog
+/// goes to Istio's `klog` scope, Istio 1.20.2 pkg/log/klog.go): the warning of
+/// `list` (reflector.go:535) and the error `Run` hands to HandleError (reflector.go:147).
+pub fn reflector_lines(kind: &str, error: &str) -> [(&'static str, String); 2] {
+    [
+        ("warn", format!("{REFLECTOR}: failed to list *v1.{kind}: {error}")),
+        ("error", format!("{REFLECTOR}: Failed to watch *v1.{kind}: failed to list *v1.{kind}: {error}")),
+    ]
+}
+
+/// The text client-go gives a failed request: an API error is its Status
+/// message (`Unauthorized`, `pods is forbidden: ...`); other failures are
+/// kube-rs' words (client-go's differ, e.g. `dial tcp ...: connect: connection refused`).
+fn client_error_text(e: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match e {
+        W::InitialListFailed(kube::Error::Api(s))
+        | W::WatchFailed(kube::Error::Api(s))
+        | W::WatchStartFailed(kube::Error::Api(s)) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn inform<K>(api: Api<K>, writer: reflector::store::Writer<K>, cluster: String, clock: Clock, log: ProgramLog)
 where
     K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -388,10 +412,17 @@ where
     let mut last_error = String::new();
     while let Some(event) = stream.next().await {
         if let Err(e) = event {
-            // The error says what failed (401, refused), never the token.
-            let text = e.to_string();
+            // The error says what failed (401, refused), never the token. The
+            // reflector logs every retry; the twin logs a failure when it changes,
+            // so that the retries (fast at high time scales) do not push the
+            // life-cycle lines out of the bounded log.
+            let text = client_error_text(&e);
             if text != last_error {
-                tracing::debug!(%cluster, kind = %K::kind(&K::DynamicType::default()), "remote informer: {text}");
+                let kind = K::kind(&K::DynamicType::default()).to_string();
+                tracing::debug!(%cluster, %kind, "remote informer: {text}");
+                for (level, line) in reflector_lines(&kind, &text) {
+                    log.scoped(level, "klog", &line);
+                }
                 last_error = text;
             }
         }
