@@ -294,6 +294,24 @@ const ROWS: &[Row] = &[
         },
         says: &["diagnosis: the remote secret's service account in cluster2 is not allowed to list pods cluster-wide"],
     },
+    Row {
+        check: "the remote secret's credentials may read EndpointSlices (istiod 1.20 reads them, not Endpoints)",
+        tags: "@sync",
+        make: |up| {
+            // Rule 5 of the chart's role is discovery.k8s.io's.
+            let ctx2 = up.env["CTX_CLUSTER2"].clone();
+            up.kubectl(&[
+                "--context",
+                &ctx2,
+                "patch",
+                "clusterrole",
+                "istio-reader-clusterrole-istio-system",
+                "--type=json",
+                r#"-p=[{"op": "test", "path": "/rules/5/apiGroups/0", "value": "discovery.k8s.io"}, {"op": "remove", "path": "/rules/5"}]"#,
+            ]);
+        },
+        says: &["is not allowed to list endpointslices.discovery.k8s.io cluster-wide"],
+    },
 ];
 
 /// What the failed steps said (not the step texts, which name what is checked

@@ -257,6 +257,30 @@ async fn the_seed_deployment_makes_one_mesh_across_both_networks() -> Result<()>
     Ok(())
 }
 
+/// istiod 1.20 reads a remote cluster's EndpointSlices, not its Endpoints: a
+/// reader role without `endpoints` still syncs, one without `endpointslices`
+/// does not (pilot/pkg/serviceregistry/kube/controller/endpointslice.go).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reader_role_decides_what_istiod_reads_in_the_remote_cluster() -> Result<()> {
+    for (resource, want) in [("endpoints", "synced"), ("endpointslices", "timeout")] {
+        let env = Env::start().await?;
+        let faults = Faults { reader_role_without: Some((1, resource)), ..Faults::default() };
+        let clusters = seed::provision(&env, &faults).await?;
+        let one = &clusters[0];
+        eventually(&format!("cluster2 {want} in cluster1's clusterz without {resource}"), || async {
+            let z = clusterz(&env, one).await?;
+            Ok(if status_of(&z, "cluster2").as_deref() == Some(want) { Ok(()) } else { Err(z.to_string()) })
+        })
+        .await?;
+        if want == "timeout" {
+            let log = env.kubectl(&one.kubeconfig, &["logs", "deploy/istiod", "-n", "istio-system"]).await?;
+            assert!(log.contains("Failed to watch *v1.EndpointSlice"), "{log}");
+        }
+        env.twin.shutdown().await;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_reader_token_times_out_and_leaves_only_local_endpoints() -> Result<()> {
     let env = Env::start().await?;

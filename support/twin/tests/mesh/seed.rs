@@ -40,6 +40,9 @@ pub struct Faults {
     pub different_roots: bool,
     /// The remote secret in this cluster (index into SEED) carries a bad token.
     pub bad_token_in: Option<usize>,
+    /// In this cluster, the reader ClusterRole loses this resource from every
+    /// rule before the remote secrets are made.
+    pub reader_role_without: Option<(usize, &'static str)>,
 }
 
 /// A root CA of the mesh (CN multicluster.istio.io).
@@ -173,6 +176,18 @@ pub async fn provision(env: &Env, faults: &Faults) -> Result<Vec<ClusterRef>> {
         for file in ["ingress-gateway.yaml", "eastwest-gateway.yaml", "reader-token.yaml", "samples.yaml"] {
             env.apply(&c.kubeconfig, &render(file, &vars(seed))?).await?;
         }
+    }
+    if let Some((i, resource)) = faults.reader_role_without {
+        let role = env
+            .kubectl_json(&clusters[i].kubeconfig, &["get", "clusterrole", "istio-reader-clusterrole-istio-system"])
+            .await?;
+        let mut role = role.clone();
+        for rule in role["rules"].as_array_mut().into_iter().flatten() {
+            if let Some(resources) = rule["resources"].as_array_mut() {
+                resources.retain(|r| r != resource);
+            }
+        }
+        env.apply(&clusters[i].kubeconfig, &role.to_string()).await?;
     }
     let mut tokens = Vec::new();
     for c in &clusters {

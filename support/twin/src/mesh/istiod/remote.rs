@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -70,7 +71,7 @@ impl SyncStatus {
 struct Caches {
     namespaces: Store<Namespace>,
     services: Store<Service>,
-    endpoints: Store<Endpoints>,
+    endpoint_slices: Store<EndpointSlice>,
     pods: Store<Pod>,
     nodes: Store<Node>,
 }
@@ -159,10 +160,10 @@ impl RemoteCluster {
         let flags = Arc::new(Flags::default());
         let (namespaces, w_ns) = reflector::store();
         let (services, w_svc) = reflector::store();
-        let (endpoints, w_ep) = reflector::store();
+        let (endpoint_slices, w_ep) = reflector::store();
         let (pods, w_pod) = reflector::store();
         let (nodes, w_node) = reflector::store();
-        let caches = Caches { namespaces, services, endpoints, pods, nodes };
+        let caches = Caches { namespaces, services, endpoint_slices, pods, nodes };
         let task = tokio::spawn({
             let (flags, caches, id) = (flags.clone(), caches.clone(), id.to_owned());
             let secret_label = secret.to_owned();
@@ -192,13 +193,18 @@ impl RemoteCluster {
                 let l = || log.clone();
                 informers.spawn(inform(Api::<Namespace>::all(client.clone()), w_ns, id.clone(), clock, l()));
                 informers.spawn(inform(Api::<Service>::all(client.clone()), w_svc, id.clone(), clock, l()));
-                informers.spawn(inform(Api::<Endpoints>::all(client.clone()), w_ep, id.clone(), clock, l()));
+                // Istio 1.20.2 reads a remote cluster's endpoints from EndpointSlices
+                // (pilot/pkg/serviceregistry/kube/controller/endpointslice.go), so a reader
+                // role without them fails its sync as on EKS. The twin has no EndpointSlice
+                // controller: the endpoints are computed from the pods and Services read here
+                // (as the EndpointSlice controller would compute them).
+                informers.spawn(inform(Api::<EndpointSlice>::all(client.clone()), w_ep, id.clone(), clock, l()));
                 informers.spawn(inform(Api::<Pod>::all(client.clone()), w_pod, id.clone(), clock, l()));
                 informers.spawn(inform(Api::<Node>::all(client), w_node, id.clone(), clock, l()));
                 let all_synced = async {
                     let _ = caches.namespaces.wait_until_ready().await;
                     let _ = caches.services.wait_until_ready().await;
-                    let _ = caches.endpoints.wait_until_ready().await;
+                    let _ = caches.endpoint_slices.wait_until_ready().await;
                     let _ = caches.pods.wait_until_ready().await;
                     let _ = caches.nodes.wait_until_ready().await;
                 };
@@ -279,7 +285,7 @@ impl RemoteCluster {
             self.status().as_str(),
             versions(&c.namespaces),
             versions(&c.services),
-            versions(&c.endpoints),
+            versions(&c.endpoint_slices),
             versions(&c.pods),
             versions(&c.nodes)
         )
@@ -298,12 +304,24 @@ impl RemoteCluster {
             store.state().iter().filter_map(|o| serde_json::to_value(o.as_ref()).ok()).collect()
         }
         let namespaces = values(&self.caches.namespaces);
+        let services = values(&self.caches.services);
+        let pods = values(&self.caches.pods);
+        let endpoints = services
+            .iter()
+            .filter_map(|svc| {
+                let subsets = crate::programs::endpoints::subsets(svc, &pods)?;
+                Some(serde_json::json!({
+                    "metadata": {"name": crate::programs::objects::name(svc), "namespace": crate::programs::objects::namespace(svc)},
+                    "subsets": subsets,
+                }))
+            })
+            .collect();
         Some(ClusterView {
             id: self.id.clone(),
             network: network_of(&namespaces),
-            services: values(&self.caches.services),
-            endpoints: values(&self.caches.endpoints),
-            pods: values(&self.caches.pods),
+            services,
+            endpoints,
+            pods,
             nodes: values(&self.caches.nodes),
         })
     }
