@@ -46,6 +46,20 @@ fn aws_quiet(up: &TwinUp, args: &[&str]) {
     assert!(out.status.success(), "aws {args:?}: {}", text(&out.stderr));
 }
 
+/// A JSON patch of cluster 2's istio-reader ClusterRole, through kubectl.
+fn patch_reader_role_of_cluster2(up: &TwinUp, patch: &str) {
+    let ctx2 = up.env["CTX_CLUSTER2"].clone();
+    up.kubectl(&[
+        "--context",
+        &ctx2,
+        "patch",
+        "clusterrole",
+        "istio-reader-clusterrole-istio-system",
+        "--type=json",
+        patch,
+    ]);
+}
+
 fn vpc_id(up: &TwinUp, name: &str) -> String {
     let vpcs = up.aws(&["ec2", "describe-vpcs", "--filters", &format!("Name=tag:Name,Values={name}")]);
     vpcs["Vpcs"][0]["VpcId"].as_str().unwrap().to_string()
@@ -281,16 +295,10 @@ const ROWS: &[Row] = &[
         tags: "@sync",
         make: |up| {
             // cluster 2's reader role loses `pods`: rule 1 of the chart's role is the core group's.
-            let ctx2 = up.env["CTX_CLUSTER2"].clone();
-            up.kubectl(&[
-                "--context",
-                &ctx2,
-                "patch",
-                "clusterrole",
-                "istio-reader-clusterrole-istio-system",
-                "--type=json",
+            patch_reader_role_of_cluster2(
+                up,
                 r#"-p=[{"op": "replace", "path": "/rules/1/resources", "value": ["endpoints", "services", "nodes", "namespaces", "secrets"]}]"#,
-            ]);
+            );
         },
         says: &["diagnosis: the remote secret's service account in cluster2 is not allowed to list pods cluster-wide"],
     },
@@ -299,16 +307,10 @@ const ROWS: &[Row] = &[
         tags: "@sync",
         make: |up| {
             // Rule 5 of the chart's role is discovery.k8s.io's.
-            let ctx2 = up.env["CTX_CLUSTER2"].clone();
-            up.kubectl(&[
-                "--context",
-                &ctx2,
-                "patch",
-                "clusterrole",
-                "istio-reader-clusterrole-istio-system",
-                "--type=json",
+            patch_reader_role_of_cluster2(
+                up,
                 r#"-p=[{"op": "test", "path": "/rules/5/apiGroups/0", "value": "discovery.k8s.io"}, {"op": "remove", "path": "/rules/5"}]"#,
-            ]);
+            );
         },
         says: &["is not allowed to list endpointslices.discovery.k8s.io cluster-wide"],
     },

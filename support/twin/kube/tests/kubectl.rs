@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use meshspec_twin_kube::{Part, Resource};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const MANIFESTS: &str = r#"
 apiVersion: v1
@@ -349,15 +348,8 @@ async fn get_watch_delivers_events() {
     twin.store
         .create(&Resource::configmaps(), Some("default"), json!({"metadata": {"name": "before"}}))
         .expect("create");
-    let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(twin.path("kubeconfig")).arg("--cache-dir").arg(twin.path("cache"));
-    cmd.args(["get", "configmaps", "-n", "default", "-w", "--request-timeout=20s"]);
-    cmd.env("HOME", twin.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("kubectl");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut child, mut out) =
+        twin.kubectl_stream(&["get", "configmaps", "-n", "default", "-w", "--request-timeout=20s"]);
     let seen = tokio::time::timeout(Duration::from_secs(30), async {
         let mut created = false;
         let mut seen = Vec::new();

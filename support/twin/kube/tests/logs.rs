@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use meshspec_twin_kube::{Resource, Store};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const NS: &str = "default";
 
@@ -154,15 +153,7 @@ async fn follow_streams_new_lines_until_the_container_ends() {
     let uid = pod(&twin.store, "tailed", json!({}), &["app"], vec![running("app")]);
     let logs = twin.store.logs().clone();
     logs.write_at(&uid, "app", Utc.with_ymd_and_hms(2026, 12, 7, 1, 0, 0).unwrap(), "before");
-    let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(twin.path("kubeconfig")).arg("--cache-dir").arg(twin.path("cache"));
-    cmd.args(["logs", "-f", "tailed"]);
-    cmd.env("HOME", twin.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("kubectl");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut child, mut out) = twin.kubectl_stream(&["logs", "-f", "tailed"]);
     let seen = tokio::time::timeout(Duration::from_secs(30), async {
         let mut seen = Vec::new();
         while let Ok(Some(line)) = out.next_line().await {

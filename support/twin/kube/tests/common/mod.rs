@@ -99,6 +99,25 @@ impl Twin {
         path
     }
 
+    /// A kubectl that keeps running (`-w`, `logs -f`): its stdout as lines;
+    /// it is killed when the returned child is dropped.
+    pub fn kubectl_stream(
+        &self,
+        args: &[&str],
+    ) -> (tokio::process::Child, tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>) {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(self.path("kubeconfig")).arg("--cache-dir").arg(self.path("cache"));
+        cmd.args(args);
+        cmd.env("HOME", self.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("kubectl");
+        let out = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        (child, out)
+    }
+
     pub async fn kubectl(&self, args: &[&str]) -> Output {
         self.kubectl_with("kubeconfig", args).await
     }
