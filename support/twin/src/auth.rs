@@ -111,9 +111,10 @@ impl ClusterAuth {
 }
 
 /// The IAM identity that made the cluster: EKS makes it a cluster
-/// administrator (in `system:masters`), under its ARN (Amazon EKS User Guide,
-/// "Grant IAM users and roles access to Kubernetes APIs": the cluster creator
-/// has system:masters permissions).
+/// administrator (Amazon EKS User Guide, add-user-role: "the IAM entity that
+/// creates the cluster is automatically granted system:masters permissions").
+/// The user name EKS gives it is not documented there: the twin uses the
+/// caller's ARN, and no check reads it.
 fn eks_admin(arn: &str) -> UserInfo {
     UserInfo::admin(arn)
 }

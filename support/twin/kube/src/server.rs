@@ -368,7 +368,8 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
         Ok(user) => user,
         Err(e) => return error(&e),
     };
-    let watch_query = query_pairs(req.uri()).iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let query = query_pairs(req.uri());
+    let watch_query = query.iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
     let attrs = Attributes::of_request(req.method(), req.uri().path(), &route, watch_query);
     let decision = authz::authorize(&ctx.store, &user, &attrs);
     if !decision.allowed {
@@ -387,7 +388,7 @@ async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
         }
         Err(_) => return error(&ApiError::bad_request("could not read the request body")),
     };
-    let request = Request { user, method: parts.method, query: query_pairs(&parts.uri), headers: parts.headers, body };
+    let request = Request { user, method: parts.method, query, headers: parts.headers, body };
     match route {
         Route::Resource(path) => crate::api::handle(&ctx, &request, path).await,
         _ if request.method != Method::GET => {

@@ -119,6 +119,19 @@ async fn reviews_answer_for_oneself_and_for_others() {
     let empty = SelfSubjectAccessReview::default();
     let kube::Error::Api(status) = reader.create(&pp, &empty).await.unwrap_err() else { panic!() };
     assert_eq!(status.code, 422);
+    assert_eq!(
+        status.message,
+        r#"SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified"#
+    );
+    // A SubjectAccessReview with neither attributes nor subject: both causes.
+    let kube::Error::Api(status) = admin.create(&pp, &SubjectAccessReview::default()).await.unwrap_err() else {
+        panic!()
+    };
+    assert!(
+        status.message.ends_with(r#"spec.user: Invalid value: "": at least one of user or group must be specified]"#),
+        "{}",
+        status.message
+    );
 }
 
 #[tokio::test]
