@@ -103,7 +103,13 @@ pub fn from_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, Inpu
             Some(i) if line.is_some() => message[..i].to_string(),
             _ => message,
         };
-        InputError::Invalid { file: file.to_path_buf(), line, at: render_path(&path), message }
+        // serde_yaml starts a message inside nested values with the same path; it is shown once.
+        let at = render_path(&path);
+        let message = match message.strip_prefix(&format!("{at}: ")) {
+            Some(rest) if !at.is_empty() => rest.to_string(),
+            _ => message,
+        };
+        InputError::Invalid { file: file.to_path_buf(), line, at, message }
     })
 }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::check::{Check, Diagnosis, Observation};
 use crate::mesh::cacerts::root_fingerprint;
+use crate::provision::StageStep;
 use crate::target::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
@@ -209,10 +210,12 @@ pub async fn controller_before_gateway(session: &Session, c: &ClusterTopology) -
 
 /// The order as this run's provisioning made it.
 fn from_record(record: &crate::provision::ProvisionRecord, c: &ClusterTopology) -> Result<ControllerOrder> {
-    let Some(gateways) = record.stages.iter().find(|s| s.steps.iter().any(|st| st == "gateways")) else {
+    let Some(gateways) = record.stages.iter().find(|s| s.steps.iter().any(|st| st == StageStep::Gateways.as_str()))
+    else {
         return Ok(ControllerOrder::Unknown { why: "this run's provisioning had no gateways step".into() });
     };
-    let controller = |st: &crate::provision::StageRecord| st.steps.iter().any(|s| s == "load-balancer-controller");
+    let controller =
+        |st: &crate::provision::StageRecord| st.steps.iter().any(|s| s == StageStep::LoadBalancerController.as_str());
     let installed_before = record.stages.iter().any(|st| st.finished_at <= gateways.started_at && controller(st));
     let seen: Vec<String> = gateways
         .precondition_evidence

@@ -10,8 +10,9 @@ use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use super::plan::{Stage, StagePlan};
-use super::{ProvisionRecord, StageRecord};
+use super::plan::{StagePlan, StageStep};
+use super::stages::StageExecutor;
+use super::ProvisionRecord;
 use crate::aws::{eks, network};
 use crate::faults::Fault;
 use crate::fixtures::{quoted, Vars};
@@ -24,11 +25,6 @@ use crate::topology::{names, ClusterTopology};
 
 /// Tag put on every AWS resource meshspec creates.
 pub const OWNER_TAG: &str = "meshspec.io/managed-by";
-
-struct Run<'a> {
-    session: &'a Session,
-    trust: Trust,
-}
 
 /// The root of trust of one provisioning and each cluster's intermediate, made
 /// once. RSA keys take most of a provisioning's CPU: they are made on a
@@ -97,44 +93,41 @@ pub async fn provision(session: &Session) -> Result<ProvisionRecord> {
         );
     }
     let plan = StagePlan::load(&session.fixtures, &session.plan)?;
-    let mut run = Run { session, trust: Trust::start(session) };
-    let mut stages = Vec::new();
-    for stage in &plan.stages {
-        stages.push(
-            run_stage(&mut run, stage).await.with_context(|| format!("stage {} ({})", stage.number, stage.name))?,
-        );
-    }
-    Ok(ProvisionRecord { by: super::ProvisionedBy::Api, stages, root_fingerprint: run.trust.fingerprint })
+    let mut exec = ApiSteps { trust: Trust::start(session) };
+    let stages = super::stages::run(session, &plan, &mut exec).await?;
+    Ok(ProvisionRecord { by: super::ProvisionedBy::Api, stages, root_fingerprint: exec.trust.fingerprint })
 }
 
-async fn run_stage(run: &mut Run<'_>, stage: &Stage) -> Result<StageRecord> {
-    let held = super::preconditions::check_stage(run.session, stage).await?;
-    let started_at = chrono::Utc::now();
-    let mut created = Vec::new();
-    for step in &stage.steps {
-        tracing::info!(stage = stage.number, step = %step, "provisioning");
-        let done = match step.as_str() {
-            "vpcs" => vpcs(run.session).await,
-            "clusters" => clusters(run.session).await,
-            "cacerts" => cacerts(run.session, &mut run.trust).await,
-            "load-balancer-controller" => {
-                apply_everywhere(
-                    run.session,
-                    "aws-load-balancer-controller",
-                    &[(names::KUBE_SYSTEM, names::LB_CONTROLLER)],
-                )
-                .await
-            }
-            "istiod" => apply_everywhere(run.session, "istiod", &[(names::ISTIO_SYSTEM, "istiod")]).await,
-            "gateways" => gateways(run.session).await,
-            "reader-tokens" => reader_tokens(run.session).await,
-            "samples" => samples(run.session, &eks_endpoints(run.session).await?).await,
-            other => bail!("unknown provisioning step {other:?}"),
-        }
-        .with_context(|| format!("step {step}"))?;
-        created.extend(done);
+/// How the API provisioner runs each step: everything through the AWS and Kubernetes APIs.
+struct ApiSteps {
+    trust: Trust,
+}
+
+impl StageExecutor for ApiSteps {
+    fn who(&self) -> &'static str {
+        "the API provisioner"
     }
-    Ok(StageRecord::of(stage, held, started_at, created))
+
+    fn plan_file(&self) -> &'static str {
+        super::plan::DEFAULT_PLAN
+    }
+
+    fn supports(&self, _: StageStep) -> bool {
+        true
+    }
+
+    async fn step(&mut self, session: &Session, step: StageStep) -> Result<Vec<String>> {
+        match step {
+            StageStep::Vpcs => vpcs(session).await,
+            StageStep::Clusters => clusters(session).await,
+            StageStep::Cacerts => cacerts(session, &mut self.trust).await,
+            StageStep::LoadBalancerController => install_load_balancer_controller(session).await,
+            StageStep::Istiod => apply_everywhere(session, "istiod", &[(names::ISTIO_SYSTEM, "istiod")]).await,
+            StageStep::Gateways => gateways(session).await,
+            StageStep::ReaderTokens => reader_tokens(session).await,
+            StageStep::Samples => samples(session, &eks_endpoints(session).await?).await,
+        }
+    }
 }
 
 pub(super) fn vars_for(session: &Session, c: &ClusterTopology) -> Vars {

@@ -15,8 +15,9 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
 use super::api::{self, PeerEndpoints, Trust};
-use super::plan::StagePlan;
-use super::{ProvisionRecord, ProvisionedBy, StageRecord};
+use super::plan::{StagePlan, StageStep};
+use super::stages::StageExecutor;
+use super::{ProvisionRecord, ProvisionedBy};
 use crate::aws::network::Leftover;
 use crate::fixtures::Vars;
 use crate::kube::apply::Applier;
@@ -56,31 +57,46 @@ pub async fn provision(session: &Session, p: &KindProvisioner) -> Result<Provisi
     let plan = StagePlan::load(&session.fixtures, &session.plan)?;
     // Kind configs and Helm values (no credential in any) live as long as the provisioning.
     let work = tempfile::tempdir().context("cannot make a directory for kind configs and Helm values")?;
-    let mut trust = Trust::start(session);
-    let mut stages = Vec::new();
-    for stage in &plan.stages {
-        let held = super::preconditions::check_stage(session, stage).await?;
-        let started_at = chrono::Utc::now();
-        let mut created = Vec::new();
-        for step in &stage.steps {
-            let done = match step.as_str() {
-                "clusters" => create_clusters(session, p, work.path()).await,
-                "cacerts" => api::cacerts(session, &mut trust).await,
-                "load-balancer-controller" => metallb(session, p).await,
-                "istiod" => istio_control_plane(session, p, work.path()).await,
-                "gateways" => gateways(session, p, work.path()).await,
-                "reader-tokens" => api::reader_tokens(session).await,
-                "samples" => api::samples(session, &endpoints(session).await?).await,
-                other => bail!("the kind provisioner has no step {other:?} (its plan is {PLAN})"),
-            }
-            .with_context(|| {
-                format!("stage {} ({}), step {step}; the stages after it did not run", stage.number, stage.name)
-            })?;
-            created.extend(done);
-        }
-        stages.push(StageRecord::of(stage, held, started_at, created));
+    let mut exec = KindSteps { p, work: work.path(), trust: Trust::start(session) };
+    let stages = super::stages::run(session, &plan, &mut exec).await?;
+    Ok(ProvisionRecord { by: ProvisionedBy::Kind, stages, root_fingerprint: exec.trust.fingerprint })
+}
+
+/// How the kind provisioner runs each step: kind and Helm where the seed uses
+/// Terraform's modules, meshspec's own applies for the rest.
+struct KindSteps<'a> {
+    p: &'a KindProvisioner,
+    work: &'a Path,
+    trust: Trust,
+}
+
+impl StageExecutor for KindSteps<'_> {
+    fn who(&self) -> &'static str {
+        "the kind provisioner"
     }
-    Ok(ProvisionRecord { by: ProvisionedBy::Kind, stages, root_fingerprint: trust.fingerprint })
+
+    fn plan_file(&self) -> &'static str {
+        PLAN
+    }
+
+    /// No VPCs: kind's clusters share Docker's kind network.
+    fn supports(&self, step: StageStep) -> bool {
+        step != StageStep::Vpcs
+    }
+
+    async fn step(&mut self, session: &Session, step: StageStep) -> Result<Vec<String>> {
+        let (p, work) = (self.p, self.work);
+        match step {
+            StageStep::Clusters => create_clusters(session, p, work).await,
+            StageStep::Cacerts => api::cacerts(session, &mut self.trust).await,
+            StageStep::LoadBalancerController => metallb(session, p).await,
+            StageStep::Istiod => istio_control_plane(session, p, work).await,
+            StageStep::Gateways => gateways(session, p, work).await,
+            StageStep::ReaderTokens => api::reader_tokens(session).await,
+            StageStep::Samples => api::samples(session, &endpoints(session).await?).await,
+            StageStep::Vpcs => bail!("the kind provisioner has no step vpcs (its plan is {PLAN})"),
+        }
+    }
 }
 
 async fn existing_clusters(session: &Session) -> Result<BTreeSet<String>> {

@@ -9,6 +9,7 @@ pub mod existing;
 pub mod kind;
 pub mod plan;
 pub mod preconditions;
+pub mod stages;
 pub mod terraform;
 
 use anyhow::Result;
@@ -18,7 +19,7 @@ use crate::target::Session;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use plan::{Stage, StagePlan};
+pub use plan::{Stage, StagePlan, StageStep};
 
 /// What one stage did and when.
 #[derive(Clone, Debug, Serialize)]
@@ -51,7 +52,7 @@ impl StageRecord {
             name: stage.name.clone(),
             started_at,
             finished_at: Utc::now(),
-            steps: stage.steps.clone(),
+            steps: stage.steps.iter().map(|s| s.as_str().to_string()).collect(),
             preconditions: held.iter().map(|p| p.name.clone()).collect(),
             precondition_evidence: held,
             created,

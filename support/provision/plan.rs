@@ -1,7 +1,7 @@
 //! The declared stage plan (fixtures/stages.yaml).
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fixtures::Fixtures;
 
@@ -38,7 +38,9 @@ pub struct Stage {
     pub number: u32,
     pub name: String,
     pub summary: String,
-    pub steps: Vec<String>,
+    /// Read as `StageStep`s, so that a plan naming a step no provisioner knows
+    /// is refused when it is loaded, with its file and line.
+    pub steps: Vec<StageStep>,
     /// Checked on the target before the stage starts (see `KNOWN_PRECONDITIONS`).
     #[serde(default)]
     pub preconditions: Vec<String>,
@@ -46,9 +48,53 @@ pub struct Stage {
     pub terraform_targets: Vec<String>,
 }
 
-/// The steps a provisioner knows how to run.
-pub const KNOWN_STEPS: &[&str] =
-    &["vpcs", "clusters", "cacerts", "load-balancer-controller", "istiod", "gateways", "reader-tokens", "samples"];
+/// A step of the plan, spelt in the YAML as `as_str` says. Each provisioner
+/// says how it runs each one (see `super::stages::StageExecutor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StageStep {
+    Vpcs,
+    Clusters,
+    Cacerts,
+    LoadBalancerController,
+    Istiod,
+    Gateways,
+    ReaderTokens,
+    Samples,
+}
+
+impl StageStep {
+    pub const ALL: [StageStep; 8] = [
+        StageStep::Vpcs,
+        StageStep::Clusters,
+        StageStep::Cacerts,
+        StageStep::LoadBalancerController,
+        StageStep::Istiod,
+        StageStep::Gateways,
+        StageStep::ReaderTokens,
+        StageStep::Samples,
+    ];
+
+    /// The plan's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStep::Vpcs => "vpcs",
+            StageStep::Clusters => "clusters",
+            StageStep::Cacerts => "cacerts",
+            StageStep::LoadBalancerController => "load-balancer-controller",
+            StageStep::Istiod => "istiod",
+            StageStep::Gateways => "gateways",
+            StageStep::ReaderTokens => "reader-tokens",
+            StageStep::Samples => "samples",
+        }
+    }
+}
+
+impl std::fmt::Display for StageStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a stage may require of the target before it starts.
 pub const KNOWN_PRECONDITIONS: &[&str] = super::preconditions::KNOWN;
@@ -80,11 +126,6 @@ impl StagePlan {
             if stage.number as usize != i + 1 {
                 bail!("stage {} is numbered {}: stages must be numbered 1, 2, 3... in order", stage.name, stage.number);
             }
-            for step in &stage.steps {
-                if !KNOWN_STEPS.contains(&step.as_str()) {
-                    bail!("stage {}: unknown step {step:?} (known: {})", stage.name, KNOWN_STEPS.join(", "));
-                }
-            }
             for p in &stage.preconditions {
                 if !KNOWN_PRECONDITIONS.contains(&p.as_str()) {
                     bail!(
@@ -108,7 +149,7 @@ impl StagePlan {
         let mut seen = std::collections::HashSet::new();
         for step in self.stages.iter().flat_map(|s| &s.steps) {
             if !seen.insert(step) {
-                bail!("step {step:?} appears twice in the plan");
+                bail!("step {:?} appears twice in the plan", step.as_str());
             }
         }
         Ok(())
@@ -124,9 +165,9 @@ mod tests {
         let plan = StagePlan::load(&Fixtures::embedded(), DEFAULT_PLAN).unwrap();
         let names: Vec<_> = plan.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["infrastructure", "control-plane", "workloads"]);
-        let pos = |step: &str| plan.stages.iter().position(|s| s.steps.iter().any(|x| x == step)).unwrap();
-        assert!(pos("cacerts") < pos("istiod"));
-        assert!(pos("load-balancer-controller") < pos("gateways"));
+        let pos = |step: StageStep| plan.stages.iter().position(|s| s.steps.contains(&step)).unwrap();
+        assert!(pos(StageStep::Cacerts) < pos(StageStep::Istiod));
+        assert!(pos(StageStep::LoadBalancerController) < pos(StageStep::Gateways));
         assert!(plan.stages[1].preconditions.iter().any(|p| p == "cacerts-present"));
         // The seed's destroy: the releases first, wait for the load balancers, then the rest.
         assert_eq!(plan.destroy.len(), 2);
@@ -148,20 +189,47 @@ mod tests {
     #[test]
     fn the_wrong_order_plan_loads_and_puts_istiod_first() {
         let plan = StagePlan::load(&Fixtures::embedded(), "plans/istiod-before-cacerts.yaml").unwrap();
-        let pos = |step: &str| plan.stages.iter().position(|s| s.steps.iter().any(|x| x == step)).unwrap();
-        assert!(pos("istiod") < pos("cacerts"));
+        let pos = |step: StageStep| plan.stages.iter().position(|s| s.steps.contains(&step)).unwrap();
+        assert!(pos(StageStep::Istiod) < pos(StageStep::Cacerts));
     }
 
     #[test]
-    fn unknown_steps_and_bad_numbering_are_refused() {
-        let bad: StagePlan = serde_yaml::from_str("stages: [{number: 1, name: a, summary: s, steps: [nope]}]").unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("unknown step"));
+    fn bad_numbering_unknown_preconditions_and_repeated_steps_are_refused() {
+        let bad: StagePlan =
+            serde_yaml::from_str("stages: [{number: 1, name: a, summary: s, steps: [vpcs, cacerts, vpcs]}]").unwrap();
+        assert_eq!(bad.validate().unwrap_err().to_string(), "step \"vpcs\" appears twice in the plan");
         let bad: StagePlan = serde_yaml::from_str("stages: [{number: 2, name: a, summary: s, steps: []}]").unwrap();
         assert!(bad.validate().is_err());
         let bad: StagePlan =
             serde_yaml::from_str("stages: [{number: 1, name: a, summary: s, steps: [], preconditions: [luck]}]")
                 .unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("unknown precondition"));
+    }
+
+    #[test]
+    fn a_plan_with_an_unknown_step_is_refused_at_load_with_the_file_line_and_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mine.yaml");
+        std::fs::write(&path, "stages:\n  - number: 1\n    name: all\n    summary: s\n    steps: [vpcs, istio-d]\n")
+            .unwrap();
+        let e = StagePlan::load(&Fixtures::embedded(), path.to_str().unwrap()).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with(&format!("{}:5: stages[0].steps[1]: unknown variant `istio-d`", path.display())),
+            "{text}"
+        );
+        // The steps there are, in the plan's spelling, so the fix is in the message.
+        for step in StageStep::ALL {
+            assert!(text.contains(&format!("`{step}`")), "{step} missing from: {text}");
+        }
+    }
+
+    #[test]
+    fn every_step_reads_back_as_its_plan_spelling() {
+        for step in StageStep::ALL {
+            let read: StageStep = serde_yaml::from_str(step.as_str()).unwrap();
+            assert_eq!(read, step);
+        }
     }
 
     #[test]

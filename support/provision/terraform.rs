@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::plan::{DestroyStage, StagePlan};
-use super::{ProvisionRecord, ProvisionedBy, StageRecord};
+use super::plan::{DestroyStage, Stage, StagePlan, StageStep};
+use super::stages::{StageExecutor, StageUnit};
+use super::{ProvisionRecord, ProvisionedBy};
 use crate::aws::eks;
 use crate::aws::network::Leftover;
 use crate::target::Session;
@@ -76,24 +77,51 @@ pub async fn provision(session: &Session, p: &TerraformProvisioner) -> Result<Pr
         )?;
     }
     terraform(session, tf, tf.init_args(), "terraform init".into()).await?;
-    let total = plan.stages.len();
-    let mut stages = Vec::new();
-    for stage in &plan.stages {
-        let held = super::preconditions::check_stage(session, stage).await?;
-        let started_at = chrono::Utc::now();
-        let label = format!("terraform apply {}/{total} {}", stage.number, stage.name);
+    let mut exec = TerraformStages { tf, total: plan.stages.len() };
+    let stages = super::stages::run(session, &plan, &mut exec).await?;
+    build_contexts(session, p.kubeconfig_out.as_deref()).await?;
+    Ok(ProvisionRecord { by: ProvisionedBy::Terraform, stages, root_fingerprint: None })
+}
+
+/// How the Terraform provisioner runs a stage: one `apply` of its `-target`s.
+struct TerraformStages<'a> {
+    tf: &'a TerraformConfig,
+    total: usize,
+}
+
+impl StageExecutor for TerraformStages<'_> {
+    fn who(&self) -> &'static str {
+        "the Terraform provisioner"
+    }
+
+    fn plan_file(&self) -> &'static str {
+        super::plan::DEFAULT_PLAN
+    }
+
+    /// The user's root module makes whatever a stage's `-target`s name.
+    fn supports(&self, _: StageStep) -> bool {
+        true
+    }
+
+    fn unit(&self) -> StageUnit {
+        StageUnit::Stage
+    }
+
+    async fn step(&mut self, _session: &Session, step: StageStep) -> Result<Vec<String>> {
+        anyhow::bail!("the Terraform provisioner applies whole stages, not step {step}")
+    }
+
+    async fn stage(&mut self, session: &Session, stage: &Stage) -> Result<Vec<String>> {
+        let label = format!("terraform apply {}/{} {}", stage.number, self.total, stage.name);
         eprintln!("[{label}] {}", stage.summary);
-        let progress = terraform(session, tf, tf.stage_args(Verb::Apply, &stage.terraform_targets), label)
-            .await
-            .with_context(|| format!("stage {} ({}); the stages after it did not run", stage.number, stage.name))?;
+        let progress =
+            terraform(session, self.tf, self.tf.stage_args(Verb::Apply, &stage.terraform_targets), label).await?;
         let mut created = progress.done.clone();
         if let Some(s) = &progress.summary {
             created.push(format!("{} added, {} changed, {} destroyed", s.add, s.change, s.remove));
         }
-        stages.push(StageRecord::of(stage, held, started_at, created));
+        Ok(created)
     }
-    build_contexts(session, p.kubeconfig_out.as_deref()).await?;
-    Ok(ProvisionRecord { by: ProvisionedBy::Terraform, stages, root_fingerprint: None })
 }
 
 /// The kube access of the clusters Terraform made, from EKS (DescribeCluster
