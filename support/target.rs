@@ -19,6 +19,8 @@ use crate::timeouts::Timeouts;
 use crate::topology::Topology;
 use meshspec_twin::twin::{Twin, TwinConfig};
 
+pub mod rules;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {

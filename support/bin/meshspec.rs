@@ -1,17 +1,14 @@
 //! The meshspec command line: a thin shell over the library.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use meshspec::provision::kind::KindProvisioner;
-use meshspec::provision::terraform::TerraformProvisioner;
 use meshspec::provision::Provisioner;
 use meshspec::runner::{self, RunOptions};
+use meshspec::target::rules::{self, ProvisionerKind, TargetRequest};
 use meshspec::target::{Session, TargetKind, TargetOptions};
-use meshspec::tools::terraform::TerraformConfig;
 use meshspec::topology::Topology;
 
 #[derive(Parser)]
@@ -197,12 +194,6 @@ struct TargetArgs {
     plan: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum ProvisionerKind {
-    Api,
-    Terraform,
-}
-
 #[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -289,121 +280,32 @@ struct TwinUpArgs {
     api_faults: Option<meshspec::api_faults::ApiFaultRates>,
 }
 
+impl TargetArgs {
+    /// The flags as the target rules read them.
+    fn request(&self) -> TargetRequest {
+        TargetRequest {
+            target: self.target,
+            topology: self.topology.clone(),
+            fixtures: self.fixtures.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            contexts: self.contexts.clone(),
+            time_scale: self.time_scale,
+            timeout_scale: self.timeout_scale,
+            fault: self.fault.clone(),
+            api_faults: self.api_faults,
+            allow_provision: self.allow_provision.clone(),
+            ledger_dir: self.ledger_dir.clone(),
+            provisioner: self.provisioner,
+            terraform_dir: self.terraform_dir.clone(),
+            terraform_bin: self.terraform_bin.clone(),
+            var_files: self.var_files.clone(),
+            plan: self.plan.clone(),
+        }
+    }
+}
+
 fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
-    let topology = match &args.topology {
-        Some(p) => Topology::load(p)?,
-        None => Topology::seed(),
-    };
-    let mut opts = TargetOptions::new(args.target, topology);
-    if let Some(dir) = &args.fixtures {
-        opts.fixtures = meshspec::fixtures::Fixtures::from_dir(dir.clone());
-    }
-    opts.kubeconfig = args.kubeconfig.clone();
-    opts.fault = args.fault.as_deref().map(meshspec::faults::Fault::parse).transpose()?;
-    opts.api_fault_rate = args.api_faults;
-    opts.ledger_dir = Some(args.ledger_dir.clone().unwrap_or_else(meshspec::ledger::default_dir));
-    if let Some(list) = &args.allow_provision {
-        let mut allowed: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-        let mut all: Vec<&str> = opts.topology.clusters.iter().map(|c| c.name.as_str()).collect();
-        allowed.sort();
-        all.sort();
-        anyhow::ensure!(
-            allowed == all,
-            "--allow-provision must name every cluster of the topology ({}), got {list:?}: refusing to create or delete anything",
-            all.join(",")
-        );
-        opts.allow_provision = true;
-    }
-    opts.time_scale = args.time_scale;
-    opts.timeout_scale = args.timeout_scale;
-    if let Some(plan) = &args.plan {
-        opts.plan = plan.clone();
-    } else if args.target == TargetKind::Kind {
-        opts.plan = meshspec::provision::kind::PLAN.to_string();
-    }
-    opts.provisioner = provisioner(args)?;
-    if let Provisioner::Kind(p) = &opts.provisioner {
-        opts.kubeconfig = Some(p.kubeconfig.clone());
-    }
-    let mut contexts = BTreeMap::new();
-    if args.target == TargetKind::Eks {
-        for (i, var) in ["CTX_CLUSTER1", "CTX_CLUSTER2"].iter().enumerate() {
-            if let (Ok(ctx), Some(c)) = (std::env::var(var), opts.topology.clusters.get(i)) {
-                if !ctx.is_empty() {
-                    contexts.insert(c.name.clone(), ctx);
-                }
-            }
-        }
-    }
-    if args.target == TargetKind::Kind {
-        // kind names a cluster's context kind-<name>.
-        for c in &opts.topology.clusters {
-            let k = opts.topology.kind_cluster(c);
-            contexts.insert(c.name.clone(), meshspec::tools::kind::context(&k.name));
-        }
-    }
-    for pair in &args.contexts {
-        let (cluster, ctx) =
-            pair.split_once('=').with_context(|| format!("--context {pair:?}: expected CLUSTER=CONTEXT"))?;
-        let name = opts.topology.cluster(cluster)?.name.clone();
-        contexts.insert(name, ctx.to_string());
-    }
-    opts.contexts = contexts;
-    Ok(opts)
-}
-
-/// The kubeconfig of kind clusters: --kubeconfig, else where kind writes by
-/// default (the first file of KUBECONFIG, else ~/.kube/config).
-fn kind_kubeconfig(args: &TargetArgs) -> PathBuf {
-    if let Some(k) = &args.kubeconfig {
-        return k.clone();
-    }
-    let from_env = std::env::var_os("KUBECONFIG")
-        .and_then(|v| std::env::split_paths(&v).next())
-        .filter(|p| !p.as_os_str().is_empty());
-    from_env.unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".kube").join("config"))
-}
-
-/// The provisioner of a target: the twin through its APIs; eks through the
-/// user's Terraform unless `--provisioner api`; kind with kind and Helm.
-fn provisioner(args: &TargetArgs) -> Result<Provisioner> {
-    let kind = args.provisioner.unwrap_or(match args.target {
-        TargetKind::Eks => ProvisionerKind::Terraform,
-        _ => ProvisionerKind::Api,
-    });
-    match (args.target, kind) {
-        (TargetKind::Kind, ProvisionerKind::Api) => Ok(Provisioner::Kind(KindProvisioner {
-            kubeconfig: kind_kubeconfig(args),
-            created_per_ledger: Default::default(),
-        })),
-        // The API provisioner builds the seed the way the twin needs it (an EKS cluster
-        // is ACTIVE with nodes and an OIDC-less controller); real EKS also needs IAM
-        // roles, node groups, routes and the controller's IAM role, CRDs and webhook
-        // certificates, which only the user's Terraform creates.
-        (TargetKind::Eks, ProvisionerKind::Api) => anyhow::bail!(
-            "--provisioner api cannot build a working deployment on EKS (it creates no IAM roles, \
-             node groups, internet or NAT gateways and routes, nor the load balancer controller's \
-             IAM role, CRDs and webhook certificates): provision with your Terraform \
-             (--provisioner terraform --terraform-dir DIR, the default), or verify a deployment \
-             that is already there (no --allow-provision)"
-        ),
-        (_, ProvisionerKind::Api) => Ok(Provisioner::Api),
-        (TargetKind::Eks, ProvisionerKind::Terraform) => {
-            let mut tf = TerraformConfig::new(args.terraform_dir.clone().unwrap_or_else(|| PathBuf::from(".")));
-            tf.binary = args.terraform_bin.clone();
-            tf.var_files = args.var_files.clone();
-            if args.allow_provision.is_some() && args.terraform_dir.is_none() {
-                anyhow::bail!(
-                    "provisioning the eks target drives your Terraform: pass --terraform-dir DIR \
-                     (the root module whose addresses the plan's -targets name)"
-                );
-            }
-            Ok(Provisioner::Terraform(TerraformProvisioner { terraform: tf, kubeconfig_out: None }))
-        }
-        (other, ProvisionerKind::Terraform) => {
-            anyhow::bail!("--provisioner terraform is for the eks target, not {other}")
-        }
-    }
+    rules::target_options(&args.request(), &rules::process_env)
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode> {
@@ -562,11 +464,7 @@ async fn pod_clusters(
 
 async fn provision(args: ProvisionArgs) -> Result<ExitCode> {
     let mut opts = target_options(&args.target)?;
-    anyhow::ensure!(
-        opts.kind != TargetKind::Twin,
-        "an in-process twin ends with the command: use `meshspec twin up` for a twin that stays"
-    );
-    anyhow::ensure!(opts.allow_provision, "provision needs --allow-provision with every cluster of the topology");
+    rules::check_command(rules::Command::Provision, &opts)?;
     if let Provisioner::Terraform(p) = &mut opts.provisioner {
         p.kubeconfig_out = Some(args.kubeconfig_out.clone());
     }
@@ -592,11 +490,7 @@ async fn provision(args: ProvisionArgs) -> Result<ExitCode> {
 
 async fn destroy(args: DestroyArgs) -> Result<ExitCode> {
     let opts = target_options(&args.target)?;
-    anyhow::ensure!(opts.kind != TargetKind::Twin, "an in-process twin ends with its command; nothing to destroy");
-    anyhow::ensure!(
-        opts.allow_provision,
-        "destroy deletes cloud resources: pass --allow-provision with every cluster of the topology"
-    );
+    rules::check_command(rules::Command::Destroy, &opts)?;
     let session = Session::open(opts).await?;
     let result = meshspec::provision::teardown(&session).await;
     session.close().await;
@@ -609,45 +503,15 @@ async fn destroy(args: DestroyArgs) -> Result<ExitCode> {
 }
 
 async fn reap(args: ReapArgs) -> Result<ExitCode> {
-    let mut opts = target_options(&args.target)?;
-    anyhow::ensure!(
-        opts.kind != TargetKind::Twin,
-        "reap needs the target the interrupted run used (an in-process twin ends with its run), e.g. --target eks with the env of `twin up`"
-    );
+    let opts = target_options(&args.target)?;
+    rules::check_command(rules::Command::Reap, &opts)?;
     let dir = opts.ledger_dir.clone().unwrap_or_else(meshspec::ledger::default_dir);
     let read = meshspec::ledger::read(&dir, &args.run_id)?;
     for d in &read.damaged {
         eprintln!("warning: {d}");
     }
     let entries = read.entries;
-    for e in &entries {
-        opts.topology
-            .cluster(&e.cluster)
-            .with_context(|| format!("the ledger names a cluster outside the topology: {}", e.cluster))?;
-    }
-    // The ledger is the user's consent for what the run created; no new ledger for the reap itself.
-    opts.allow_provision = true;
-    opts.ledger_dir = None;
-    // What made the resources decides how they go: the run's Terraform root module, or meshspec's API calls.
-    let terraform_dir = entries
-        .iter()
-        .filter(|e| e.kind == meshspec::provision::terraform::LEDGER_KIND)
-        .find_map(|e| e.tags.iter().find(|(k, _)| k == "dir").map(|(_, v)| PathBuf::from(v)));
-    let kind_clusters: std::collections::BTreeSet<String> =
-        entries.iter().filter(|e| e.kind == meshspec::provision::kind::LEDGER_KIND).map(|e| e.name.clone()).collect();
-    opts.provisioner = match terraform_dir {
-        _ if opts.kind == TargetKind::Kind => Provisioner::Kind(KindProvisioner {
-            kubeconfig: kind_kubeconfig(&args.target),
-            created_per_ledger: kind_clusters,
-        }),
-        Some(dir) => {
-            let mut tf = TerraformConfig::new(dir);
-            tf.binary = args.target.terraform_bin.clone();
-            tf.var_files = args.target.var_files.clone();
-            Provisioner::Terraform(TerraformProvisioner { terraform: tf, kubeconfig_out: None })
-        }
-        None => Provisioner::Api,
-    };
+    let opts = rules::reap_options(&args.target.request(), opts, &entries, &rules::process_env)?;
     let session = Session::open(opts).await?;
     let result = meshspec::provision::teardown(&session).await;
     session.close().await;
