@@ -11,7 +11,7 @@ use kube::Api;
 
 use crate::aws::eks;
 use crate::provision::Provisioner;
-use crate::target::{Session, TargetKind, TargetOptions};
+use crate::target::{Session, TargetOptions};
 use crate::tools::process::{self, Invocation};
 use crate::topology::names;
 
@@ -145,7 +145,7 @@ pub async fn examine(opts: TargetOptions) -> Vec<Finding> {
 pub async fn examine_showing(opts: TargetOptions, shown: &mut (dyn FnMut(&Finding) + Send)) -> Vec<Finding> {
     let mut r = Report { findings: Vec::new(), shown };
     // The twin provisions itself in every run: its clusters not existing yet is expected.
-    let provisioning = (opts.allow_provision && opts.kind != TargetKind::Twin) || opts.kind == TargetKind::Twin;
+    let provisioning = opts.allow_provision || opts.kind.driver().provisions_unasked();
     let verb = if provisioning { "provision and verify" } else { "verify" };
     r.add(Level::Ok, "target", format!("{} (meshspec will {verb})", opts.kind));
     match &opts.provisioner {

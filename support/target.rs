@@ -10,16 +10,22 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::aws::token::{eks_token, TOKEN_REFRESH, TOKEN_RETRY};
-use crate::aws::{eks, AwsAccess, AwsSettings};
+use crate::aws::{AwsAccess, AwsSettings};
 use crate::dns::Dns;
 use crate::fixtures::Fixtures;
 use crate::kube::{client_from_endpoint, client_from_kubeconfig, KubeTimeouts};
 use crate::provision::{ProvisionRecord, Provisioner};
 use crate::timeouts::Timeouts;
 use crate::topology::Topology;
-use meshspec_twin::twin::{Twin, TwinConfig};
+use meshspec_twin::twin::Twin;
 
+pub mod driver;
+pub mod eks;
+pub mod kind;
 pub mod rules;
+pub mod twin;
+
+pub use driver::TargetDriver;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +36,13 @@ pub enum TargetKind {
     Kind,
     /// Real EKS clusters and AWS.
     Eks,
+}
+
+impl TargetKind {
+    /// What this kind of target is and how it is handled (see `driver`).
+    pub fn driver(self) -> &'static dyn TargetDriver {
+        driver::driver(self)
+    }
 }
 
 impl std::fmt::Display for TargetKind {
@@ -76,14 +89,14 @@ impl TargetOptions {
             kind,
             topology,
             fixtures: Fixtures::embedded(),
-            allow_provision: kind == TargetKind::Twin,
+            allow_provision: kind.driver().provisions_unasked(),
             provisioner: Provisioner::Api,
             aws: AwsSettings::default(),
             kubeconfig: None,
             contexts: BTreeMap::new(),
             time_scale: None,
             timeout_scale: 1.0,
-            plan: crate::provision::plan::DEFAULT_PLAN.to_string(),
+            plan: kind.driver().default_plan().to_string(),
             fault: None,
             api_fault_rate: None,
             ledger_dir: None,
@@ -158,56 +171,27 @@ impl Session {
     /// Open a session on a target. For the twin this starts it in-process.
     pub async fn open(mut opts: TargetOptions) -> Result<Arc<Session>> {
         opts.topology.validate()?;
+        let driver = opts.kind.driver();
         if let Some(f) = opts.fault {
-            if opts.kind != TargetKind::Twin {
+            if !driver.injects_faults() {
                 bail!("faults are injected into the twin only; --fault {} needs --target twin", f.name());
             }
             if let Some(plan) = f.plan() {
                 opts.plan = plan.to_string();
             }
         }
-        if opts.api_fault_rate.is_some() && opts.kind != TargetKind::Twin {
+        if opts.api_fault_rate.is_some() && !driver.injects_faults() {
             bail!("API faults are injected by the twin only; --api-faults needs --target twin");
         }
-        let mut aws_settings = opts.aws.clone();
-        let mut twin = None;
-        let (timeouts, dns) = match opts.kind {
-            TargetKind::Twin => {
-                let mut cfg = TwinConfig {
-                    region: opts.topology.region.clone(),
-                    istio_version: opts.topology.istio_version.clone(),
-                    kube_fault_rate: opts.api_fault_rate.map_or(0.0, |r| r.kubernetes),
-                    aws_fault_rate: opts.api_fault_rate.map_or(0.0, |r| r.aws),
-                    ..TwinConfig::default()
-                };
-                if let Some(scale) = opts.time_scale {
-                    if !(scale.is_finite() && scale > 0.0) {
-                        bail!("--time-scale must be a positive number, not {scale}");
-                    }
-                    cfg.time_scale = scale;
-                }
-                let timeouts = Timeouts::for_twin(cfg.time_scale);
-                let started = Twin::start(cfg).await.context("cannot start the twin")?;
-                let (id, secret) = started.credentials();
-                aws_settings.endpoint = Some(started.aws_endpoint().to_string());
-                aws_settings.region = Some(started.region().to_string());
-                aws_settings.credentials = Some((id, secret));
-                let dns = Dns::server(started.dns_addr());
-                twin = Some(started);
-                (timeouts, dns)
-            }
-            TargetKind::Eks => (Timeouts::eks(), Dns::from_env()?),
-            TargetKind::Kind => (Timeouts::eks(), Dns::from_env()?),
-        };
+        let driver::Opened { timeouts, dns, aws: mut aws_settings, twin } = driver.open(&opts).await?;
         if aws_settings.region.is_none() {
             aws_settings.region = Some(opts.topology.region.clone());
         }
-        let aws = match opts.kind {
-            TargetKind::Kind => None,
-            _ => {
-                aws_settings.api_timeout = Some(timeouts.api_call);
-                Some(AwsAccess::connect(&aws_settings).await?)
-            }
+        let aws = if driver.has_aws() {
+            aws_settings.api_timeout = Some(timeouts.api_call);
+            Some(AwsAccess::connect(&aws_settings).await?)
+        } else {
+            None
         };
         Ok(Arc::new(Session {
             kind: opts.kind,
@@ -289,8 +273,9 @@ impl Session {
             let aws = self
                 .aws()
                 .with_context(|| format!("no kube context given for {cluster}, and it cannot be found through EKS"))?;
-            let described =
-                eks::describe(aws, &cluster).await?.with_context(|| format!("EKS has no cluster {cluster}"))?;
+            let described = crate::aws::eks::describe(aws, &cluster)
+                .await?
+                .with_context(|| format!("EKS has no cluster {cluster}"))?;
             let (Some(endpoint), Some(ca)) = (&described.endpoint, &described.ca_pem) else {
                 bail!("EKS cluster {cluster} has no endpoint yet (status {})", described.status);
             };
@@ -349,6 +334,16 @@ impl Session {
     /// Who and where a cluster's client calls, for naming a failure.
     pub async fn kube_endpoint(&self, cluster: &str) -> Option<(String, String)> {
         self.clusters.lock().await.get(cluster).map(|a| (a.who.clone(), a.url.clone()))
+    }
+
+    /// Whether the target has the AWS APIs.
+    pub fn has_aws(&self) -> bool {
+        self.kind.driver().has_aws()
+    }
+
+    /// Whether the target lives in this process and ends with it.
+    pub fn in_process(&self) -> bool {
+        self.kind.driver().in_process()
     }
 
     /// Stop what the session started (the in-process twin).

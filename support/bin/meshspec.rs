@@ -349,7 +349,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     println!("{}", runner::closing_line(&summary.tally));
     if summary.interrupted {
         println!("interrupted: the scenarios not started are reported as failed");
-        if let Some(id) = summary.run_id.as_ref().filter(|_| args_kind != TargetKind::Twin) {
+        if let Some(id) = summary.run_id.as_ref().filter(|_| !args_kind.driver().in_process()) {
             println!("{}", runner::reap_hint(id, args_kind));
         }
         return Ok(ExitCode::from(130));

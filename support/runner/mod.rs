@@ -107,7 +107,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     if let Some(l) = &session.ledger {
         println!("run id: {} (ledger {})", l.run_id, l.path.display());
         // The twin ends with this process: nothing of it outlives the run.
-        if session.kind != crate::target::TargetKind::Twin {
+        if !session.in_process() {
             crate::interrupt::set_last_words(reap_hint(&l.run_id, session.kind));
         }
     }
@@ -228,7 +228,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     .await;
     // The versions are read above while the clusters exist; then the twin ends
     // with the session, and other targets keep what was made unless told.
-    let teardown = if opts.teardown && session.allow_provision && session.kind != crate::target::TargetKind::Twin {
+    let teardown = if opts.teardown && session.allow_provision && !session.in_process() {
         Some(crate::provision::teardown(&session).await.map_err(|e| format!("{e:#}")))
     } else {
         None

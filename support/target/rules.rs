@@ -4,14 +4,12 @@
 //! a target kind gets by default and which combinations are refused. The CLI
 //! only parses flags and calls these, so that tests reach every rule.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 
 use super::{TargetKind, TargetOptions};
-use crate::provision::kind::KindProvisioner;
-use crate::provision::terraform::TerraformProvisioner;
 use crate::provision::Provisioner;
 use crate::tools::terraform::TerraformConfig;
 use crate::topology::Topology;
@@ -125,34 +123,14 @@ pub fn check_allow_provision(topology: &Topology, list: &str) -> Result<()> {
 
 /// The stage plan: the user's, else the target kind's own.
 pub fn plan(req: &TargetRequest) -> String {
-    match &req.plan {
-        Some(plan) => plan.clone(),
-        None if req.target == TargetKind::Kind => crate::provision::kind::PLAN.to_string(),
-        None => crate::provision::plan::DEFAULT_PLAN.to_string(),
-    }
+    req.plan.clone().unwrap_or_else(|| req.target.driver().default_plan().to_string())
 }
 
-/// The kube context of each cluster: on eks CTX_CLUSTER1 / CTX_CLUSTER2 name
-/// the first and second cluster's; on kind each cluster's is kind's
-/// `kind-<name>`; `--context CLUSTER=CONTEXT` wins over both.
+/// The kube context of each cluster: the target kind's own (on eks from
+/// CTX_CLUSTER1 / CTX_CLUSTER2, on kind kind's `kind-<name>`);
+/// `--context CLUSTER=CONTEXT` wins over both.
 pub fn contexts(req: &TargetRequest, topology: &Topology, env: Env) -> Result<BTreeMap<String, String>> {
-    let mut contexts = BTreeMap::new();
-    if req.target == TargetKind::Eks {
-        for (i, var) in ["CTX_CLUSTER1", "CTX_CLUSTER2"].iter().enumerate() {
-            if let (Some(ctx), Some(c)) = (env(var), topology.clusters.get(i)) {
-                if !ctx.is_empty() {
-                    contexts.insert(c.name.clone(), ctx);
-                }
-            }
-        }
-    }
-    if req.target == TargetKind::Kind {
-        // kind names a cluster's context kind-<name>.
-        for c in &topology.clusters {
-            let k = topology.kind_cluster(c);
-            contexts.insert(c.name.clone(), crate::tools::kind::context(&k.name));
-        }
-    }
+    let mut contexts = req.target.driver().contexts(topology, env);
     for pair in &req.contexts {
         let (cluster, ctx) =
             pair.split_once('=').with_context(|| format!("--context {pair:?}: expected CLUSTER=CONTEXT"))?;
@@ -174,51 +152,19 @@ pub fn kind_kubeconfig(req: &TargetRequest, env: Env) -> PathBuf {
 }
 
 /// The Terraform a request names (directory, binary, var files).
-fn terraform_config(req: &TargetRequest, dir: PathBuf) -> TerraformConfig {
+pub fn terraform_config(req: &TargetRequest, dir: PathBuf) -> TerraformConfig {
     let mut tf = TerraformConfig::new(dir);
     tf.binary = req.terraform_bin.clone();
     tf.var_files = req.var_files.clone();
     tf
 }
 
-/// The provisioner of a target: the twin through its APIs; eks through the
-/// user's Terraform unless `--provisioner api`; kind with kind and Helm.
+/// The provisioner of a target: `--provisioner` as the target kind reads it,
+/// else the kind's default (the twin through its APIs, eks through the user's
+/// Terraform, kind with kind and Helm).
 pub fn provisioner(req: &TargetRequest, env: Env) -> Result<Provisioner> {
-    let kind = req.provisioner.unwrap_or(match req.target {
-        TargetKind::Eks => ProvisionerKind::Terraform,
-        _ => ProvisionerKind::Api,
-    });
-    match (req.target, kind) {
-        (TargetKind::Kind, ProvisionerKind::Api) => Ok(Provisioner::Kind(KindProvisioner {
-            kubeconfig: kind_kubeconfig(req, env),
-            created_per_ledger: Default::default(),
-        })),
-        // The API provisioner builds the seed the way the twin needs it (an EKS cluster
-        // is ACTIVE with nodes and an OIDC-less controller); real EKS also needs IAM
-        // roles, node groups, routes and the controller's IAM role, CRDs and webhook
-        // certificates, which only the user's Terraform creates.
-        (TargetKind::Eks, ProvisionerKind::Api) => bail!(
-            "--provisioner api cannot build a working deployment on EKS (it creates no IAM roles, \
-             node groups, internet or NAT gateways and routes, nor the load balancer controller's \
-             IAM role, CRDs and webhook certificates): provision with your Terraform \
-             (--provisioner terraform --terraform-dir DIR, the default), or verify a deployment \
-             that is already there (no --allow-provision)"
-        ),
-        (_, ProvisionerKind::Api) => Ok(Provisioner::Api),
-        (TargetKind::Eks, ProvisionerKind::Terraform) => {
-            if req.allow_provision.is_some() && req.terraform_dir.is_none() {
-                bail!(
-                    "provisioning the eks target drives your Terraform: pass --terraform-dir DIR \
-                     (the root module whose addresses the plan's -targets name)"
-                );
-            }
-            let tf = terraform_config(req, req.terraform_dir.clone().unwrap_or_else(|| PathBuf::from(".")));
-            Ok(Provisioner::Terraform(TerraformProvisioner { terraform: tf, kubeconfig_out: None }))
-        }
-        (other, ProvisionerKind::Terraform) => {
-            bail!("--provisioner terraform is for the eks target, not {other}")
-        }
-    }
+    let driver = req.target.driver();
+    driver.provisioner(req.provisioner.unwrap_or(driver.default_provisioner()), req, env)
 }
 
 /// The commands that provision or tear down, each refused on an in-process twin.
@@ -234,20 +180,20 @@ pub fn check_command(command: Command, opts: &TargetOptions) -> Result<()> {
     match command {
         Command::Provision => {
             ensure!(
-                opts.kind != TargetKind::Twin,
+                !opts.kind.driver().in_process(),
                 "an in-process twin ends with the command: use `meshspec twin up` for a twin that stays"
             );
             ensure!(opts.allow_provision, "provision needs --allow-provision with every cluster of the topology");
         }
         Command::Destroy => {
-            ensure!(opts.kind != TargetKind::Twin, "an in-process twin ends with its command; nothing to destroy");
+            ensure!(!opts.kind.driver().in_process(), "an in-process twin ends with its command; nothing to destroy");
             ensure!(
                 opts.allow_provision,
                 "destroy deletes cloud resources: pass --allow-provision with every cluster of the topology"
             );
         }
         Command::Reap => ensure!(
-            opts.kind != TargetKind::Twin,
+            !opts.kind.driver().in_process(),
             "reap needs the target the interrupted run used (an in-process twin ends with its run), e.g. --target eks with the env of `twin up`"
         ),
     }
@@ -272,28 +218,14 @@ pub fn reap_options(
     }
     opts.allow_provision = true;
     opts.ledger_dir = None;
-    let terraform_dir = entries
-        .iter()
-        .filter(|e| e.kind == crate::provision::terraform::LEDGER_KIND)
-        .find_map(|e| e.tags.iter().find(|(k, _)| k == "dir").map(|(_, v)| PathBuf::from(v)));
-    let kind_clusters: BTreeSet<String> =
-        entries.iter().filter(|e| e.kind == crate::provision::kind::LEDGER_KIND).map(|e| e.name.clone()).collect();
-    opts.provisioner = match terraform_dir {
-        _ if opts.kind == TargetKind::Kind => Provisioner::Kind(KindProvisioner {
-            kubeconfig: kind_kubeconfig(req, env),
-            created_per_ledger: kind_clusters,
-        }),
-        Some(dir) => {
-            Provisioner::Terraform(TerraformProvisioner { terraform: terraform_config(req, dir), kubeconfig_out: None })
-        }
-        None => Provisioner::Api,
-    };
+    opts.provisioner = opts.kind.driver().reap_provisioner(req, entries, env);
     Ok(opts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn no_env(_: &str) -> Option<String> {
         None
