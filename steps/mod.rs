@@ -35,7 +35,7 @@ use crate::checks::check::{self, Check};
 
 /// The name of the evidence that carries a failed step's typed diagnosis.
 pub const DIAGNOSIS_EVIDENCE: &str = "diagnosis";
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::ClusterTopology;
 
 /// The session of the run in progress (set by the runner).
@@ -91,7 +91,7 @@ impl MeshWorld {
     /// On failure: what each cluster looked like, attached to the failed step.
     pub async fn attach_failure_bundle(&self) {
         let bundle = crate::report::bundle::collect(&self.session).await;
-        self.session.evidence.add(crate::report::evidence::Evidence {
+        self.session.run.evidence.add(crate::report::evidence::Evidence {
             feature: self.feature.clone(),
             scenario: self.scenario.clone(),
             step: String::new(),
@@ -117,7 +117,7 @@ impl MeshWorld {
         let outcome =
             crate::provision::api::provision(&scratch).await.map_err(|e| crate::provision::ProvisionFailure::of(&e));
         let result = outcome.as_ref().map(|_| ()).map_err(|f| f.message.clone());
-        let _ = scratch.provisioned.set(outcome);
+        let _ = scratch.run.provisioned.set(outcome);
         self.main_session = Some(std::mem::replace(&mut self.session, scratch));
         Ok(result)
     }
@@ -127,10 +127,10 @@ impl MeshWorld {
         if let Some(main) = self.main_session.take() {
             let scratch = std::mem::replace(&mut self.session, main);
             // Its evidence belongs to the run's reports.
-            for e in scratch.evidence.all() {
-                self.session.evidence.add(e);
+            for e in scratch.run.evidence.all() {
+                self.session.run.evidence.add(e);
             }
-            self.session.convergence.absorb(&scratch.convergence, scratch.fault.map(|f| f.name()));
+            self.session.run.convergence.absorb(&scratch.run.convergence, scratch.fault.map(|f| f.name()));
             scratch.close().await;
         }
     }
@@ -145,7 +145,7 @@ impl MeshWorld {
 
     /// Attach what a check saw to the step that checked it.
     pub fn attach(&self, step: &cucumber::gherkin::Step, name: &str, data: &impl serde::Serialize) {
-        self.session.evidence.add(crate::report::evidence::Evidence {
+        self.session.run.evidence.add(crate::report::evidence::Evidence {
             feature: self.feature.clone(),
             scenario: self.scenario.clone(),
             step: step.value.clone(),

@@ -14,7 +14,7 @@ use crate::topology::names;
 #[then("each stage started only once its preconditions held:")]
 async fn preconditions_held(w: &mut MeshWorld, step: &Step) -> StepResult {
     let table = step.table.as_ref().context("this step needs a table")?;
-    let record = match w.session.provisioned.get() {
+    let record = match w.session.run.provisioned.get() {
         Some(Ok(r)) => r,
         _ => bail!("the deployment was not provisioned by meshspec in this run"),
     };

@@ -9,7 +9,7 @@ use crate::checks::provisioning::{self as check, judge};
 use crate::topology::names;
 
 fn record(w: &MeshWorld) -> anyhow::Result<&crate::provision::ProvisionRecord> {
-    match w.session.provisioned.get() {
+    match w.session.run.provisioned.get() {
         Some(Ok(r)) => Ok(r),
         Some(Err(e)) => bail!("provisioning failed: {e}"),
         None => bail!("the deployment was not provisioned by an earlier step"),

@@ -56,6 +56,7 @@ async fn provisioned(w: &mut MeshWorld, step: &Step) -> StepResult {
     let session = w.session.clone();
     let mut here = false;
     let outcome = session
+        .run
         .provisioned
         .get_or_init(|| {
             here = true;

@@ -10,7 +10,8 @@ use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 
 use crate::checks::load_balancing;
-use crate::target::{Session, TargetKind, TargetOptions};
+use crate::run::Session;
+use crate::target::{TargetKind, TargetOptions};
 use crate::topology::Topology;
 use crate::twin_env::{self, TwinEnvFiles};
 

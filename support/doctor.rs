@@ -11,7 +11,8 @@ use kube::Api;
 
 use crate::aws::eks;
 use crate::provision::Provisioner;
-use crate::target::{Session, TargetOptions};
+use crate::run::Session;
+use crate::target::TargetOptions;
 use crate::tools::process::{self, Invocation};
 use crate::topology::names;
 

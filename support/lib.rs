@@ -20,6 +20,7 @@ pub mod mesh;
 pub mod progress;
 pub mod provision;
 pub mod report;
+pub mod run;
 pub mod runner;
 pub mod target;
 pub mod timeouts;

@@ -1,20 +1,21 @@
 //! A target is a set of endpoints, credentials and names (DESIGN.md): the
-//! embedded twin, kind clusters, or EKS. A `Session` holds one target's clients
-//! for a whole run; steps and checks only ever see the session.
+//! embedded twin, kind clusters, or EKS. A `Target` holds one target's clients
+//! for a whole run; what the run did is `crate::run::Run`, and steps and checks
+//! see both through `crate::run::Session`. What differs between kinds of
+//! target lives in one file per kind (`driver`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use crate::aws::token::{eks_token, TOKEN_REFRESH, TOKEN_RETRY};
 use crate::aws::{AwsAccess, AwsSettings};
 use crate::dns::Dns;
 use crate::fixtures::Fixtures;
 use crate::kube::{client_from_endpoint, client_from_kubeconfig, KubeTimeouts};
-use crate::provision::{ProvisionRecord, Provisioner};
+use crate::provision::Provisioner;
 use crate::timeouts::Timeouts;
 use crate::topology::Topology;
 use meshspec_twin::twin::Twin;
@@ -122,7 +123,10 @@ impl Drop for ClusterAccess {
     }
 }
 
-pub struct Session {
+/// What a target is: its kind, topology, fixtures, deadlines, clients and
+/// names, and how it may be provisioned. What a run did on it (provision
+/// record, evidence, convergence, ledger) is `crate::run::Run`.
+pub struct Target {
     pub kind: TargetKind,
     pub topology: Topology,
     pub fixtures: Fixtures,
@@ -135,29 +139,21 @@ pub struct Session {
     pub fault: Option<crate::faults::Fault>,
     /// The rates of injected API faults the twin runs with, if any.
     pub api_fault_rate: Option<crate::api_faults::ApiFaultRates>,
-    /// The ledger of what this run creates, when it may create anything.
-    pub ledger: Option<crate::ledger::Ledger>,
     aws: Option<AwsAccess>,
     pub dns: Dns,
     kubeconfig: Option<PathBuf>,
     contexts: BTreeMap<String, String>,
     clusters: Mutex<BTreeMap<String, ClusterAccess>>,
-    /// The provisioning of this run, done once and shared by every scenario.
-    pub provisioned: OnceCell<std::result::Result<ProvisionRecord, crate::provision::ProvisionFailure>>,
     twin: Mutex<Option<Twin>>,
-    /// What the checks of this run saw, for the reports.
-    pub evidence: crate::report::evidence::EvidenceStore,
-    /// When each convergence point was reached, and each failed check's time to diagnosis.
-    pub convergence: crate::report::convergence::ConvergenceStore,
 }
 
-impl std::fmt::Debug for Session {
+impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("kind", &self.kind).field("dns", &self.dns).finish_non_exhaustive()
+        f.debug_struct("Target").field("kind", &self.kind).field("dns", &self.dns).finish_non_exhaustive()
     }
 }
 
-/// The twin's side of a session: where its servers listen and the credentials it issued.
+/// The twin's side of a target: where its servers listen and the credentials it issued.
 #[derive(Clone)]
 pub struct TwinEndpoints {
     pub aws_endpoint: String,
@@ -167,9 +163,9 @@ pub struct TwinEndpoints {
     pub dns: std::net::SocketAddr,
 }
 
-impl Session {
-    /// Open a session on a target. For the twin this starts it in-process.
-    pub async fn open(mut opts: TargetOptions) -> Result<Arc<Session>> {
+impl Target {
+    /// Open a target. For the twin this starts it in-process.
+    pub async fn open(mut opts: TargetOptions) -> Result<Target> {
         opts.topology.validate()?;
         let driver = opts.kind.driver();
         if let Some(f) = opts.fault {
@@ -193,7 +189,7 @@ impl Session {
         } else {
             None
         };
-        Ok(Arc::new(Session {
+        Ok(Target {
             kind: opts.kind,
             topology: opts.topology,
             fixtures: opts.fixtures,
@@ -203,28 +199,13 @@ impl Session {
             plan: opts.plan,
             fault: opts.fault,
             api_fault_rate: opts.api_fault_rate,
-            ledger: match (&opts.ledger_dir, opts.allow_provision) {
-                (Some(dir), true) => Some(crate::ledger::Ledger::create(dir, &opts.kind.to_string())?),
-                _ => None,
-            },
             aws,
             dns,
             kubeconfig: opts.kubeconfig,
             contexts: opts.contexts,
             clusters: Mutex::new(BTreeMap::new()),
-            provisioned: OnceCell::new(),
             twin: Mutex::new(twin),
-            evidence: Default::default(),
-            convergence: Default::default(),
-        }))
-    }
-
-    /// Record a resource in the run ledger before creating it.
-    pub fn record(&self, cluster: &str, kind: &str, name: &str, tags: Vec<(String, String)>) -> Result<()> {
-        match &self.ledger {
-            Some(l) => l.record(cluster, kind, name, tags),
-            None => Ok(()),
-        }
+        })
     }
 
     /// The AWS clients; an error on targets without AWS APIs.
@@ -346,7 +327,7 @@ impl Session {
         self.kind.driver().in_process()
     }
 
-    /// Stop what the session started (the in-process twin).
+    /// Stop what opening the target started (the in-process twin).
     pub async fn close(&self) {
         if let Some(twin) = self.twin.lock().await.take() {
             twin.shutdown().await;

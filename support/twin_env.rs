@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use base64::Engine;
 
 use crate::aws::eks;
-use crate::target::Session;
+use crate::run::Session;
 
 /// The two files `twin up` writes; both hold credentials and are mode 0600.
 #[derive(Clone, Debug)]

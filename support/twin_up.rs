@@ -6,11 +6,11 @@ use anyhow::Result;
 
 use crate::checks::readiness;
 use crate::provision::api::provision;
-use crate::target::Session;
+use crate::run::Session;
 
 pub async fn bring_up(session: &Session) -> Result<()> {
     let record = provision(session).await?;
-    let _ = session.provisioned.set(Ok(record));
+    let _ = session.run.provisioned.set(Ok(record));
     for c in &session.topology.clusters {
         readiness::gateway_ready(session, c).await?;
     }

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use meshspec::provision::Provisioner;
+use meshspec::run::Session;
 use meshspec::runner::{self, RunOptions};
 use meshspec::target::rules::{self, ProvisionerKind, TargetRequest};
-use meshspec::target::{Session, TargetKind, TargetOptions};
+use meshspec::target::{TargetKind, TargetOptions};
 use meshspec::topology::Topology;
 
 #[derive(Parser)]
@@ -469,7 +470,7 @@ async fn provision(args: ProvisionArgs) -> Result<ExitCode> {
         p.kubeconfig_out = Some(args.kubeconfig_out.clone());
     }
     let session = Session::open(opts).await?;
-    if let Some(l) = &session.ledger {
+    if let Some(l) = &session.run.ledger {
         println!("run id: {} (ledger {})", l.run_id, l.path.display());
     }
     let result = meshspec::provision::deploy(&session).await;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::target::Session;
+use crate::run::Session;
 use crate::timeouts::Timeouts;
 use crate::wait::{Backoff, WaitOptions};
 
@@ -224,7 +224,7 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
         };
         match observed {
             Ok(Ok(Observation::Holds(v))) => {
-                s.convergence.held(check.point(), &name, start.elapsed());
+                s.run.convergence.held(check.point(), &name, start.elapsed());
                 return Ok(v);
             }
             Ok(Ok(Observation::Pending { seen, diagnosis })) => {
@@ -240,7 +240,7 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
                     last_seen: seen,
                     diagnosis: Some(diagnosis),
                 };
-                s.convergence.failed(&f);
+                s.run.convergence.failed(&f);
                 return Err(f);
             }
             Ok(Err(e)) => {
@@ -259,7 +259,7 @@ pub async fn until_within<C: Check>(s: &Session, check: &C, deadline: Duration) 
                 last_seen,
                 diagnosis: last_diagnosis.or_else(|| last_error.as_ref().and_then(api_diagnosis)),
             };
-            s.convergence.failed(&f);
+            s.run.convergence.failed(&f);
             return Err(f);
         }
         tokio::select! {

@@ -8,7 +8,7 @@ use anyhow::{ensure, Context, Result};
 
 use crate::aws::network::{self, Leftover};
 use crate::provision::destroy::{self, DestroyRecord};
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::ClusterTopology;
 
 /// The load balancer resources that existed before the destroy are gone, and each

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::check;
 use super::sync::HelloworldEndpoints;
 use crate::mesh::traffic::{self, binomial_miss_rate, check_share, Distribution};
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::{names, ClusterTopology};
 
 /// The false-alarm rate of the split check: an exact two-sided binomial test
@@ -54,7 +54,7 @@ pub async fn requests_from(
     let distribution = traffic::curl_from(&from, url, n, 8, session.timeouts.api_call).await?;
     let peer = session.topology.peer_of(c);
     if distribution.share(&peer.sample_version) > 0 {
-        session.convergence.held(
+        session.run.convergence.held(
             Some("first_cross_network_request"),
             &format!("{}: a request from {pod} answered by {}", c.name, peer.sample_version),
             std::time::Duration::ZERO,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::check::{Check, Diagnosis, Observation};
 use crate::mesh::cacerts::root_fingerprint;
 use crate::provision::StageStep;
-use crate::target::Session;
+use crate::run::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 
@@ -185,7 +185,7 @@ pub const NLB_CLASS: &str = "service.k8s.aws/nlb";
 /// available), else the class the controller's webhook sets at creation. Pod
 /// start times are not evidence: a `rollout restart` or a node rotation renews them.
 pub async fn controller_before_gateway(session: &Session, c: &ClusterTopology) -> Result<ControllerOrdering> {
-    let order = match session.provisioned.get() {
+    let order = match session.run.provisioned.get() {
         Some(Ok(record)) if !record.stages.is_empty() => from_record(record, c)?,
         _ => {
             let svcs: Api<Service> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_INGRESS);

@@ -14,7 +14,7 @@ use super::check::{Check, Diagnosis, Observation};
 use crate::aws::{eks, network};
 use crate::kube::rollout::{deployment_available, deployment_state};
 use crate::mesh::cacerts::{self, VerifiedCaCerts};
-use crate::target::Session;
+use crate::run::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 

@@ -15,7 +15,7 @@ use super::check::{Check, Diagnosis, Observation};
 use crate::aws::nlb::{self, LoadBalancer, TargetHealth};
 use crate::kube::rollout::{deployment_available, deployment_state};
 use crate::provision::preconditions::{METALLB_CONTROLLER, METALLB_NAMESPACE};
-use crate::target::Session;
+use crate::run::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 

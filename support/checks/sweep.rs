@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::check::{self, Check, CheckFailure, Diagnosis, Ending};
 use super::{ordering, provisioning, readiness, sync};
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::names;
 
 #[derive(Clone, Debug, Serialize)]
@@ -56,7 +56,7 @@ pub fn a_diagnosis_names(outcomes: &[CheckOutcome], cause: &str) -> Result<(), S
 
 pub async fn run(session: &Session) -> Vec<CheckOutcome> {
     let mut out = Vec::new();
-    match session.provisioned.get() {
+    match session.run.provisioned.get() {
         Some(Err(e)) => {
             out.push(failed("provisioning", e.message.clone(), e.diagnosis.clone()));
             return out;

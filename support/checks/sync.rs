@@ -16,7 +16,7 @@ use crate::kube::exec::{exec, first_running_pod};
 use crate::mesh::envoy::{self, EndpointRow};
 use crate::mesh::istiod::{self, ClusterStatus};
 use crate::mesh::remote_secret::{self, Answer, RemoteSecret};
-use crate::target::Session;
+use crate::run::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 

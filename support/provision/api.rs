@@ -19,7 +19,7 @@ use crate::fixtures::{quoted, Vars};
 use crate::kube::apply::Applier;
 use crate::kube::rollout::{wait_deployment_available, wait_token};
 use crate::mesh::cacerts::{CaCerts, RootCa};
-use crate::target::Session;
+use crate::run::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 
@@ -248,7 +248,7 @@ async fn clusters(session: &Session) -> Result<Vec<String>> {
     try_join_all(t.clusters.iter().map(|c| async move {
         let cluster = eks::wait_active(aws, &c.name, opts).await?;
         let check = format!("{}: EKS cluster ACTIVE", c.name);
-        session.convergence.held(Some("eks_active"), &check, started.elapsed());
+        session.run.convergence.held(Some("eks_active"), &check, started.elapsed());
         anyhow::Ok(cluster)
     }))
     .await?;

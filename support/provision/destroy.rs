@@ -14,7 +14,7 @@ use crate::aws::network::{self, Leftover};
 use crate::aws::{eks, nlb};
 use crate::fixtures::{quoted, Vars};
 use crate::kube::apply::Applier;
-use crate::target::Session;
+use crate::run::Session;
 use crate::timeouts::Timeouts;
 use crate::topology::{names, ClusterTopology};
 use crate::wait::{self, Poll};

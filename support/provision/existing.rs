@@ -9,7 +9,7 @@ use kube::Api;
 
 use super::{ProvisionRecord, ProvisionedBy};
 use crate::checks::check::Diagnosis;
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::names;
 
 pub async fn verify(session: &Session) -> Result<ProvisionRecord> {

@@ -21,7 +21,7 @@ use super::{ProvisionRecord, ProvisionedBy};
 use crate::aws::network::Leftover;
 use crate::fixtures::Vars;
 use crate::kube::apply::Applier;
-use crate::target::Session;
+use crate::run::Session;
 use crate::tools::helm::{self, Release};
 use crate::tools::process::{self, Invocation, Output};
 use crate::tools::{docker, kind};

@@ -14,7 +14,7 @@ pub mod terraform;
 
 use anyhow::Result;
 
-use crate::target::Session;
+use crate::run::Session;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

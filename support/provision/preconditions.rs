@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::aws::eks;
 use crate::checks::check::Diagnosis;
 use crate::checks::provisioning::deployment_is_available;
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::{names, ClusterTopology};
 
 /// The conditions a stage plan may name.

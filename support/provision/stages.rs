@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::plan::{Stage, StagePlan, StageStep};
 use super::StageRecord;
-use crate::target::Session;
+use crate::run::Session;
 
 /// How a stage's work is split.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

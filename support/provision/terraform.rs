@@ -16,7 +16,7 @@ use super::stages::{StageExecutor, StageUnit};
 use super::{ProvisionRecord, ProvisionedBy};
 use crate::aws::eks;
 use crate::aws::network::Leftover;
-use crate::target::Session;
+use crate::run::Session;
 use crate::tools::process::{self, Invocation};
 use crate::tools::terraform::{Progress, TerraformConfig, Verb};
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::checks::{check, readiness, sync};
 use crate::mesh::istiod;
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::names;
 
 const NAMESPACES: &[&str] = &[names::ISTIO_SYSTEM, names::ISTIO_INGRESS, names::SAMPLE];

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::meta::{self, RunMeta};
 use super::{catalog, conformance, html, model, trend, versions};
+use crate::run::Session;
 use crate::runner::Excluded;
-use crate::target::Session;
 
 /// What the runner knows of the run besides the reports.
 pub struct RunFacts<'a> {
@@ -51,7 +51,7 @@ pub async fn after_run(session: &Session, facts: RunFacts<'_>, report_dir: &Path
         versions: versions::collect(session).await,
         excluded: facts.excluded.to_vec(),
         features,
-        convergence: session.convergence.snapshot(),
+        convergence: session.run.convergence.snapshot(),
         interrupted: facts.interrupted,
     };
     let versions_read = clock.elapsed();

@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use serde::{Deserialize, Serialize};
 
-use crate::target::Session;
+use crate::run::Session;
 use crate::topology::names;
 
 /// One fact: its value, or why it could not be read. Written as one string,

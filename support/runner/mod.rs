@@ -14,8 +14,9 @@ use anyhow::{Context, Result};
 use cucumber::tag::Ext as _;
 use cucumber::{writer, World as _, WriterExt as _};
 
+use crate::run::Session;
 use crate::steps::{set_session, MeshWorld};
-use crate::target::{Session, TargetOptions};
+use crate::target::TargetOptions;
 pub use capability::{Capabilities, Excluded};
 pub use tally::Tally;
 
@@ -104,7 +105,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         session.close().await;
         return Err(e.context("the target is not usable"));
     }
-    if let Some(l) = &session.ledger {
+    if let Some(l) = &session.run.ledger {
         println!("run id: {} (ledger {})", l.run_id, l.path.display());
         // The twin ends with this process: nothing of it outlives the run.
         if !session.in_process() {
@@ -194,17 +195,17 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     drop(outcome);
     set_session(None);
     let interrupted = crate::interrupt::is_interrupted();
-    let evidence = session.evidence.write(&staged, &json);
+    let evidence = session.run.evidence.write(&staged, &json);
     let mut diagnoses: Vec<crate::checks::check::Diagnosis> = Vec::new();
-    for e in session.evidence.all().into_iter().filter(|e| e.name == crate::steps::DIAGNOSIS_EVIDENCE) {
+    for e in session.run.evidence.all().into_iter().filter(|e| e.name == crate::steps::DIAGNOSIS_EVIDENCE) {
         if let Ok(d) = serde_json::from_value(e.data) {
             if !diagnoses.contains(&d) {
                 diagnoses.push(d);
             }
         }
     }
-    let convergence = session.convergence.snapshot();
-    let provisioning = match session.provisioned.get() {
+    let convergence = session.run.convergence.snapshot();
+    let provisioning = match session.run.provisioned.get() {
         Some(Ok(r)) => {
             let start = r.stages.iter().map(|s| s.started_at).min();
             let end = r.stages.iter().map(|s| s.finished_at).max();
@@ -241,7 +242,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
     documents.conformance = report_dir.published(&documents.conformance);
     let tally = tally.lock().expect("tally").clone();
     Ok(RunSummary {
-        run_id: session.ledger.as_ref().map(|l| l.run_id.clone()),
+        run_id: session.run.ledger.as_ref().map(|l| l.run_id.clone()),
         interrupted,
         tally,
         junit: report_dir.published(&junit),

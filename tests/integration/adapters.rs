@@ -147,7 +147,7 @@ async fn provisioning_kube_rs_verbs_and_readiness_on_the_twin() {
 }
 
 /// Subnets for hand-made load balancers, made through the adapter.
-async fn subnets(session: &meshspec::target::Session) -> (String, Vec<String>) {
+async fn subnets(session: &meshspec::run::Session) -> (String, Vec<String>) {
     use meshspec::aws::network;
     let aws = session.aws().unwrap();
     let vpc =

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use meshspec::checks::check::{self, Check, Ending};
 use meshspec::checks::{provisioning, readiness, sync};
-use meshspec::target::Session;
+use meshspec::run::Session;
 
 use super::harness::{init, TwinTarget};
 

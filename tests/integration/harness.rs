@@ -6,7 +6,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use meshspec::aws::AwsSettings;
-use meshspec::target::{Session, TargetKind, TargetOptions};
+use meshspec::run::Session;
+use meshspec::target::{TargetKind, TargetOptions};
 use meshspec::topology::Topology;
 use meshspec::twin::twin::{Twin, TwinConfig};
 
@@ -101,7 +102,8 @@ impl TwinTarget {
         opts.contexts = BTreeMap::new();
         let mut s = Session::open(opts).await.expect("session opens");
         // The twin's DNS, as MESHSPEC_DNS would name it.
-        std::sync::Arc::get_mut(&mut s).expect("fresh session").dns = meshspec::dns::Dns::server(self.twin.dns_addr());
+        std::sync::Arc::get_mut(&mut s).expect("fresh session").target.dns =
+            meshspec::dns::Dns::server(self.twin.dns_addr());
         s
     }
 }
