@@ -52,6 +52,18 @@ enum Command {
         #[command(subcommand)]
         command: TwinCommand,
     },
+    /// K3s clusters in Docker (the k3s target).
+    K3s {
+        #[command(subcommand)]
+        command: K3sCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum K3sCommand {
+    /// Build (through testcontainers, FROM scratch, nothing pulled) an image that answers at
+    /// K3s' interface with one cluster of the twin, and print its name for `--k3s-image`.
+    StandinImage,
 }
 
 #[derive(Subcommand)]
@@ -769,6 +781,13 @@ fn main() -> ExitCode {
                 let (line, ok) = meshspec::doctor::summary(&findings);
                 println!("{line}");
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Command::K3s { command: K3sCommand::StandinImage } => {
+                let docker = meshspec::containers::engine().await?;
+                let me = std::env::current_exe().context("cannot find this binary to put into the image")?;
+                let image = meshspec::containers::standin_image::build(&docker, &me).await?;
+                println!("{image}");
+                Ok(ExitCode::SUCCESS)
             }
             Command::Faults => {
                 for f in meshspec::faults::ALL {
