@@ -3,6 +3,7 @@
 
 mod adapters;
 mod bad_input;
+mod containers;
 mod doctor;
 mod fail_fast;
 mod faulty_apis;

@@ -1,0 +1,46 @@
+//! The Docker side of the k3s target against the machine's real engine: what
+//! a failed start says, and that a run's labelled networks and containers go.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use meshspec::containers::k3s::{ClusterSpec, Fleet};
+use meshspec::containers::standin_image::ImageRef;
+
+fn run_id() -> String {
+    format!("{}-{:08x}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
+}
+
+fn spec(cluster: &str) -> ClusterSpec {
+    ClusterSpec { cluster: cluster.into(), pod_cidr: "10.0.0.0/16".into(), service_cidr: "10.101.0.0/16".into() }
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_is_named_with_the_registry_error_and_nothing_is_left() {
+    let docker = meshspec::containers::engine().await.expect("the tests need a Docker engine (scripts/test checks)");
+    let run = run_id();
+    // No registry answers here, and no image of this name was ever built.
+    let image = ImageRef::parse("meshspec-test/absent-k3s:v0.0.0").unwrap();
+    let fleet = Fleet::new(docker.clone(), &run, image, Duration::from_secs(60)).unwrap();
+    let recorded = Mutex::new(Vec::new());
+    let record = |cluster: &str, kind: &str, name: &str| {
+        recorded.lock().unwrap().push(format!("{cluster}|{kind}|{name}"));
+        Ok(())
+    };
+    let err = fleet.start(0, &spec("cluster1"), &record).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("meshspec-test/absent-k3s:v0.0.0"), "{text}");
+    assert!(text.contains("cannot be pulled"), "{text}");
+    assert!(!text.to_lowercase().contains("timed out") && !text.to_lowercase().contains("timeout"), "{text}");
+    // Each network and the container were in the ledger before their create.
+    let recorded = recorded.into_inner().unwrap();
+    let names: Vec<&str> = recorded.iter().map(|l| l.rsplit('|').next().unwrap()).collect();
+    let prefix = meshspec::containers::name(&run, "");
+    assert_eq!(recorded.len(), 3, "{recorded:?}");
+    assert!(names.iter().all(|n| n.starts_with(&prefix)), "{names:?}");
+    let found = meshspec::containers::find(&docker, &run).await.unwrap();
+    assert_eq!(found.networks.len(), 2, "the shared and cluster1's networks, labelled: {found:?}");
+    let left = fleet.remove_all().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(meshspec::containers::find(&docker, &run).await.unwrap().is_empty());
+}
