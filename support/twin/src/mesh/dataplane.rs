@@ -192,6 +192,16 @@ impl Mesh {
         }
     }
 
+    /// A connection that arrived at a node port of Service `svc` (port
+    /// `port`), from outside the cluster: kube-proxy takes it to one of the
+    /// Service's endpoints (k3s' svclb forwards to the cluster IP).
+    pub fn from_node(&self, at: &Arc<MeshCluster>, svc: &Value, port: u16, req: &HttpRequest) -> Delivery {
+        match service::ports(svc).into_iter().find(|sp| sp.port == port) {
+            Some(sp) => self.kube_proxy(at, svc, &sp, req),
+            None => Delivery::now(Outcome::Refused),
+        }
+    }
+
     /// `localhost:<port>` inside the pod: Envoy's admin port, or a container's port.
     fn in_pod(&self, from: &Arc<MeshCluster>, p: &Value, port: u16, req: &HttpRequest) -> Delivery {
         if port == envoy::ADMIN_PORT && injection::proxy_container_of(p).is_some() {
