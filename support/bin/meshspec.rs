@@ -52,6 +52,12 @@ enum Command {
         #[command(subcommand)]
         command: TwinCommand,
     },
+    /// One twin cluster as a K3s stand-in: `k3s serve server [K3S SERVER FLAGS]` (for the stand-in image).
+    #[command(hide = true)]
+    K3s {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -736,6 +742,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Docs(args) => docs(args),
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+            Command::K3s { args } => Ok(ExitCode::from(meshspec_twin::standin::k3s_command(args).await)),
             Command::Bench { command: BenchCommand::Suite { features, report_dir, baseline, json, each_fault } } => {
                 let base = baseline.as_ref().map(meshspec::bench_suite::read_baseline).transpose()?;
                 let figures = meshspec::bench_suite::measure(&features, &report_dir, each_fault).await?;

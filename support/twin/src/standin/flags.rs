@@ -22,6 +22,12 @@ impl Cidr {
         Ok(Cidr { network: Ipv4Addr::from(u32::from(addr) & mask), prefix })
     }
 
+    /// Whether `ip` is in the network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+        u32::from(ip) & mask == u32::from(self.network)
+    }
+
     /// The `n`th address of the network.
     pub fn at(&self, n: u32) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) + n)

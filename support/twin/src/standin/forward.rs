@@ -7,18 +7,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::servicelb::Forward;
 use crate::aws::Clock;
 use crate::kube::Resource;
-use crate::mesh::apps::{self, HttpRequest, HttpResponse};
+use crate::mesh::wire::{read_request, write_response};
 use crate::mesh::dataplane::Outcome;
 use crate::mesh::Mesh;
 
-/// Largest request head read from a node port.
-const MAX_HEAD: usize = 64 * 1024;
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -97,98 +95,4 @@ async fn serve_connection(
 
 fn timed_out() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, "client sent no request in time")
-}
-
-/// Reads one HTTP/1.1 request (head and a Content-Length body); `None` on a clean close.
-pub async fn read_request<R: tokio::io::AsyncRead + Unpin>(conn: &mut R) -> std::io::Result<Option<HttpRequest>> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "request head too large"));
-        }
-        let mut chunk = [0u8; 4096];
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next().unwrap_or_default().split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or("/").to_owned());
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let mut chunk = vec![0u8; (length - body.len()).min(64 * 1024)];
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
-    let authority = header("host").unwrap_or_default();
-    Ok(Some(HttpRequest { method, authority, path, headers, body }))
-}
-
-/// An HTTP/1.1 response on the wire (the connection closes after it).
-pub fn write_response(r: &HttpResponse) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {} {}\r\n", r.status, apps::reason(r.status)).into_bytes();
-    for (k, v) in &r.headers {
-        if !k.eq_ignore_ascii_case("connection") {
-            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-        }
-    }
-    out.extend_from_slice(b"connection: close\r\n\r\n");
-    out.extend_from_slice(&r.body);
-    out
-}
-
-/// Parses an HTTP/1.1 response as [`write_response`] writes it (and as the
-/// twin's own pods answer): status, headers, Content-Length body.
-pub async fn read_response<R: tokio::io::AsyncRead + Unpin>(conn: &mut R) -> std::io::Result<HttpResponse> {
-    let mut buf = Vec::new();
-    conn.read_to_end(&mut buf).await?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response");
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(bad)?;
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .filter(|(k, _)| k != "connection")
-        .collect();
-    Ok(HttpResponse { status, headers, body: buf[head_end + 4..].to_vec() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn requests_and_responses_round_trip_on_the_wire() {
-        let raw = b"GET /hello HTTP/1.1\r\nHost: helloworld.sample:5000\r\nContent-Length: 2\r\n\r\nhi";
-        let mut r: &[u8] = raw;
-        let req = read_request(&mut r).await.expect("read").expect("a request");
-        assert_eq!((req.method.as_str(), req.path.as_str(), req.authority.as_str()), ("GET", "/hello", "helloworld.sample:5000"));
-        assert_eq!(req.body, b"hi");
-        let mut empty: &[u8] = b"";
-        assert!(read_request(&mut empty).await.expect("read").is_none());
-        let resp = HttpResponse::new(200, "text/plain", "Hello version: v1\n").with_header("server", "envoy");
-        let wire = write_response(&resp);
-        let back = read_response(&mut wire.as_slice()).await.expect("parse");
-        assert_eq!(back.status, 200);
-        assert_eq!(back.body, resp.body);
-        assert_eq!(back.header("server"), Some("envoy"));
-    }
 }

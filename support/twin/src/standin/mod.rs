@@ -226,6 +226,14 @@ impl StandIn {
 
         // No DNS server: gateways on K3s are addresses, never names to resolve.
         let mesh = Mesh::new(SocketAddr::from(([127, 0, 0, 1], 9)), aws);
+        // The clusters of this mesh are other processes: a sidecar's upstream to an
+        // address of the node's own networks leaves over TCP. The cluster's pod and
+        // service networks are overlays: never on the wire, and neither are other
+        // clusters' (no route to them: a remote pod IP times out as on EKS).
+        let (pods, services, wired) = (f.cluster_cidr, f.service_cidr, crate::mesh::network::directly_connected());
+        mesh.enable_real_network(Arc::new(move |ip| {
+            !pods.contains(ip) && !services.contains(ip) && crate::mesh::network::in_networks(&wired, ip)
+        }));
         let mut programs = mesh.attach(cluster.clone(), &api);
         programs.extend([
             runtime::spawn(cluster.clone(), node::NodeRegistrar(node.clone())),
@@ -313,6 +321,17 @@ impl Drop for StandIn {
         self.api.shutdown();
         for p in &self.programs {
             p.abort();
+        }
+    }
+}
+
+/// `meshspec k3s ARGS`: `serve server [K3S SERVER FLAGS]` is the one command.
+pub async fn k3s_command(args: Vec<String>) -> u8 {
+    match args.split_first() {
+        Some((serve_word, rest)) if serve_word == "serve" => u8::try_from(serve(rest.to_vec()).await).unwrap_or(1),
+        _ => {
+            eprintln!("error: usage: meshspec k3s serve server [K3S SERVER FLAGS]");
+            2
         }
     }
 }
