@@ -64,6 +64,12 @@ enum K3sCommand {
     /// Build (through testcontainers, FROM scratch, nothing pulled) an image that answers at
     /// K3s' interface with one cluster of the twin, and print its name for `--k3s-image`.
     StandinImage,
+    /// One twin cluster as a K3s stand-in: `k3s serve server [K3S SERVER FLAGS]` (the stand-in image's entrypoint).
+    #[command(hide = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -748,6 +754,9 @@ fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Docs(args) => docs(args),
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+            Command::K3s { command: K3sCommand::Serve { args } } => {
+                Ok(ExitCode::from(u8::try_from(meshspec_twin::standin::serve(args).await).unwrap_or(1)))
+            }
             Command::Bench { command: BenchCommand::Suite { features, report_dir, baseline, json, each_fault } } => {
                 let base = baseline.as_ref().map(meshspec::bench_suite::read_baseline).transpose()?;
                 let figures = meshspec::bench_suite::measure(&features, &report_dir, each_fault).await?;
