@@ -116,6 +116,14 @@ impl Fleet {
         &self.image
     }
 
+    /// Whether the image is run privileged: yes, unless it carries
+    /// `meshspec.io/privileged=false` (an image not on this machine yet is
+    /// K3s as pulled: privileged).
+    async fn privileged(&self) -> bool {
+        let labels = self.docker.inspect_image(&self.image.to_string()).await.ok().and_then(|i| i.config?.labels);
+        labels.and_then(|l| l.get(super::PRIVILEGED_LABEL).cloned()).as_deref() != Some("false")
+    }
+
     /// The shared network, made on first use in a /24 no other network of the engine has.
     async fn shared(&self, record: &dyn Fn(&str, &str, &str) -> Result<()>) -> Result<&(String, SharedSubnet)> {
         self.shared
@@ -176,8 +184,9 @@ impl Fleet {
             .with_tag(&self.image.tag)
             .with_container_name(&container_name)
             .with_network(&own)
-            // As the module's own tests run it: K3s runs containerd and iptables inside.
-            .with_privileged(true)
+            // As the module's own tests run it: K3s runs containerd and iptables
+            // inside. An image may declare it needs no privileges (the stand-in does).
+            .with_privileged(self.privileged().await)
             .with_userns_mode("host")
             .with_cmd(server_args(spec, shared_ip))
             .with_startup_timeout(self.startup);

@@ -24,6 +24,9 @@ pub const RUN_LABEL: &str = "meshspec.io/run";
 /// The topology cluster a container stands for.
 pub const CLUSTER_LABEL: &str = "meshspec.io/cluster";
 
+/// An image labelled `meshspec.io/privileged=false` runs unprivileged; K3s itself needs privileges.
+pub const PRIVILEGED_LABEL: &str = "meshspec.io/privileged";
+
 /// The ledger's kinds for what the k3s target makes.
 pub const LEDGER_CONTAINER: &str = "docker container";
 pub const LEDGER_NETWORK: &str = "docker network";

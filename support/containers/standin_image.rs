@@ -16,11 +16,14 @@ use testcontainers::GenericBuildableImage;
 
 pub const IMAGE_NAME: &str = "meshspec-k3s-standin";
 
+/// The stand-in runs no containerd and no iptables: it needs no privileges
+/// (`meshspec.io/privileged=false`), where engines may refuse privileged containers.
 /// `server` comes from the K3s module's command (`server --snapshotter=native`),
 /// which Docker appends to the entrypoint as it does for rancher/k3s's `/bin/k3s`.
 const DOCKERFILE: &str = "FROM scratch
 COPY rootfs/ /
 LABEL meshspec.io/managed-by=meshspec
+LABEL meshspec.io/privileged=false
 ENV PATH=/bin
 ENTRYPOINT [\"/bin/meshspec\", \"k3s\", \"serve\"]
 CMD [\"server\"]

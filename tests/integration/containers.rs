@@ -44,3 +44,50 @@ async fn an_image_that_cannot_be_pulled_is_named_with_the_registry_error_and_not
     assert!(left.is_empty(), "{left:?}");
     assert!(meshspec::containers::find(&docker, &run).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn two_standin_clusters_start_on_their_own_networks_joined_by_the_shared_one_and_go() {
+    let docker = meshspec::containers::engine().await.expect("the tests need a Docker engine (scripts/test checks)");
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_meshspec"));
+    let image = meshspec::containers::standin_image::build(&docker, binary).await.unwrap();
+    let run = run_id();
+    let fleet = Fleet::new(docker.clone(), &run, image, Duration::from_secs(120)).unwrap();
+    let record = |_: &str, _: &str, _: &str| Ok(());
+    let mut started = Vec::new();
+    for (i, c) in ["cluster1", "cluster2"].iter().enumerate() {
+        let mut s = spec(c);
+        s.pod_cidr = format!("10.{i}.0.0/16");
+        s.service_cidr = format!("10.10{}.0.0/16", i + 1);
+        started.push(fleet.start(i, &s, &record).await.unwrap());
+    }
+    // A failed assertion must not leave the containers behind: caught, cleaned, re-raised.
+    let checked = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+        assert_ne!(started[0].shared_ip, started[1].shared_ip);
+        for s in &started {
+            let kc = kube::config::Kubeconfig::from_yaml(&s.kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+            let client = kube::Client::try_from(config).unwrap();
+            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+            let node = nodes.get(&s.cluster).await.unwrap();
+            let addresses = node.status.unwrap().addresses.unwrap();
+            let external = addresses.iter().find(|a| a.type_ == "ExternalIP").map(|a| a.address.clone());
+            assert_eq!(external, Some(s.shared_ip.to_string()), "{addresses:?}");
+        }
+        // Each container is on its own network and the shared one, nothing else.
+        for s in &started {
+            let inspect = docker.inspect_container(&s.container, None).await.unwrap();
+            let mut nets: Vec<String> = inspect.network_settings.unwrap().networks.unwrap().keys().cloned().collect();
+            nets.sort();
+            let mut want =
+                vec![meshspec::containers::name(&run, &s.cluster), meshspec::containers::name(&run, "shared")];
+            want.sort();
+            assert_eq!(nets, want);
+        }
+    }))
+    .await;
+    let left = fleet.remove_all().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    if let Err(panic) = checked {
+        std::panic::resume_unwind(panic);
+    }
+}
