@@ -193,6 +193,30 @@ pub async fn examine_showing(opts: TargetOptions, shown: &mut (dyn FnMut(&Findin
                 check_tool(&mut r, &t).await;
             }
         }
+        Provisioner::K3s(p) => {
+            match crate::containers::engine().await {
+                Ok(docker) => {
+                    let version = crate::containers::engine_version(&docker).await.unwrap_or_else(|| "?".into());
+                    let host = crate::containers::engine_host();
+                    r.add(Level::Ok, "docker engine", format!("{version} answers at {host} (for the K3s containers)"));
+                    if docker.inspect_image(&p.image.to_string()).await.is_ok() {
+                        r.add(Level::Ok, "k3s image", format!("{} is on this machine", p.image));
+                    } else {
+                        r.add(
+                            Level::Warn,
+                            "k3s image",
+                            format!(
+                                "{} is not on this machine: the run pulls it from its registry (`meshspec k3s standin-image` builds a local stand-in)",
+                                p.image
+                            ),
+                        );
+                    }
+                }
+                Err(e) => r.add(Level::Fail, "docker engine", e.to_string()),
+            }
+            // The clusters are the run's own containers: nothing exists yet to examine.
+            return r.findings;
+        }
         _ => {}
     }
     let contexts: Vec<String> = opts.contexts.values().cloned().collect();

@@ -28,6 +28,8 @@ pub enum TargetKind {
     Kind,
     /// Real EKS clusters and AWS.
     Eks,
+    /// Two K3s clusters in Docker containers (no AWS APIs).
+    K3s,
 }
 
 impl std::fmt::Display for TargetKind {
@@ -36,6 +38,7 @@ impl std::fmt::Display for TargetKind {
             TargetKind::Twin => "twin",
             TargetKind::Kind => "kind",
             TargetKind::Eks => "eks",
+            TargetKind::K3s => "k3s",
         })
     }
 }
@@ -196,12 +199,17 @@ impl Session {
             }
             TargetKind::Eks => (Timeouts::eks(), Dns::from_env()?),
             TargetKind::Kind => (Timeouts::eks(), Dns::from_env()?),
+            TargetKind::K3s => {
+                // Said at once, in one line, rather than when the first container starts.
+                crate::containers::engine().await?;
+                (Timeouts::eks(), Dns::from_env()?)
+            }
         };
         if aws_settings.region.is_none() {
             aws_settings.region = Some(opts.topology.region.clone());
         }
         let aws = match opts.kind {
-            TargetKind::Kind => None,
+            TargetKind::Kind | TargetKind::K3s => None,
             _ => {
                 aws_settings.api_timeout = Some(timeouts.api_call);
                 Some(AwsAccess::connect(&aws_settings).await?)
@@ -349,8 +357,11 @@ impl Session {
         self.clusters.lock().await.get(cluster).map(|a| (a.who.clone(), a.url.clone()))
     }
 
-    /// Stop what the session started (the in-process twin).
+    /// Stop what the session started (the in-process twin, the k3s target's containers).
     pub async fn close(&self) {
+        if let Provisioner::K3s(p) = &self.provisioner {
+            p.remove_all().await;
+        }
         if let Some(twin) = self.twin.lock().await.take() {
             twin.shutdown().await;
         }

@@ -210,6 +210,10 @@ struct TargetArgs {
     /// A -var-file for every Terraform run (repeatable).
     #[arg(long = "var-file", value_name = "FILE")]
     var_files: Vec<PathBuf>,
+    /// The k3s target's image (NAME[:TAG]): K3s as testcontainers-modules pins it, or a local
+    /// image such as `meshspec k3s standin-image` prints.
+    #[arg(long, env = "MESHSPEC_K3S_IMAGE", default_value = meshspec::containers::k3s::DEFAULT_IMAGE)]
+    k3s_image: String,
     /// The stage plan: a file, or a name under fixtures/ (default stages.yaml).
     #[arg(long, env = "MESHSPEC_PLAN")]
     plan: Option<String>,
@@ -338,10 +342,17 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
         opts.plan = plan.clone();
     } else if args.target == TargetKind::Kind {
         opts.plan = meshspec::provision::kind::PLAN.to_string();
+    } else if args.target == TargetKind::K3s {
+        opts.plan = meshspec::provision::k3s::PLAN.to_string();
     }
     opts.provisioner = provisioner(args)?;
     if let Provisioner::Kind(p) = &opts.provisioner {
         opts.kubeconfig = Some(p.kubeconfig.clone());
+    }
+    if let Provisioner::K3s(p) = &opts.provisioner {
+        opts.kubeconfig = Some(p.kubeconfig.clone());
+        // Its clusters are this run's own containers: there is nothing else to verify.
+        opts.allow_provision = true;
     }
     let mut contexts = BTreeMap::new();
     if args.target == TargetKind::Eks {
@@ -351,6 +362,11 @@ fn target_options(args: &TargetArgs) -> Result<TargetOptions> {
                     contexts.insert(c.name.clone(), ctx);
                 }
             }
+        }
+    }
+    if args.target == TargetKind::K3s {
+        for c in &opts.topology.clusters {
+            contexts.insert(c.name.clone(), meshspec::containers::k3s::context(&c.name));
         }
     }
     if args.target == TargetKind::Kind {
@@ -405,6 +421,11 @@ fn provisioner(args: &TargetArgs) -> Result<Provisioner> {
              (--provisioner terraform --terraform-dir DIR, the default), or verify a deployment \
              that is already there (no --allow-provision)"
         ),
+        (TargetKind::K3s, ProvisionerKind::Api) => {
+            let image = meshspec::containers::standin_image::ImageRef::parse(&args.k3s_image)?;
+            let kubeconfig = std::env::temp_dir().join(format!("meshspec-k3s-{}.kubeconfig", std::process::id()));
+            Ok(Provisioner::K3s(std::sync::Arc::new(meshspec::provision::k3s::K3sProvisioner::new(image, kubeconfig))))
+        }
         (_, ProvisionerKind::Api) => Ok(Provisioner::Api),
         (TargetKind::Eks, ProvisionerKind::Terraform) => {
             let mut tf = TerraformConfig::new(args.terraform_dir.clone().unwrap_or_else(|| PathBuf::from(".")));
@@ -634,6 +655,21 @@ async fn reap(args: ReapArgs) -> Result<ExitCode> {
     );
     let dir = opts.ledger_dir.clone().unwrap_or_else(meshspec::ledger::default_dir);
     let read = meshspec::ledger::read(&dir, &args.run_id)?;
+    if opts.kind == TargetKind::K3s {
+        // The run's containers and networks carry its id: the labels prove what it made.
+        let docker = meshspec::containers::engine().await?;
+        let left = meshspec::containers::remove_run(&docker, &args.run_id).await?;
+        let left = meshspec::provision::k3s::leftovers(left);
+        println!("reaped run {}: {} ledger entries", args.run_id, read.entries.len());
+        for l in &left {
+            println!("left: {} {} {}", l.kind, l.id, l.detail);
+        }
+        for d in &read.damaged {
+            println!("not reaped: {d}");
+        }
+        let unexplained = read.damaged.iter().any(|d| !d.last);
+        return Ok(if left.is_empty() && !unexplained { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     for d in &read.damaged {
         eprintln!("warning: {d}");
     }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod destroy;
 pub mod existing;
+pub mod k3s;
 pub mod kind;
 pub mod plan;
 pub mod preconditions;
@@ -69,6 +70,8 @@ pub enum ProvisionedBy {
     Terraform,
     /// kind, Helm and meshspec's own applies.
     Kind,
+    /// K3s containers through testcontainers, and meshspec's own applies.
+    K3s,
     /// Nobody in this run: it was found on the target.
     Existing,
 }
@@ -101,6 +104,7 @@ pub enum Provisioner {
     Api,
     Terraform(terraform::TerraformProvisioner),
     Kind(kind::KindProvisioner),
+    K3s(std::sync::Arc<k3s::K3sProvisioner>),
 }
 
 /// The provisioning of one run.
@@ -122,6 +126,7 @@ pub async fn deploy(session: &Session) -> Result<ProvisionRecord> {
         Provisioner::Api => api::provision(session).await,
         Provisioner::Terraform(p) => terraform::provision(session, p).await,
         Provisioner::Kind(p) => kind::provision(session, p).await,
+        Provisioner::K3s(p) => k3s::provision(session, p).await,
     }
 }
 
@@ -136,5 +141,6 @@ pub async fn teardown(session: &Session) -> Result<Vec<crate::aws::network::Left
         }
         Provisioner::Terraform(p) => Ok(terraform::destroy(session, &p.terraform).await?.left),
         Provisioner::Kind(p) => kind::teardown(session, p).await,
+        Provisioner::K3s(p) => k3s::teardown(session, p).await,
     }
 }

@@ -33,11 +33,11 @@ impl Capabilities {
     /// `@`) cannot run here; None when it can.
     pub fn exclusion<'a>(&self, tags: impl IntoIterator<Item = &'a String>) -> Option<String> {
         let tags: Vec<&str> = tags.into_iter().map(|t| t.trim_start_matches('@')).collect();
-        if tags.contains(&AWS) && self.kind == TargetKind::Kind {
-            return Some(
-                "@aws: it needs AWS (its APIs or its load balancer controller), which the kind target does not have"
-                    .to_string(),
-            );
+        if tags.contains(&AWS) && matches!(self.kind, TargetKind::Kind | TargetKind::K3s) {
+            return Some(format!(
+                "@aws: it needs AWS (its APIs or its load balancer controller), which the {} target does not have",
+                self.kind
+            ));
         }
         if tags.contains(&PROVISIONS) && !self.provisions {
             return Some(format!(

@@ -1,0 +1,182 @@
+//! The k3s provisioner: two K3s clusters in Docker containers stand for the
+//! EKS clusters (support/containers/k3s.rs), K3s' own ServiceLB for the AWS
+//! load balancer controller, and meshspec applies the rest through the
+//! clusters' APIs as on the twin (cacerts from one root, istiod with the
+//! seed's values, the gateways, reader tokens, samples and remote secrets,
+//! whose server is the peer node's address on the shared network). Teardown
+//! removes the run's containers and networks, found by their labels.
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::OnceCell;
+
+use super::api::{self, PeerEndpoints, Trust};
+use super::plan::StagePlan;
+use super::{ProvisionRecord, ProvisionedBy, StageRecord};
+use crate::aws::network::Leftover;
+use crate::containers::k3s::{self as fleet, ClusterSpec, Fleet, Started};
+use crate::containers::standin_image::ImageRef;
+use crate::target::Session;
+use crate::topology::names;
+
+/// The k3s plan unless the user named another.
+pub const PLAN: &str = "plans/k3s.yaml";
+
+/// What the k3s target starts, and where its kubeconfig goes.
+pub struct K3sProvisioner {
+    pub image: ImageRef,
+    /// The kubeconfig meshspec writes (contexts `k3s-<cluster>`).
+    pub kubeconfig: std::path::PathBuf,
+    /// How long K3s may take to print its ready line.
+    pub startup: std::time::Duration,
+    fleet: OnceCell<Fleet>,
+    started: tokio::sync::Mutex<Vec<Started>>,
+}
+
+impl std::fmt::Debug for K3sProvisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K3sProvisioner").field("image", &self.image).field("kubeconfig", &self.kubeconfig).finish()
+    }
+}
+
+impl K3sProvisioner {
+    pub fn new(image: ImageRef, kubeconfig: std::path::PathBuf) -> K3sProvisioner {
+        K3sProvisioner {
+            image,
+            kubeconfig,
+            startup: std::time::Duration::from_secs(300),
+            fleet: OnceCell::new(),
+            started: tokio::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Removes what this run started (containers, then networks); logs what stays.
+    pub async fn remove_all(&self) {
+        if let Some(f) = self.fleet.get() {
+            match f.remove_all().await {
+                Ok(left) if left.is_empty() => {}
+                Ok(left) => eprintln!("[k3s] still there after removal: {left:?}"),
+                Err(e) => eprintln!("[k3s] cannot remove the run's containers: {e:#}"),
+            }
+        }
+    }
+}
+
+pub async fn provision(session: &Session, p: &K3sProvisioner) -> Result<ProvisionRecord> {
+    let plan = StagePlan::load(&session.fixtures, &session.plan)?;
+    let mut trust = Trust::start(session);
+    let mut stages = Vec::new();
+    for stage in &plan.stages {
+        let held = super::preconditions::check_stage(session, stage).await?;
+        let started_at = chrono::Utc::now();
+        let mut created = Vec::new();
+        for step in &stage.steps {
+            let done = match step.as_str() {
+                "clusters" => clusters(session, p).await,
+                "cacerts" => api::cacerts(session, &mut trust).await,
+                "istiod" => api::apply_everywhere(session, "istiod", &[(names::ISTIO_SYSTEM, "istiod")]).await,
+                "gateways" => gateways(session).await,
+                "reader-tokens" => api::reader_tokens(session).await,
+                "samples" => api::samples(session, &endpoints(p).await).await,
+                other => bail!("the k3s provisioner has no step {other:?} (its plan is {PLAN})"),
+            }
+            .with_context(|| {
+                format!("stage {} ({}), step {step}; the stages after it did not run", stage.number, stage.name)
+            })?;
+            created.extend(done);
+        }
+        stages.push(StageRecord::of(stage, held, started_at, created));
+    }
+    Ok(ProvisionRecord { by: ProvisionedBy::K3s, stages, root_fingerprint: trust.fingerprint })
+}
+
+/// Stage 1: the engine, then each cluster's network and container, joined to
+/// the shared network; the kubeconfig; both APIs answering.
+async fn clusters(session: &Session, p: &K3sProvisioner) -> Result<Vec<String>> {
+    let ledger = session.ledger.as_ref().context("the k3s target needs a run ledger (its run id labels the containers)")?;
+    let fleet = p
+        .fleet
+        .get_or_try_init(|| async {
+            let docker = crate::containers::engine().await?;
+            Fleet::new(docker, &ledger.run_id, p.image.clone(), p.startup)
+        })
+        .await?;
+    let record = |cluster: &str, kind: &str, name: &str| {
+        let labels = vec![(crate::containers::RUN_LABEL.to_string(), ledger.run_id.clone())];
+        session.record(if cluster.is_empty() { &session.topology.clusters[0].name } else { cluster }, kind, name, labels)
+    };
+    let mut created = Vec::new();
+    let mut started = Vec::new();
+    for (i, c) in session.topology.clusters.iter().enumerate() {
+        let k = session.topology.kind_cluster(c);
+        let spec = ClusterSpec { cluster: c.name.clone(), pod_cidr: k.pod_subnet.clone(), service_cidr: k.service_subnet.clone() };
+        let s = fleet.start(i, &spec, &record).await?;
+        created.push(format!(
+            "K3s {} in container {} ({}; pods {}, services {}; shared network address {})",
+            c.name, s.container, p.image, spec.pod_cidr, spec.service_cidr, s.shared_ip
+        ));
+        started.push(s);
+    }
+    fleet::write_kubeconfig(&p.kubeconfig, &started)?;
+    *p.started.lock().await = started;
+    for c in &session.topology.clusters {
+        let client = session.kube(&c.name).await?;
+        client.apiserver_version().await.with_context(|| format!("the API server of {} does not answer", c.name))?;
+    }
+    Ok(created)
+}
+
+/// Stage 3: the gateways, with the ingress gateway's Service leaving the status
+/// port to the east-west gateway: ServiceLB serves every LoadBalancer port on
+/// the node's one address (svclb pods take host ports, k3s
+/// pkg/cloudprovider/servicelb.go), so two Services cannot both have 15021,
+/// and whichever came second would get no address at all.
+async fn gateways(session: &Session) -> Result<Vec<String>> {
+    let without_status_port = |docs: &mut Vec<serde_json::Value>| {
+        for d in docs.iter_mut().filter(|d| d["kind"] == "Service" && d["metadata"]["name"] == names::INGRESS_GATEWAY) {
+            if let Some(ports) = d["spec"]["ports"].as_array_mut() {
+                ports.retain(|p| p["port"] != 15021);
+            }
+        }
+    };
+    let mut created = api::apply_everywhere_edited(session, "ingress-gateway", &[], &without_status_port).await?;
+    created.extend(
+        api::apply_everywhere(
+            session,
+            "eastwest-gateway",
+            &[(names::ISTIO_INGRESS, names::INGRESS_GATEWAY), (names::ISTIO_INGRESS, names::EASTWEST_GATEWAY)],
+        )
+        .await?,
+    );
+    Ok(created)
+}
+
+/// Each cluster's API as the peer reaches it: the node's shared-network address, K3s' CA.
+async fn endpoints(p: &K3sProvisioner) -> PeerEndpoints {
+    p.started.lock().await.iter().map(|s| (s.cluster.clone(), (s.peer_url(), s.ca_pem.clone()))).collect()
+}
+
+/// Removes the run's containers and networks; returns what is still there.
+pub async fn teardown(session: &Session, p: &K3sProvisioner) -> Result<Vec<Leftover>> {
+    anyhow::ensure!(session.allow_provision, "teardown is not allowed on the {} target", session.kind);
+    let Some(ledger) = &session.ledger else { return Ok(Vec::new()) };
+    let docker = crate::containers::engine().await?;
+    if let Some(f) = p.fleet.get() {
+        let _ = f.remove_all().await;
+    }
+    let left = crate::containers::remove_run(&docker, &ledger.run_id).await?;
+    Ok(leftovers(left))
+}
+
+pub fn leftovers(left: crate::containers::Found) -> Vec<Leftover> {
+    let mut out: Vec<Leftover> = left
+        .containers
+        .into_iter()
+        .map(|(id, name)| Leftover { kind: "docker container".into(), id: name, detail: format!("id {id}") })
+        .collect();
+    out.extend(
+        left.networks
+            .into_iter()
+            .map(|(id, name)| Leftover { kind: "docker network".into(), id: name, detail: format!("id {id}") }),
+    );
+    out
+}
