@@ -23,6 +23,12 @@ use super::{wire, MeshCluster};
 /// Envoy's default route timeout (15 s): how long an upstream may take to answer.
 pub const ENVOY_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The least wall time a real connect may take before it counts as timed out.
+const MIN_WALL_CONNECT: Duration = Duration::from_secs(2);
+/// The least wall time the TLS handshake, request and response may take
+/// (two certificates signed by the clusters' RSA intermediates, under load).
+const MIN_WALL_EXCHANGE: Duration = Duration::from_secs(5);
+
 /// Which addresses the node reaches on the wire (the rest: SYNs unanswered).
 pub type Reachable = Arc<dyn Fn(Ipv4Addr) -> bool + Send + Sync>;
 
@@ -45,9 +51,11 @@ pub async fn run(leg: RemoteLeg) -> Delivery {
     let started = Instant::now();
     let simulated = |since: Instant| Duration::from_secs_f64(since.elapsed().as_secs_f64() * clock.scale());
     let fail = |body: &str| Delivery::now_response(envoy_error(503, body));
-    let connect =
-        tokio::time::timeout(clock.compress(ENVOY_CONNECT_TIMEOUT), tokio::net::TcpStream::connect((leg.ip, leg.port)))
-            .await;
+    // Simulated time is compressed, but a real connection and real TLS on a busy
+    // machine take real time: the compressed deadlines get a wall-time floor,
+    // so that only a peer that really does not answer runs into them.
+    let connect_within = clock.compress(ENVOY_CONNECT_TIMEOUT).max(MIN_WALL_CONNECT);
+    let connect = tokio::time::timeout(connect_within, tokio::net::TcpStream::connect((leg.ip, leg.port))).await;
     let tcp = match connect {
         Err(_) => {
             return Delivery {
@@ -68,7 +76,7 @@ pub async fn run(leg: RemoteLeg) -> Delivery {
     let Ok(server_name) = rustls::pki_types::ServerName::try_from(leg.sni.clone()) else {
         return fail(CONNECTION_TERMINATION_BODY);
     };
-    let budget = clock.compress(ENVOY_ROUTE_TIMEOUT);
+    let budget = clock.compress(ENVOY_ROUTE_TIMEOUT).max(MIN_WALL_EXCHANGE);
     let exchange = async {
         let mut tls = match tokio_rustls::TlsConnector::from(config).connect(server_name, tcp).await {
             Ok(tls) => tls,

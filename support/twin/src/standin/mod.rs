@@ -235,9 +235,13 @@ impl StandIn {
         // address of the node's own networks leaves over TCP. The cluster's pod and
         // service networks are overlays: never on the wire, and neither are other
         // clusters' (no route to them: a remote pod IP times out as on EKS).
-        let (pods, services, wired) = (f.cluster_cidr, f.service_cidr, crate::mesh::network::directly_connected());
+        // The routes are read at each connection: a container is joined to
+        // further networks after it started (the k3s target's shared network).
+        let (pods, services) = (f.cluster_cidr, f.service_cidr);
         mesh.enable_real_network(Arc::new(move |ip| {
-            !pods.contains(ip) && !services.contains(ip) && crate::mesh::network::in_networks(&wired, ip)
+            !pods.contains(ip)
+                && !services.contains(ip)
+                && crate::mesh::network::in_networks(&crate::mesh::network::directly_connected(), ip)
         }));
         let mut programs = mesh.attach(cluster.clone(), &api);
         programs.extend([
