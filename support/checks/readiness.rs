@@ -93,7 +93,8 @@ fn is_k3s(nodes: &[k8s_openapi::api::core::v1::Node]) -> bool {
 /// host ports, k3s pkg/cloudprovider/servicelb.go), so one node serves a port
 /// for one Service only.
 async fn servicelb_port_holders(s: &Session, c: &ClusterTopology, svc: &Service) -> Result<Vec<(String, i32)>> {
-    let wanted: Vec<i32> = svc.spec.as_ref().and_then(|sp| sp.ports.clone()).unwrap_or_default().iter().map(|p| p.port).collect();
+    let wanted: Vec<i32> =
+        svc.spec.as_ref().and_then(|sp| sp.ports.clone()).unwrap_or_default().iter().map(|p| p.port).collect();
     let all: Api<Service> = Api::all(s.kube(&c.name).await?);
     let mut held = Vec::new();
     for other in all.list(&Default::default()).await?.items {
@@ -101,11 +102,20 @@ async fn servicelb_port_holders(s: &Session, c: &ClusterTopology, svc: &Service)
             continue;
         }
         let lb = other.spec.as_ref().and_then(|sp| sp.type_.as_deref()) == Some("LoadBalancer");
-        let served = other.status.as_ref().and_then(|st| st.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref()).is_some_and(|i| !i.is_empty());
+        let served = other
+            .status
+            .as_ref()
+            .and_then(|st| st.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .is_some_and(|i| !i.is_empty());
         if !(lb && served) {
             continue;
         }
-        let name = format!("{}/{}", other.metadata.namespace.clone().unwrap_or_default(), other.metadata.name.clone().unwrap_or_default());
+        let name = format!(
+            "{}/{}",
+            other.metadata.namespace.clone().unwrap_or_default(),
+            other.metadata.name.clone().unwrap_or_default()
+        );
         for p in other.spec.as_ref().and_then(|sp| sp.ports.clone()).unwrap_or_default() {
             if wanted.contains(&p.port) {
                 held.push((name.clone(), p.port));

@@ -289,7 +289,11 @@ pub(super) async fn cacerts(session: &Session, trust: &mut Trust) -> Result<Vec<
 }
 
 /// Apply one manifest in every cluster, then wait for the named deployments.
-pub(super) async fn apply_everywhere(session: &Session, manifest: &str, rollouts: &[(&str, &str)]) -> Result<Vec<String>> {
+pub(super) async fn apply_everywhere(
+    session: &Session,
+    manifest: &str,
+    rollouts: &[(&str, &str)],
+) -> Result<Vec<String>> {
     apply_everywhere_edited(session, manifest, rollouts, &|_| {}).await
 }
 

@@ -92,7 +92,8 @@ pub async fn provision(session: &Session, p: &K3sProvisioner) -> Result<Provisio
 /// Stage 1: the engine, then each cluster's network and container, joined to
 /// the shared network; the kubeconfig; both APIs answering.
 async fn clusters(session: &Session, p: &K3sProvisioner) -> Result<Vec<String>> {
-    let ledger = session.ledger.as_ref().context("the k3s target needs a run ledger (its run id labels the containers)")?;
+    let ledger =
+        session.ledger.as_ref().context("the k3s target needs a run ledger (its run id labels the containers)")?;
     let fleet = p
         .fleet
         .get_or_try_init(|| async {
@@ -102,13 +103,22 @@ async fn clusters(session: &Session, p: &K3sProvisioner) -> Result<Vec<String>> 
         .await?;
     let record = |cluster: &str, kind: &str, name: &str| {
         let labels = vec![(crate::containers::RUN_LABEL.to_string(), ledger.run_id.clone())];
-        session.record(if cluster.is_empty() { &session.topology.clusters[0].name } else { cluster }, kind, name, labels)
+        session.record(
+            if cluster.is_empty() { &session.topology.clusters[0].name } else { cluster },
+            kind,
+            name,
+            labels,
+        )
     };
     let mut created = Vec::new();
     let mut started = Vec::new();
     for (i, c) in session.topology.clusters.iter().enumerate() {
         let k = session.topology.kind_cluster(c);
-        let spec = ClusterSpec { cluster: c.name.clone(), pod_cidr: k.pod_subnet.clone(), service_cidr: k.service_subnet.clone() };
+        let spec = ClusterSpec {
+            cluster: c.name.clone(),
+            pod_cidr: k.pod_subnet.clone(),
+            service_cidr: k.service_subnet.clone(),
+        };
         let s = fleet.start(i, &spec, &record).await?;
         created.push(format!(
             "K3s {} in container {} ({}; pods {}, services {}; shared network address {})",
@@ -173,10 +183,10 @@ pub fn leftovers(left: crate::containers::Found) -> Vec<Leftover> {
         .into_iter()
         .map(|(id, name)| Leftover { kind: "docker container".into(), id: name, detail: format!("id {id}") })
         .collect();
-    out.extend(
-        left.networks
-            .into_iter()
-            .map(|(id, name)| Leftover { kind: "docker network".into(), id: name, detail: format!("id {id}") }),
-    );
+    out.extend(left.networks.into_iter().map(|(id, name)| Leftover {
+        kind: "docker network".into(),
+        id: name,
+        detail: format!("id {id}"),
+    }));
     out
 }

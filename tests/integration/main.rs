@@ -12,6 +12,7 @@ mod harness;
 mod html_report;
 mod interrupts;
 mod istio_minors;
+mod k3s;
 mod k3s_standin;
 mod kind;
 mod moto;
