@@ -193,6 +193,14 @@ pub async fn examine_showing(opts: TargetOptions, shown: &mut (dyn FnMut(&Findin
                 check_tool(&mut r, &t).await;
             }
         }
+        Provisioner::K3s(p) if p.runtime == crate::provision::k3s::K3sRuntime::Processes => {
+            r.add(
+                Level::Ok,
+                "k3s runtime",
+                "stand-in processes of this binary on loopback addresses (no Docker needed)",
+            );
+            return r.findings;
+        }
         Provisioner::K3s(p) => {
             match crate::containers::engine().await {
                 Ok(docker) => {

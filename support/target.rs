@@ -201,7 +201,11 @@ impl Session {
             TargetKind::Kind => (Timeouts::eks(), Dns::from_env()?),
             TargetKind::K3s => {
                 // Said at once, in one line, rather than when the first container starts.
-                crate::containers::engine().await?;
+                if let Provisioner::K3s(p) = &opts.provisioner {
+                    if p.runtime == crate::provision::k3s::K3sRuntime::Docker {
+                        crate::containers::engine().await?;
+                    }
+                }
                 (Timeouts::eks(), Dns::from_env()?)
             }
         };

@@ -214,6 +214,10 @@ struct TargetArgs {
     /// image such as `meshspec k3s standin-image` prints.
     #[arg(long, env = "MESHSPEC_K3S_IMAGE", default_value = meshspec::containers::k3s::DEFAULT_IMAGE)]
     k3s_image: String,
+    /// Where the k3s target's clusters run: `docker` (containers of --k3s-image) or
+    /// `processes` (the stand-in as local processes on loopback addresses; no Docker).
+    #[arg(long, value_enum, default_value = "docker")]
+    k3s_runtime: meshspec::provision::k3s::K3sRuntime,
     /// The stage plan: a file, or a name under fixtures/ (default stages.yaml).
     #[arg(long, env = "MESHSPEC_PLAN")]
     plan: Option<String>,
@@ -424,7 +428,11 @@ fn provisioner(args: &TargetArgs) -> Result<Provisioner> {
         (TargetKind::K3s, ProvisionerKind::Api) => {
             let image = meshspec::containers::standin_image::ImageRef::parse(&args.k3s_image)?;
             let kubeconfig = std::env::temp_dir().join(format!("meshspec-k3s-{}.kubeconfig", std::process::id()));
-            Ok(Provisioner::K3s(std::sync::Arc::new(meshspec::provision::k3s::K3sProvisioner::new(image, kubeconfig))))
+            Ok(Provisioner::K3s(std::sync::Arc::new(meshspec::provision::k3s::K3sProvisioner::new(
+                args.k3s_runtime,
+                image,
+                kubeconfig,
+            ))))
         }
         (_, ProvisionerKind::Api) => Ok(Provisioner::Api),
         (TargetKind::Eks, ProvisionerKind::Terraform) => {
@@ -656,10 +664,11 @@ async fn reap(args: ReapArgs) -> Result<ExitCode> {
     let dir = opts.ledger_dir.clone().unwrap_or_else(meshspec::ledger::default_dir);
     let read = meshspec::ledger::read(&dir, &args.run_id)?;
     if opts.kind == TargetKind::K3s {
-        // The run's containers and networks carry its id: the labels prove what it made.
-        let docker = meshspec::containers::engine().await?;
-        let left = meshspec::containers::remove_run(&docker, &args.run_id).await?;
-        let left = meshspec::provision::k3s::leftovers(left);
+        // The run's containers, networks and processes carry its id: that proves what it made.
+        let left = meshspec::provision::k3s::remove_run(args.target.k3s_runtime, &args.run_id).await?;
+        for e in read.entries.iter().filter(|e| e.kind == meshspec::containers::processes::LEDGER_FILES) {
+            meshspec::containers::processes::remove_files(std::path::Path::new(&e.name));
+        }
         println!("reaped run {}: {} ledger entries", args.run_id, read.entries.len());
         for l in &left {
             println!("left: {} {} {}", l.kind, l.id, l.detail);

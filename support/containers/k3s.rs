@@ -168,6 +168,10 @@ impl Fleet {
         spec: &ClusterSpec,
         record: &dyn Fn(&str, &str, &str) -> Result<()>,
     ) -> Result<Started> {
+        if index == 0 {
+            // The kubeconfigs K3s writes there hold client keys: a reap removes the directory.
+            record(&spec.cluster, super::processes::LEDGER_FILES, &self.conf.path().display().to_string())?;
+        }
         let (shared_name, subnet) = self.shared(record).await?.clone();
         let shared_ip = subnet.address(index);
         let own = name(&self.run_id, &spec.cluster);

@@ -6,6 +6,7 @@
 //! own unlabelled.
 
 pub mod k3s;
+pub mod processes;
 pub mod standin_image;
 
 use std::collections::HashMap;

@@ -21,14 +21,30 @@ use crate::topology::names;
 /// The k3s plan unless the user named another.
 pub const PLAN: &str = "plans/k3s.yaml";
 
+/// Where the k3s target's clusters run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum K3sRuntime {
+    /// Containers of the K3s image, through testcontainers (needs a Docker engine).
+    Docker,
+    /// `meshspec k3s serve` processes of this binary on loopback addresses (no Docker; the stand-in).
+    Processes,
+}
+
+/// The clusters a run started, by runtime.
+enum Clusters {
+    Docker(Fleet),
+    Processes(crate::containers::processes::ProcessFleet),
+}
+
 /// What the k3s target starts, and where its kubeconfig goes.
 pub struct K3sProvisioner {
+    pub runtime: K3sRuntime,
     pub image: ImageRef,
     /// The kubeconfig meshspec writes (contexts `k3s-<cluster>`).
     pub kubeconfig: std::path::PathBuf,
     /// How long K3s may take to print its ready line.
     pub startup: std::time::Duration,
-    fleet: OnceCell<Fleet>,
+    fleet: OnceCell<Clusters>,
     started: tokio::sync::Mutex<Vec<Started>>,
 }
 
@@ -39,8 +55,9 @@ impl std::fmt::Debug for K3sProvisioner {
 }
 
 impl K3sProvisioner {
-    pub fn new(image: ImageRef, kubeconfig: std::path::PathBuf) -> K3sProvisioner {
+    pub fn new(runtime: K3sRuntime, image: ImageRef, kubeconfig: std::path::PathBuf) -> K3sProvisioner {
         K3sProvisioner {
+            runtime,
             image,
             kubeconfig,
             startup: std::time::Duration::from_secs(300),
@@ -51,13 +68,21 @@ impl K3sProvisioner {
 
     /// Removes what this run started (containers, then networks); logs what stays.
     pub async fn remove_all(&self) {
-        if let Some(f) = self.fleet.get() {
-            match f.remove_all().await {
+        match self.fleet.get() {
+            Some(Clusters::Docker(f)) => match f.remove_all().await {
                 Ok(left) if left.is_empty() => {}
                 Ok(left) => eprintln!("[k3s] still there after removal: {left:?}"),
                 Err(e) => eprintln!("[k3s] cannot remove the run's containers: {e:#}"),
+            },
+            Some(Clusters::Processes(f)) => {
+                let left = f.stop_all().await;
+                if !left.is_empty() {
+                    eprintln!("[k3s] stand-in processes still running after SIGKILL: {left:?}");
+                }
             }
+            None => {}
         }
+        let _ = std::fs::remove_file(&self.kubeconfig);
     }
 }
 
@@ -97,8 +122,20 @@ async fn clusters(session: &Session, p: &K3sProvisioner) -> Result<Vec<String>> 
     let fleet = p
         .fleet
         .get_or_try_init(|| async {
-            let docker = crate::containers::engine().await?;
-            Fleet::new(docker, &ledger.run_id, p.image.clone(), p.startup)
+            Ok::<_, anyhow::Error>(match p.runtime {
+                K3sRuntime::Docker => {
+                    let docker = crate::containers::engine().await?;
+                    Clusters::Docker(Fleet::new(docker, &ledger.run_id, p.image.clone(), p.startup)?)
+                }
+                K3sRuntime::Processes => {
+                    let me = std::env::current_exe().context("cannot find this binary to run the stand-ins")?;
+                    Clusters::Processes(crate::containers::processes::ProcessFleet::new(
+                        &me,
+                        &ledger.run_id,
+                        p.startup,
+                    )?)
+                }
+            })
         })
         .await?;
     let record = |cluster: &str, kind: &str, name: &str| {
@@ -119,10 +156,17 @@ async fn clusters(session: &Session, p: &K3sProvisioner) -> Result<Vec<String>> 
             pod_cidr: k.pod_subnet.clone(),
             service_cidr: k.service_subnet.clone(),
         };
-        let s = fleet.start(i, &spec, &record).await?;
+        let s = match fleet {
+            Clusters::Docker(f) => f.start(i, &spec, &record).await?,
+            Clusters::Processes(f) => f.start(i, &spec, &record).await?,
+        };
+        let what = match p.runtime {
+            K3sRuntime::Docker => p.image.to_string(),
+            K3sRuntime::Processes => "the stand-in".to_string(),
+        };
         created.push(format!(
-            "K3s {} in container {} ({}; pods {}, services {}; shared network address {})",
-            c.name, s.container, p.image, spec.pod_cidr, spec.service_cidr, s.shared_ip
+            "K3s {} in {} ({what}; pods {}, services {}; shared network address {})",
+            c.name, s.container, spec.pod_cidr, spec.service_cidr, s.shared_ip
         ));
         started.push(s);
     }
@@ -169,12 +213,24 @@ async fn endpoints(p: &K3sProvisioner) -> PeerEndpoints {
 pub async fn teardown(session: &Session, p: &K3sProvisioner) -> Result<Vec<Leftover>> {
     anyhow::ensure!(session.allow_provision, "teardown is not allowed on the {} target", session.kind);
     let Some(ledger) = &session.ledger else { return Ok(Vec::new()) };
-    let docker = crate::containers::engine().await?;
-    if let Some(f) = p.fleet.get() {
-        let _ = f.remove_all().await;
+    p.remove_all().await;
+    remove_run(p.runtime, &ledger.run_id).await
+}
+
+/// Removes what a run of the k3s target left, found by its labels (containers
+/// and networks) or its environment (processes); returns what is still there.
+pub async fn remove_run(runtime: K3sRuntime, run_id: &str) -> Result<Vec<Leftover>> {
+    match runtime {
+        K3sRuntime::Docker => {
+            let docker = crate::containers::engine().await?;
+            Ok(leftovers(crate::containers::remove_run(&docker, run_id).await?))
+        }
+        K3sRuntime::Processes => Ok(crate::containers::processes::stop_run(run_id)
+            .await
+            .into_iter()
+            .map(|pid| Leftover { kind: "k3s process".into(), id: pid.to_string(), detail: "still running".into() })
+            .collect()),
     }
-    let left = crate::containers::remove_run(&docker, &ledger.run_id).await?;
-    Ok(leftovers(left))
 }
 
 pub fn leftovers(left: crate::containers::Found) -> Vec<Leftover> {

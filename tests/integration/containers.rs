@@ -34,10 +34,12 @@ async fn an_image_that_cannot_be_pulled_is_named_with_the_registry_error_and_not
     assert!(!text.to_lowercase().contains("timed out") && !text.to_lowercase().contains("timeout"), "{text}");
     // Each network and the container were in the ledger before their create.
     let recorded = recorded.into_inner().unwrap();
-    let names: Vec<&str> = recorded.iter().map(|l| l.rsplit('|').next().unwrap()).collect();
+    let docker_names: Vec<&str> =
+        recorded.iter().filter(|l| l.contains("|docker ")).map(|l| l.rsplit('|').next().unwrap()).collect();
     let prefix = meshspec::containers::name(&run, "");
-    assert_eq!(recorded.len(), 3, "{recorded:?}");
-    assert!(names.iter().all(|n| n.starts_with(&prefix)), "{names:?}");
+    assert_eq!(docker_names.len(), 3, "two networks and the container: {recorded:?}");
+    assert!(docker_names.iter().all(|n| n.starts_with(&prefix)), "{docker_names:?}");
+    assert!(recorded.iter().any(|l| l.contains("|k3s files|")), "{recorded:?}");
     let found = meshspec::containers::find(&docker, &run).await.unwrap();
     assert_eq!(found.networks.len(), 2, "the shared and cluster1's networks, labelled: {found:?}");
     let left = fleet.remove_all().await.unwrap();

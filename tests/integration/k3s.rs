@@ -76,6 +76,7 @@ fn the_k3s_target_with_the_standin_image_passes_every_feature_it_can_run_and_lea
     let kinds = ledger_kinds(ledgers.path(), &run);
     assert_eq!(kinds.iter().filter(|k| *k == "docker container").count(), 2, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "docker network").count(), 3, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "k3s files").count(), 1, "{kinds:?}");
     let left = left_of(&run);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
@@ -205,8 +206,72 @@ fn a_killed_k3s_run_is_reaped_from_its_ledger_and_labels() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("reaped run {run}")), "{stdout}");
+    let read = meshspec::ledger::read(ledgers.path(), &run).unwrap();
+    let files =
+        read.entries.iter().find(|e| e.kind == "k3s files").expect("the kubeconfigs' directory is in the ledger");
+    assert!(!Path::new(&files.name).exists(), "{} (K3s' kubeconfigs, client keys) is left", files.name);
     let left = left_of(&run);
     assert!(left.is_empty(), "left behind after reap: {left:?}");
     // Another run's containers are never touched: the labels name the run.
     assert!(!stdout.contains("left:"), "{stdout}");
+}
+
+/// The same clusters without Docker: each a `meshspec k3s serve` process of its
+/// own on a loopback address, reached only over TCP.
+#[test]
+fn the_k3s_target_as_processes_passes_the_suite_without_docker_and_leaves_no_process() {
+    let _turn = whole_runs();
+    let ledgers = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    // No engine is asked for: a DOCKER_HOST nobody answers at changes nothing.
+    let out = run_bounded(
+        meshspec(ledgers.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["run", "--target", "k3s", "--k3s-runtime", "processes", "--report-dir"])
+            .arg(reports.path()),
+        LIMIT,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let run = run_id(&stdout);
+    let summary = stdout.lines().rev().find(|l| l.ends_with(" failed")).unwrap_or_default();
+    assert!(summary.ends_with(" passed, 0 failed") && !summary.starts_with("0 "), "{summary}");
+    let kinds = ledger_kinds(ledgers.path(), &run);
+    assert_eq!(kinds.iter().filter(|k| *k == "k3s process").count(), 2, "{kinds:?}");
+    assert!(meshspec::containers::processes::find(&run).is_empty());
+}
+
+#[test]
+fn a_killed_run_of_stand_in_processes_is_reaped() {
+    let _turn = whole_runs();
+    let ledgers = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let mut child = meshspec(ledgers.path())
+        .args(["run", "--target", "k3s", "--k3s-runtime", "processes", "--report-dir"])
+        .arg(reports.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let run = run_id(&lines.next().unwrap().unwrap());
+    let end = Instant::now() + Duration::from_secs(120);
+    while meshspec::containers::processes::find(&run).len() < 2 {
+        assert!(Instant::now() < end, "the stand-ins of {run} did not start within 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(&child, "KILL");
+    wait_exit(&mut child, Duration::from_secs(30));
+    assert_eq!(meshspec::containers::processes::find(&run).len(), 2, "SIGKILL leaves the stand-ins running");
+    let out = run_bounded(
+        meshspec(ledgers.path()).args(["reap", "--target", "k3s", "--k3s-runtime", "processes", "--run-id", &run]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(meshspec::containers::processes::find(&run).is_empty());
+    // Nor the directory of their kubeconfigs (client keys) and logs.
+    let read = meshspec::ledger::read(ledgers.path(), &run).unwrap();
+    let files = read.entries.iter().find(|e| e.kind == "k3s files").expect("the files' directory is in the ledger");
+    assert!(!Path::new(&files.name).exists(), "{} is left", files.name);
 }
