@@ -130,12 +130,24 @@ impl Fleet {
             .get_or_try_init(|| async {
                 let name = name(&self.run_id, "shared");
                 let taken = taken_subnets(&self.docker).await?;
-                let subnet = (0..=255u8)
-                    .map(|n| SharedSubnet { base: [172, 30, n] })
-                    .find(|s| !taken.iter().any(|t| overlaps(t, &s.cidr())))
-                    .context("no free /24 in 172.30.0.0/16 for the shared network")?;
                 record("", LEDGER_NETWORK, &name)?;
-                self.create_network(&name, None, Some(subnet.cidr())).await?;
+                // Another run may take the same free /24 at the same moment: the
+                // engine refuses the second ("overlaps"), which then tries the next.
+                let mut made = None;
+                for subnet in (0..=255u8).map(|n| SharedSubnet { base: [172, 30, n] }) {
+                    if taken.iter().any(|t| overlaps(t, &subnet.cidr())) {
+                        continue;
+                    }
+                    match self.create_network(&name, None, Some(subnet.cidr())).await {
+                        Ok(()) => {
+                            made = Some(subnet);
+                            break;
+                        }
+                        Err(e) if format!("{e:#}").contains("overlaps") => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                let subnet = made.context("no free /24 in 172.30.0.0/16 for the shared network")?;
                 Ok::<_, anyhow::Error>((name, subnet))
             })
             .await
