@@ -138,13 +138,22 @@ impl Fleet {
                     if taken.iter().any(|t| overlaps(t, &subnet.cidr())) {
                         continue;
                     }
-                    match self.create_network(&name, None, Some(subnet.cidr())).await {
+                    match self.try_create_network(&name, None, Some(subnet.cidr())).await {
                         Ok(()) => {
                             made = Some(subnet);
                             break;
                         }
-                        Err(e) if format!("{e:#}").contains("overlaps") => continue,
-                        Err(e) => return Err(e),
+                        // libnetwork's IPAM: "Pool overlaps with other one on this address space".
+                        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { message, .. })
+                            if message.contains("overlaps") =>
+                        {
+                            continue
+                        }
+                        Err(e) => {
+                            return Err(
+                                anyhow::Error::new(e).context(format!("cannot create the Docker network {name}"))
+                            )
+                        }
                     }
                 }
                 let subnet = made.context("no free /24 in 172.30.0.0/16 for the shared network")?;
@@ -154,6 +163,17 @@ impl Fleet {
     }
 
     async fn create_network(&self, name: &str, cluster: Option<&str>, subnet: Option<String>) -> Result<()> {
+        self.try_create_network(name, cluster, subnet)
+            .await
+            .with_context(|| format!("cannot create the Docker network {name}"))
+    }
+
+    async fn try_create_network(
+        &self,
+        name: &str,
+        cluster: Option<&str>,
+        subnet: Option<String>,
+    ) -> Result<(), testcontainers::bollard::errors::Error> {
         let ipam = subnet.map(|s| Ipam {
             config: Some(vec![IpamConfig { subnet: Some(s), ..Default::default() }]),
             ..Default::default()
@@ -166,8 +186,7 @@ impl Fleet {
                 ipam,
                 ..Default::default()
             })
-            .await
-            .with_context(|| format!("cannot create the Docker network {name}"))?;
+            .await?;
         Ok(())
     }
 
