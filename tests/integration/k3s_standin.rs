@@ -89,7 +89,8 @@ async fn the_standin_serves_k3s_interface_and_stops_on_sigterm() {
     let client = kube::Client::try_from(config).expect("client");
     let version = client.apiserver_version().await.expect("/version");
     assert_eq!(version.git_version, "v1.28.8+k3s1");
-    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.expect("list nodes as system:admin");
+    let nodes =
+        Api::<Node>::all(client.clone()).list(&ListParams::default()).await.expect("list nodes as system:admin");
     assert_eq!(nodes.items.len(), 1);
     let node = &nodes.items[0];
     assert_eq!(node.metadata.name.as_deref(), Some("k3s-it"));

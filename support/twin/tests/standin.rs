@@ -22,7 +22,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use meshspec_twin::kube::exec::ExecRequest;
-use meshspec_twin::mesh::dataplane::{CERTIFICATE_VERIFY_FAILED_BODY, CONNECTION_TERMINATION_BODY, CONNECT_TIMEOUT_BODY};
+use meshspec_twin::mesh::dataplane::{
+    CERTIFICATE_VERIFY_FAILED_BODY, CONNECTION_TERMINATION_BODY, CONNECT_TIMEOUT_BODY,
+};
 use meshspec_twin::standin::{flags, StandIn, StandInOptions};
 use serde_json::Value;
 
@@ -130,7 +132,11 @@ impl K3s {
             let pods = self.json(&["get", "pods", "-n", ns, "-l", selector]).await?;
             let items = pods["items"].as_array().cloned().unwrap_or_default();
             let ready = |p: &&Value| {
-                p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                p["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
             };
             Ok(items.iter().find(ready).cloned().ok_or_else(|| format!("{} pods, none Ready", items.len())))
         })
@@ -221,7 +227,15 @@ async fn provision(dir: &Path, ips: [&str; 2], different_roots: bool) -> Result<
     for c in &clusters {
         tokens.push(
             eventually(&format!("the reader token of {}", c.name), || async {
-                let s = c.json(&["get", "secret", "istio-reader-service-account-istio-remote-secret-token", "-n", "istio-system"]).await?;
+                let s = c
+                    .json(&[
+                        "get",
+                        "secret",
+                        "istio-reader-service-account-istio-remote-secret-token",
+                        "-n",
+                        "istio-system",
+                    ])
+                    .await?;
                 Ok(match s["data"]["token"].as_str() {
                     Some(t) => Ok(String::from_utf8(STANDARD.decode(t)?)?),
                     None => Err(format!("data {}", s["data"])),
@@ -308,16 +322,36 @@ async fn two_standins_answer_across_a_real_network_and_fail_as_envoy_says() -> R
         Ok(if timeouts > 0 && count(&seen, "Hello version: v2") == 0 { Ok(seen) } else { Err(format!("{seen:?}")) })
     })
     .await?;
-    assert_eq!(count(&seen, "Hello version: v1") + seen.get(CONNECT_TIMEOUT_BODY).copied().unwrap_or(0), 20, "{seen:?}");
+    assert_eq!(
+        count(&seen, "Hello version: v1") + seen.get(CONNECT_TIMEOUT_BODY).copied().unwrap_or(0),
+        20,
+        "{seen:?}"
+    );
     let _ = crossed_before;
-    two.kubectl(&["label", "svc", "istio-eastwestgateway", "-n", "istio-ingress", "topology.istio.io/network=network2"], None)
-        .await?;
+    two.kubectl(
+        &["label", "svc", "istio-eastwestgateway", "-n", "istio-ingress", "topology.istio.io/network=network2"],
+        None,
+    )
+    .await?;
     both_versions(&one, &sleep).await?;
 
     // The Gateway no longer passes helloworld's SNI through: the gateway closes.
     let patch = r#"{"spec":{"servers":[{"port":{"number":15443,"name":"tls","protocol":"TLS"},"tls":{"mode":"AUTO_PASSTHROUGH"},"hosts":["*.example.com"]}]}}"#;
-    two.kubectl(&["patch", "gateways.networking.istio.io", "cross-network-gateway", "-n", "istio-ingress", "--type", "merge", "-p", patch], None)
-        .await?;
+    two.kubectl(
+        &[
+            "patch",
+            "gateways.networking.istio.io",
+            "cross-network-gateway",
+            "-n",
+            "istio-ingress",
+            "--type",
+            "merge",
+            "-p",
+            patch,
+        ],
+        None,
+    )
+    .await?;
     let seen = eventually("connection termination across networks", || async {
         let seen = one.curls(&sleep, "helloworld.sample:5000/hello", 20).await?;
         let terminated = seen.get(CONNECTION_TERMINATION_BODY).copied().unwrap_or(0);
@@ -348,7 +382,8 @@ async fn standins_with_different_roots_fail_certificate_verification() -> Result
         Ok(if failed > 0 && settled { Ok(seen) } else { Err(format!("{seen:?}")) })
     })
     .await?;
-    let (v1, failed) = (count(&seen, "Hello version: v1"), seen.get(CERTIFICATE_VERIFY_FAILED_BODY).copied().unwrap_or(0));
+    let (v1, failed) =
+        (count(&seen, "Hello version: v1"), seen.get(CERTIFICATE_VERIFY_FAILED_BODY).copied().unwrap_or(0));
     assert_eq!(v1 + failed, 20, "local calls work, cross-network ones fail TLS: {seen:?}");
     assert!(two.eastwest_connections() > 0, "the failing handshakes did reach the peer's gateway");
     one.standin.shutdown().await;

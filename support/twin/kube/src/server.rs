@@ -338,8 +338,8 @@ async fn with_faults(
 ) -> Result<Response, Dropped> {
     use crate::faults::Fault;
     let faults = ctx.cfg.faults;
-    let authenticated = cert_user.is_some()
-        || bearer_token(req.headers()).is_some_and(|t| ctx.auth.authenticate(t).is_some());
+    let authenticated =
+        cert_user.is_some() || bearer_token(req.headers()).is_some_and(|t| ctx.auth.authenticate(t).is_some());
     if faults.rate() <= 0.0 || !authenticated {
         return Ok(handle(ctx, cert_user, req).await);
     }

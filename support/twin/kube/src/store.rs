@@ -183,7 +183,12 @@ impl Store {
 
     /// As [`Store::with_catalog`], with Service cluster IPs from `network/prefix`
     /// (e.g. K3s' `--service-cidr`, 10.43.0.0/16 by default).
-    pub fn with_service_range(catalog: Catalog, capacity: usize, network: std::net::Ipv4Addr, prefix: u8) -> Arc<Store> {
+    pub fn with_service_range(
+        catalog: Catalog,
+        capacity: usize,
+        network: std::net::Ipv4Addr,
+        prefix: u8,
+    ) -> Arc<Store> {
         Self::with_allocator(catalog, capacity, Allocator::for_range(network, prefix))
     }
 

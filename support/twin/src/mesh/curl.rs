@@ -18,7 +18,12 @@ pub trait PodNetwork: Send + Sync {
     fn send(&self, ip: Ipv4Addr, port: u16, req: &HttpRequest) -> Delivery;
     /// As `send`, for a network where a request may leave the process (a
     /// real connection to wait for); by default, `send`.
-    fn send_async<'a>(&'a self, ip: Ipv4Addr, port: u16, req: &'a HttpRequest) -> futures::future::BoxFuture<'a, Delivery> {
+    fn send_async<'a>(
+        &'a self,
+        ip: Ipv4Addr,
+        port: u16,
+        req: &'a HttpRequest,
+    ) -> futures::future::BoxFuture<'a, Delivery> {
         Box::pin(async move { self.send(ip, port, req) })
     }
 }

@@ -412,7 +412,13 @@ impl Mesh {
     /// hosts); the gateway's own proxy config for the SNI's cluster picks the
     /// destination, which must listen. `None`: the gateway closes the
     /// connection (Envoy's "connection termination" at the client).
-    pub fn passthrough_destination(&self, at: &Arc<MeshCluster>, svc: &Value, port: u16, sni: &str) -> Option<(Found, u16)> {
+    pub fn passthrough_destination(
+        &self,
+        at: &Arc<MeshCluster>,
+        svc: &Value,
+        port: u16,
+        sni: &str,
+    ) -> Option<(Found, u16)> {
         let sp = service::ports(svc).into_iter().find(|sp| sp.port == port)?;
         let backends = self.backends(at, svc, &sp);
         let gateways: Vec<(Found, u16)> = backends

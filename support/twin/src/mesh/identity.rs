@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use rcgen::{CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
@@ -43,7 +45,8 @@ fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
 
 /// The SPIFFE ID of a pod's workload.
 pub fn spiffe_id(pod: &Value) -> String {
-    let sa = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("default");
+    let sa =
+        pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("default");
     format!("spiffe://{CLUSTER_DOMAIN}/ns/{}/sa/{sa}", objects::namespace(pod))
 }
 
@@ -121,9 +124,10 @@ impl WorkloadCa {
     /// chaining to the root required (Istio's mTLS).
     pub fn server_config(&self, me: WorkloadCert) -> Option<Arc<rustls::ServerConfig>> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone())
-            .build()
-            .ok()?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone())
+                .build()
+                .ok()?;
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .ok()?

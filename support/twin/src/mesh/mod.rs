@@ -14,12 +14,12 @@ pub mod curl;
 pub mod dataplane;
 pub mod envoy;
 pub mod exec;
+pub mod identity;
 pub mod injection;
 pub mod istiod;
 pub mod log;
-pub mod programs;
-pub mod identity;
 pub mod network;
+pub mod programs;
 pub mod wire;
 
 use std::collections::BTreeMap;

@@ -45,11 +45,9 @@ pub async fn run(leg: RemoteLeg) -> Delivery {
     let started = Instant::now();
     let simulated = |since: Instant| Duration::from_secs_f64(since.elapsed().as_secs_f64() * clock.scale());
     let fail = |body: &str| Delivery::now_response(envoy_error(503, body));
-    let connect = tokio::time::timeout(
-        clock.compress(ENVOY_CONNECT_TIMEOUT),
-        tokio::net::TcpStream::connect((leg.ip, leg.port)),
-    )
-    .await;
+    let connect =
+        tokio::time::timeout(clock.compress(ENVOY_CONNECT_TIMEOUT), tokio::net::TcpStream::connect((leg.ip, leg.port)))
+            .await;
     let tcp = match connect {
         Err(_) => {
             return Delivery {

@@ -71,7 +71,8 @@ pub async fn read_response<R: tokio::io::AsyncRead + Unpin>(conn: &mut R) -> std
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(bad)?;
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let status: u16 =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -106,7 +107,10 @@ mod tests {
         let raw = b"GET /hello HTTP/1.1\r\nHost: helloworld.sample:5000\r\nContent-Length: 2\r\n\r\nhi";
         let mut r: &[u8] = raw;
         let req = read_request(&mut r).await.expect("read").expect("a request");
-        assert_eq!((req.method.as_str(), req.path.as_str(), req.authority.as_str()), ("GET", "/hello", "helloworld.sample:5000"));
+        assert_eq!(
+            (req.method.as_str(), req.path.as_str(), req.authority.as_str()),
+            ("GET", "/hello", "helloworld.sample:5000")
+        );
         assert_eq!(req.body, b"hi");
         let again = write_request(&req);
         let back_req = read_request(&mut again.as_slice()).await.expect("read").expect("a request");

@@ -162,7 +162,8 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Se
         let ipv4 = |v: &str| -> Result<Ipv4Addr, String> {
             v.trim().parse().map_err(|_| format!("invalid IPv4 address {v:?} for --{canonical}"))
         };
-        let list = |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+        let list =
+            |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
         match canonical {
             "snapshotter" => f.snapshotter = value,
             "node-external-ip" => {
@@ -182,7 +183,8 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Se
             "node-name" => f.node_name = Some(value),
             "disable" => f.disable.extend(list(&value)),
             "bind-address" => {
-                f.bind_address = Some(value.parse().map_err(|_| format!("invalid IP address {value:?} for --bind-address"))?)
+                f.bind_address =
+                    Some(value.parse().map_err(|_| format!("invalid IP address {value:?} for --bind-address"))?)
             }
             "https-listen-port" => {
                 f.https_listen_port =

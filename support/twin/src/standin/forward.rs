@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 use super::servicelb::Forward;
 use crate::aws::Clock;
 use crate::kube::Resource;
-use crate::mesh::wire::{read_request, write_response};
 use crate::mesh::dataplane::Outcome;
+use crate::mesh::wire::{read_request, write_response};
 use crate::mesh::Mesh;
 
 /// How long a client may take to send its request.
@@ -31,7 +31,12 @@ impl ConnectionLog {
 
     /// How many connections the port of `namespace/name` accepted.
     pub fn count(&self, namespace: &str, name: &str, port: u16) -> u64 {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&format!("{namespace}/{name}:{port}")).copied().unwrap_or(0)
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{namespace}/{name}:{port}"))
+            .copied()
+            .unwrap_or(0)
     }
 }
 

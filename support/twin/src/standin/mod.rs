@@ -110,10 +110,11 @@ fn default_node_ip(f: &ServerFlags, host: &str) -> Ipv4Addr {
 /// name, the node IPs, the advertise address and the API server's service IP
 /// (the service CIDR's first address).
 pub fn api_sans(f: &ServerFlags, node_name: &str, node_ips: &[Ipv4Addr], advertise: Option<Ipv4Addr>) -> Vec<String> {
-    let mut names: Vec<String> = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> =
+        ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     names.extend(f.tls_san.iter().cloned());
     names.extend(["127.0.0.1", "::1", "localhost", node_name].map(str::to_owned));
     names.extend(node_ips.iter().map(Ipv4Addr::to_string));
@@ -164,8 +165,12 @@ impl StandIn {
         let client_ca = TwinCa::new(&format!("k3s-client-ca@{unix}")).context("creating the client CA")?;
         let sans = api_sans(&f, &node_name, &node_ips, advertise);
         let san_refs: Vec<&str> = sans.iter().map(String::as_str).collect();
-        let tls = server_ca.server_config_with_client_ca(&san_refs, &client_ca).context("issuing the API server certificate")?;
-        let admin = client_ca.issue_client_cert("system:admin", Some(crate::kube::authz::MASTERS)).context("issuing the admin certificate")?;
+        let tls = server_ca
+            .server_config_with_client_ca(&san_refs, &client_ca)
+            .context("issuing the API server certificate")?;
+        let admin = client_ca
+            .issue_client_cert("system:admin", Some(crate::kube::authz::MASTERS))
+            .context("issuing the admin certificate")?;
 
         let bind_ip = f.bind_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let bind = SocketAddr::new(bind_ip, f.https_listen_port);

@@ -47,7 +47,8 @@ pub fn sni_of_client_hello(bytes: &[u8]) -> Result<Option<String>, usize> {
         handshake.extend_from_slice(&bytes[at + 5..at + 5 + len]);
         at += 5 + len;
         if handshake.len() >= 4 {
-            let body_len = (usize::from(handshake[1]) << 16) | (usize::from(handshake[2]) << 8) | usize::from(handshake[3]);
+            let body_len =
+                (usize::from(handshake[1]) << 16) | (usize::from(handshake[2]) << 8) | usize::from(handshake[3]);
             if handshake.len() >= 4 + body_len {
                 if handshake[0] != 0x01 {
                     return Ok(None);
