@@ -29,10 +29,9 @@ fn an_unknown_k3s_flag_is_refused_in_one_line() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_standin_serves_k3s_interface_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let kubeconfig_path = dir.path().join("k3s.yaml");
+/// Starts `meshspec k3s serve server` with `extra` flags on 127.0.0.4 and
+/// waits (60 s at most) for the ready line; returns the child and stderr so far.
+fn serve_until_ready(kubeconfig_path: &std::path::Path, extra: &[&str]) -> (std::process::Child, Vec<String>) {
     let mut child = meshspec()
         .args([
             "k3s",
@@ -47,9 +46,10 @@ async fn the_standin_serves_k3s_interface_and_stops_on_sigterm() {
             "k3s-it",
             "--disable",
             "traefik",
-            "--write-kubeconfig",
         ])
-        .arg(&kubeconfig_path)
+        .args(extra)
+        .arg("--write-kubeconfig")
+        .arg(kubeconfig_path)
         .env("K3S_KUBECONFIG_MODE", "644")
         .spawn()
         .expect("start meshspec k3s serve");
@@ -74,6 +74,42 @@ async fn the_standin_serves_k3s_interface_and_stops_on_sigterm() {
             }
         }
     }
+    (child, seen)
+}
+
+/// Sends `signal` and expects a clean exit 0 within 15 s, the port closed.
+fn stop_with(mut child: std::process::Child, signal: i32, port: u16) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 15 s after signal {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "exit after signal {signal}");
+    assert!(std::net::TcpStream::connect(("127.0.0.4", port)).is_err(), "port {port} is closed");
+}
+
+#[test]
+fn the_standin_stops_on_sigint_too() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (child, _) = serve_until_ready(&dir.path().join("k3s.yaml"), &["--https-listen-port", "6444"]);
+    assert!(std::net::TcpStream::connect("127.0.0.4:6444").is_ok(), "--https-listen-port honoured");
+    stop_with(child, libc::SIGINT, 6444);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standin_serves_k3s_interface_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let kubeconfig_path = dir.path().join("k3s.yaml");
+    let (child, seen) = serve_until_ready(&kubeconfig_path, &[]);
     assert!(seen.iter().any(|l| l.contains("Wrote kubeconfig")), "{seen:?}");
 
     use std::os::unix::fs::PermissionsExt;
@@ -98,20 +134,5 @@ async fn the_standin_serves_k3s_interface_and_stops_on_sigterm() {
     assert!(addresses.iter().any(|a| a.type_ == "InternalIP" && a.address == "127.0.0.4"), "{addresses:?}");
 
     // SIGTERM: a prompt, clean exit 0, the port closed.
-    let pid = i32::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("still running 15 s after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0), "exit after SIGTERM");
-    assert!(std::net::TcpStream::connect("127.0.0.4:6443").is_err(), "the API port is closed");
+    stop_with(child, libc::SIGTERM, 6443);
 }

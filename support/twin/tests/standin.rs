@@ -297,6 +297,11 @@ async fn two_standins_answer_across_a_real_network_and_fail_as_envoy_says() -> R
     let remote_ip = remote["status"]["podIP"].as_str().unwrap_or_default().to_owned();
     assert!(local["status"]["podIP"].as_str().unwrap_or_default().starts_with("10.42."), "{local}");
     assert!(remote_ip.starts_with("10.44."), "{remote_ip}");
+    // Cluster IPs from each --service-cidr, the API server's the first address.
+    let kubernetes = one.json(&["get", "svc", "kubernetes", "-n", "default"]).await?;
+    assert_eq!(kubernetes["spec"]["clusterIP"], "10.43.0.1");
+    let ew = two.json(&["get", "svc", "istio-eastwestgateway", "-n", "istio-ingress"]).await?;
+    assert!(ew["spec"]["clusterIP"].as_str().unwrap_or_default().starts_with("10.45."), "{}", ew["spec"]);
 
     let sleep = one.ready_pod("sample", "app=sleep").await?;
     let sleep = sleep["metadata"]["name"].as_str().unwrap_or_default().to_owned();

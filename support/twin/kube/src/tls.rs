@@ -179,4 +179,17 @@ mod tests {
         assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(!format!("{ca:?}").contains("PRIVATE"));
     }
+
+    #[test]
+    fn a_client_certificate_names_its_user_and_group() {
+        let ca = TwinCa::new("k3s-client-ca").expect("ca");
+        let admin = ca.issue_client_cert("system:admin", Some("system:masters")).expect("client cert");
+        let user = crate::server::certificate_user(&admin.cert_der).expect("a user");
+        assert_eq!(user.name, "system:admin");
+        assert_eq!(user.groups, ["system:masters", "system:authenticated"]);
+        let nobody = ca.issue_client_cert("", None).expect("client cert");
+        assert!(crate::server::certificate_user(&nobody.cert_der).is_none(), "no CN, no user");
+        let server = ca.server_config_with_client_ca(&["127.0.0.1"], &ca);
+        assert!(server.is_ok());
+    }
 }

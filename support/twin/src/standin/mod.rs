@@ -255,8 +255,17 @@ impl StandIn {
         ]);
         let node_port_connections = Arc::new(forward::ConnectionLog::default());
         if !f.disables("servicelb") {
-            let mut listen_on = vec![internal_ip];
-            listen_on.extend(external_ip.filter(|e| *e != internal_ip));
+            // svclb's hostPorts take every address of the node: 0.0.0.0, unless
+            // --bind-address pins this node to an address (several stand-ins
+            // sharing one host's loopback), then the node's own addresses.
+            let listen_on = match f.bind_address.filter(|a| !a.is_unspecified()) {
+                Some(_) => {
+                    let mut ips = vec![internal_ip];
+                    ips.extend(external_ip.filter(|e| *e != internal_ip));
+                    ips
+                }
+                None => vec![Ipv4Addr::UNSPECIFIED],
+            };
             let fwd = Arc::new(forward::NodeForward::new(&mesh, &node_name, clock, node_port_connections.clone()));
             programs.push(runtime::spawn(cluster.clone(), servicelb::ServiceLb::new(&node_name, listen_on, fwd)));
         }
@@ -330,17 +339,6 @@ impl Drop for StandIn {
         self.api.shutdown();
         for p in &self.programs {
             p.abort();
-        }
-    }
-}
-
-/// `meshspec k3s ARGS`: `serve server [K3S SERVER FLAGS]` is the one command.
-pub async fn k3s_command(args: Vec<String>) -> u8 {
-    match args.split_first() {
-        Some((serve_word, rest)) if serve_word == "serve" => u8::try_from(serve(rest.to_vec()).await).unwrap_or(1),
-        _ => {
-            eprintln!("error: usage: meshspec k3s serve server [K3S SERVER FLAGS]");
-            2
         }
     }
 }
