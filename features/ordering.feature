@@ -22,7 +22,8 @@ Feature: Stage ordering
       | eks-2   | cluster2      | network2 | v2         |
     And the deployment is provisioned in stages on the target
 
-  @provisions
+  # The seed plan's preconditions: EKS clusters ACTIVE, the AWS load balancer controller.
+  @provisions @aws
   Scenario: Each stage started only once its preconditions held
     Then each stage started only once its preconditions held:
       | stage | preconditions                                        |

@@ -194,6 +194,16 @@ pub async fn examine_showing(opts: TargetOptions, shown: &mut (dyn FnMut(&Findin
                 check_tool(&mut r, &t).await;
             }
         }
+        Provisioner::Own(p) => {
+            let own = p.doctor().await;
+            if !own.is_empty() {
+                for f in own {
+                    r.add(f.level, f.check, f.detail);
+                }
+                // Its clusters are made by the run itself: nothing exists yet to examine.
+                return r.findings;
+            }
+        }
         _ => {}
     }
     let contexts: Vec<String> = opts.contexts.values().cloned().collect();

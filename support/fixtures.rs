@@ -27,6 +27,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("manifests/samples.yaml", include_str!("../fixtures/manifests/samples.yaml")),
     ("manifests/remote-secret.yaml", include_str!("../fixtures/manifests/remote-secret.yaml")),
     ("plans/kind.yaml", include_str!("../fixtures/plans/kind.yaml")),
+    ("plans/k3s.yaml", include_str!("../fixtures/plans/k3s.yaml")),
     ("kind/cluster.yaml", include_str!("../fixtures/kind/cluster.yaml")),
     ("kind/metallb-pool.yaml", include_str!("../fixtures/kind/metallb-pool.yaml")),
     ("kind/values/istiod.yaml", include_str!("../fixtures/kind/values/istiod.yaml")),

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod bench;
 pub mod bench_suite;
 pub mod checks;
+pub mod containers;
 pub mod dns;
 pub mod doctor;
 pub mod faults;

@@ -22,6 +22,7 @@ use meshspec_twin::twin::Twin;
 
 pub mod driver;
 pub mod eks;
+pub mod k3s;
 pub mod kind;
 pub mod rules;
 pub mod twin;
@@ -37,6 +38,8 @@ pub enum TargetKind {
     Kind,
     /// Real EKS clusters and AWS.
     Eks,
+    /// Two K3s clusters in Docker containers, or stand-in processes (no AWS APIs).
+    K3s,
 }
 
 impl TargetKind {
@@ -46,13 +49,14 @@ impl TargetKind {
     }
 }
 
+/// As `--target` spells it (clap's value names), so a new kind needs no arm here.
 impl std::fmt::Display for TargetKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TargetKind::Twin => "twin",
-            TargetKind::Kind => "kind",
-            TargetKind::Eks => "eks",
-        })
+        use clap::ValueEnum;
+        match self.to_possible_value() {
+            Some(v) => f.write_str(v.get_name()),
+            None => write!(f, "{self:?}"),
+        }
     }
 }
 
@@ -178,6 +182,9 @@ impl Target {
         }
         if opts.api_fault_rate.is_some() && !driver.injects_faults() {
             bail!("API faults are injected by the twin only; --api-faults needs --target twin");
+        }
+        if let Provisioner::Own(p) = &opts.provisioner {
+            p.preflight().await?;
         }
         let driver::Opened { timeouts, dns, aws: mut aws_settings, twin } = driver.open(&opts).await?;
         if aws_settings.region.is_none() {
@@ -329,6 +336,9 @@ impl Target {
 
     /// Stop what opening the target started (the in-process twin).
     pub async fn close(&self) {
+        if let Provisioner::Own(p) = &self.provisioner {
+            p.close().await;
+        }
         if let Some(twin) = self.twin.lock().await.take() {
             twin.shutdown().await;
         }

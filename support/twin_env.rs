@@ -2,7 +2,6 @@
 //! named like `aws eks update-kubeconfig` names them (the cluster ARN), and an
 //! env file of KEY=VALUE lines (KUBECONFIG, CTX_CLUSTER1/2, AWS_*, MESHSPEC_DNS).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -41,18 +40,6 @@ fn shell_word(v: &str) -> String {
     }
 }
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
-}
-
 fn aws_vars(twin: &crate::target::TwinEndpoints) -> Vec<(String, String)> {
     vec![
         ("AWS_ENDPOINT_URL".to_string(), twin.aws_endpoint.clone()),
@@ -72,7 +59,7 @@ fn env_text(vars: &[(String, String)]) -> String {
 pub async fn write_bare(session: &Session, files: &TwinEnvFiles) -> Result<Vec<(String, String)>> {
     let twin = session.twin_endpoints().await.context("twin up needs the twin target")?;
     let vars = aws_vars(&twin);
-    write_private(&files.env_file, &env_text(&vars))?;
+    crate::tools::write_private(&files.env_file, &env_text(&vars))?;
     Ok(vars)
 }
 
@@ -104,14 +91,14 @@ pub async fn write(session: &Session, files: &TwinEnvFiles) -> Result<Vec<(Strin
         "clusters": clusters, "contexts": contexts, "users": users,
         "current-context": arns[0],
     });
-    write_private(&files.kubeconfig, &serde_yaml::to_string(&kubeconfig)?)?;
+    crate::tools::write_private(&files.kubeconfig, &serde_yaml::to_string(&kubeconfig)?)?;
     let kubeconfig_path = std::fs::canonicalize(&files.kubeconfig)?;
     let mut vars = vec![("KUBECONFIG".to_string(), kubeconfig_path.display().to_string())];
     for (i, arn) in arns.iter().enumerate() {
         vars.push((format!("CTX_CLUSTER{}", i + 1), arn.clone()));
     }
     vars.extend(aws_vars(&twin));
-    write_private(&files.env_file, &env_text(&vars))?;
+    crate::tools::write_private(&files.env_file, &env_text(&vars))?;
     Ok(vars)
 }
 

@@ -50,6 +50,24 @@ enum Command {
         #[command(subcommand)]
         command: TwinCommand,
     },
+    /// K3s clusters in Docker (the k3s target).
+    K3s {
+        #[command(subcommand)]
+        command: K3sCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum K3sCommand {
+    /// Build (through testcontainers, FROM scratch, nothing pulled) an image that answers at
+    /// K3s' interface with one cluster of the twin, and print its name for `--k3s-image`.
+    StandinImage,
+    /// One twin cluster as a K3s stand-in: `k3s serve server [K3S SERVER FLAGS]` (the stand-in image's entrypoint).
+    #[command(hide = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +208,14 @@ struct TargetArgs {
     /// A -var-file for every Terraform run (repeatable).
     #[arg(long = "var-file", value_name = "FILE")]
     var_files: Vec<PathBuf>,
+    /// The k3s target's image (NAME[:TAG]): K3s as testcontainers-modules pins it, or a local
+    /// image such as `meshspec k3s standin-image` prints.
+    #[arg(long, env = "MESHSPEC_K3S_IMAGE", default_value = meshspec::containers::k3s::DEFAULT_IMAGE)]
+    k3s_image: String,
+    /// Where the k3s target's clusters run: `docker` (containers of --k3s-image) or
+    /// `processes` (the stand-in as local processes on loopback addresses; no Docker).
+    #[arg(long, value_enum, default_value = "docker")]
+    k3s_runtime: meshspec::provision::k3s::K3sRuntime,
     /// The stage plan: a file, or a name under fixtures/ (default stages.yaml).
     #[arg(long, env = "MESHSPEC_PLAN")]
     plan: Option<String>,
@@ -301,6 +327,8 @@ impl TargetArgs {
             terraform_bin: self.terraform_bin.clone(),
             var_files: self.var_files.clone(),
             plan: self.plan.clone(),
+            k3s_image: self.k3s_image.clone(),
+            k3s_runtime: self.k3s_runtime,
         }
     }
 }
@@ -601,6 +629,9 @@ fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Docs(args) => docs(args),
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+            Command::K3s { command: K3sCommand::Serve { args } } => {
+                Ok(ExitCode::from(u8::try_from(meshspec_twin::standin::serve(args).await).unwrap_or(1)))
+            }
             Command::Bench { command: BenchCommand::Suite { features, report_dir, baseline, json, each_fault } } => {
                 let base = baseline.as_ref().map(meshspec::bench_suite::read_baseline).transpose()?;
                 let figures = meshspec::bench_suite::measure(&features, &report_dir, each_fault).await?;
@@ -634,6 +665,13 @@ fn main() -> ExitCode {
                 let (line, ok) = meshspec::doctor::summary(&findings);
                 println!("{line}");
                 Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
+            Command::K3s { command: K3sCommand::StandinImage } => {
+                let docker = meshspec::containers::engine().await?;
+                let me = std::env::current_exe().context("cannot find this binary to put into the image")?;
+                let image = meshspec::containers::standin_image::build(&docker, &me).await?;
+                println!("{image}");
+                Ok(ExitCode::SUCCESS)
             }
             Command::Faults => {
                 for f in meshspec::faults::ALL {

@@ -43,6 +43,8 @@ pub enum LoadBalancerImplementation {
     AwsController,
     /// MetalLB's controller, available (kind).
     MetalLb,
+    /// K3s' ServiceLB, which runs inside K3s itself (no Deployment to see).
+    ServiceLb,
     /// A controller is installed but not available now (starting, restarting): transient.
     NotAvailable(String),
     /// Neither is installed: nothing will ever give the Service an address.
@@ -67,8 +69,60 @@ pub async fn load_balancer_implementation(s: &Session, c: &ClusterTopology) -> R
             "deployment {METALLB_NAMESPACE}/{METALLB_CONTROLLER} {}",
             deployment_state(&d)
         )),
+        (None, None) if is_k3s(&client_nodes(s, c).await?) => LoadBalancerImplementation::ServiceLb,
         (None, None) => LoadBalancerImplementation::Absent,
     })
+}
+
+async fn client_nodes(s: &Session, c: &ClusterTopology) -> Result<Vec<k8s_openapi::api::core::v1::Node>> {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(s.kube(&c.name).await?);
+    Ok(nodes.list(&Default::default()).await?.items)
+}
+
+/// K3s' cloud provider labels its nodes with instance type `k3s`
+/// (k3s pkg/cloudprovider/instances.go, v1.28.8+k3s1).
+fn is_k3s(nodes: &[k8s_openapi::api::core::v1::Node]) -> bool {
+    nodes.iter().any(|n| {
+        n.metadata.labels.as_ref().and_then(|l| l.get("node.kubernetes.io/instance-type")).map(String::as_str)
+            == Some("k3s")
+    })
+}
+
+/// The other LoadBalancer Services holding a TCP port `svc` also asks for:
+/// ServiceLB serves each port on the node's own address (its svclb pods use
+/// host ports, k3s pkg/cloudprovider/servicelb.go), so one node serves a port
+/// for one Service only.
+async fn servicelb_port_holders(s: &Session, c: &ClusterTopology, svc: &Service) -> Result<Vec<(String, i32)>> {
+    let wanted: Vec<i32> =
+        svc.spec.as_ref().and_then(|sp| sp.ports.clone()).unwrap_or_default().iter().map(|p| p.port).collect();
+    let all: Api<Service> = Api::all(s.kube(&c.name).await?);
+    let mut held = Vec::new();
+    for other in all.list(&Default::default()).await?.items {
+        if other.metadata.uid == svc.metadata.uid {
+            continue;
+        }
+        let lb = other.spec.as_ref().and_then(|sp| sp.type_.as_deref()) == Some("LoadBalancer");
+        let served = other
+            .status
+            .as_ref()
+            .and_then(|st| st.load_balancer.as_ref())
+            .and_then(|l| l.ingress.as_ref())
+            .is_some_and(|i| !i.is_empty());
+        if !(lb && served) {
+            continue;
+        }
+        let name = format!(
+            "{}/{}",
+            other.metadata.namespace.clone().unwrap_or_default(),
+            other.metadata.name.clone().unwrap_or_default()
+        );
+        for p in other.spec.as_ref().and_then(|sp| sp.ports.clone()).unwrap_or_default() {
+            if wanted.contains(&p.port) {
+                held.push((name.clone(), p.port));
+            }
+        }
+    }
+    Ok(held)
 }
 
 fn no_controller() -> Diagnosis {
@@ -119,6 +173,19 @@ impl Check for GatewayHostname {
                 format!("{}: no load balancer controller is installed", c.name),
                 no_controller(),
             ),
+            LoadBalancerImplementation::ServiceLb => {
+                let held = servicelb_port_holders(s, c, &svc).await?;
+                match held.first() {
+                    Some((other, port)) => Observation::broken(
+                        format!("no address; {other} holds port {port} on the node"),
+                        Diagnosis::new(
+                            format!("{NO_ADDRESS}: K3s' ServiceLB serves every LoadBalancer port on the node's address, and {other} already holds port {port}, so the east-west gateway gets none"),
+                            format!("give {other} other ports (or type ClusterIP) so that 15443, 15012, 15017 and 15021 are free for the east-west gateway"),
+                        ),
+                    ),
+                    None => Observation::Pending { seen: "ServiceLB has given no address yet".into(), diagnosis: None },
+                }
+            }
             LoadBalancerImplementation::NotAvailable(seen) => {
                 Observation::Pending { seen: format!("no hostname yet; {seen}"), diagnosis: Some(no_controller()) }
             }

@@ -282,11 +282,26 @@ pub(super) async fn cacerts(session: &Session, trust: &mut Trust) -> Result<Vec<
 }
 
 /// Apply one manifest in every cluster, then wait for the named deployments.
-async fn apply_everywhere(session: &Session, manifest: &str, rollouts: &[(&str, &str)]) -> Result<Vec<String>> {
+pub(super) async fn apply_everywhere(
+    session: &Session,
+    manifest: &str,
+    rollouts: &[(&str, &str)],
+) -> Result<Vec<String>> {
+    apply_everywhere_edited(session, manifest, rollouts, &|_| {}).await
+}
+
+/// The same, the manifest edited first for the target (e.g. the k3s target's ports).
+pub(super) async fn apply_everywhere_edited(
+    session: &Session,
+    manifest: &str,
+    rollouts: &[(&str, &str)],
+    edit: &(dyn Fn(&mut Vec<serde_json::Value>) + Sync),
+) -> Result<Vec<String>> {
     let mut created = Vec::new();
     for c in &session.topology.clusters {
         let client = session.kube(&c.name).await?;
         let mut docs = session.fixtures.manifest(manifest, &vars_for(session, c))?;
+        edit(&mut docs);
         misconfigure(session, &mut docs);
         record_docs(session, &c.name, &docs)?;
         created.extend(Applier::new(client).apply_all(docs).await?.into_iter().map(|a| format!("{}: {a}", c.name)));
@@ -363,7 +378,7 @@ fn misconfigure(session: &Session, docs: &mut Vec<serde_json::Value>) {
 }
 
 /// Stage 3: the ingress and east-west gateways.
-async fn gateways(session: &Session) -> Result<Vec<String>> {
+pub(super) async fn gateways(session: &Session) -> Result<Vec<String>> {
     let mut created = apply_everywhere(session, "ingress-gateway", &[]).await?;
     created.extend(
         apply_everywhere(

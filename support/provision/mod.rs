@@ -6,6 +6,7 @@
 pub mod api;
 pub mod destroy;
 pub mod existing;
+pub mod k3s;
 pub mod kind;
 pub mod plan;
 pub mod preconditions;
@@ -70,6 +71,8 @@ pub enum ProvisionedBy {
     Terraform,
     /// kind, Helm and meshspec's own applies.
     Kind,
+    /// K3s containers through testcontainers, and meshspec's own applies.
+    K3s,
     /// Nobody in this run: it was found on the target.
     Existing,
 }
@@ -102,6 +105,40 @@ pub enum Provisioner {
     Api,
     Terraform(terraform::TerraformProvisioner),
     Kind(kind::KindProvisioner),
+    /// One a target kind brings in its own file (k3s).
+    Own(std::sync::Arc<dyn OwnProvisioner>),
+}
+
+/// A provisioner that lives with its target kind: how it deploys and tears
+/// down, what it checks before the target opens and for doctor, and what it
+/// removes when the target closes (what must not outlive the run).
+pub trait OwnProvisioner: Send + Sync + std::fmt::Debug {
+    /// The kubeconfig the target's clients read, when the provisioner writes one.
+    fn kubeconfig(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Before the target opens: what it needs answers, or one line why not.
+    fn preflight(&self) -> futures::future::BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn deploy<'a>(&'a self, session: &'a Session) -> futures::future::BoxFuture<'a, Result<ProvisionRecord>>;
+
+    fn teardown<'a>(
+        &'a self,
+        session: &'a Session,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<crate::aws::network::Leftover>>>;
+
+    /// When the target closes.
+    fn close(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// doctor's findings; none means doctor goes on with the clusters.
+    fn doctor(&self) -> futures::future::BoxFuture<'_, Vec<crate::doctor::Finding>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// The provisioning of one run.
@@ -123,6 +160,7 @@ pub async fn deploy(session: &Session) -> Result<ProvisionRecord> {
         Provisioner::Api => api::provision(session).await,
         Provisioner::Terraform(p) => terraform::provision(session, p).await,
         Provisioner::Kind(p) => kind::provision(session, p).await,
+        Provisioner::Own(p) => p.deploy(session).await,
     }
 }
 
@@ -137,5 +175,6 @@ pub async fn teardown(session: &Session) -> Result<Vec<crate::aws::network::Left
         }
         Provisioner::Terraform(p) => Ok(terraform::destroy(session, &p.terraform).await?.left),
         Provisioner::Kind(p) => kind::teardown(session, p).await,
+        Provisioner::Own(p) => p.teardown(session).await,
     }
 }

@@ -92,11 +92,12 @@ pub async fn holds_in(session: &Session, c: &ClusterTopology, name: &str) -> Res
                     format!("{}: deployment {}/{} available", c.name, names::KUBE_SYSTEM, names::LB_CONTROLLER)
                 }
                 Lb::MetalLb => format!("{}: deployment {METALLB_NAMESPACE}/{METALLB_CONTROLLER} available", c.name),
+                Lb::ServiceLb => format!("{}: K3s' ServiceLB (a K3s node: instance type k3s)", c.name),
                 Lb::NotAvailable(seen) => {
                     bail!("{}: neither the AWS load balancer controller nor MetalLB is available: {seen}", c.name)
                 }
                 Lb::Absent => bail!(
-                    "{}: neither the AWS load balancer controller nor MetalLB is available: neither is installed",
+                    "{}: neither the AWS load balancer controller nor MetalLB is available: neither is installed, and the nodes are not K3s'",
                     c.name
                 ),
             }

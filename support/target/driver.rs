@@ -105,6 +105,7 @@ pub fn driver(kind: TargetKind) -> &'static dyn TargetDriver {
         TargetKind::Twin => &super::twin::TwinTarget,
         TargetKind::Kind => &super::kind::KindTarget,
         TargetKind::Eks => &super::eks::EksTarget,
+        TargetKind::K3s => &super::k3s::K3sTarget,
     }
 }
 
@@ -112,7 +113,7 @@ pub fn driver(kind: TargetKind) -> &'static dyn TargetDriver {
 mod tests {
     use super::*;
 
-    const ALL: [TargetKind; 3] = [TargetKind::Twin, TargetKind::Kind, TargetKind::Eks];
+    const ALL: [TargetKind; 4] = [TargetKind::Twin, TargetKind::Kind, TargetKind::Eks, TargetKind::K3s];
 
     #[test]
     fn each_kind_is_registered_with_its_own_driver() {
@@ -143,6 +144,7 @@ mod tests {
                 ("twin".to_string(), true, true, true, true, "stages.yaml"),
                 ("kind".to_string(), false, false, false, false, "plans/kind.yaml"),
                 ("eks".to_string(), true, false, false, false, "stages.yaml"),
+                ("k3s".to_string(), false, false, true, false, "plans/k3s.yaml"),
             ]
         );
     }

@@ -43,6 +43,10 @@ pub struct TargetRequest {
     pub terraform_bin: String,
     pub var_files: Vec<PathBuf>,
     pub plan: Option<String>,
+    /// The k3s target's image (`--k3s-image`).
+    pub k3s_image: String,
+    /// Where the k3s target's clusters run (`--k3s-runtime`).
+    pub k3s_runtime: crate::provision::k3s::K3sRuntime,
 }
 
 impl TargetRequest {
@@ -65,6 +69,8 @@ impl TargetRequest {
             terraform_bin: "terraform".into(),
             var_files: Vec::new(),
             plan: None,
+            k3s_image: crate::containers::k3s::DEFAULT_IMAGE.to_string(),
+            k3s_runtime: crate::provision::k3s::K3sRuntime::Docker,
         }
     }
 }
@@ -101,6 +107,12 @@ pub fn target_options(req: &TargetRequest, env: Env) -> Result<TargetOptions> {
     opts.provisioner = provisioner(req, env)?;
     if let Provisioner::Kind(p) = &opts.provisioner {
         opts.kubeconfig = Some(p.kubeconfig.clone());
+    }
+    if let Some(k) = match &opts.provisioner {
+        Provisioner::Own(p) => p.kubeconfig(),
+        _ => None,
+    } {
+        opts.kubeconfig = Some(k);
     }
     opts.contexts = contexts(req, &opts.topology, env)?;
     Ok(opts)

@@ -3,6 +3,7 @@
 
 mod adapters;
 mod bad_input;
+mod containers;
 mod doctor;
 mod fail_fast;
 mod faulty_apis;
@@ -11,6 +12,8 @@ mod harness;
 mod html_report;
 mod interrupts;
 mod istio_minors;
+mod k3s;
+mod k3s_standin;
 mod kind;
 mod moto;
 mod negative_checks;

@@ -10,6 +10,7 @@
 //! - `dns`: the resolver for NLB hostnames.
 //! - `auth`: who each cluster's API server lets in.
 //! - `twin`: starts and stops all of it.
+//! - `standin`: one cluster of the twin standing in for K3s (`meshspec k3s serve`).
 
 pub use meshspec_twin_aws as aws;
 pub use meshspec_twin_aws::{Clock, Delays};
@@ -20,6 +21,7 @@ pub mod dns;
 pub mod istio;
 pub mod mesh;
 pub mod programs;
+pub mod standin;
 pub mod twin;
 
 pub use mesh::Mesh;

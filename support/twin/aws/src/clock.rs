@@ -19,6 +19,11 @@ impl Clock {
     }
 
     /// Wall time that a simulated duration takes.
+    /// Simulated seconds per wall-clock second.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
     pub fn compress(&self, simulated: Duration) -> Duration {
         simulated.div_f64(self.scale)
     }

@@ -7,9 +7,13 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 
-/// Hands out Service cluster IPs (EKS's default 10.100.0.0/16) and node ports.
+/// Hands out Service cluster IPs (EKS's default 10.100.0.0/16, or a given
+/// range such as K3s' `--service-cidr`) and node ports.
 #[derive(Debug)]
 pub struct Allocator {
+    /// The service range's network address and size.
+    base: u32,
+    size: u32,
     next_ip: u32,
     next_node_port: u16,
 }
@@ -17,15 +21,26 @@ pub struct Allocator {
 impl Default for Allocator {
     fn default() -> Self {
         // 10.100.0.1 is the `kubernetes` Service's address.
-        Allocator { next_ip: 1, next_node_port: 30000 }
+        Self::for_range(std::net::Ipv4Addr::new(10, 100, 0, 0), 16)
     }
 }
 
 impl Allocator {
+    /// Cluster IPs from `network/prefix` (prefix 8..=30): the first address
+    /// after the network one goes to the first Service made, the `kubernetes`
+    /// one (k8s.io/kubernetes pkg/controlplane ServiceIPRange: the API server's
+    /// service IP is the range's first usable address).
+    pub fn for_range(network: std::net::Ipv4Addr, prefix: u8) -> Self {
+        let prefix = prefix.clamp(8, 30);
+        let size = 1u32 << (32 - prefix);
+        let base = u32::from(network) & !(size - 1);
+        Allocator { base, size, next_ip: 1, next_node_port: 30000 }
+    }
+
     fn cluster_ip(&mut self) -> String {
         let n = self.next_ip;
-        self.next_ip = if n >= 0xfffe { 2 } else { n + 1 };
-        format!("10.100.{}.{}", n >> 8, n & 0xff)
+        self.next_ip = if n >= self.size - 2 { 2 } else { n + 1 };
+        std::net::Ipv4Addr::from(self.base + n).to_string()
     }
 
     fn node_port(&mut self) -> u16 {

@@ -110,7 +110,19 @@ impl ApiServer {
         auth: Arc<dyn Authenticator>,
         cfg: ApiServerConfig,
     ) -> anyhow::Result<ApiServer> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), store, tls, auth, cfg).await
+    }
+
+    /// As [`ApiServer::start`], listening on `bind` (e.g. a K3s stand-in's
+    /// `--bind-address`:`--https-listen-port`).
+    pub async fn start_at(
+        bind: SocketAddr,
+        store: Arc<Store>,
+        tls: Arc<rustls::ServerConfig>,
+        auth: Arc<dyn Authenticator>,
+        cfg: ApiServerConfig,
+    ) -> anyhow::Result<ApiServer> {
+        let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let ctx =
             Arc::new(Ctx { store: store.clone(), auth, cfg, address: addr.to_string(), exec: ExecState::default() });
@@ -156,9 +168,11 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, ctx: Arc<Ctx>
                 let (acceptor, ctx) = (acceptor.clone(), ctx.clone());
                 connections.spawn(async move {
                     let Ok(Ok(tls)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else { return };
+                    // rustls verified the chain against the client CA, if one is configured.
+                    let cert_user = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| certificate_user(c));
                     let service = hyper::service::service_fn(move |req| {
-                        let ctx = ctx.clone();
-                        async move { with_faults(ctx, req).await }
+                        let (ctx, cert_user) = (ctx.clone(), cert_user.clone());
+                        async move { with_faults(ctx, cert_user, req).await }
                     });
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).with_upgrades().await;
                 });
@@ -262,6 +276,40 @@ fn impersonate(ctx: &Ctx, user: UserInfo, headers: &http::HeaderMap) -> Result<U
     Ok(target)
 }
 
+/// The user a verified client certificate stands for: CN is the name, each
+/// O a group (k8s.io/apiserver pkg/authentication/request/x509
+/// CommonNameUserConversion), plus system:authenticated as every
+/// authenticated user gets (pkg/authentication/group AuthenticatedGroupAdder).
+/// A certificate without a CN authenticates no one.
+pub fn certificate_user(der: &[u8]) -> Option<UserInfo> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    let name = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
+    if name.is_empty() {
+        return None;
+    }
+    let mut groups: Vec<String> =
+        subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_owned).collect();
+    if !groups.iter().any(|g| g == authz::AUTHENTICATED) {
+        groups.push(authz::AUTHENTICATED.into());
+    }
+    Some(UserInfo { name, uid: String::new(), groups })
+}
+
+/// Who a request is: its client certificate's user first, then its bearer
+/// token (kube-apiserver's union authenticator tries x509 before tokens;
+/// k8s.io/kubernetes pkg/kubeapiserver/authenticator/config.go). `Err`: a
+/// token nobody accepts.
+fn authenticate(ctx: &Ctx, cert_user: Option<UserInfo>, headers: &http::HeaderMap) -> Result<UserInfo, ()> {
+    if let Some(user) = cert_user {
+        return Ok(user);
+    }
+    match bearer_token(headers) {
+        Some(token) => ctx.auth.authenticate(token).ok_or(()),
+        None => Ok(UserInfo::anonymous()),
+    }
+}
+
 fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -283,11 +331,17 @@ impl std::error::Error for Dropped {}
 
 /// The request, met by an injected fault at the configured rate (after
 /// authentication, as the apiserver's filters run after it).
-async fn with_faults(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<Response, Dropped> {
+async fn with_faults(
+    ctx: Arc<Ctx>,
+    cert_user: Option<UserInfo>,
+    req: http::Request<Incoming>,
+) -> Result<Response, Dropped> {
     use crate::faults::Fault;
     let faults = ctx.cfg.faults;
-    if faults.rate() <= 0.0 || bearer_token(req.headers()).is_none_or(|t| ctx.auth.authenticate(t).is_none()) {
-        return Ok(handle(ctx, req).await);
+    let authenticated =
+        cert_user.is_some() || bearer_token(req.headers()).is_some_and(|t| ctx.auth.authenticate(t).is_some());
+    if faults.rate() <= 0.0 || !authenticated {
+        return Ok(handle(ctx, cert_user, req).await);
     }
     let read = req.method() == Method::GET;
     let route = route::parse(req.uri().path(), &ctx.store.catalog());
@@ -304,7 +358,7 @@ async fn with_faults(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<Resp
         r
     };
     match fault {
-        None => Ok(handle(ctx, req).await),
+        None => Ok(handle(ctx, cert_user, req).await),
         Some(Fault::Dropped) => Err(Dropped),
         Some(Fault::TooManyRequests) => {
             Ok(retry_after(text(StatusCode::TOO_MANY_REQUESTS, "Too many requests, please try again later.\n"), 1))
@@ -327,11 +381,11 @@ async fn with_faults(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Result<Resp
         }
         Some(Fault::Slow(d)) => {
             tokio::time::sleep(d).await;
-            Ok(handle(ctx, req).await)
+            Ok(handle(ctx, cert_user, req).await)
         }
         Some(Fault::WatchEndsEarly(after)) => {
             use futures::StreamExt;
-            let resp = handle(ctx, req).await;
+            let resp = handle(ctx, cert_user, req).await;
             let (parts, body) = resp.into_parts();
             let cut =
                 body.into_data_stream().take_until(tokio::time::sleep(after)).filter_map(|b| async move { b.ok() });
@@ -353,16 +407,12 @@ fn storage_op(method: &Method, named: bool) -> &'static str {
     }
 }
 
-async fn handle(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Response {
+async fn handle(ctx: Arc<Ctx>, cert_user: Option<UserInfo>, req: http::Request<Incoming>) -> Response {
     let catalog = ctx.store.catalog();
     let route = route::parse(req.uri().path(), &catalog);
     tracing::debug!(method = %req.method(), path = %req.uri().path(), "request");
-    let user = match bearer_token(req.headers()) {
-        Some(token) => match ctx.auth.authenticate(token) {
-            Some(user) => user,
-            None => return error(&ApiError::unauthorized()),
-        },
-        None => UserInfo::anonymous(),
+    let Ok(user) = authenticate(&ctx, cert_user, req.headers()) else {
+        return error(&ApiError::unauthorized());
     };
     let user = match impersonate(&ctx, user, req.headers()) {
         Ok(user) => user,

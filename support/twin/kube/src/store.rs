@@ -178,6 +178,21 @@ impl Store {
     /// A store serving `catalog` (e.g. the Istio release's versions), keeping the
     /// last `capacity` events for watches.
     pub fn with_catalog(catalog: Catalog, capacity: usize) -> Arc<Store> {
+        Self::with_allocator(catalog, capacity, Allocator::default())
+    }
+
+    /// As [`Store::with_catalog`], with Service cluster IPs from `network/prefix`
+    /// (e.g. K3s' `--service-cidr`, 10.43.0.0/16 by default).
+    pub fn with_service_range(
+        catalog: Catalog,
+        capacity: usize,
+        network: std::net::Ipv4Addr,
+        prefix: u8,
+    ) -> Arc<Store> {
+        Self::with_allocator(catalog, capacity, Allocator::for_range(network, prefix))
+    }
+
+    fn with_allocator(catalog: Catalog, capacity: usize, alloc: Allocator) -> Arc<Store> {
         let builtin_kinds = catalog.storage_resources().iter().map(|i| kind_key(&i.resource)).collect();
         let state = State {
             rv: 0,
@@ -187,7 +202,7 @@ impl Store {
             log: VecDeque::new(),
             log_capacity: capacity.max(1),
             compacted: 0,
-            alloc: Allocator::default(),
+            alloc,
             terminating: Vec::new(),
             public: broadcast::channel(CHANNEL_CAPACITY).0,
             internal: broadcast::channel(CHANNEL_CAPACITY).0,

@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 /// A CA that signs the API servers' leaf certificates.
 pub struct TwinCa {
     ca_pem: String,
+    ca_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -44,7 +45,7 @@ impl TwinCa {
             vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().context("generating the CA key")?;
         let cert = params.self_signed(&key).context("self-signing the CA")?;
-        Ok(TwinCa { ca_pem: cert.pem(), issuer: Issuer::new(params, key) })
+        Ok(TwinCa { ca_pem: cert.pem(), ca_der: cert.der().clone(), issuer: Issuer::new(params, key) })
     }
 
     /// The CA certificate, PEM (what goes, base64-encoded, into `certificate-authority-data`).
@@ -81,6 +82,63 @@ impl TwinCa {
             cert_der: cert.der().clone(),
             key_der: key.serialize_der(),
         })
+    }
+
+    /// A CA:FALSE clientAuth leaf with subject CN `common_name` and O
+    /// `organization` (what kube-apiserver's x509 authenticator reads as user
+    /// name and group: k8s.io/apiserver pkg/authentication/request/x509
+    /// CommonNameUserConversion). One O at most: rcgen keeps one value per
+    /// attribute type.
+    pub fn issue_client_cert(&self, common_name: &str, organization: Option<&str>) -> anyhow::Result<IssuedCert> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        if let Some(o) = organization {
+            dn.push(DnType::OrganizationName, o);
+        }
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().context("generating the client key")?;
+        let cert = params.signed_by(&key, &self.issuer).context("signing the client certificate")?;
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().clone(),
+            key_der: key.serialize_der(),
+        })
+    }
+
+    /// A server config for `names` that also asks for a client certificate
+    /// signed by `client_ca` and lets clients without one in (kube-apiserver
+    /// with `--client-ca-file`: a certificate is one way in, bearer tokens
+    /// another).
+    pub fn server_config_with_client_ca(
+        &self,
+        names: &[&str],
+        client_ca: &TwinCa,
+    ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let leaf = self.issue_server_cert(names)?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(client_ca.ca_der.clone()).context("client CA")?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .context("client certificate verifier")?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS versions")?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![leaf.cert_der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
+            )
+            .context("server certificate")?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// A rustls server config with a leaf for `127.0.0.1` and `localhost`, ALPN http/1.1.
@@ -120,5 +178,18 @@ mod tests {
         let bundle = TwinCa::bundle(&[&ca.ca_pem(), &TwinCa::new("other").expect("ca").ca_pem()]);
         assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(!format!("{ca:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn a_client_certificate_names_its_user_and_group() {
+        let ca = TwinCa::new("k3s-client-ca").expect("ca");
+        let admin = ca.issue_client_cert("system:admin", Some("system:masters")).expect("client cert");
+        let user = crate::server::certificate_user(&admin.cert_der).expect("a user");
+        assert_eq!(user.name, "system:admin");
+        assert_eq!(user.groups, ["system:masters", "system:authenticated"]);
+        let nobody = ca.issue_client_cert("", None).expect("client cert");
+        assert!(crate::server::certificate_user(&nobody.cert_der).is_none(), "no CN, no user");
+        let server = ca.server_config_with_client_ca(&["127.0.0.1"], &ca);
+        assert!(server.is_ok());
     }
 }

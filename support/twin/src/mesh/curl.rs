@@ -16,6 +16,16 @@ use crate::kube::exec::ExecOutput;
 pub trait PodNetwork: Send + Sync {
     fn resolve(&self, host: &str) -> Option<Ipv4Addr>;
     fn send(&self, ip: Ipv4Addr, port: u16, req: &HttpRequest) -> Delivery;
+    /// As `send`, for a network where a request may leave the process (a
+    /// real connection to wait for); by default, `send`.
+    fn send_async<'a>(
+        &'a self,
+        ip: Ipv4Addr,
+        port: u16,
+        req: &'a HttpRequest,
+    ) -> futures::future::BoxFuture<'a, Delivery> {
+        Box::pin(async move { self.send(ip, port, req) })
+    }
 }
 
 /// What the command line asks for.
@@ -279,7 +289,7 @@ async fn transfer(opts: &Options, url: &str, net: &dyn PodNetwork, clock: Clock,
         // No TLS here: whatever answers, the handshake does not complete.
         Delivery { after: Duration::ZERO, outcome: Outcome::Reset }
     } else {
-        net.send(ip, url.port, &req)
+        net.send_async(ip, url.port, &req).await
     };
     let ms = |d: Duration| d.as_millis();
     let connected = matches!(delivery.outcome, Outcome::Response(_) | Outcome::Reset);

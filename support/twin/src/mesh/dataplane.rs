@@ -23,6 +23,7 @@ use super::apps::{self, HttpRequest, HttpResponse};
 use super::envoy;
 use super::injection;
 use super::istiod::xds::{self, ClusterLoadAssignment, LbEndpoint};
+use super::network::RemoteLeg;
 use super::{Mesh, MeshCluster};
 use crate::aws::{LoadBalancerInfo, TargetGroupInfo};
 use crate::kube::Resource;
@@ -72,15 +73,20 @@ impl Delivery {
     fn response(r: HttpResponse) -> Delivery {
         Delivery::now(Outcome::Response(r))
     }
+
+    /// A response, at once.
+    pub fn now_response(r: HttpResponse) -> Delivery {
+        Delivery::response(r)
+    }
 }
 
 /// An answer Envoy makes up itself.
-fn envoy_error(status: u16, body: &str) -> HttpResponse {
+pub fn envoy_error(status: u16, body: &str) -> HttpResponse {
     HttpResponse::new(status, "text/plain", body).with_header("server", "envoy")
 }
 
 /// An upstream's answer as Envoy passes it on.
-fn via_envoy(r: HttpResponse) -> HttpResponse {
+pub fn via_envoy(r: HttpResponse) -> HttpResponse {
     r.with_header("server", "envoy").with_header("x-envoy-upstream-service-time", "1")
 }
 
@@ -106,9 +112,17 @@ pub fn has_sidecar(p: &Value) -> bool {
 }
 
 /// A pod somewhere in the mesh.
-struct Found {
-    cluster: Arc<MeshCluster>,
-    pod: Value,
+pub struct Found {
+    pub cluster: Arc<MeshCluster>,
+    pub pod: Value,
+}
+
+/// Who sends an outbound request, and where a leg over the real network goes
+/// (`None`: this caller cannot wait for one).
+struct Outbound<'a> {
+    from: &'a Arc<MeshCluster>,
+    pod: &'a Value,
+    leg: Option<&'a mut Option<RemoteLeg>>,
 }
 
 impl Mesh {
@@ -166,6 +180,40 @@ impl Mesh {
         port: u16,
         req: &HttpRequest,
     ) -> Delivery {
+        self.route_from_pod(from, p, container, ip, port, req, None)
+    }
+
+    /// As [`Mesh::send_from_pod`], and where the sidecar's upstream is an
+    /// address of the real network (this process runs one cluster of
+    /// several), over a real TCP connection.
+    pub async fn send_from_pod_async(
+        &self,
+        from: &Arc<MeshCluster>,
+        p: &Value,
+        container: &str,
+        ip: Ipv4Addr,
+        port: u16,
+        req: &HttpRequest,
+    ) -> Delivery {
+        let mut leg = None;
+        let delivery = self.route_from_pod(from, p, container, ip, port, req, Some(&mut leg));
+        match leg {
+            Some(leg) => super::network::run(leg).await,
+            None => delivery,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn route_from_pod(
+        &self,
+        from: &Arc<MeshCluster>,
+        p: &Value,
+        container: &str,
+        ip: Ipv4Addr,
+        port: u16,
+        req: &HttpRequest,
+        leg: Option<&mut Option<RemoteLeg>>,
+    ) -> Delivery {
         if ip.is_loopback() {
             return self.in_pod(from, p, port, req);
         }
@@ -182,13 +230,26 @@ impl Mesh {
             Some((svc, sp)) if captured => {
                 let host = xds::service_host(objects::namespace(&svc), objects::name(&svc));
                 match from.proxy_config(p) {
-                    Some(config) => self.envoy_outbound(from, &config, &xds::cluster_name(sp.port, &host), req),
+                    Some(config) => {
+                        let outbound = Outbound { from, pod: p, leg };
+                        self.envoy_outbound(outbound, &config, &xds::cluster_name(sp.port, &host), req)
+                    }
                     // No config from istiod yet: Envoy passes traffic through.
                     None => self.kube_proxy(from, &svc, &sp, req),
                 }
             }
             Some((svc, sp)) => self.kube_proxy(from, &svc, &sp, req),
             None => self.tcp(&from.cluster.vpc_id, ip, port, req),
+        }
+    }
+
+    /// A connection that arrived at a node port of Service `svc` (port
+    /// `port`), from outside the cluster: kube-proxy takes it to one of the
+    /// Service's endpoints (k3s' svclb forwards to the cluster IP).
+    pub fn from_node(&self, at: &Arc<MeshCluster>, svc: &Value, port: u16, req: &HttpRequest) -> Delivery {
+        match service::ports(svc).into_iter().find(|sp| sp.port == port) {
+            Some(sp) => self.kube_proxy(at, svc, &sp, req),
+            None => Delivery::now(Outcome::Refused),
         }
     }
 
@@ -216,25 +277,7 @@ impl Mesh {
 
     /// kube-proxy: one of the Service's ready endpoints in this cluster.
     fn kube_proxy(&self, from: &MeshCluster, svc: &Value, sp: &service::ServicePort, req: &HttpRequest) -> Delivery {
-        let (ns, name) = (objects::namespace(svc), objects::name(svc));
-        let eps = from.cluster.get(&Resource::endpoints(), Some(ns), name);
-        let mut backends: Vec<(Ipv4Addr, u16)> = Vec::new();
-        for subset in eps.iter().flat_map(|e| e.get("subsets").and_then(Value::as_array).into_iter().flatten()) {
-            let port = subset
-                .get("ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|p| p.get("name").and_then(Value::as_str).unwrap_or("") == sp.name.as_deref().unwrap_or(""));
-            let Some(number) = port.and_then(|p| u16::try_from(p.get("port")?.as_u64()?).ok()) else {
-                continue;
-            };
-            for a in subset.get("addresses").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(ip) = a.get("ip").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
-                    backends.push((ip, number));
-                }
-            }
-        }
+        let backends = self.backends(from, svc, sp);
         if backends.is_empty() {
             // kube-proxy rejects connections to a Service without endpoints.
             return Delivery::now(Outcome::Refused);
@@ -264,11 +307,12 @@ impl Mesh {
     /// The sidecar's outbound: a host of the cluster by weight, then upstream.
     fn envoy_outbound(
         &self,
-        from: &Arc<MeshCluster>,
+        outbound: Outbound<'_>,
         config: &[ClusterLoadAssignment],
         cluster_name: &str,
         req: &HttpRequest,
     ) -> Delivery {
+        let from = outbound.from;
         let hosts = config.iter().find(|c| c.cluster_name == cluster_name).map(|c| c.endpoints.as_slice());
         let Some(host) = hosts.and_then(pick) else {
             return Delivery::response(envoy_error(503, NO_HEALTHY_UPSTREAM));
@@ -286,6 +330,19 @@ impl Mesh {
         // An internal NLB's addresses are private to its VPC.
         if let Some(lb) = self.nlb_by_ip(ip).filter(|lb| reachable_from(lb, &from.cluster.vpc_id)) {
             return self.cross_network(from, &lb, host.port, cluster_name, req);
+        }
+        // Nobody here has it: with a real network, an address the node reaches goes out over TCP.
+        if let (Some(slot), Some(reachable)) = (outbound.leg, self.real_network()) {
+            if let (true, Some(sni)) = (reachable(ip), sni_of_cluster(cluster_name)) {
+                *slot = Some(RemoteLeg {
+                    from: from.clone(),
+                    pod: outbound.pod.clone(),
+                    ip,
+                    port: host.port,
+                    sni,
+                    req: req.clone(),
+                });
+            }
         }
         Delivery { after: ENVOY_CONNECT_TIMEOUT, outcome: Outcome::Response(envoy_error(503, CONNECT_TIMEOUT_BODY)) }
     }
@@ -341,6 +398,71 @@ impl Mesh {
             return Delivery::response(envoy_error(503, CERTIFICATE_VERIFY_FAILED_BODY));
         }
         Delivery::response(via_envoy(self.serve(&dest.cluster, &dest.pod, host.port, req)))
+    }
+
+    /// What a program in pod `p` of cluster `at` answers on `port`.
+    pub fn answer(&self, at: &MeshCluster, p: &Value, port: u16, req: &HttpRequest) -> HttpResponse {
+        self.serve(at, p, port, req)
+    }
+
+    /// Where a gateway passes a TLS connection through: a connection arrived
+    /// at port `port` of the gateway's Service `svc` with `sni` in its
+    /// ClientHello. kube-proxy picks a gateway pod; a Gateway selecting it
+    /// must pass `sni` through on the target port (AUTO_PASSTHROUGH, matching
+    /// hosts); the gateway's own proxy config for the SNI's cluster picks the
+    /// destination, which must listen. `None`: the gateway closes the
+    /// connection (Envoy's "connection termination" at the client).
+    pub fn passthrough_destination(
+        &self,
+        at: &Arc<MeshCluster>,
+        svc: &Value,
+        port: u16,
+        sni: &str,
+    ) -> Option<(Found, u16)> {
+        let sp = service::ports(svc).into_iter().find(|sp| sp.port == port)?;
+        let backends = self.backends(at, svc, &sp);
+        let gateways: Vec<(Found, u16)> = backends
+            .into_iter()
+            .filter_map(|(ip, target)| self.pod_by_ip(&at.cluster.vpc_id, ip).map(|f| (f, target)))
+            .filter(|(f, target)| pod::is_serving(&f.pod) && self.listens(f, *target))
+            .collect();
+        if gateways.is_empty() {
+            return None;
+        }
+        let (gateway, target) = &gateways[rand::random_range(0..gateways.len())];
+        if !passes_through(&gateway.cluster, &gateway.pod, *target, sni) {
+            return None;
+        }
+        let cluster_name = xds::cluster_of_sni(sni)?;
+        let config = gateway.cluster.proxy_config(&gateway.pod)?;
+        let hosts = config.iter().find(|c| c.cluster_name == cluster_name).map(|c| c.endpoints.as_slice());
+        let host = hosts.and_then(pick)?;
+        let dest = self.pod_by_ip(&gateway.cluster.cluster.vpc_id, host.address.parse().ok()?)?;
+        self.listens(&dest, host.port).then_some((dest, host.port))
+    }
+
+    /// A Service port's ready endpoints in this cluster: (pod IP, target port).
+    fn backends(&self, from: &MeshCluster, svc: &Value, sp: &service::ServicePort) -> Vec<(Ipv4Addr, u16)> {
+        let (ns, name) = (objects::namespace(svc), objects::name(svc));
+        let eps = from.cluster.get(&Resource::endpoints(), Some(ns), name);
+        let mut backends: Vec<(Ipv4Addr, u16)> = Vec::new();
+        for subset in eps.iter().flat_map(|e| e.get("subsets").and_then(Value::as_array).into_iter().flatten()) {
+            let port = subset
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| p.get("name").and_then(Value::as_str).unwrap_or("") == sp.name.as_deref().unwrap_or(""));
+            let Some(number) = port.and_then(|p| u16::try_from(p.get("port")?.as_u64()?).ok()) else {
+                continue;
+            };
+            for a in subset.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(ip) = a.get("ip").and_then(Value::as_str).and_then(|s| s.parse().ok()) {
+                    backends.push((ip, number));
+                }
+            }
+        }
+        backends
     }
 
     /// Whether a found pod accepts connections on a port.

@@ -189,4 +189,13 @@ impl PodNetwork for InPod {
     fn send(&self, ip: Ipv4Addr, port: u16, req: &HttpRequest) -> Delivery {
         self.mesh.send_from_pod(&self.cluster, &self.pod, &self.container, ip, port, req)
     }
+
+    fn send_async<'a>(
+        &'a self,
+        ip: Ipv4Addr,
+        port: u16,
+        req: &'a HttpRequest,
+    ) -> futures::future::BoxFuture<'a, Delivery> {
+        Box::pin(self.mesh.send_from_pod_async(&self.cluster, &self.pod, &self.container, ip, port, req))
+    }
 }

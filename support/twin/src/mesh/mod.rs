@@ -14,10 +14,13 @@ pub mod curl;
 pub mod dataplane;
 pub mod envoy;
 pub mod exec;
+pub mod identity;
 pub mod injection;
 pub mod istiod;
 pub mod log;
+pub mod network;
 pub mod programs;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,11 +49,25 @@ pub struct Mesh {
     dns: SocketAddr,
     aws: AwsState,
     clusters: RwLock<BTreeMap<String, Arc<MeshCluster>>>,
+    /// Set when the clusters of the mesh are not all in this process: which
+    /// addresses a sidecar's upstream connection reaches over real TCP.
+    real_network: std::sync::OnceLock<network::Reachable>,
 }
 
 impl Mesh {
     pub fn new(dns: SocketAddr, aws: AwsState) -> Arc<Mesh> {
-        Arc::new(Mesh { dns, aws, clusters: RwLock::new(BTreeMap::new()) })
+        Arc::new(Mesh { dns, aws, clusters: RwLock::new(BTreeMap::new()), real_network: std::sync::OnceLock::new() })
+    }
+
+    /// From now on, a sidecar's upstream to an address no pod or NLB of this
+    /// process has goes out over real TCP when `reachable` says the node
+    /// reaches it (else: Envoy's connect timeout, as before).
+    pub fn enable_real_network(&self, reachable: network::Reachable) {
+        let _ = self.real_network.set(reachable);
+    }
+
+    pub(crate) fn real_network(&self) -> Option<&network::Reachable> {
+        self.real_network.get()
     }
 
     /// Brings the mesh into a new cluster: its pod hooks, its API server's

@@ -96,6 +96,14 @@ impl PodNetwork {
         PodNetwork { nodes, used, load, by_pod: BTreeMap::new() }
     }
 
+    /// A network of given nodes, each placing its pods in its own subnet (a
+    /// K3s node's pod CIDR), whatever its own address.
+    pub fn with_nodes(nodes: Vec<Node>) -> PodNetwork {
+        let used = nodes.iter().map(|n| n.ip).collect();
+        let load = nodes.iter().map(|n| (n.name.clone(), 0)).collect();
+        PodNetwork { nodes, used, load, by_pod: BTreeMap::new() }
+    }
+
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }

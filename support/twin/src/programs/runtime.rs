@@ -36,6 +36,9 @@ pub struct Cluster {
     /// The cluster CA (what `kube-root-ca.crt` and token Secrets carry).
     pub ca_pem: String,
     network: Mutex<Option<PodNetwork>>,
+    /// Set when the network was given (a K3s stand-in's node and cluster CIDR)
+    /// rather than built from the VPC's subnets.
+    fixed_network: std::sync::atomic::AtomicBool,
     hooks: RwLock<Option<Arc<dyn PodHooks>>>,
 }
 
@@ -83,6 +86,7 @@ impl Cluster {
             auth,
             ca_pem,
             network: Mutex::new(None),
+            fixed_network: std::sync::atomic::AtomicBool::new(false),
             hooks: RwLock::new(None),
         }
     }
@@ -116,10 +120,21 @@ impl Cluster {
     /// while the VPC has none to offer).
     pub fn network(&self) -> MutexGuard<'_, Option<PodNetwork>> {
         let mut guard = self.network.lock().unwrap_or_else(|p| p.into_inner());
+        if self.fixed_network.load(std::sync::atomic::Ordering::Acquire) {
+            return guard;
+        }
         if guard.as_ref().is_none_or(|n| n.nodes().is_empty()) {
             *guard = Some(PodNetwork::new(&self.region, self.node_subnets()));
         }
         guard
+    }
+
+    /// Uses `network` from now on instead of one built from the VPC's subnets
+    /// (a cluster whose nodes and pod CIDR are given, as K3s' are).
+    pub fn fix_network(&self, network: PodNetwork) {
+        let mut guard = self.network.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = Some(network);
+        self.fixed_network.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// One subnet per AZ for nodes: the private ones (tagged

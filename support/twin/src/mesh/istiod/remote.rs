@@ -104,8 +104,10 @@ pub fn fingerprint(kubeconfig: &str) -> String {
 /// istiod uses the kubeconfig's `current-context` and nothing else (Istio 1.20.2
 /// pkg/kube/multicluster/secretcontroller.go: `clientcmd.NewDefaultClientConfig`
 /// without overrides); without one client-go has no cluster to talk to. istiod
-/// also accepts inline client certificates and the `oidc` auth provider; the
-/// twin's API servers take neither, so the twin refuses them (stricter).
+/// also accepts inline client certificates (which a K3s stand-in's API server
+/// verifies; an EKS cluster of the twin, like EKS, trusts no client CA and
+/// leaves such a client anonymous) and the `oidc` auth provider, which the
+/// twin's API servers do not take, so the twin refuses it (stricter).
 pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
     let kc = Kubeconfig::from_yaml(text).map_err(|e| format!("kubeconfig cannot be loaded: {e}"))?;
     let context_name =
@@ -142,11 +144,6 @@ pub fn parse_kubeconfig(text: &str) -> Result<Kubeconfig, String> {
         }
         if auth.token_file.is_some() {
             return Err("kubeconfig is not allowed: tokenFile is not allowed".into());
-        }
-        // Inline client certificates pass istiod's sanitizer, but the twin's API
-        // servers authenticate bearer tokens only: refused here (stricter).
-        if auth.client_certificate_data.is_some() {
-            return Err("kubeconfig is not allowed: client certificate data (the twin takes bearer tokens only)".into());
         }
     }
     Ok(kc)
@@ -473,12 +470,12 @@ users:
     }
 
     #[test]
-    fn only_token_kubeconfigs_are_accepted() {
+    fn token_and_inline_certificate_kubeconfigs_are_accepted() {
         assert!(parse_kubeconfig(&kubeconfig("    token: abc")).is_ok());
         let exec = kubeconfig("    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}");
         assert!(parse_kubeconfig(&exec).unwrap_err().contains("exec"));
         let cert = kubeconfig("    client-certificate-data: Zm9v\n    client-key-data: Zm9v");
-        assert!(parse_kubeconfig(&cert).unwrap_err().contains("client certificate data"));
+        assert!(parse_kubeconfig(&cert).is_ok(), "istiod's sanitizer lets inline certificates through");
         let provider = kubeconfig("    auth-provider: {name: gcp}");
         assert!(parse_kubeconfig(&provider).unwrap_err().contains("auth provider gcp is not allowed"));
         assert!(parse_kubeconfig("not: [a kubeconfig").is_err());
