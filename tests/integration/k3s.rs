@@ -275,3 +275,27 @@ fn a_killed_run_of_stand_in_processes_is_reaped() {
     let files = read.entries.iter().find(|e| e.kind == "k3s files").expect("the files' directory is in the ledger");
     assert!(!Path::new(&files.name).exists(), "{} is left", files.name);
 }
+
+#[test]
+fn without_a_docker_engine_run_and_doctor_say_so_in_one_line() {
+    let ledgers = tempfile::tempdir().unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let nobody = "unix:///nonexistent/docker.sock";
+    let out = run_bounded(
+        meshspec(ledgers.path())
+            .env("DOCKER_HOST", nobody)
+            .args(["run", "--target", "k3s", "--report-dir"])
+            .arg(reports.path()),
+        Duration::from_secs(60),
+    );
+    super::harness::expect_error(&out, &[&format!("no Docker engine answers at {nobody}"), "DOCKER_HOST"]);
+    let out = run_bounded(
+        meshspec(ledgers.path()).env("DOCKER_HOST", nobody).args(["doctor", "--target", "k3s"]),
+        Duration::from_secs(60),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let fails: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(fails.len(), 1, "{stdout}");
+    assert!(fails[0].starts_with(&format!("FAIL  docker engine: no Docker engine answers at {nobody}")), "{stdout}");
+}
