@@ -111,6 +111,7 @@ fn parse_ldd(text: &str) -> Result<Vec<PathBuf>> {
 pub async fn build(docker: &Docker, binary: &Path) -> Result<ImageRef> {
     let image = ImageRef { name: IMAGE_NAME.to_string(), tag: tag_of(binary)? };
     if docker.inspect_image(&image.to_string()).await.is_ok() {
+        remove_older(docker, &image).await;
         return Ok(image);
     }
     let mut build = GenericBuildableImage::new(&image.name, &image.tag)
@@ -125,7 +126,24 @@ pub async fn build(docker: &Docker, binary: &Path) -> Result<ImageRef> {
     }
     let _built =
         build.build_image().await.with_context(|| format!("cannot build the stand-in image {image} (FROM scratch)"))?;
+    remove_older(docker, &image).await;
     Ok(image)
+}
+
+/// Removes the stand-in images of earlier binaries (each rebuild of meshspec
+/// makes a new one of about 180 MB); one a container still uses stays.
+async fn remove_older(docker: &Docker, current: &ImageRef) {
+    use testcontainers::bollard::query_parameters::{ListImagesOptions, RemoveImageOptions};
+    let filters = std::collections::HashMap::from([("reference".to_string(), vec![IMAGE_NAME.to_string()])]);
+    let Ok(images) = docker.list_images(Some(ListImagesOptions { filters: Some(filters), ..Default::default() })).await
+    else {
+        return;
+    };
+    let keep = current.to_string();
+    for tag in images.iter().flat_map(|i| i.repo_tags.iter()).filter(|t| **t != keep) {
+        // Not forced: an image in use is refused by the engine and stays.
+        let _ = docker.remove_image(tag, None::<RemoveImageOptions>, None).await;
+    }
 }
 
 #[cfg(test)]
