@@ -36,6 +36,15 @@ pub fn hostname_of(svc: &Service) -> Option<String> {
         .and_then(|i| i.first().and_then(|i| i.hostname.clone()))
 }
 
+/// The first ingress IP of a Service (MetalLB and K3s' ServiceLB write IPs).
+pub fn ip_of(svc: &Service) -> Option<String> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .and_then(|i| i.first().and_then(|i| i.ip.clone()))
+}
+
 /// What serves LoadBalancer Services in a cluster.
 #[derive(Debug)]
 pub enum LoadBalancerImplementation {
@@ -173,6 +182,8 @@ impl Check for GatewayHostname {
                 format!("{}: no load balancer controller is installed", c.name),
                 no_controller(),
             ),
+            // ServiceLB gives node addresses, not hostnames.
+            LoadBalancerImplementation::ServiceLb if ip_of(&svc).is_some() => Observation::Holds(ip_of(&svc).unwrap_or_default()),
             LoadBalancerImplementation::ServiceLb => {
                 let held = servicelb_port_holders(s, c, &svc).await?;
                 match held.first() {

@@ -272,17 +272,6 @@ impl Fleet {
         started
     }
 
-    /// The last lines a cluster's K3s wrote (stdout and stderr), for a failure's evidence.
-    pub async fn log_tail(&self, cluster: &str, lines: usize) -> Option<String> {
-        let containers = self.containers.lock().await;
-        let c = containers.get(cluster)?;
-        let mut out = c.stdout_to_vec().await.unwrap_or_default();
-        out.extend(c.stderr_to_vec().await.unwrap_or_default());
-        let text = String::from_utf8_lossy(&out);
-        let all: Vec<&str> = text.lines().collect();
-        Some(all[all.len().saturating_sub(lines)..].join("\n"))
-    }
-
     /// Removes this run's containers, then its networks (by their labels, so
     /// also what a failed start left); returns what is still there.
     pub async fn remove_all(&self) -> Result<super::Found> {

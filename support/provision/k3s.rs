@@ -47,8 +47,6 @@ pub struct K3sProvisioner {
     pub image: ImageRef,
     /// The kubeconfig meshspec writes (contexts `k3s-<cluster>`).
     pub kubeconfig: std::path::PathBuf,
-    /// How long K3s may take to print its ready line.
-    pub startup: std::time::Duration,
     fleet: OnceCell<Clusters>,
     started: tokio::sync::Mutex<Vec<Started>>,
     /// For a reap: the run whose containers, networks and processes go, and
@@ -68,7 +66,6 @@ impl K3sProvisioner {
             runtime,
             image,
             kubeconfig,
-            startup: std::time::Duration::from_secs(300),
             fleet: OnceCell::new(),
             started: tokio::sync::Mutex::new(Vec::new()),
             reaping: None,
@@ -151,14 +148,14 @@ async fn clusters(session: &Session, p: &K3sProvisioner) -> Result<Vec<String>> 
             Ok::<_, anyhow::Error>(match p.runtime {
                 K3sRuntime::Docker => {
                     let docker = crate::containers::engine().await?;
-                    Clusters::Docker(Fleet::new(docker, &ledger.run_id, p.image.clone(), p.startup)?)
+                    Clusters::Docker(Fleet::new(docker, &ledger.run_id, p.image.clone(), session.timeouts.tool)?)
                 }
                 K3sRuntime::Processes => {
                     let me = std::env::current_exe().context("cannot find this binary to run the stand-ins")?;
                     Clusters::Processes(crate::containers::processes::ProcessFleet::new(
                         &me,
                         &ledger.run_id,
-                        p.startup,
+                        session.timeouts.tool,
                     )?)
                 }
             })
