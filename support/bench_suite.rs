@@ -56,7 +56,7 @@ pub struct SuiteFigures {
 }
 
 /// The process's peak resident set so far, from /proc/self/status (Linux).
-fn peak_memory_mib() -> Option<f64> {
+pub fn peak_memory_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

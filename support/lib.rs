@@ -6,6 +6,7 @@
 pub mod api_faults;
 pub mod aws;
 pub mod bench;
+pub mod bench_k3s;
 pub mod bench_suite;
 pub mod checks;
 pub mod containers;

@@ -90,6 +90,21 @@ enum BenchCommand {
         #[arg(long)]
         each_fault: bool,
     },
+    /// The k3s target, once: the stand-in image, the run's wall time and provisioning, peak
+    /// memory, and whether anything of it was left.
+    K3s {
+        #[arg(long, default_value = "features")]
+        features: PathBuf,
+        #[arg(long, default_value = "target/meshspec/bench-k3s")]
+        report_dir: PathBuf,
+        #[arg(long, value_enum, default_value = "docker")]
+        runtime: meshspec::provision::k3s::K3sRuntime,
+        /// An image to run instead of building the stand-in (docker runtime).
+        #[arg(long)]
+        k3s_image: Option<String>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The load-balancing check vs the runbook's kubectl loop, against the twin.
     LoadBalancing {
         #[arg(long, default_value_t = 100)]
@@ -641,6 +656,15 @@ fn main() -> ExitCode {
                         .with_context(|| format!("cannot write {}", path.display()))?;
                 }
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Bench { command: BenchCommand::K3s { features, report_dir, runtime, k3s_image, json } } => {
+                let figures = meshspec::bench_k3s::measure(&features, &report_dir, runtime, k3s_image).await?;
+                print!("{}", meshspec::bench_k3s::render(&figures));
+                if let Some(path) = json {
+                    std::fs::write(&path, serde_json::to_vec_pretty(&figures)?)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                Ok(if figures.failed == 0 && figures.left_behind == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Command::Bench { command: BenchCommand::LoadBalancing { requests, time_scale, json } } => {
                 let figures = meshspec::bench::load_balancing(requests, time_scale).await?;
