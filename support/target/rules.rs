@@ -311,6 +311,23 @@ mod tests {
     }
 
     #[test]
+    fn the_k3s_target_provisions_its_own_clusters_into_a_kubeconfig_of_its_own() {
+        let opts = target_options(&TargetRequest::new(TargetKind::K3s), &no_env).unwrap();
+        assert!(opts.allow_provision, "its clusters are the run's own: no --allow-provision needed");
+        assert_eq!(opts.plan, crate::provision::k3s::PLAN);
+        let Provisioner::Own(p) = &opts.provisioner else { panic!("{:?}", opts.provisioner) };
+        assert_eq!(opts.kubeconfig, p.kubeconfig(), "the clients read the kubeconfig the provisioner writes");
+        let contexts: Vec<&str> = opts.contexts.values().map(String::as_str).collect();
+        assert_eq!(contexts, ["k3s-eks-1", "k3s-eks-2"]);
+        let mut req = TargetRequest::new(TargetKind::K3s);
+        req.k3s_image = "rancher/k3s latest".into();
+        assert!(refusal(&req).contains("is not an image reference"), "{}", refusal(&req));
+        req.k3s_image = crate::containers::k3s::DEFAULT_IMAGE.into();
+        req.provisioner = Some(ProvisionerKind::Terraform);
+        assert_eq!(refusal(&req), "--provisioner terraform is for the eks target, not k3s");
+    }
+
+    #[test]
     fn each_kind_gets_its_provisioner_and_plan_by_default() {
         let home = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
         let opts = target_options(&TargetRequest::new(TargetKind::Twin), &home).unwrap();
