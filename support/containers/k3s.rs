@@ -44,7 +44,7 @@ pub struct ClusterSpec {
 }
 
 /// A started cluster, as the rest of meshspec reaches it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Started {
     pub cluster: String,
     pub container: String,
@@ -54,6 +54,17 @@ pub struct Started {
     pub shared_ip: Ipv4Addr,
     /// The CA of the API server's certificate (PEM), from the kubeconfig.
     pub ca_pem: String,
+}
+
+/// Without the kubeconfig: it holds the admin's client key.
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("cluster", &self.cluster)
+            .field("container", &self.container)
+            .field("shared_ip", &self.shared_ip)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Started {
@@ -468,6 +479,20 @@ users:
         assert_eq!(servers, ["https://127.0.0.1:40000", "https://127.0.0.1:40001"]);
         assert_eq!(kc.auth_infos.len(), 2);
         assert_eq!(started[1].peer_url(), "https://172.30.0.11:6443");
+    }
+
+    #[test]
+    fn a_started_cluster_never_prints_its_client_key() {
+        let s = Started {
+            cluster: "eks-1".into(),
+            container: "c".into(),
+            kubeconfig: for_host(K3S_YAML, "https://127.0.0.1:1").unwrap().0,
+            shared_ip: Ipv4Addr::new(172, 30, 0, 10),
+            ca_pem: String::new(),
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("a2V5") && !shown.contains("client-key"), "{shown}");
+        assert!(shown.contains("eks-1"), "{shown}");
     }
 
     #[test]
