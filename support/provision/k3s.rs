@@ -237,10 +237,12 @@ async fn endpoints(p: &K3sProvisioner) -> PeerEndpoints {
 async fn teardown(session: &Session, p: &K3sProvisioner) -> Result<Vec<Leftover>> {
     anyhow::ensure!(session.allow_provision, "teardown is not allowed on the {} target", session.kind);
     if let Some((run, files)) = &p.reaping {
+        // The stand-ins first: while they run, they write their logs there.
+        let left = remove_run(p.runtime, run).await;
         for dir in files {
             crate::containers::processes::remove_files(dir);
         }
-        return remove_run(p.runtime, run).await;
+        return left;
     }
     let Some(ledger) = &session.run.ledger else { return Ok(Vec::new()) };
     p.remove_all().await;

@@ -2,13 +2,12 @@
 //! run's reports stay whole until the new ones are, and SIGINT or SIGTERM end a
 //! run with valid reports marked interrupted (a second signal exits at once).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::harness::{run_bounded, text, whole_runs};
+use super::harness::{run_bounded, signal, spawn_lines, text, wait_exit, whole_runs};
 
 fn meshspec() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
@@ -18,24 +17,7 @@ fn meshspec() -> Command {
 
 /// A run of every feature on the twin, its stdout lines sent as they come.
 fn start_run(report_dir: &Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = meshspec()
-        .args(["run", "--report-dir"])
-        .arg(report_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+    spawn_lines(meshspec().args(["run", "--report-dir"]).arg(report_dir))
 }
 
 /// Lines until one contains `needle` (panics after `limit`).
@@ -55,24 +37,6 @@ fn lines_until(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration) -> Ve
             Err(_) => panic!("no line with {needle:?} within {limit:?}; saw:\n{}", seen.join("\n")),
         }
     }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the run did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill(child: &Child, signal: &str) {
-    assert!(Command::new("kill").args(["-s", signal, &child.id().to_string()]).status().unwrap().success());
 }
 
 fn assert_reports_parse(dir: &Path) -> serde_json::Value {
@@ -116,23 +80,23 @@ fn a_second_run_into_the_same_report_dir_is_refused_and_the_previous_reports_sta
 #[test]
 fn sigint_and_sigterm_end_a_run_with_whole_reports_marked_interrupted() {
     let _turn = whole_runs();
-    for signal in ["INT", "TERM"] {
+    for name in ["INT", "TERM"] {
         let reports = tempfile::tempdir().unwrap();
         let (mut child, rx) = start_run(reports.path());
         // Once the first scenario has passed, the run is mid-way.
         lines_until(&rx, "✔", Duration::from_secs(120));
         let sent = Instant::now();
-        kill(&child, signal);
+        signal(&child, name);
         let status = wait_exit(&mut child, Duration::from_secs(60));
         let took = sent.elapsed();
         let rest: Vec<String> = rx.try_iter().collect();
         let stdout = rest.join("\n");
-        assert_eq!(status.code(), Some(130), "{signal}: {stdout}");
-        assert!(took < Duration::from_secs(20), "{signal}: {took:?} to stop");
+        assert_eq!(status.code(), Some(130), "{name}: {stdout}");
+        assert!(took < Duration::from_secs(20), "{name}: {took:?} to stop");
         assert!(stdout.lines().any(|l| l.ends_with(" failed") && l.contains(" passed, ")), "{stdout}");
         assert!(stdout.contains("interrupted: the scenarios not started are reported as failed"), "{stdout}");
         let run = assert_reports_parse(reports.path());
-        assert_eq!(run["interrupted"], serde_json::json!(true), "{signal}");
+        assert_eq!(run["interrupted"], serde_json::json!(true), "{name}");
         let staging: Vec<_> = std::fs::read_dir(reports.path())
             .unwrap()
             .flatten()
@@ -148,10 +112,10 @@ fn a_second_signal_exits_at_once() {
     let reports = tempfile::tempdir().unwrap();
     let (mut child, rx) = start_run(reports.path());
     lines_until(&rx, "Feature:", Duration::from_secs(120));
-    kill(&child, "INT");
+    signal(&child, "INT");
     std::thread::sleep(Duration::from_millis(100));
     let sent = Instant::now();
-    kill(&child, "INT");
+    signal(&child, "INT");
     let status = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(130));
     assert!(sent.elapsed() < Duration::from_secs(2), "{:?}", sent.elapsed());

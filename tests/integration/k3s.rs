@@ -4,13 +4,12 @@
 //! a killed run followed by `meshspec reap` leave nothing either. "Nothing"
 //! is read from the engine by the run's labels.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::harness::{run_bounded, run_id, text, whole_runs};
+use super::harness::{run_bounded, run_id, signal, spawn_lines, text, wait_exit, whole_runs};
 
 const LIMIT: Duration = Duration::from_secs(600);
 
@@ -124,24 +123,7 @@ fn a_provisioning_that_fails_after_the_containers_started_removes_them() {
 
 /// Starts a whole k3s run; its stdout lines come through the channel.
 fn start_run(image: &str, ledgers: &Path, reports: &Path) -> (Child, mpsc::Receiver<String>) {
-    let mut child = meshspec(ledgers)
-        .args(["run", "--target", "k3s", "--k3s-image", image, "--report-dir"])
-        .arg(reports)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+    spawn_lines(meshspec(ledgers).args(["run", "--target", "k3s", "--k3s-image", image, "--report-dir"]).arg(reports))
 }
 
 /// The run id, once the run printed it and its first container exists.
@@ -154,24 +136,6 @@ fn wait_for_a_container(rx: &mpsc::Receiver<String>) -> String {
         std::thread::sleep(Duration::from_millis(200));
     }
     run
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the run did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    assert!(Command::new("kill").args(["-s", name, &child.id().to_string()]).status().unwrap().success());
 }
 
 #[test]
@@ -246,16 +210,12 @@ fn a_killed_run_of_stand_in_processes_is_reaped() {
     let _turn = whole_runs();
     let ledgers = tempfile::tempdir().unwrap();
     let reports = tempfile::tempdir().unwrap();
-    let mut child = meshspec(ledgers.path())
-        .args(["run", "--target", "k3s", "--k3s-runtime", "processes", "--report-dir"])
-        .arg(reports.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let run = run_id(&lines.next().unwrap().unwrap());
+    let (mut child, rx) = spawn_lines(
+        meshspec(ledgers.path())
+            .args(["run", "--target", "k3s", "--k3s-runtime", "processes", "--report-dir"])
+            .arg(reports.path()),
+    );
+    let run = run_id(&rx.recv_timeout(Duration::from_secs(60)).expect("the run prints its id first"));
     let end = Instant::now() + Duration::from_secs(120);
     while meshspec::containers::processes::find(&run).len() < 2 {
         assert!(Instant::now() < end, "the stand-ins of {run} did not start within 120 s");

@@ -70,9 +70,14 @@ impl TwinCa {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "kube-apiserver");
         params.distinguished_name = dn;
+        self.sign_leaf(params, ExtendedKeyUsagePurpose::ServerAuth)
+    }
+
+    /// Signs a CA:FALSE leaf for `usage` with a fresh key.
+    fn sign_leaf(&self, mut params: CertificateParams, usage: ExtendedKeyUsagePurpose) -> anyhow::Result<IssuedCert> {
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![usage];
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().context("generating the leaf key")?;
         let cert = params.signed_by(&key, &self.issuer).context("signing the leaf")?;
@@ -97,18 +102,7 @@ impl TwinCa {
         }
         dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().context("generating the client key")?;
-        let cert = params.signed_by(&key, &self.issuer).context("signing the client certificate")?;
-        Ok(IssuedCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            cert_der: cert.der().clone(),
-            key_der: key.serialize_der(),
-        })
+        self.sign_leaf(params, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
     /// A server config for `names` that also asks for a client certificate
