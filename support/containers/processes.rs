@@ -202,7 +202,14 @@ mod tests {
     fn a_process_is_found_by_the_run_in_its_environment_only() {
         let run = format!("test-{}", rand::random::<u32>());
         let mut child = std::process::Command::new("sleep").arg("30").env(RUN_ENV, &run).spawn().unwrap();
-        let found = find(&run);
+        // Right after spawn, /proc/PID/environ can still read empty for a moment
+        // (seen once in CI): the child is looked for until a deadline.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut found = find(&run);
+        while found.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = find(&run);
+        }
         let other = find(&format!("{run}-other"));
         let _ = child.kill();
         let _ = child.wait();
