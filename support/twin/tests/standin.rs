@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use meshspec_twin::kube::exec::ExecRequest;
@@ -73,31 +73,7 @@ async fn start(dir: &Path, name: &str, ip: &str, cluster_cidr: &str, service_cid
 
 impl K3s {
     async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        use tokio::io::AsyncWriteExt;
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.cache.path())
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache.path())
-            .args(args)
-            .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().context("running kubectl")?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).await?;
-        }
-        let out = tokio::time::timeout(support::WAIT, child.wait_with_output())
-            .await
-            .with_context(|| format!("kubectl {args:?} timed out"))??;
-        if !out.status.success() {
-            bail!("kubectl {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        support::kubectl_at(&self.kubeconfig, self.cache.path(), self.cache.path(), args, stdin).await
     }
 
     async fn json(&self, args: &[&str]) -> Result<Value> {

@@ -122,17 +122,11 @@ impl TwinCa {
             .allow_unauthenticated()
             .build()
             .context("client certificate verifier")?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("TLS versions")?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                vec![leaf.cert_der.clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
-            )
-            .context("server certificate")?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+            .with_client_cert_verifier(verifier);
+        with_leaf(builder, &leaf)
     }
 
     /// A rustls server config with a leaf for `127.0.0.1` and `localhost`, ALPN http/1.1.
@@ -143,18 +137,27 @@ impl TwinCa {
     pub fn server_config_for(&self, names: &[&str]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
         let leaf = self.issue_server_cert(names)?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("TLS versions")?
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.cert_der.clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
-            )
-            .context("server certificate")?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+            .with_no_client_auth();
+        with_leaf(builder, &leaf)
     }
+}
+
+/// A server config serving `leaf`, ALPN http/1.1.
+fn with_leaf(
+    builder: rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>,
+    leaf: &IssuedCert,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let mut config = builder
+        .with_single_cert(
+            vec![leaf.cert_der.clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone())),
+        )
+        .context("server certificate")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

@@ -85,33 +85,7 @@ impl Env {
     }
 
     pub async fn kubectl_stdin(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        use tokio::io::AsyncWriteExt;
-        let cache = self.dir.path().join("kube-cache");
-        let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().context("running kubectl")?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).await?;
-            drop(pipe);
-        }
-        let out = tokio::time::timeout(WAIT, child.wait_with_output())
-            .await
-            .with_context(|| format!("kubectl {args:?} timed out"))??;
-        if !out.status.success() {
-            bail!("kubectl {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        kubectl_at(kubeconfig, self.dir.path(), &self.dir.path().join("kube-cache"), args, stdin).await
     }
 
     pub async fn kubectl_json(&self, kubeconfig: &Path, args: &[&str]) -> Result<Value> {
@@ -272,4 +246,41 @@ pub async fn dns_query(
         bail!("DNS answer for another query");
     }
     Ok(answer)
+}
+
+/// kubectl with its own kubeconfig, HOME and cache, nothing else of the
+/// environment but PATH; `stdin` written to it; at most `WAIT`.
+pub async fn kubectl_at(
+    kubeconfig: &Path,
+    home: &Path,
+    cache: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().context("running kubectl")?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).await?;
+        drop(pipe);
+    }
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .with_context(|| format!("kubectl {args:?} timed out"))??;
+    if !out.status.success() {
+        bail!("kubectl {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
