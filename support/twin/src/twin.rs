@@ -104,6 +104,7 @@ impl Twin {
             clock: Clock::new(cfg.time_scale),
             delays: cfg.delays.clone(),
             faults: crate::aws::ApiFaults::at_rate(cfg.aws_fault_rate),
+            nlb_address_range: None,
         });
         let aws_server = crate::aws::serve(aws.clone()).await.context("starting the AWS endpoint")?;
         let resolver = aws.clone();

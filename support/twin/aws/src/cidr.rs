@@ -68,6 +68,25 @@ fn mask(prefix: u8) -> u32 {
     }
 }
 
+impl std::str::FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Cidr, CidrError> {
+        Cidr::parse(s)
+    }
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CidrError::Malformed => "not an IPv4 CIDR block (a.b.c.d/n)",
+            CidrError::NotNetworkAddress => "host bits are set: not the block's network address",
+        })
+    }
+}
+
+impl std::error::Error for CidrError {}
+
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", Ipv4Addr::from(self.base), self.prefix)

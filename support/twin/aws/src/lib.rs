@@ -24,6 +24,7 @@ mod sts;
 mod xml;
 
 pub use auth::CallerIdentity;
+pub use cidr::{Cidr, CidrError};
 pub use clock::{Clock, Delays};
 pub use error::AwsError;
 pub use faults::ApiFaults;
@@ -56,6 +57,55 @@ pub struct LoadBalancerInfo {
     pub zones: Vec<(String, String, Ipv4Addr)>,
     pub security_group_ids: Vec<String>,
     pub tags: Vec<(String, String)>,
+}
+
+/// One network load balancer as a data plane and a health checker need it:
+/// where its nodes are, what its listeners forward to, and each target's
+/// health as DescribeTargetHealth would report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NlbSnapshot {
+    pub lb: LoadBalancerInfo,
+    /// `load_balancing.cross_zone.enabled`.
+    pub cross_zone: bool,
+    /// In creation order.
+    pub listeners: Vec<ListenerSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerSnapshot {
+    pub arn: String,
+    pub port: u16,
+    /// `TCP`, `TLS`, `UDP` or `TCP_UDP`.
+    pub protocol: String,
+    /// The forward action's target groups with their weights.
+    pub forward: Vec<ForwardSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardSnapshot {
+    pub target_group: TargetGroupInfo,
+    pub weight: u32,
+    /// The health check's timeout (HealthCheckTimeoutSeconds).
+    pub health_check_timeout_seconds: u64,
+    /// Registered targets, draining ones included, in registration order.
+    pub targets: Vec<TargetSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetSnapshot {
+    pub ip: String,
+    pub port: u16,
+    /// The target's availability zone, `all` for an address outside the VPC's subnets.
+    pub az: String,
+    /// DescribeTargetHealth's state: `initial`, `healthy`, `unhealthy`, `unused` or `draining`.
+    pub state: &'static str,
+}
+
+impl TargetSnapshot {
+    /// The port a health check probes: the group's, else the traffic port.
+    pub fn health_check_port(&self, tg: &TargetGroupInfo) -> u16 {
+        tg.health_check_port.unwrap_or(self.port)
+    }
 }
 
 /// A TCP target group of target type `ip`.

@@ -171,12 +171,16 @@ pub struct LbZone {
     pub subnet_id: String,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
+    /// With `AwsConfig::nlb_address_range`: the address of this host that
+    /// stands in for the zone's node (also its public address when
+    /// internet-facing; an internal NLB's private address stays in its subnet).
+    pub host_ip: Option<Ipv4Addr>,
 }
 
 impl LbZone {
     /// The address clients reach this zone's node at.
     pub fn address(&self) -> Ipv4Addr {
-        self.public_ip.unwrap_or(self.private_ip)
+        self.host_ip.or(self.public_ip).unwrap_or(self.private_ip)
     }
 }
 
@@ -291,6 +295,8 @@ pub struct Model {
     pub target_groups: BTreeMap<String, TargetGroup>,
     pub listeners: BTreeMap<String, Listener>,
     pub public_ips: HashSet<Ipv4Addr>,
+    /// Where NLB nodes get bindable addresses from, if configured.
+    pub host_addresses: Option<crate::names::HostAddresses>,
 }
 
 impl Model {
@@ -307,6 +313,7 @@ impl Model {
             target_groups: BTreeMap::new(),
             listeners: BTreeMap::new(),
             public_ips: HashSet::new(),
+            host_addresses: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Identifier, ARN and DNS name forms as AWS writes them, and the random parts
 //! (hex suffixes, request ids, public IPs).
 
+use crate::cidr::Cidr;
 use rand::Rng;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -105,6 +106,52 @@ pub fn public_ip(taken: &mut HashSet<Ipv4Addr>) -> Ipv4Addr {
     }
 }
 
+/// Addresses of this host that stand in for NLB nodes (a loopback range such
+/// as 127.77.0.0/16), so that a real data plane can bind them: each zone of
+/// each NLB gets its own, held until the NLB is deleted. The search starts
+/// at a random offset and moves on after each pick, so that twins sharing a
+/// host rarely collide and a released address is not handed out again at
+/// once (a client holding a deleted NLB's address reaches nothing).
+#[derive(Debug)]
+pub struct HostAddresses {
+    range: Cidr,
+    held: HashSet<Ipv4Addr>,
+    cursor: u64,
+}
+
+impl HostAddresses {
+    pub fn new(range: Cidr) -> Self {
+        let cursor = rand::rng().random_range(0..range.size());
+        HostAddresses { range, held: HashSet::new(), cursor }
+    }
+
+    /// A free address of the range (never its network or broadcast
+    /// address when it has more than two), marked held; None when all are.
+    pub fn allocate(&mut self) -> Option<Ipv4Addr> {
+        let size = self.range.size();
+        for step in 0..size {
+            let offset = (self.cursor + step) % size;
+            if size > 2 && (offset == 0 || offset == size - 1) {
+                continue;
+            }
+            let Some(ip) = self.range.nth(offset) else { continue };
+            if self.held.insert(ip) {
+                self.cursor = (offset + 1) % size;
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        self.held.remove(&ip);
+    }
+
+    pub fn holds(&self, ip: Ipv4Addr) -> bool {
+        self.held.contains(&ip)
+    }
+}
+
 /// The EC2 public DNS name of a public address.
 pub fn public_dns_name(ip: Ipv4Addr, region: &str) -> String {
     let [a, b, c, d] = ip.octets();
@@ -143,5 +190,20 @@ mod tests {
             assert!(!ip.is_private() && !ip.is_loopback() && ip.octets()[3] != 0);
         }
         assert_eq!(taken.len(), 2000);
+    }
+
+    #[test]
+    fn host_addresses_are_distinct_until_released_and_run_out() {
+        let mut pool = HostAddresses::new(Cidr::parse("127.77.0.0/29").unwrap());
+        let got: Vec<Ipv4Addr> = (0..6).map(|_| pool.allocate().expect("six usable")).collect();
+        let distinct: HashSet<&Ipv4Addr> = got.iter().collect();
+        assert_eq!(distinct.len(), 6);
+        assert!(got.iter().all(|ip| ip.octets()[..3] == [127, 77, 0] && !matches!(ip.octets()[3], 0 | 7)));
+        assert_eq!(pool.allocate(), None, "network and broadcast addresses are never handed out");
+        pool.release(got[2]);
+        assert_eq!(pool.allocate(), Some(got[2]));
+        let mut one = HostAddresses::new(Cidr::parse("127.77.1.1/32").unwrap());
+        assert_eq!(one.allocate(), Some(Ipv4Addr::new(127, 77, 1, 1)));
+        assert_eq!(one.allocate(), None);
     }
 }

@@ -9,7 +9,8 @@ use crate::elbv2::ops::TargetGroupRequest;
 use crate::error::AwsError;
 use crate::model::{Ctx, Model};
 use crate::{
-    sts, ClusterInfo, EksHooks, LoadBalancerInfo, NewLoadBalancer, NewTargetGroup, SubnetInfo, TargetGroupInfo,
+    sts, ClusterInfo, EksHooks, ForwardSnapshot, ListenerSnapshot, LoadBalancerInfo, NewLoadBalancer, NewTargetGroup,
+    NlbSnapshot, SubnetInfo, TargetGroupInfo, TargetSnapshot,
 };
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -26,6 +27,11 @@ pub struct AwsConfig {
     pub delays: Delays,
     /// Throttling, unavailability, latency and cut connections at a rate (none by default).
     pub faults: crate::faults::ApiFaults,
+    /// When set, each zone of each NLB gets an address of this range (a
+    /// loopback range such as 127.77.0.0/16) instead of a public-looking one,
+    /// so that a data plane on this host can bind it (see
+    /// `LbZone::host_ip`). None: AWS-looking addresses, nothing to bind.
+    pub nlb_address_range: Option<crate::Cidr>,
 }
 
 impl Default for AwsConfig {
@@ -37,6 +43,7 @@ impl Default for AwsConfig {
             clock: Clock::default(),
             delays: Delays::default(),
             faults: Default::default(),
+            nlb_address_range: None,
         }
     }
 }
@@ -51,6 +58,7 @@ impl fmt::Debug for AwsConfig {
             .field("access_key_ids", &keys)
             .field("clock", &self.clock)
             .field("delays", &self.delays)
+            .field("nlb_address_range", &self.nlb_address_range)
             .finish()
     }
 }
@@ -76,10 +84,12 @@ impl AwsState {
             clock: cfg.clock,
             delays: cfg.delays.clone(),
         };
+        let mut model = Model::new(ctx);
+        model.host_addresses = cfg.nlb_address_range.map(crate::names::HostAddresses::new);
         AwsState {
             inner: Arc::new(Inner {
                 cfg,
-                model: Mutex::new(Model::new(ctx)),
+                model: Mutex::new(model),
                 hooks: RwLock::new(None),
                 own_hosts: Mutex::new(Vec::new()),
             }),
@@ -308,6 +318,21 @@ impl AwsState {
         self.with_model(|m| lb_info(m, arn))
     }
 
+    /// Every network load balancer, in creation order, with its listeners,
+    /// their target groups and the targets' health.
+    pub fn network_load_balancers(&self) -> Vec<NlbSnapshot> {
+        self.with_model(|m| {
+            let mut lbs: Vec<_> = m.load_balancers.values().collect();
+            lbs.sort_by_key(|lb| lb.seq);
+            lbs.iter().filter_map(|lb| nlb_snapshot(m, &lb.arn)).collect()
+        })
+    }
+
+    /// One network load balancer as [`Self::network_load_balancers`] lists it.
+    pub fn network_load_balancer(&self, arn: &str) -> Option<NlbSnapshot> {
+        self.with_model(|m| nlb_snapshot(m, arn))
+    }
+
     /// Target groups a load balancer's listeners forward to.
     pub fn target_groups_of(&self, lb_arn: &str) -> Vec<TargetGroupInfo> {
         self.with_model(|m| {
@@ -403,6 +428,43 @@ fn lb_info(m: &Model, arn: &str) -> Option<LoadBalancerInfo> {
         security_group_ids: lb.security_groups.clone(),
         tags: lb.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     })
+}
+
+fn nlb_snapshot(m: &Model, arn: &str) -> Option<NlbSnapshot> {
+    let lb = m.load_balancers.get(arn)?;
+    let mut listeners: Vec<_> = m.listeners.values().filter(|l| l.lb_arn == arn).collect();
+    listeners.sort_by_key(|l| l.seq);
+    let listeners = listeners
+        .into_iter()
+        .map(|l| ListenerSnapshot {
+            arn: l.arn.clone(),
+            port: l.port,
+            protocol: l.protocol.clone(),
+            forward: l
+                .forward
+                .iter()
+                .filter_map(|(tg_arn, weight)| {
+                    let tg = m.target_groups.get(tg_arn)?;
+                    Some(ForwardSnapshot {
+                        target_group: tg_info(m, tg_arn)?,
+                        weight: *weight,
+                        health_check_timeout_seconds: tg.health_check.timeout_seconds,
+                        targets: tg
+                            .targets
+                            .iter()
+                            .map(|t| TargetSnapshot {
+                                ip: t.id.clone(),
+                                port: t.port,
+                                az: t.az.clone(),
+                                state: m.target_health(tg, t).state,
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Some(NlbSnapshot { lb: lb_info(m, arn)?, cross_zone: lb.cross_zone(), listeners })
 }
 
 fn tg_info(m: &Model, arn: &str) -> Option<TargetGroupInfo> {
@@ -517,6 +579,70 @@ mod tests {
         state.delete_load_balancer(&lb.arn).unwrap();
         assert_eq!(state.resolve(&lb.dns_name), None);
         state.delete_target_group(&tg).unwrap();
+    }
+
+    #[test]
+    fn nlbs_get_host_addresses_from_the_range_and_give_them_back() {
+        let delays = Delays { nlb_provision: Duration::ZERO, target_registration: Duration::ZERO, ..Delays::default() };
+        let range: crate::Cidr = "127.77.0.0/16".parse().unwrap();
+        let state = AwsState::new(AwsConfig { delays, nlb_address_range: Some(range), ..AwsConfig::default() });
+        let vpc = state.create_vpc("10.1.0.0/16", vec![]).unwrap();
+        let subnets: Vec<String> = ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                state.create_subnet(&vpc, &format!("10.1.{}.0/24", 48 + i), &format!("us-west-2{z}"), vec![]).unwrap()
+            })
+            .collect();
+        let public = gateway(&state, &subnets);
+        let internal = state
+            .create_load_balancer(NewLoadBalancer {
+                name: "internal".into(),
+                scheme: "internal".into(),
+                subnet_ids: subnets.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        let mut all: Vec<Ipv4Addr> = public.zones.iter().chain(&internal.zones).map(|z| z.2).collect();
+        assert!(all.iter().all(|ip| range.contains(*ip)), "{all:?}");
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 4, "one address per NLB and zone");
+        // DNS answers them (nothing healthy yet: every zone).
+        let mut resolved = state.resolve(&internal.dns_name).unwrap();
+        resolved.sort();
+        let mut zones: Vec<Ipv4Addr> = internal.zones.iter().map(|z| z.2).collect();
+        zones.sort();
+        assert_eq!(resolved, zones);
+        // An internal NLB's ENIs keep their private addresses in the subnets.
+        assert!(state.with_model(|m| m.enis.values().all(|e| e.private_ip.octets()[..2] == [10, 1])));
+
+        let tg = state
+            .create_target_group(NewTargetGroup { name: "gw-15443".into(), port: 15443, vpc_id: vpc, ..Default::default() })
+            .unwrap();
+        state.create_listener(&public.arn, 15443, &tg, vec![]).unwrap();
+        state.register_targets(&tg, &[("10.1.48.7".into(), 15443)]).unwrap();
+        for _ in 0..3 {
+            state.record_health_check(&tg, "10.1.48.7", 15443, true);
+        }
+        let snapshot = state.network_load_balancers();
+        assert_eq!(snapshot.iter().map(|n| n.lb.arn.as_str()).collect::<Vec<_>>(), [&public.arn, &internal.arn]);
+        let listener = &snapshot[0].listeners[0];
+        assert_eq!((listener.port, listener.protocol.as_str(), listener.forward.len()), (15443, "TCP", 1));
+        let forward = &listener.forward[0];
+        assert_eq!((forward.target_group.arn.as_str(), forward.weight), (tg.as_str(), 1));
+        assert_eq!(
+            forward.targets,
+            vec![TargetSnapshot { ip: "10.1.48.7".into(), port: 15443, az: "us-west-2a".into(), state: "healthy" }]
+        );
+        assert!(snapshot[1].listeners.is_empty());
+        assert_eq!(state.network_load_balancer(&public.arn).as_ref(), Some(&snapshot[0]));
+
+        state.delete_load_balancer(&public.arn).unwrap();
+        assert!(state.network_load_balancer(&public.arn).is_none());
+        let held = |ip: Ipv4Addr| state.with_model(|m| m.host_addresses.as_ref().is_some_and(|p| p.holds(ip)));
+        assert!(public.zones.iter().all(|z| !held(z.2)), "a deleted NLB's addresses are free again");
+        assert!(internal.zones.iter().all(|z| held(z.2)));
     }
 
     #[test]

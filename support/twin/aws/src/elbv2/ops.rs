@@ -205,12 +205,15 @@ impl Model {
 
         let suffix = names::hex(16);
         let arn = names::nlb_arn(&self.ctx.region, &self.ctx.account, &req.name, &suffix);
+        let host_ips = self.allocate_host_ips(req.subnet_ids.len())?;
         let mut zones = Vec::new();
-        for subnet_id in &req.subnet_ids {
+        for (i, subnet_id) in req.subnet_ids.iter().enumerate() {
             let private_ip = self.allocate_private_ip(subnet_id).ok_or_else(|| {
                 AwsError::bad("InvalidSubnet", format!("Not enough IP space available in {subnet_id}."))
             })?;
-            let public_ip = (scheme == "internet-facing").then(|| names::public_ip(&mut self.public_ips));
+            let host_ip = host_ips.get(i).copied();
+            let public_ip = (scheme == "internet-facing")
+                .then(|| host_ip.unwrap_or_else(|| names::public_ip(&mut self.public_ips)));
             let (az, vpc) = self.subnets.get(subnet_id).map(|s| (s.az.clone(), s.vpc_id.clone())).unwrap_or_default();
             let eni_id = names::ec2_id("eni");
             let seq = self.next_seq();
@@ -232,7 +235,7 @@ impl Model {
                     tags: Tags::new(),
                 },
             );
-            zones.push(LbZone { az, subnet_id: subnet_id.clone(), private_ip, public_ip });
+            zones.push(LbZone { az, subnet_id: subnet_id.clone(), private_ip, public_ip, host_ip });
         }
         let seq = self.next_seq();
         self.load_balancers.insert(
@@ -256,6 +259,30 @@ impl Model {
         Ok(arn)
     }
 
+    /// One address of this host per zone when NLB nodes get bindable ones
+    /// (none otherwise); all or nothing.
+    fn allocate_host_ips(&mut self, zones: usize) -> AwsResult<Vec<Ipv4Addr>> {
+        let Some(pool) = self.host_addresses.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut ips = Vec::with_capacity(zones);
+        for _ in 0..zones {
+            match pool.allocate() {
+                Some(ip) => ips.push(ip),
+                None => {
+                    ips.iter().for_each(|ip| pool.release(*ip));
+                    // Not an AWS limit: the twin's configured range is full.
+                    return Err(AwsError::new(
+                        500,
+                        "InternalFailure",
+                        "The twin's NLB address range has no free address left",
+                    ));
+                }
+            }
+        }
+        Ok(ips)
+    }
+
     /// Deleting an unknown load balancer succeeds, as in ELBv2.
     pub fn elb_delete_load_balancer(&mut self, arn: &str) -> AwsResult<()> {
         let Some(lb) = self.load_balancers.get(arn) else {
@@ -267,7 +294,11 @@ impl Model {
                 format!("Load balancer '{arn}' cannot be deleted because deletion protection is enabled"),
             ));
         }
-        self.load_balancers.remove(arn);
+        if let Some(lb) = self.load_balancers.remove(arn) {
+            if let Some(pool) = self.host_addresses.as_mut() {
+                lb.zones.iter().filter_map(|z| z.host_ip).for_each(|ip| pool.release(ip));
+            }
+        }
         let listeners: Vec<String> =
             self.listeners.values().filter(|l| l.lb_arn == arn).map(|l| l.arn.clone()).collect();
         for listener in listeners {
