@@ -11,6 +11,8 @@
 //! - `auth`: who each cluster's API server lets in.
 //! - `twin`: starts and stops all of it.
 //! - `standin`: one cluster of the twin standing in for K3s (`meshspec k3s serve`).
+//! - `processes`: the network between the twin's processes when each cluster
+//!   and the AWS endpoint run in their own (VPC fabric, NLB data plane).
 
 pub use meshspec_twin_aws as aws;
 pub use meshspec_twin_aws::{Clock, Delays};
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod dns;
 pub mod istio;
 pub mod mesh;
+pub mod processes;
 pub mod programs;
 pub mod standin;
 pub mod twin;

@@ -147,6 +147,7 @@ impl HostAddresses {
         self.held.remove(&ip);
     }
 
+    #[cfg(test)]
     pub fn holds(&self, ip: Ipv4Addr) -> bool {
         self.held.contains(&ip)
     }

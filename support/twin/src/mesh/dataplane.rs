@@ -430,7 +430,16 @@ impl Mesh {
             return None;
         }
         let (gateway, target) = &gateways[rand::random_range(0..gateways.len())];
-        if !passes_through(&gateway.cluster, &gateway.pod, *target, sni) {
+        self.passthrough_at_gateway(gateway, *target, sni)
+    }
+
+    /// Where gateway pod `gateway` passes a TLS connection on its port `port`
+    /// through: a Gateway selecting it must pass `sni` through on that port
+    /// (AUTO_PASSTHROUGH, matching hosts); the gateway's own proxy config for
+    /// the SNI's cluster picks the destination, which must listen. `None`:
+    /// the gateway closes the connection.
+    pub fn passthrough_at_gateway(&self, gateway: &Found, port: u16, sni: &str) -> Option<(Found, u16)> {
+        if !pod::is_serving(&gateway.pod) || !passes_through(&gateway.cluster, &gateway.pod, port, sni) {
             return None;
         }
         let cluster_name = xds::cluster_of_sni(sni)?;
@@ -466,27 +475,50 @@ impl Mesh {
     }
 
     /// Whether a found pod accepts connections on a port.
-    fn listens(&self, found: &Found, port: u16) -> bool {
+    pub fn listens(&self, found: &Found, port: u16) -> bool {
         listens_on(&found.pod, port, &found.cluster.cluster.list(&Resource::gateways()))
+    }
+
+    /// One HTTP request on a connection that reached pod `dest` on `port`
+    /// from outside its cluster (through the VPC fabric): the pod's program
+    /// answers if the pod accepts connections there, else the SYN is refused.
+    pub fn to_pod(&self, dest: &Found, port: u16, req: &HttpRequest) -> Delivery {
+        if self.listens(dest, port) {
+            Delivery::response(self.serve(&dest.cluster, &dest.pod, port, req))
+        } else {
+            Delivery::now(Outcome::Refused)
+        }
     }
 
     /// The pod with this IP in a cluster of the VPC (the serving one, if two share it).
     fn pod_by_ip(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<Found> {
-        let ip = ip.to_string();
         let mut fallback = None;
         for mc in self.clusters() {
             if mc.cluster.vpc_id != vpc_id {
                 continue;
             }
-            for p in mc.cluster.list_where(&Resource::pods(), &format!("status.podIP={ip}")) {
-                if pod::ip(&p) != Some(ip.as_str()) || objects::is_terminating(&p) {
-                    continue;
-                }
-                if pod::is_serving(&p) {
-                    return Some(Found { cluster: mc, pod: p });
-                }
-                fallback = Some(Found { cluster: mc.clone(), pod: p });
+            match Self::pod_in_cluster(&mc, ip) {
+                Some(found) if pod::is_serving(&found.pod) => return Some(found),
+                Some(found) => fallback = Some(found),
+                None => {}
             }
+        }
+        fallback
+    }
+
+    /// The pod with this IP in one cluster, not terminating (the serving one,
+    /// if two share it).
+    pub fn pod_in_cluster(at: &Arc<MeshCluster>, ip: Ipv4Addr) -> Option<Found> {
+        let ip = ip.to_string();
+        let mut fallback = None;
+        for p in at.cluster.list_where(&Resource::pods(), &format!("status.podIP={ip}")) {
+            if pod::ip(&p) != Some(ip.as_str()) || objects::is_terminating(&p) {
+                continue;
+            }
+            if pod::is_serving(&p) {
+                return Some(Found { cluster: at.clone(), pod: p });
+            }
+            fallback = Some(Found { cluster: at.clone(), pod: p });
         }
         fallback
     }

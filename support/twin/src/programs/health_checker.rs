@@ -4,6 +4,11 @@
 //! twin cluster in the target group's VPC, and accepts connections on the
 //! health-check port (see `listening`). AWS turns the results into target
 //! health with its thresholds.
+//!
+//! Two ways to probe: [`run`] looks at the clusters of this process in
+//! memory; [`run_over_fabric`] (the AWS process, when each cluster runs in
+//! its own) connects to each target through its VPC's ingress
+//! (`processes::vpc`), where the cluster answers with the same rule.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use super::load_balancer_controller::running_instance;
 use super::objects::pod;
 use super::runtime::Cluster;
 use crate::aws::AwsState;
+use crate::processes::vpc::{self, IngressOf};
 use crate::kube::Resource;
 
 /// The pods and Istio Gateways of one cluster, as one probe round sees them.
@@ -131,5 +137,72 @@ pub async fn run(aws: AwsState, clusters: impl Fn() -> Vec<Arc<Cluster>> + Send 
     loop {
         tokio::time::sleep(round).await;
         probe_all(&aws, &clusters(), &mut cache);
+    }
+}
+
+/// How many probes over the fabric run at once.
+const FABRIC_PROBES_AT_ONCE: usize = 16;
+/// The least wall time a probe over the fabric gets: the compressed
+/// HealthCheckTimeoutSeconds would be milliseconds, less than a busy
+/// cluster process may take to answer its ingress.
+const MIN_WALL_PROBE: Duration = Duration::from_secs(1);
+
+/// One probe of every registered target of every active NLB over the VPC
+/// fabric, at most [`FABRIC_PROBES_AT_ONCE`] at a time; returns how many
+/// were probed. A probe passes iff the connection to (target IP,
+/// health-check port) is accepted within the group's health-check timeout.
+pub async fn probe_all_over_fabric(aws: &AwsState, ingress_of: &IngressOf) -> usize {
+    use futures::StreamExt;
+    let clock = aws.config().clock;
+    let mut probes = Vec::new();
+    let mut seen = BTreeSet::new();
+    for nlb in aws.network_load_balancers().into_iter().filter(|n| n.lb.state == "active") {
+        for forward in nlb.listeners.iter().flat_map(|l| &l.forward) {
+            let tg = &forward.target_group;
+            let within = clock.compress(Duration::from_secs(forward.health_check_timeout_seconds)).max(MIN_WALL_PROBE);
+            for t in forward.targets.iter().filter(|t| t.state != "draining") {
+                // A group behind several listeners is checked once per target.
+                if seen.insert((tg.arn.clone(), t.ip.clone(), t.port)) {
+                    probes.push((tg.arn.clone(), tg.vpc_id.clone(), t.ip.clone(), t.port, t.health_check_port(tg), within));
+                }
+            }
+        }
+    }
+    let probed = probes.len();
+    futures::stream::iter(probes)
+        .map(|(tg_arn, vpc_id, ip, port, check_port, within)| async move {
+            let passed = probe_over_fabric(ingress_of, &vpc_id, &ip, check_port, within).await;
+            aws.record_health_check(&tg_arn, &ip, port, passed);
+        })
+        .buffer_unordered(FABRIC_PROBES_AT_ONCE)
+        .for_each(|()| async {})
+        .await;
+    probed
+}
+
+/// A TCP health check: connected means passed.
+async fn probe_over_fabric(ingress_of: &IngressOf, vpc_id: &str, ip: &str, port: u16, within: Duration) -> bool {
+    let (Some(ingress), Some(target)) = (ingress_of(vpc_id), vpc::pod_address(ip, port)) else {
+        return false;
+    };
+    match vpc::connect(ingress, target, within).await {
+        Ok(conn) => {
+            // Closed with a RST: hundreds of probes a second would otherwise
+            // leave as many sockets in TIME_WAIT.
+            let _ = conn.set_zero_linger();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Probes over the VPC fabric forever, once per health-check interval
+/// (simulated time), as the AWS process's health checker.
+pub async fn run_over_fabric(aws: AwsState, ingress_of: IngressOf) {
+    let cfg = aws.config();
+    let round = cfg.clock.compress(cfg.delays.health_check_interval).max(MIN_ROUND);
+    loop {
+        tokio::time::sleep(round).await;
+        probe_all_over_fabric(&aws, &ingress_of).await;
     }
 }

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::aws::Clock;
 use crate::mesh::dataplane::Found;
@@ -116,7 +115,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Reads the ClientHello off the connection, keeping every byte read.
-async fn read_client_hello(conn: &mut TcpStream) -> std::io::Result<(Vec<u8>, Option<String>)> {
+async fn read_client_hello<S: AsyncRead + Unpin>(conn: &mut S) -> std::io::Result<(Vec<u8>, Option<String>)> {
     let mut buf = Vec::new();
     loop {
         match sni_of_client_hello(&buf) {
@@ -134,29 +133,56 @@ async fn read_client_hello(conn: &mut TcpStream) -> std::io::Result<(Vec<u8>, Op
     }
 }
 
-/// Serves one connection on a gateway Service's node port.
-pub async fn serve(
+/// A byte stream a connection arrives on (a node port's TCP connection, or a
+/// tunnel through the VPC fabric).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// Serves one connection on a gateway Service's node port: kube-proxy picks
+/// the gateway pod (see [`Mesh::passthrough_destination`]).
+pub async fn serve<S: Stream>(
     mesh: Arc<Mesh>,
     at: Arc<MeshCluster>,
     _clock: Clock,
     svc: &Value,
     port: u16,
-    mut conn: TcpStream,
+    conn: S,
+) -> std::io::Result<()> {
+    pass_through(mesh.clone(), conn, |sni| mesh.passthrough_destination(&at, svc, port, sni)).await
+}
+
+/// Serves one connection that reached gateway pod `gateway` on `port` itself
+/// (an NLB's target, through the VPC fabric): the same SNI routing, without
+/// kube-proxy's pick.
+pub async fn serve_at_gateway<S: Stream>(mesh: Arc<Mesh>, gateway: Found, port: u16, conn: S) -> std::io::Result<()> {
+    pass_through(mesh.clone(), conn, |sni| mesh.passthrough_at_gateway(&gateway, port, sni)).await
+}
+
+/// Serves one mTLS connection that reached a pod with a sidecar directly
+/// (a peer's sidecar dialling the pod IP): its sidecar terminates it.
+pub async fn serve_at_sidecar<S: Stream>(mesh: Arc<Mesh>, dest: Found, port: u16, conn: S) -> std::io::Result<()> {
+    let Some(config) = sidecar_config(&dest) else { return Ok(()) };
+    sidecar(mesh, dest, port, config, conn).await;
+    Ok(())
+}
+
+/// Reads the ClientHello, asks `route` where its SNI goes, and passes the
+/// bytes through, both ways, to that pod's sidecar.
+async fn pass_through<S: Stream>(
+    mesh: Arc<Mesh>,
+    mut conn: S,
+    route: impl FnOnce(&str) -> Option<(Found, u16)>,
 ) -> std::io::Result<()> {
     let (hello, sni) = tokio::time::timeout(HELLO_TIMEOUT, read_client_hello(&mut conn))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no ClientHello in time"))??;
     // No SNI, or no passthrough for it: the gateway's listener closes the connection.
     let Some(sni) = sni else { return Ok(()) };
-    let Some((dest, dest_port)) = mesh.passthrough_destination(&at, svc, port, &sni) else {
+    let Some((dest, dest_port)) = route(&sni) else {
         tracing::debug!(%sni, "no passthrough route: closing");
         return Ok(());
     };
-    let Some(config) = WorkloadCa::of(&dest.cluster.cluster)
-        .and_then(|ca| ca.issue(&spiffe_id(&dest.pod)).and_then(|me| ca.server_config(me)))
-    else {
-        return Ok(());
-    };
+    let Some(config) = sidecar_config(&dest) else { return Ok(()) };
     let (mut ours, theirs) = tokio::io::duplex(64 * 1024);
     tokio::spawn(sidecar(mesh, dest, dest_port, config, theirs));
     ours.write_all(&hello).await?;
@@ -164,14 +190,13 @@ pub async fn serve(
     Ok(())
 }
 
+/// The destination sidecar's server side: a workload certificate from its cluster's CA.
+fn sidecar_config(dest: &Found) -> Option<Arc<rustls::ServerConfig>> {
+    WorkloadCa::of(&dest.cluster.cluster).and_then(|ca| ca.issue(&spiffe_id(&dest.pod)).and_then(|me| ca.server_config(me)))
+}
+
 /// The destination's sidecar: mTLS in, the request to the pod's program, the answer out.
-async fn sidecar(
-    mesh: Arc<Mesh>,
-    dest: Found,
-    port: u16,
-    config: Arc<rustls::ServerConfig>,
-    stream: tokio::io::DuplexStream,
-) {
+async fn sidecar<S: Stream>(mesh: Arc<Mesh>, dest: Found, port: u16, config: Arc<rustls::ServerConfig>, stream: S) {
     let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(config).accept(stream).await else {
         return;
     };
