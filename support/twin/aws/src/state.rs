@@ -618,7 +618,12 @@ mod tests {
         assert!(state.with_model(|m| m.enis.values().all(|e| e.private_ip.octets()[..2] == [10, 1])));
 
         let tg = state
-            .create_target_group(NewTargetGroup { name: "gw-15443".into(), port: 15443, vpc_id: vpc, ..Default::default() })
+            .create_target_group(NewTargetGroup {
+                name: "gw-15443".into(),
+                port: 15443,
+                vpc_id: vpc,
+                ..Default::default()
+            })
             .unwrap();
         state.create_listener(&public.arn, 15443, &tg, vec![]).unwrap();
         state.register_targets(&tg, &[("10.1.48.7".into(), 15443)]).unwrap();

@@ -154,7 +154,13 @@ async fn tunnel(mesh: Weak<Mesh>, cluster: &str, clock: Clock, mut conn: TcpStre
 }
 
 /// The stream after a `200`, as the pod at the other end serves it.
-async fn serve_as_pod(mesh: Arc<Mesh>, dest: Found, port: u16, clock: Clock, mut conn: TcpStream) -> std::io::Result<()> {
+async fn serve_as_pod(
+    mesh: Arc<Mesh>,
+    dest: Found,
+    port: u16,
+    clock: Clock,
+    mut conn: TcpStream,
+) -> std::io::Result<()> {
     let mut first = [0u8; 1];
     let n = match tokio::time::timeout(HEAD_TIMEOUT, conn.peek(&mut first)).await {
         Ok(Ok(n)) => n,

@@ -21,8 +21,8 @@ use super::load_balancer_controller::running_instance;
 use super::objects::pod;
 use super::runtime::Cluster;
 use crate::aws::AwsState;
-use crate::processes::vpc::{self, IngressOf};
 use crate::kube::Resource;
+use crate::processes::vpc::{self, IngressOf};
 
 /// The pods and Istio Gateways of one cluster, as one probe round sees them.
 struct ClusterView {
@@ -163,7 +163,14 @@ pub async fn probe_all_over_fabric(aws: &AwsState, ingress_of: &IngressOf) -> us
             for t in forward.targets.iter().filter(|t| t.state != "draining") {
                 // A group behind several listeners is checked once per target.
                 if seen.insert((tg.arn.clone(), t.ip.clone(), t.port)) {
-                    probes.push((tg.arn.clone(), tg.vpc_id.clone(), t.ip.clone(), t.port, t.health_check_port(tg), within));
+                    probes.push((
+                        tg.arn.clone(),
+                        tg.vpc_id.clone(),
+                        t.ip.clone(),
+                        t.port,
+                        t.health_check_port(tg),
+                        within,
+                    ));
                 }
             }
         }
