@@ -137,11 +137,9 @@ async fn tunnel(mesh: Weak<Mesh>, cluster: &str, clock: Clock, mut conn: TcpStre
         Ok(target) => target,
         Err((status, extra)) => return answer(&mut conn, status, extra).await,
     };
-    let Some(mc) = mesh.upgrade().and_then(|m| m.cluster(cluster).map(|mc| (m, mc))) else {
-        // The cluster is gone from this process: nothing answers for its pods.
-        return answer(&mut conn, 504, "").await;
-    };
-    let (mesh, mc) = mc;
+    // The cluster gone from this process: nothing answers for its pods.
+    let Some(mesh) = mesh.upgrade() else { return answer(&mut conn, 504, "").await };
+    let Some(mc) = mesh.cluster(cluster) else { return answer(&mut conn, 504, "").await };
     let Some(found) = Mesh::pod_in_cluster(&mc, *target.ip()) else {
         return answer(&mut conn, 504, "").await;
     };
