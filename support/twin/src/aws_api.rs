@@ -6,10 +6,11 @@
 //! In one process these are calls on the twin's [`AwsState`]; with a cluster
 //! in a process of its own they go over the wire to the AWS endpoint through
 //! [`RemoteAws`], as the real controller and aws-iam-authenticator reach AWS.
-//! Both answer alike: a lookup of a resource that does not exist is the
-//! service's not-found error, and every call can fail, so a program never
-//! mistakes an unanswered lookup for "nothing there" (the controller would
-//! create a second NLB, or let a Service go with its NLB still in AWS).
+//! Both answer alike: asking after a load balancer or target group that does
+//! not exist is the service's not-found error, and every call can fail, so a
+//! program never mistakes an unanswered lookup for "nothing there" (the
+//! controller would create a second NLB, or let a Service go with its NLB
+//! still in AWS).
 
 pub mod remote;
 

@@ -259,6 +259,8 @@ fn life_cycle(aws: &dyn AwsApi, vpc: &str, subnet_ids: &[String], model: Option<
     let missing = aws.registered_targets(&unknown_tg).unwrap_err();
     assert_eq!(missing.code, "TargetGroupNotFound", "{missing}");
     assert_eq!(aws.set_health_check_port(&unknown_tg, Some(80)).unwrap_err().code, "TargetGroupNotFound");
+    let unknown_lb = lb.arn.replace("k8s-istioing-istioeas-1a2b3c4d5e", "k8s-nothing-here-0000000000");
+    assert_eq!(aws.target_groups_of(&unknown_lb).unwrap_err().code, "LoadBalancerNotFound");
     let gone_sg = aws.delete_security_group("sg-0123456789abcdef0").unwrap_err();
     assert_eq!(gone_sg.code, "InvalidGroup.NotFound", "{gone_sg}");
 
