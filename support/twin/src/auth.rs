@@ -6,12 +6,12 @@
 //! cluster's name as the signed `x-k8s-aws-id` header).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::aws::AwsState;
+use crate::aws_api::AwsApi;
 use crate::kube::authz::UserInfo;
 use crate::kube::Authenticator;
 
@@ -32,7 +32,8 @@ pub struct ServiceAccountRef {
 pub struct ClusterAuth {
     eks_name: String,
     admin_token: String,
-    aws: AwsState,
+    /// STS (and the clock), in this process or over the wire.
+    aws: Arc<dyn AwsApi>,
     service_accounts: RwLock<HashMap<String, ServiceAccountRef>>,
     /// EKS tokens STS accepted, until when (simulated): kube-apiserver caches a
     /// token webhook's answers for `--authentication-token-webhook-cache-ttl`
@@ -46,7 +47,7 @@ pub struct ClusterAuth {
 const WEBHOOK_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl ClusterAuth {
-    pub fn new(eks_name: &str, aws: AwsState) -> ClusterAuth {
+    pub fn new(eks_name: &str, aws: Arc<dyn AwsApi>) -> ClusterAuth {
         ClusterAuth {
             eks_name: eks_name.to_owned(),
             admin_token: random_token(),
@@ -82,7 +83,7 @@ impl ClusterAuth {
     }
 
     fn eks_user(&self, token: &str) -> Option<UserInfo> {
-        let now = self.aws.config().clock.now();
+        let now = self.aws.clock().now();
         {
             let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
             accepted.retain(|_, (_, until)| *until > now);
@@ -177,7 +178,8 @@ mod tests {
 
     #[test]
     fn the_admin_and_registered_service_account_tokens_are_accepted_until_revoked() {
-        let auth = ClusterAuth::new("eks-1", AwsState::new(crate::aws::AwsConfig::default()));
+        let aws = crate::aws::AwsState::new(crate::aws::AwsConfig::default());
+        let auth = ClusterAuth::new("eks-1", crate::aws_api::in_process(&aws));
         assert!(auth.authenticate(auth.admin_token()).is_some());
         assert!(auth.authenticate(&format!("{}x", auth.admin_token())).is_none());
         assert!(auth.authenticate("").is_none());

@@ -9,6 +9,7 @@
 //! - `mesh`: Istio in the clusters: istiod, injection, proxies, apps, curl, the data plane.
 //! - `dns`: the resolver for NLB hostnames.
 //! - `auth`: who each cluster's API server lets in.
+//! - `aws_api`: AWS as a cluster's programs reach it, in this process or over the wire.
 //! - `twin`: starts and stops all of it.
 //! - `standin`: one cluster of the twin standing in for K3s (`meshspec k3s serve`).
 //! - `processes`: the network between the twin's processes when each cluster
@@ -19,6 +20,7 @@ pub use meshspec_twin_aws::{Clock, Delays};
 pub use meshspec_twin_kube as kube;
 
 pub mod auth;
+pub mod aws_api;
 pub mod dns;
 pub mod istio;
 pub mod mesh;

@@ -262,7 +262,9 @@ impl Shared {
                 .create(&crate::kube::Resource::customresourcedefinitions(), None, crd)
                 .map_err(|e| anyhow::anyhow!("installing Istio's CRDs: {e:?}"))?;
         }
-        let auth = Arc::new(ClusterAuth::new(&spec.name, self.aws.clone()));
+        // The cluster's programs reach AWS in this process.
+        let aws = crate::aws_api::in_process(&self.aws);
+        let auth = Arc::new(ClusterAuth::new(&spec.name, aws.clone()));
         let tls = self.ca.server_config().context("issuing the API server certificate")?;
         let mut api_cfg = api_server_config(&spec.version);
         api_cfg.faults = self.kube_faults;
@@ -275,7 +277,7 @@ impl Shared {
             &cfg.region,
             &spec.vpc_id,
             store,
-            self.aws.clone(),
+            aws,
             cfg.clock,
             cfg.delays.clone(),
             auth,

@@ -30,6 +30,7 @@ pub use error::AwsError;
 pub use faults::ApiFaults;
 pub use server::{serve, AwsServer};
 pub use state::{AwsConfig, AwsState};
+pub use sts::check_eks_token_url;
 
 use std::net::Ipv4Addr;
 

@@ -112,6 +112,20 @@ pub fn check_token_url(
     Ok(presigned)
 }
 
+/// [`check_token_url`] on a whole URL, for a caller that then asks STS itself
+/// (the twin's cluster programs when AWS is another process): `host_allowed`
+/// gets the scheme and the lower-case `host[:port]`.
+pub fn check_eks_token_url(
+    url: &str,
+    host_allowed: impl Fn(&str, &str) -> bool,
+    now: SystemTime,
+) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| "the token URL is not a URL".to_string())?;
+    let scheme = uri.scheme_str().ok_or("the token URL has no scheme")?;
+    let authority = uri.authority().ok_or("the token URL has no host")?.as_str().to_ascii_lowercase();
+    check_token_url(scheme, &authority, uri.path(), uri.query().unwrap_or_default(), host_allowed, now).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +157,18 @@ mod tests {
         assert!(check_token_url("https", "evil.example", "/", Q, |_, h| h.starts_with("sts."), at("20261125T120000Z"))
             .is_err());
         assert!(check_token_url("https", "sts.amazonaws.com", "/x", Q, |_, _| true, at("20261125T120000Z")).is_err());
+    }
+
+    #[test]
+    fn whole_urls_are_split_before_the_shape_checks() {
+        let now = at("20261125T120000Z");
+        let own = |s: &str, h: &str| s == "http" && h == "127.0.0.1:4566";
+        assert_eq!(check_eks_token_url(&format!("http://127.0.0.1:4566/?{Q}"), own, now), Ok(()));
+        assert!(check_eks_token_url(&format!("HTTP://127.0.0.1:4566/?{Q}"), own, now).is_ok());
+        assert!(check_eks_token_url(&format!("https://127.0.0.1:4566/?{Q}"), own, now).is_err());
+        assert!(check_eks_token_url(&format!("http://127.0.0.1:4567/?{Q}"), own, now).is_err());
+        assert!(check_eks_token_url("/?Action=GetCallerIdentity", own, now).unwrap_err().contains("scheme"));
+        assert!(check_eks_token_url("not a url", own, now).is_err());
     }
 
     #[test]

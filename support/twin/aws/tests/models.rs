@@ -50,6 +50,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("elbv2", "DeleteLoadBalancer"),
     ("elbv2", "CreateTargetGroup"),
     ("elbv2", "DescribeTargetGroups"),
+    ("elbv2", "ModifyTargetGroup"),
     ("elbv2", "DeleteTargetGroup"),
     ("elbv2", "CreateListener"),
     ("elbv2", "DescribeListeners"),
@@ -354,6 +355,9 @@ async fn every_operation_answers_as_botocore_models_it() {
     t.ok("elbv2", &format!("Action=DescribeLoadBalancerAttributes&LoadBalancerArn={}", enc(&lb_arn))).await;
     t.ok("elbv2", &format!("Action=ModifyLoadBalancerAttributes&LoadBalancerArn={}&Attributes.member.1.Key=load_balancing.cross_zone.enabled&Attributes.member.1.Value=true", enc(&lb_arn)))
         .await;
+    t.ok("elbv2", &format!("Action=ModifyTargetGroup&TargetGroupArn={}&HealthCheckPort=15021", enc(&tg_arn))).await;
+    t.ok("elbv2", &format!("Action=ModifyTargetGroup&TargetGroupArn={}&HealthCheckPort=traffic-port", enc(&tg_arn)))
+        .await;
     t.ok("elbv2", &format!("Action=DescribeTargetGroupAttributes&TargetGroupArn={}", enc(&tg_arn))).await;
     t.ok("elbv2", &format!("Action=ModifyTargetGroupAttributes&TargetGroupArn={}&Attributes.member.1.Key=deregistration_delay.timeout_seconds&Attributes.member.1.Value=10", enc(&tg_arn)))
         .await;
@@ -363,6 +367,12 @@ async fn every_operation_answers_as_botocore_models_it() {
     t.fails("elbv2", "Action=DescribeLoadBalancers&Names.member.1=nope", "LoadBalancerNotFound").await;
     let unknown_tg = "arn%3Aaws%3Aelasticloadbalancing%3Aus-west-2%3A123456789012%3Atargetgroup%2Fx%2F0123456789abcdef";
     t.fails("elbv2", &format!("Action=DescribeTargetHealth&TargetGroupArn={unknown_tg}"), "TargetGroupNotFound").await;
+    t.fails(
+        "elbv2",
+        &format!("Action=ModifyTargetGroup&TargetGroupArn={unknown_tg}&HealthCheckPort=80"),
+        "TargetGroupNotFound",
+    )
+    .await;
     let unknown_lb =
         "arn%3Aaws%3Aelasticloadbalancing%3Aus-west-2%3A123456789012%3Aloadbalancer%2Fnet%2Fx%2F0123456789abcdef";
     t.fails("elbv2", &format!("Action=DescribeListeners&LoadBalancerArn={unknown_lb}"), "LoadBalancerNotFound").await;

@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 use super::objects::{self, pod, service};
 use super::runtime::{Cluster, Reconciler, PRIVATE_SUBNET_TAG, PUBLIC_SUBNET_TAG};
 use crate::aws::{AwsError, LoadBalancerInfo, NewLoadBalancer, NewTargetGroup};
+use crate::aws_api::AwsApi;
 use crate::kube::{Resource, StoreEvent};
 
 pub const FINALIZER: &str = "service.k8s.aws/resources";
@@ -250,28 +251,34 @@ impl Reconciler for LoadBalancerController {
 }
 
 impl Pass<'_> {
-    fn aws(&self) -> &crate::aws::AwsState {
-        &self.cluster.aws
+    fn aws(&self) -> &dyn AwsApi {
+        self.cluster.aws.as_ref()
     }
 
     fn cluster_tag(&self) -> (&str, &str) {
         (TAG_CLUSTER, self.instance.cluster_name.as_str())
     }
 
-    /// The Service's NLBs in AWS: tagged with its stack and this cluster.
-    fn load_balancers_of(&self, key: &str) -> Vec<LoadBalancerInfo> {
-        self.aws()
+    /// The Service's NLBs in AWS: tagged with its stack and this cluster. A
+    /// lookup AWS did not answer fails the pass: taken for "none", it would
+    /// make a second NLB, or let the Service go with its NLB left in AWS.
+    fn load_balancers_of(&self, key: &str) -> Result<Vec<LoadBalancerInfo>, String> {
+        Ok(self
+            .aws()
             .load_balancers_tagged(TAG_STACK, key)
+            .map_err(|e| format!("listing load balancers: {e}"))?
             .into_iter()
             .filter(|lb| has_tag(&lb.tags, TAG_CLUSTER, &self.instance.cluster_name))
-            .collect()
+            .collect())
     }
 
     /// Security groups carrying both tags and this cluster's tag.
-    fn security_groups(&self, key: &str, value: &str) -> Vec<String> {
-        let mine: HashSet<String> =
-            self.aws().security_groups_tagged(TAG_CLUSTER, &self.instance.cluster_name).into_iter().collect();
-        self.aws().security_groups_tagged(key, value).into_iter().filter(|id| mine.contains(id)).collect()
+    fn security_groups(&self, key: &str, value: &str) -> Result<Vec<String>, String> {
+        let listing = |k: &str, v: &str| {
+            self.aws().security_groups_tagged(k, v).map_err(|e| format!("listing security groups: {e}"))
+        };
+        let mine: HashSet<String> = listing(TAG_CLUSTER, &self.instance.cluster_name)?.into_iter().collect();
+        Ok(listing(key, value)?.into_iter().filter(|id| mine.contains(id)).collect())
     }
 
     fn ensure(&self, svc: &Value, key: &str) -> Result<(), Failure> {
@@ -294,7 +301,7 @@ impl Pass<'_> {
         let backend = self.backend_security_group()?;
 
         let lb_name = names::load_balancer(cluster_name, ns, name, scheme);
-        let existing = self.load_balancers_of(key);
+        let existing = self.load_balancers_of(key)?;
         // A scheme change renames the NLB: the old one goes.
         for stale in existing.iter().filter(|lb| lb.name != lb_name) {
             self.delete_load_balancer(stale)?;
@@ -331,6 +338,7 @@ impl Pass<'_> {
         let mut subnets: Vec<_> = self
             .aws()
             .subnets_of_vpc(&self.instance.vpc_id)
+            .map_err(|e| format!("listing the subnets of {}: {e}", self.instance.vpc_id))?
             .into_iter()
             .filter(|s| s.tags.iter().any(|(k, v)| k == role && (v == "1" || v.is_empty())))
             .collect();
@@ -349,7 +357,7 @@ impl Pass<'_> {
     }
 
     fn frontend_security_group(&self, ns: &str, name: &str, key: &str) -> Result<String, String> {
-        let found = self.security_groups(TAG_STACK, key);
+        let found = self.security_groups(TAG_STACK, key)?;
         if let Some(id) = found.into_iter().next() {
             return Ok(id);
         }
@@ -365,7 +373,7 @@ impl Pass<'_> {
     }
 
     fn backend_security_group(&self) -> Result<String, String> {
-        if let Some(id) = self.security_groups(TAG_ELBV2_RESOURCE, "backend-sg").into_iter().next() {
+        if let Some(id) = self.security_groups(TAG_ELBV2_RESOURCE, "backend-sg")?.into_iter().next() {
             return Ok(id);
         }
         let sg_name = names::backend_security_group(&self.instance.cluster_name);
@@ -401,7 +409,8 @@ impl Pass<'_> {
             .filter(|p| objects::namespace(p) == ns)
             .filter(|p| selector.as_ref().is_some_and(|s| objects::selects(s, &objects::labels(p))))
             .collect();
-        let target_groups = self.aws().target_groups_of(&lb.arn);
+        let target_groups =
+            self.aws().target_groups_of(&lb.arn).map_err(|e| format!("listing target groups of {}: {e}", lb.name))?;
         let hc_port = health_check_port(svc, &selected)?;
 
         for sp in service::ports(svc).into_iter().filter(|p| p.protocol == "TCP") {
@@ -448,7 +457,12 @@ impl Pass<'_> {
                 .filter(|p| pod::is_serving(p))
                 .filter_map(|p| Some((pod::ip(p)?.to_owned(), sp.resolve_on(p)?)))
                 .collect();
-            let have: HashSet<(String, u16)> = self.aws().registered_targets(&tg_arn).into_iter().collect();
+            let have: HashSet<(String, u16)> = self
+                .aws()
+                .registered_targets(&tg_arn)
+                .map_err(|e| format!("listing targets of {tg_name}: {e}"))?
+                .into_iter()
+                .collect();
             let add: Vec<(String, u16)> = want.difference(&have).cloned().collect();
             let remove: Vec<(String, u16)> = have.difference(&want).cloned().collect();
             if !add.is_empty() {
@@ -467,7 +481,12 @@ impl Pass<'_> {
 
     fn delete_load_balancer(&self, lb: &LoadBalancerInfo) -> Result<(), String> {
         // Listeners go with the NLB; then its target groups are free to go.
-        let target_groups = self.aws().target_groups_of(&lb.arn);
+        let target_groups = match self.aws().target_groups_of(&lb.arn) {
+            Ok(groups) => groups,
+            // Already gone (DeleteLoadBalancer of an unknown ARN succeeds too).
+            Err(e) if e.code == "LoadBalancerNotFound" => Vec::new(),
+            Err(e) => return Err(format!("listing target groups of {}: {e}", lb.name)),
+        };
         self.aws().delete_load_balancer(&lb.arn).map_err(|e| format!("deleting NLB {}: {e}", lb.name))?;
         for tg in target_groups {
             match self.aws().delete_target_group(&tg.arn) {
@@ -481,14 +500,14 @@ impl Pass<'_> {
 
     /// Deletes what the Service had in AWS, then lets the Service go.
     fn tear_down(&self, svc: &Value, key: &str, last_in_cluster: bool) -> Result<(), Failure> {
-        for lb in self.load_balancers_of(key) {
+        for lb in self.load_balancers_of(key)? {
             self.delete_load_balancer(&lb)?;
         }
-        for sg in self.security_groups(TAG_STACK, key) {
+        for sg in self.security_groups(TAG_STACK, key)? {
             delete_security_group(self.aws(), &sg)?;
         }
         if last_in_cluster {
-            for sg in self.security_groups(TAG_ELBV2_RESOURCE, "backend-sg") {
+            for sg in self.security_groups(TAG_ELBV2_RESOURCE, "backend-sg")? {
                 delete_security_group(self.aws(), &sg)?;
             }
         }
@@ -508,7 +527,7 @@ impl Pass<'_> {
     }
 }
 
-fn delete_security_group(aws: &crate::aws::AwsState, id: &str) -> Result<(), String> {
+fn delete_security_group(aws: &dyn AwsApi, id: &str) -> Result<(), String> {
     match aws.delete_security_group(id) {
         Ok(()) => Ok(()),
         Err(AwsError { code, .. }) if code == "InvalidGroup.NotFound" => Ok(()),

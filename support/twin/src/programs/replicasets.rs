@@ -239,13 +239,13 @@ mod tests {
         let aws = crate::aws::AwsState::new(crate::aws::AwsConfig::default());
         let cfg = aws.config();
         let store = crate::kube::Store::new();
-        let auth = Arc::new(crate::auth::ClusterAuth::new("eks-1", aws.clone()));
+        let auth = Arc::new(crate::auth::ClusterAuth::new("eks-1", crate::aws_api::in_process(&aws)));
         let cluster = Arc::new(Cluster::new(
             "eks-1",
             &cfg.region,
             "vpc-1",
             store,
-            aws.clone(),
+            crate::aws_api::in_process(&aws),
             cfg.clock,
             cfg.delays.clone(),
             auth,

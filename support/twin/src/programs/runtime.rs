@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 use super::network::{NodeSubnet, PodNetwork};
 use super::objects;
 use crate::auth::ClusterAuth;
-use crate::aws::{AwsState, Clock, Delays};
+use crate::aws::{Clock, Delays};
+use crate::aws_api::AwsApi;
 use crate::kube::selector::{FieldSelector, LabelSelector};
 use crate::kube::{ApiError, Resource, Store, StoreEvent};
 
@@ -29,7 +30,9 @@ pub struct Cluster {
     pub region: String,
     pub vpc_id: String,
     pub store: Arc<Store>,
-    pub aws: AwsState,
+    /// AWS as the cluster's programs reach it: the twin's model in this
+    /// process, or an AWS endpoint over the wire.
+    pub aws: Arc<dyn AwsApi>,
     pub clock: Clock,
     pub delays: Delays,
     pub auth: Arc<ClusterAuth>,
@@ -69,7 +72,7 @@ impl Cluster {
         region: &str,
         vpc_id: &str,
         store: Arc<Store>,
-        aws: AwsState,
+        aws: Arc<dyn AwsApi>,
         clock: Clock,
         delays: Delays,
         auth: Arc<ClusterAuth>,
@@ -141,7 +144,11 @@ impl Cluster {
     /// `kubernetes.io/role/internal-elb`), else any subnet of the VPC that is
     /// not public, else any.
     fn node_subnets(&self) -> Vec<NodeSubnet> {
-        let mut subnets = self.aws.subnets_of_vpc(&self.vpc_id);
+        // Unanswered, the network is simply built at a later use (as while the VPC has no subnets).
+        let mut subnets = self.aws.subnets_of_vpc(&self.vpc_id).unwrap_or_else(|e| {
+            tracing::warn!(cluster = %self.eks_name, "listing the subnets of {}: {e}", self.vpc_id);
+            Vec::new()
+        });
         subnets.sort_by(|a, b| (&a.az, &a.cidr).cmp(&(&b.az, &b.cidr)));
         let tagged =
             |s: &crate::aws::SubnetInfo, key: &str| s.tags.iter().any(|(k, v)| k == key && (v == "1" || v.is_empty()));

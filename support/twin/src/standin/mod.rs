@@ -197,7 +197,7 @@ impl StandIn {
                 .create(&crate::kube::Resource::customresourcedefinitions(), None, crd)
                 .map_err(|e| anyhow::anyhow!("installing Istio's CRDs: {e:?}"))?;
         }
-        let auth = Arc::new(ClusterAuth::new(&node_name, aws.clone()));
+        let auth = Arc::new(ClusterAuth::new(&node_name, crate::aws_api::in_process(&aws)));
         let mut api_cfg = ApiServerConfig::eks(28);
         // /version as k3s answers it; `minor` stays the twin's choice for the
         // kubectl dispatcher (see ApiServerConfig::version_minor).
@@ -219,7 +219,7 @@ impl StandIn {
             "",
             &vpc_id,
             store,
-            aws.clone(),
+            crate::aws_api::in_process(&aws),
             clock,
             Delays::default(),
             auth,

@@ -193,6 +193,46 @@ pub fn handle(model: &mut Model, params: &Params, request_id: &str) -> AwsResult
                 });
             }))
         }
+        "ModifyTargetGroup" => {
+            // The health-check members of ModifyTargetGroupInput; the answer lists
+            // the modified group (botocore elbv2 2015-12-01 service-2.json,
+            // ModifyTargetGroupInput / ModifyTargetGroupOutput). The AWS Load Balancer
+            // Controller modifies the health-check port in place this way.
+            let arn = need("TargetGroupArn")?;
+            let health_check_port = match params.get("HealthCheckPort") {
+                None => None,
+                Some("traffic-port") => Some(None),
+                Some(_) => Some(port_param(params, "HealthCheckPort")?),
+            };
+            if params.get("HealthCheckProtocol").is_some_and(|p| p != "TCP") {
+                return Err(AwsError::bad(
+                    "InvalidConfigurationRequest",
+                    "Only the TCP health-check protocol is available here",
+                ));
+            }
+            let number = |key: &str| {
+                params.int::<u64>(key, |v| AwsError::elb_validation(format!("'{v}' is not a valid value for {key}")))
+            };
+            let interval = number("HealthCheckIntervalSeconds")?;
+            let timeout = number("HealthCheckTimeoutSeconds")?;
+            let healthy = number("HealthyThresholdCount")?;
+            let unhealthy = number("UnhealthyThresholdCount")?;
+            let tg = model.target_groups.get_mut(arn).ok_or_else(tg_not_found)?;
+            let hc = &mut tg.health_check;
+            if let Some(port) = health_check_port {
+                hc.port = port;
+            }
+            hc.interval_seconds = interval.unwrap_or(hc.interval_seconds);
+            hc.timeout_seconds = timeout.unwrap_or(hc.timeout_seconds);
+            hc.healthy_threshold = healthy.map_or(hc.healthy_threshold, |n| n.clamp(1, 10) as u32);
+            hc.unhealthy_threshold = unhealthy.map_or(hc.unhealthy_threshold, |n| n.clamp(1, 10) as u32);
+            let tg = &model.target_groups[arn];
+            Ok(respond(&|x| {
+                x.node("TargetGroups", |x| {
+                    x.node("member", |x| render::target_group(x, tg, model));
+                });
+            }))
+        }
         "DeleteTargetGroup" => {
             model.elb_delete_target_group(need("TargetGroupArn")?)?;
             Ok(respond(&|_| {}))

@@ -488,6 +488,9 @@ async fn resolve_gateways(instance: Weak<Instance>, cluster: Weak<Cluster>, dns:
     // an idle twin's work. A name not looked up yet is looked up at once.
     let mut cached: Option<(String, Vec<gateways::GatewaySource>)> = None;
     let mut looked_up: HashMap<String, std::time::Instant> = HashMap::new();
+    // The VPC's DNS support as AWS last told it: an AWS API that does not answer
+    // leaves the VPC's resolver as it was.
+    let mut vpc_resolves = true;
     loop {
         let (Some(inst), Some(own)) = (instance.upgrade(), cluster.upgrade()) else {
             return;
@@ -513,7 +516,15 @@ async fn resolve_gateways(instance: Weak<Instance>, cluster: Weak<Cluster>, dns:
         // istiod resolves through the cluster's DNS, which forwards names outside the
         // cluster to the VPC's Amazon-provided server; with the VPC's enableDnsSupport
         // off that server does not answer (botocore ec2 ModifyVpcAttributeRequest docs).
-        let vpc_resolves = own.aws.vpc_dns_support(&own.vpc_id);
+        if !due.is_empty() {
+            // A call to AWS blocks: not on this task's thread.
+            let (aws, vpc_id) = (own.aws.clone(), own.vpc_id.clone());
+            match tokio::task::spawn_blocking(move || aws.vpc_dns_support(&vpc_id)).await {
+                Ok(Ok(supported)) => vpc_resolves = supported,
+                Ok(Err(e)) => tracing::debug!("reading the DNS support of {}: {e}", own.vpc_id),
+                Err(e) => tracing::debug!("reading the DNS support of {}: {e}", own.vpc_id),
+            }
+        }
         for host in due {
             let answer = if !vpc_resolves {
                 tracing::debug!("looking up {host}: the VPC's DNS resolution is disabled");
