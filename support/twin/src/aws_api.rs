@@ -29,6 +29,12 @@ pub trait AwsApi: Send + Sync + 'static {
     /// The simulated clock the AWS side keeps (token caches expire by it).
     fn clock(&self) -> Clock;
 
+    /// Whether a call may wait on the network (an endpoint in another
+    /// process): callers on an async runtime then make room for other tasks.
+    fn blocks(&self) -> bool {
+        false
+    }
+
     // --- EC2 -------------------------------------------------------------
 
     /// DescribeSubnets with the filter `vpc-id`.
@@ -80,6 +86,20 @@ pub trait AwsApi: Send + Sync + 'static {
     /// Checks an EKS token's presigned GetCallerIdentity URL for the cluster
     /// named `cluster_header`, as aws-iam-authenticator does: who signed it.
     fn verify_presigned_sts(&self, url: &str, cluster_header: &str) -> Result<CallerIdentity, String>;
+}
+
+/// Runs `f`, which may wait on a remote AWS endpoint, so that the other tasks
+/// of a multi-threaded runtime go on meanwhile (a reconcile pass or an EKS
+/// token check would otherwise hold a worker thread, and with two workers the
+/// API server would stop answering). Elsewhere `f` simply runs.
+pub fn allowing_others<R>(aws: &dyn AwsApi, f: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if aws.blocks() && multi_thread {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
 }
 
 /// The twin's AWS model in this process, as a cluster's programs see it.

@@ -392,6 +392,10 @@ fn tg_info(tg: &elb::types::TargetGroup, tags: Vec<(String, String)>) -> TargetG
 }
 
 impl AwsApi for RemoteAws {
+    fn blocks(&self) -> bool {
+        true
+    }
+
     fn clock(&self) -> Clock {
         self.clock
     }

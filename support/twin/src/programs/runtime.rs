@@ -320,7 +320,9 @@ async fn next_interesting(
 
 fn run_pass(cluster: &Arc<Cluster>, program: &mut impl Reconciler) {
     // A bug in one pass must not stop the program for good.
-    let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.reconcile(cluster)));
+    let pass = crate::aws_api::allowing_others(cluster.aws.as_ref(), || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.reconcile(cluster)))
+    });
     if pass.is_err() {
         tracing::error!(cluster = %cluster.eks_name, program = program.name(), "reconcile pass panicked");
     }
