@@ -359,7 +359,7 @@ async fn tls_through_the_nlb_reaches_the_gateway_passthrough_and_the_sidecar() -
 
     // A peer's sidecar: a workload certificate under the same root.
     let mesh_cluster = cluster.standin.mesh().cluster(&cluster.name).context("the cluster in its mesh")?;
-    let workload_ca = WorkloadCa::of(&mesh_cluster.cluster).context("cacerts in place")?;
+    let workload_ca = WorkloadCa::in_use(&mesh_cluster).context("cacerts in place, read by istiod")?;
     let config = || -> Result<_> {
         let me = workload_ca.issue("spiffe://cluster.local/ns/sample/sa/sleep").context("a leaf")?;
         workload_ca.client_config(me).context("a client config")

@@ -21,9 +21,9 @@ use serde_json::Value;
 use super::ca::{secret_text, CACERTS, SELF_SIGNED_SECRET};
 use super::istiod::registry::ISTIO_SYSTEM;
 use super::istiod::xds::CLUSTER_DOMAIN;
+use super::MeshCluster;
 use crate::kube::Resource;
 use crate::programs::objects;
-use crate::programs::Cluster;
 
 /// A cluster's signing CA for workloads.
 pub struct WorkloadCa {
@@ -51,24 +51,34 @@ pub fn spiffe_id(pod: &Value) -> String {
 }
 
 impl WorkloadCa {
-    /// The cluster's CA as istiod would sign with it now: `cacerts` with all
-    /// four files, else the self-signed `istio-ca-secret`; `None` without either.
-    pub fn of(cluster: &Cluster) -> Option<WorkloadCa> {
+    /// The CA the cluster's workloads hold certificates from: the one its
+    /// istiod chose when it started, since it reads `cacerts` once (Istio
+    /// 1.20.2 pilot/pkg/bootstrap/istio_ca.go: the CA is made at start, a
+    /// `cacerts` made later is not picked up until istiod restarts). `None`
+    /// before any istiod ran, or when the secret it used is gone.
+    pub fn in_use(mc: &MeshCluster) -> Option<WorkloadCa> {
+        let root = mc.istiod.trust_root()?;
+        let same = |pem: &str| certs(pem) == certs(&root);
+        let cluster = &mc.cluster;
         let secret = |name: &str| cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), name);
-        let (cert, key, chain, root) = match secret(CACERTS) {
-            Some(s) if secret_text(&s, "ca-key.pem").is_some() => (
-                secret_text(&s, "ca-cert.pem")?,
-                secret_text(&s, "ca-key.pem")?,
-                secret_text(&s, "cert-chain.pem")?,
-                secret_text(&s, "root-cert.pem")?,
-            ),
-            _ => {
-                let s = secret(SELF_SIGNED_SECRET)?;
-                let cert = secret_text(&s, "ca-cert.pem")?;
-                (cert.clone(), secret_text(&s, "ca-key.pem")?, cert.clone(), cert)
+        if let Some(s) = secret(CACERTS) {
+            if let (Some(cert), Some(key), Some(chain), Some(r)) = (
+                secret_text(&s, "ca-cert.pem"),
+                secret_text(&s, "ca-key.pem"),
+                secret_text(&s, "cert-chain.pem"),
+                secret_text(&s, "root-cert.pem"),
+            ) {
+                if same(&r) {
+                    return Self::from_pems(&cert, &key, &chain, &r);
+                }
             }
-        };
-        Self::from_pems(&cert, &key, &chain, &root)
+        }
+        let s = secret(SELF_SIGNED_SECRET)?;
+        let cert = secret_text(&s, "ca-cert.pem")?;
+        if !same(&cert) {
+            return None;
+        }
+        Self::from_pems(&cert, &secret_text(&s, "ca-key.pem")?, &cert, &cert)
     }
 
     pub fn from_pems(ca_cert: &str, ca_key: &str, chain: &str, root: &str) -> Option<WorkloadCa> {

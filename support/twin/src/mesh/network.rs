@@ -67,8 +67,8 @@ pub async fn run(leg: RemoteLeg) -> Delivery {
         Ok(Err(_)) => return fail(CONNECT_TIMEOUT_BODY),
         Ok(Ok(tcp)) => tcp,
     };
-    let Some(config) = WorkloadCa::of(&leg.from.cluster)
-        .and_then(|ca| ca.issue(&spiffe_id(&leg.pod)).and_then(|me| ca.client_config(me)))
+    let Some(config) =
+        WorkloadCa::in_use(&leg.from).and_then(|ca| ca.issue(&spiffe_id(&leg.pod)).and_then(|me| ca.client_config(me)))
     else {
         // No signing CA in the cluster: the sidecar has no certificate to present.
         return fail(CERTIFICATE_VERIFY_FAILED_BODY);

@@ -192,8 +192,7 @@ async fn pass_through<S: Stream>(
 
 /// The destination sidecar's server side: a workload certificate from its cluster's CA.
 fn sidecar_config(dest: &Found) -> Option<Arc<rustls::ServerConfig>> {
-    WorkloadCa::of(&dest.cluster.cluster)
-        .and_then(|ca| ca.issue(&spiffe_id(&dest.pod)).and_then(|me| ca.server_config(me)))
+    WorkloadCa::in_use(&dest.cluster).and_then(|ca| ca.issue(&spiffe_id(&dest.pod)).and_then(|me| ca.server_config(me)))
 }
 
 /// The destination's sidecar: mTLS in, the request to the pod's program, the answer out.
