@@ -106,6 +106,9 @@ impl MeshWorld {
         opts.fixtures = self.session.fixtures.clone();
         // The run's API faults reach every twin of the run.
         opts.api_fault_rate = self.session.api_fault_rate;
+        // And every twin runs where the run's does (in this process, or as processes).
+        opts.twin_runtime = self.session.twin_runtime;
+        opts.meshspec_binary = self.session.meshspec_binary.clone();
         opts
     }
 

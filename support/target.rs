@@ -18,7 +18,6 @@ use crate::kube::{client_from_endpoint, client_from_kubeconfig, KubeTimeouts};
 use crate::provision::Provisioner;
 use crate::timeouts::Timeouts;
 use crate::topology::Topology;
-use meshspec_twin::twin::Twin;
 
 pub mod driver;
 pub mod eks;
@@ -86,6 +85,11 @@ pub struct TargetOptions {
     pub api_fault_rate: Option<crate::api_faults::ApiFaultRates>,
     /// Where the run ledger is written (None: no ledger).
     pub ledger_dir: Option<PathBuf>,
+    /// Where the twin runs: in this process, or as processes of its own.
+    pub twin_runtime: twin::TwinRuntime,
+    /// The meshspec binary whose `twin serve-*` commands run the twin's
+    /// processes (None: this one; tests name the built binary).
+    pub meshspec_binary: Option<PathBuf>,
 }
 
 impl TargetOptions {
@@ -105,6 +109,8 @@ impl TargetOptions {
             fault: None,
             api_fault_rate: None,
             ledger_dir: None,
+            twin_runtime: twin::TwinRuntime::InProcess,
+            meshspec_binary: None,
         }
     }
 }
@@ -143,12 +149,15 @@ pub struct Target {
     pub fault: Option<crate::faults::Fault>,
     /// The rates of injected API faults the twin runs with, if any.
     pub api_fault_rate: Option<crate::api_faults::ApiFaultRates>,
+    /// Where the twin runs (a fresh twin of a scenario runs the same way).
+    pub twin_runtime: twin::TwinRuntime,
+    pub meshspec_binary: Option<PathBuf>,
     aws: Option<AwsAccess>,
     pub dns: Dns,
     kubeconfig: Option<PathBuf>,
     contexts: BTreeMap<String, String>,
     clusters: Mutex<BTreeMap<String, ClusterAccess>>,
-    twin: Mutex<Option<Twin>>,
+    twin: Mutex<Option<twin::RunningTwin>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -206,6 +215,8 @@ impl Target {
             plan: opts.plan,
             fault: opts.fault,
             api_fault_rate: opts.api_fault_rate,
+            twin_runtime: opts.twin_runtime,
+            meshspec_binary: opts.meshspec_binary,
             aws,
             dns,
             kubeconfig: opts.kubeconfig,

@@ -170,6 +170,107 @@ fn go_port(s: &str) -> Result<u32, String> {
 enum TwinCommand {
     /// Start the twin, provision the seed deployment, write an env file, serve until interrupted.
     Up(TwinUpArgs),
+    /// The twin's AWS side as a process of its own (`--twin-runtime processes`).
+    #[command(hide = true)]
+    ServeAws(ServeAwsArgs),
+    /// One EKS cluster of the twin as a process of its own, started by `serve-aws`.
+    #[command(hide = true)]
+    ServeCluster(ServeClusterArgs),
+}
+
+/// The credentials of `twin serve-aws` and `twin serve-cluster` come in their
+/// environment, never on the command line.
+fn twin_credentials() -> Result<(String, String)> {
+    use meshspec_twin::processes::{ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY};
+    let id = std::env::var(ENV_ACCESS_KEY_ID).with_context(|| format!("{ENV_ACCESS_KEY_ID} is not set"))?;
+    let secret = std::env::var(ENV_SECRET_ACCESS_KEY).with_context(|| format!("{ENV_SECRET_ACCESS_KEY} is not set"))?;
+    Ok((id, secret))
+}
+
+#[derive(Args)]
+struct ServeAwsArgs {
+    #[arg(long)]
+    region: String,
+    #[arg(long)]
+    account_id: String,
+    #[arg(long)]
+    time_scale: f64,
+    #[arg(long)]
+    istio_version: String,
+    #[arg(long, default_value_t = 0.0)]
+    aws_fault_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    kube_fault_rate: f64,
+    /// 127.A.B: where the clusters (127.A.B.10+) and the NLBs (127.A.B+1.0/24) listen.
+    #[arg(long)]
+    base: std::net::Ipv4Addr,
+    #[arg(long)]
+    log_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeClusterArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    version: String,
+    #[arg(long)]
+    vpc_id: String,
+    #[arg(long)]
+    region: String,
+    #[arg(long)]
+    aws_endpoint: String,
+    #[arg(long)]
+    dns: std::net::SocketAddr,
+    #[arg(long)]
+    address: std::net::Ipv4Addr,
+    #[arg(long)]
+    time_scale: f64,
+    #[arg(long)]
+    istio_version: String,
+    #[arg(long, default_value_t = 0.0)]
+    kube_fault_rate: f64,
+}
+
+async fn serve_aws(args: ServeAwsArgs) -> Result<ExitCode> {
+    let (access_key_id, secret_access_key) = twin_credentials()?;
+    let me = std::env::current_exe().context("cannot find this binary to start the clusters with")?;
+    let [a, b, c, _] = args.base.octets();
+    let opts = meshspec_twin::processes::aws_host::AwsHostOptions {
+        region: args.region,
+        account_id: args.account_id,
+        access_key_id,
+        secret_access_key,
+        time_scale: args.time_scale,
+        istio_version: args.istio_version,
+        aws_fault_rate: args.aws_fault_rate,
+        kube_fault_rate: args.kube_fault_rate,
+        base: [a, b, c],
+        cluster_command: vec![me.display().to_string(), "twin".into(), "serve-cluster".into()],
+        log_dir: args.log_dir,
+    };
+    let code = meshspec_twin::processes::aws_host::serve(opts).await;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+async fn serve_cluster(args: ServeClusterArgs) -> Result<ExitCode> {
+    let (access_key_id, secret_access_key) = twin_credentials()?;
+    let opts = meshspec_twin::processes::cluster_host::ClusterHostOptions {
+        name: args.name,
+        version: args.version,
+        vpc_id: args.vpc_id,
+        region: args.region,
+        aws_endpoint: args.aws_endpoint,
+        access_key_id,
+        secret_access_key,
+        dns: args.dns,
+        address: args.address,
+        time_scale: args.time_scale,
+        istio_version: args.istio_version,
+        kube_fault_rate: args.kube_fault_rate,
+    };
+    let code = meshspec_twin::processes::cluster_host::serve(opts).await;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 #[derive(Args, Clone)]
@@ -231,6 +332,10 @@ struct TargetArgs {
     /// `processes` (the stand-in as local processes on loopback addresses; no Docker).
     #[arg(long, value_enum, default_value = "docker")]
     k3s_runtime: meshspec::provision::k3s::K3sRuntime,
+    /// Where the twin target's twin runs: `in-process`, or `processes` (AWS in one process,
+    /// each EKS cluster in its own on a loopback address: everything between them crosses TCP).
+    #[arg(long, value_enum, default_value = "in-process")]
+    twin_runtime: meshspec::target::twin::TwinRuntime,
     /// The stage plan: a file, or a name under fixtures/ (default stages.yaml).
     #[arg(long, env = "MESHSPEC_PLAN")]
     plan: Option<String>,
@@ -344,6 +449,7 @@ impl TargetArgs {
             plan: self.plan.clone(),
             k3s_image: self.k3s_image.clone(),
             k3s_runtime: self.k3s_runtime,
+            twin_runtime: self.twin_runtime,
         }
     }
 }
@@ -644,6 +750,8 @@ fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Docs(args) => docs(args),
             Command::Twin { command: TwinCommand::Up(args) } => twin_up(args).await,
+            Command::Twin { command: TwinCommand::ServeAws(args) } => serve_aws(args).await,
+            Command::Twin { command: TwinCommand::ServeCluster(args) } => serve_cluster(args).await,
             Command::K3s { command: K3sCommand::Serve { args } } => {
                 Ok(ExitCode::from(u8::try_from(meshspec_twin::standin::serve(args).await).unwrap_or(1)))
             }

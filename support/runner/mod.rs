@@ -155,7 +155,14 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         }
     };
     let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default();
+    // A twin of processes costs three processes per fresh twin; scenarios side
+    // by side (cucumber's default is 64) would starve a small machine's cores.
+    let at_once = match session.twin_runtime {
+        crate::target::twin::TwinRuntime::Processes => Some(PROCESS_TWIN_SCENARIOS_AT_ONCE),
+        crate::target::twin::TwinRuntime::InProcess => None,
+    };
     let outcome = MeshWorld::cucumber()
+        .max_concurrent_scenarios(at_once)
         .with_writer(
             writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
                 .summarized()
@@ -258,6 +265,9 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
 }
 
 /// How to remove what an interrupted run created.
+/// How many scenarios run at once on a twin of processes.
+pub const PROCESS_TWIN_SCENARIOS_AT_ONCE: usize = 4;
+
 pub fn reap_hint(run_id: &str, kind: crate::target::TargetKind) -> String {
     format!("to remove what this run created: meshspec reap --target {kind} --run-id {run_id}")
 }

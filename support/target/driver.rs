@@ -25,7 +25,7 @@ pub struct Opened {
     /// How the AWS clients are made (the twin's endpoint and credentials on the twin).
     pub aws: AwsSettings,
     /// The in-process twin, when the target is one.
-    pub twin: Option<meshspec_twin::twin::Twin>,
+    pub twin: Option<super::twin::RunningTwin>,
 }
 
 /// One target kind.

@@ -47,6 +47,8 @@ pub struct TargetRequest {
     pub k3s_image: String,
     /// Where the k3s target's clusters run (`--k3s-runtime`).
     pub k3s_runtime: crate::provision::k3s::K3sRuntime,
+    /// Where the twin target's twin runs (`--twin-runtime`).
+    pub twin_runtime: super::twin::TwinRuntime,
 }
 
 impl TargetRequest {
@@ -71,6 +73,7 @@ impl TargetRequest {
             plan: None,
             k3s_image: crate::containers::k3s::DEFAULT_IMAGE.to_string(),
             k3s_runtime: crate::provision::k3s::K3sRuntime::Docker,
+            twin_runtime: super::twin::TwinRuntime::InProcess,
         }
     }
 }
@@ -103,6 +106,12 @@ pub fn target_options(req: &TargetRequest, env: Env) -> Result<TargetOptions> {
     }
     opts.time_scale = req.time_scale;
     opts.timeout_scale = req.timeout_scale;
+    ensure!(
+        req.twin_runtime == super::twin::TwinRuntime::InProcess || req.target == TargetKind::Twin,
+        "--twin-runtime is for the twin target, not {}",
+        req.target
+    );
+    opts.twin_runtime = req.twin_runtime;
     opts.plan = plan(req);
     opts.provisioner = provisioner(req, env)?;
     if let Provisioner::Kind(p) = &opts.provisioner {

@@ -26,4 +26,5 @@ mod standins;
 mod targets;
 mod terraform;
 mod twin_clients;
+mod twin_processes;
 mod workflow;

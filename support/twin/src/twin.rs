@@ -333,14 +333,14 @@ async fn wait_closed(addr: SocketAddr) {
 }
 
 /// `/version` for an EKS version like `1.28`.
-fn api_server_config(version: &str) -> ApiServerConfig {
+pub(crate) fn api_server_config(version: &str) -> ApiServerConfig {
     let minor = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(28);
     ApiServerConfig::eks(minor)
 }
 
 /// An access key pair shaped like IAM's: `AKIA` + 16 base32 characters, and
 /// a 40-character secret.
-fn generate_credentials() -> (String, String) {
+pub(crate) fn generate_credentials() -> (String, String) {
     const ID_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     const SECRET_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let pick = |chars: &[u8], n: usize| -> String {
