@@ -131,7 +131,7 @@ async fn failed_only_between(w: &mut MeshWorld, step: &Step, from: String, to: S
 }
 
 /// Every cluster's probe requests sent after the mark are answered by both helloworld versions within the
-/// duration (on the twin, compressed by its time scale as its deadlines are, never under 5 s); waits for it
+/// duration (on the twin, compressed by its time scale as its deadlines are, never under 10 s); waits for it
 /// while the duration lasts. Attaches how long each cluster took.
 #[then(expr = "both helloworld versions answer every cluster's probe again within {duration} of {string}")]
 async fn answered_again(w: &mut MeshWorld, step: &Step, within: StatedDuration, mark: String) -> StepResult {
