@@ -21,6 +21,7 @@ pub mod destroy;
 pub mod diagnosis;
 pub mod load_balancing;
 pub mod ordering;
+pub mod probe;
 pub mod provisioning;
 pub mod readiness;
 pub mod sync;
@@ -66,6 +67,8 @@ pub struct MeshWorld {
     pub refusal: Option<String>,
     /// Every check's outcome on a deployment with a fault.
     pub sweep: Option<Vec<crate::checks::sweep::CheckOutcome>>,
+    /// The traffic probe running through the scenario, if one was started.
+    pub probe: Option<probe::ScenarioProbe>,
 }
 
 impl MeshWorld {
@@ -85,6 +88,7 @@ impl MeshWorld {
             destroyed: None,
             refusal: None,
             sweep: None,
+            probe: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod check;
 pub mod destroy;
 pub mod load_balancing;
 pub mod ordering;
+pub mod probe;
 pub mod provisioning;
 pub mod readiness;
 pub mod sweep;

@@ -1,10 +1,13 @@
-//! Mesh inspection and mesh material: the plugged-in CA (`cacerts`), and (as
-//! the project grows) remote secrets, Envoy endpoints and istiod debug output.
+//! Mesh inspection and mesh material: the plugged-in CA (`cacerts`), remote
+//! secrets, Envoy endpoints, istiod debug output, and traffic through the
+//! sidecars (the load-balancing requests, and the probe that keeps sending
+//! them through an operation).
 
 pub mod cacerts;
 pub mod envoy;
 pub mod envoy_dump;
 mod goyaml;
 pub mod istiod;
+pub mod probe;
 pub mod remote_secret;
 pub mod traffic;

@@ -1,14 +1,60 @@
 //! Cross-cluster load balancing: requests from a sleep pod through its sidecar,
 //! the answers counted per helloworld version, and the check that the split is
+//! what the endpoint weights predict. The traffic probe sends its requests
+//! through the same curl path, one at a time ([`curl_once`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kube::exec::exec;
+
+/// What one request got, typed: a greeting, or how it failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Answer {
+    /// A helloworld greeting (`Hello version: v1, instance: POD`).
+    Hello { version: String, instance: String },
+    /// An HTTP answer that is not a greeting: Envoy's 503 with its reason in
+    /// the body (`no healthy upstream`, `upstream connect error ...`), a 404.
+    Http { status: u16, body: String },
+    /// No HTTP answer at all: curl's own error (exit 7, 28, 56 ...).
+    NoHttp { curl: String },
+    /// curl ended before it reached this transfer; what it printed on stderr.
+    CurlStopped { stderr: String },
+    /// The exec into the pod failed or missed its deadline.
+    Exec { error: String },
+}
+
+impl Answer {
+    /// The helloworld version that answered, if one did.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            Answer::Hello { version, .. } => Some(version),
+            _ => None,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.version().is_none()
+    }
+}
+
+// As the answers read in the reports: the greeting itself, or the error as before.
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Hello { version, instance } => write!(f, "Hello version: {version}, instance: {instance}"),
+            Answer::Http { status, body } => write!(f, "HTTP {status:03}: {body}"),
+            Answer::NoHttp { curl } => write!(f, "no HTTP answer: {curl}"),
+            Answer::CurlStopped { stderr } => write!(f, "no answer (curl stopped): {stderr}"),
+            Answer::Exec { error } => write!(f, "exec failed: {error}"),
+        }
+    }
+}
 
 /// The answers of N requests.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -23,14 +69,14 @@ pub struct Distribution {
 }
 
 impl Distribution {
-    pub fn record(&mut self, answer: &str) {
+    pub fn record(&mut self, answer: &Answer) {
         self.requests += 1;
-        match parse_hello(answer) {
-            Some((version, instance)) => {
-                *self.versions.entry(version).or_default() += 1;
-                *self.instances.entry(instance).or_default() += 1;
+        match answer {
+            Answer::Hello { version, instance } => {
+                *self.versions.entry(version.clone()).or_default() += 1;
+                *self.instances.entry(instance.clone()).or_default() += 1;
             }
-            None => self.errors.push(answer.trim().to_string()),
+            other => self.errors.push(other.to_string()),
         }
     }
 
@@ -71,43 +117,49 @@ pub async fn curl_from(
     timeout: Duration,
 ) -> Result<Distribution> {
     let batches: Vec<usize> = (0..n).step_by(BATCH).map(|start| BATCH.min(n - start)).collect();
-    let write_out = format!("\\n{MARK} %{{http_code}}\\n");
-    let results: Vec<Vec<String>> = stream::iter(batches)
-        .map(|k| {
-            let write_out = write_out.clone();
-            async move {
-                let mut command = vec!["curl", "-sS", "-w", write_out.as_str()];
-                command.extend(std::iter::repeat_n(url, k));
-                match exec(from.client, from.namespace, from.pod, from.container, &command, timeout).await {
-                    Ok(out) => split_transfers(&out.stdout, &out.stderr, k),
-                    Err(e) => vec![format!("exec failed: {e:#}"); k],
-                }
-            }
-        })
+    let results: Vec<Vec<Answer>> = stream::iter(batches)
+        .map(|k| curl_batch(from, url, k, timeout))
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
     let mut d = Distribution::default();
-    for answer in results.into_iter().flatten() {
-        d.record(&answer);
+    for answer in results.iter().flatten() {
+        d.record(answer);
     }
     Ok(d)
 }
 
-/// One answer per transfer: the body, or what went wrong (curl's error on stderr).
-fn split_transfers(stdout: &str, stderr: &str, expected: usize) -> Vec<String> {
+/// One request to `url` from a container, as [`curl_from`] sends each: one
+/// answer, whatever happened, within `timeout`.
+pub async fn curl_once(from: &Source<'_>, url: &str, timeout: Duration) -> Answer {
+    let mut answers = curl_batch(from, url, 1, timeout).await;
+    answers.pop().unwrap_or_else(|| Answer::CurlStopped { stderr: String::new() })
+}
+
+/// One exec of `curl -sS URL...` with `k` URLs: `k` answers.
+async fn curl_batch(from: &Source<'_>, url: &str, k: usize, timeout: Duration) -> Vec<Answer> {
+    let write_out = format!("\\n{MARK} %{{http_code}}\\n");
+    let mut command = vec!["curl", "-sS", "-w", write_out.as_str()];
+    command.extend(std::iter::repeat_n(url, k));
+    match exec(from.client, from.namespace, from.pod, from.container, &command, timeout).await {
+        Ok(out) => split_transfers(&out.stdout, &out.stderr, k),
+        Err(e) => vec![Answer::Exec { error: format!("{e:#}") }; k],
+    }
+}
+
+/// One answer per transfer: the greeting, or what went wrong (curl's error on stderr).
+fn split_transfers(stdout: &str, stderr: &str, expected: usize) -> Vec<Answer> {
     let mut answers = Vec::new();
     let mut body = String::new();
     for line in stdout.split_inclusive('\n') {
         if let Some(code) = line.trim_end().strip_prefix(MARK) {
             let code = code.trim();
             let text = body.trim().to_string();
-            answers.push(if code == "200" && !text.is_empty() {
-                text
-            } else if code == "000" {
-                format!("no HTTP answer: {}", stderr.trim())
-            } else {
-                format!("HTTP {code}: {text}")
+            answers.push(match (code, code.parse::<u16>(), parse_hello(&text)) {
+                ("200", _, Some((version, instance))) => Answer::Hello { version, instance },
+                // curl writes 000 when no HTTP response came.
+                (_, Ok(0), _) | (_, Err(_), _) => Answer::NoHttp { curl: stderr.trim().to_string() },
+                (_, Ok(status), _) => Answer::Http { status, body: text },
             });
             body.clear();
         } else {
@@ -115,7 +167,7 @@ fn split_transfers(stdout: &str, stderr: &str, expected: usize) -> Vec<String> {
         }
     }
     while answers.len() < expected {
-        answers.push(format!("no answer (curl stopped): {}", stderr.trim()));
+        answers.push(Answer::CurlStopped { stderr: stderr.trim().to_string() });
     }
     answers
 }
@@ -187,26 +239,52 @@ mod tests {
 
     #[test]
     fn greetings_are_counted_and_errors_kept() {
+        let hello = |v: &str, i: &str| Answer::Hello { version: v.into(), instance: i.into() };
         let mut d = Distribution::default();
-        d.record("Hello version: v1, instance: helloworld-v1-867747c89-7vzwl\n");
-        d.record("Hello version: v2, instance: helloworld-v2-7f46498c69-5g9rk\n");
-        d.record("upstream connect error or disconnect/reset before headers. reset reason: connection timeout");
+        d.record(&hello("v1", "helloworld-v1-867747c89-7vzwl"));
+        d.record(&hello("v2", "helloworld-v2-7f46498c69-5g9rk"));
+        d.record(&Answer::Http {
+            status: 503,
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection timeout".into(),
+        });
         assert_eq!((d.share("v1"), d.share("v2"), d.errors.len(), d.requests), (1, 1, 1, 3));
+        assert_eq!(
+            d.errors[0],
+            "HTTP 503: upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+        );
     }
 
     #[test]
-    fn batched_transfers_are_split_into_answers() {
+    fn batched_transfers_are_split_into_typed_answers() {
         let stdout = format!(
-            "Hello version: v1, instance: a\n\n{MARK} 200\nupstream connect error or disconnect/reset before headers. reset reason: connection timeout\n{MARK} 503\n\n{MARK} 000\n"
+            "Hello version: v1, instance: a\n\n{MARK} 200\nupstream connect error or disconnect/reset before headers. reset reason: connection timeout\n{MARK} 503\n\n{MARK} 000\nnot a greeting\n{MARK} 200\n"
         );
-        let answers = split_transfers(&stdout, "curl: (28) Operation timed out", 4);
-        assert_eq!(answers[0], "Hello version: v1, instance: a");
-        assert!(answers[1].starts_with("HTTP 503: upstream connect error"));
-        assert!(answers[2].contains("Operation timed out"));
-        assert!(answers[3].starts_with("no answer"));
+        let answers = split_transfers(&stdout, "curl: (28) Operation timed out", 5);
+        assert_eq!(answers[0], Answer::Hello { version: "v1".into(), instance: "a".into() });
+        assert_eq!(answers[0].version(), Some("v1"));
+        assert!(
+            matches!(&answers[1], Answer::Http { status: 503, body } if body.starts_with("upstream connect error"))
+        );
+        assert!(answers[1].to_string().starts_with("HTTP 503: upstream connect error"));
+        assert_eq!(answers[2], Answer::NoHttp { curl: "curl: (28) Operation timed out".into() });
+        assert!(answers[2].to_string().contains("Operation timed out"));
+        assert_eq!(
+            answers[3],
+            Answer::Http { status: 200, body: "not a greeting".into() },
+            "a 200 that is no greeting"
+        );
+        assert!(answers[4].to_string().starts_with("no answer") && answers[4].is_error());
         let mut d = Distribution::default();
         answers.iter().for_each(|a| d.record(a));
-        assert_eq!((d.share("v1"), d.errors.len()), (1, 3));
+        assert_eq!((d.share("v1"), d.errors.len()), (1, 4));
+    }
+
+    #[test]
+    fn answers_serialize_with_their_kind() {
+        let a = Answer::Http { status: 503, body: "no healthy upstream".into() };
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "http", "status": 503, "body": "no healthy upstream"}));
+        assert_eq!(serde_json::from_value::<Answer>(v).unwrap(), a);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("load_balancing.rs", include_str!("../../steps/load_balancing.rs")),
     ("mod.rs", include_str!("../../steps/mod.rs")),
     ("ordering.rs", include_str!("../../steps/ordering.rs")),
+    ("probe.rs", include_str!("../../steps/probe.rs")),
     ("provisioning.rs", include_str!("../../steps/provisioning.rs")),
     ("readiness.rs", include_str!("../../steps/readiness.rs")),
     ("sync.rs", include_str!("../../steps/sync.rs")),

@@ -187,6 +187,9 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         .after(|_feature, _rule, _scenario, event, world| {
             Box::pin(async move {
                 if let Some(w) = world {
+                    // A probe still running stops with its scenario (within one
+                    // request deadline), its timeline recorded, before its deployment goes.
+                    w.stop_probe("the end of its scenario").await;
                     let failed = matches!(event, cucumber::event::ScenarioFinished::StepFailed(..));
                     // Once interrupted, no time goes to collecting bundles.
                     if failed && !crate::interrupt::is_interrupted() {

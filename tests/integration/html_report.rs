@@ -1,7 +1,8 @@
 //! The page of twin runs, as a real browser renders it: headless Chromium
 //! (Debian's `chromium`, which scripts/test installs) loads report.html from
 //! disk, and the test reads the DOM the browser built: every feature is there,
-//! the charts are SVG with data, a failed run shows its diagnosis. It also
+//! the charts are SVG with data (the traffic probe's timeline among them), a
+//! failed run shows its diagnosis. It also
 //! saves screenshots under target/meshspec/ for a person to look at.
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,36 @@ fn distributions(dom: &str) -> Vec<(usize, Vec<(String, usize)>)> {
         .collect()
 }
 
+/// A probe chart of a DOM: its rows, its requests as (cluster, version or "error"), its marks.
+#[derive(Debug)]
+struct ProbeChart {
+    declared: usize,
+    rows: Vec<String>,
+    requests: Vec<(String, String)>,
+    marks: Vec<String>,
+}
+
+fn probe_charts(dom: &str) -> Vec<ProbeChart> {
+    let svg = regex::Regex::new(r#"(?s)<svg class="chart probe"[^>]*data-requests="(\d+)"[^>]*>(.*?)</svg>"#).unwrap();
+    let row = regex::Regex::new(r#"<rect class="track" data-row="([^"]+)""#).unwrap();
+    let request = regex::Regex::new(
+        r#"<rect class="req(?: error)?" (?:data-version="([^"]+)"|data-error="true") data-cluster="([^"]+)""#,
+    )
+    .unwrap();
+    let mark = regex::Regex::new(r#"<g class="mark" data-mark="([^"]+)""#).unwrap();
+    svg.captures_iter(dom)
+        .map(|c| ProbeChart {
+            declared: c[1].parse().unwrap(),
+            rows: row.captures_iter(&c[2]).map(|r| r[1].to_string()).collect(),
+            requests: request
+                .captures_iter(&c[2])
+                .map(|r| (r[2].to_string(), r.get(1).map_or("error", |v| v.as_str()).to_string()))
+                .collect(),
+            marks: mark.captures_iter(&c[2]).map(|m| m[1].to_string()).collect(),
+        })
+        .collect()
+}
+
 #[test]
 fn the_page_of_a_twin_run_in_a_browser_shows_every_feature_its_charts_and_a_failures_diagnosis() {
     // Missing chromium fails the test before the runs.
@@ -111,7 +142,7 @@ fn the_page_of_a_twin_run_in_a_browser_shows_every_feature_its_charts_and_a_fail
     assert!(page.contains(r#"data-outcome="passed""#));
     let features =
         meshspec::report::catalog::parse_features(&Path::new(env!("CARGO_MANIFEST_DIR")).join("features")).unwrap();
-    assert_eq!(features.len(), 7);
+    assert_eq!(features.len(), 8);
     for f in &features {
         assert!(page.contains(&format!(r#"data-feature="{}""#, f.name)), "the page lacks the feature {}", f.name);
     }
@@ -133,6 +164,20 @@ fn the_page_of_a_twin_run_in_a_browser_shows_every_feature_its_charts_and_a_fail
             >= 2,
         "both versions answered from both clusters: {charts:?}"
     );
+    // The traffic probe's timeline: a row per cluster, every request coloured by
+    // the version that answered, the scenario's mark as a named line.
+    let probes = probe_charts(&page);
+    assert_eq!(probes.len(), 1, "one probe timeline (operations.feature)");
+    let probe = &probes[0];
+    assert_eq!(probe.requests.len(), probe.declared, "{probe:?}");
+    for cluster in ["eks-1", "eks-2"] {
+        assert!(probe.rows.iter().any(|r| r == cluster), "a row for {cluster}: {probe:?}");
+        let answered: std::collections::BTreeSet<&str> =
+            probe.requests.iter().filter(|(c, _)| c == cluster).map(|(_, v)| v.as_str()).collect();
+        assert_eq!(answered, ["v1", "v2"].into(), "{cluster} answered by both versions, no error: {probe:?}");
+        assert!(probe.requests.iter().filter(|(c, _)| c == cluster).count() >= 20, "{probe:?}");
+    }
+    assert_eq!(probe.marks, ["20 answers each"], "{probe:?}");
     let stages = regex::Regex::new(r#"<rect class="bar stage" data-stage="(\d)" data-name="([a-z-]+)""#).unwrap();
     let timeline: Vec<String> = stages.captures_iter(&page).map(|c| format!("{} {}", &c[1], &c[2])).collect();
     assert!(

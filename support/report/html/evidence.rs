@@ -1,13 +1,17 @@
 //! Evidence on the page: what a step attached, by name. The endpoint table,
 //! the response distribution (an SVG bar chart), target health, the
-//! provisioning stages (an SVG timeline) and the failure bundle have their own
-//! views; anything else is shown as tables derived from its JSON.
+//! provisioning stages (an SVG timeline), the traffic probe's timeline (an SVG
+//! chart) and the failure bundle have their own views; anything else is shown
+//! as tables derived from its JSON.
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::escape::esc;
 use super::svg;
+use crate::mesh::probe::Timeline;
 use crate::report::model::Evidence;
 
 pub fn render(e: &Evidence) -> String {
@@ -16,6 +20,7 @@ pub fn render(e: &Evidence) -> String {
         "endpoints" => endpoints(&e.data),
         "target health" => target_health(&e.data),
         "provisioning stages" => stages(&e.data),
+        crate::steps::probe::TIMELINE_EVIDENCE => probe_timeline(&e.data),
         "failure bundle" => return failure_bundle(&e.data),
         _ => None,
     };
@@ -235,6 +240,130 @@ pub fn stages(v: &Value) -> Option<String> {
     Some(out)
 }
 
+/// A duration in seconds as people read it: `12.3 s`, `38.5 min`.
+fn seconds(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// The traffic probe's timeline: a row per cluster, each request coloured by
+/// the version that answered or red for an error, the scenario's marks; then
+/// the counts per cluster, the marks and the failures.
+fn probe_timeline(v: &Value) -> Option<String> {
+    let t: Timeline = serde_json::from_value(v.clone()).ok()?;
+    let mut rows: Vec<String> = t.clusters().map(str::to_string).collect();
+    for r in &t.requests {
+        if !rows.contains(&r.cluster) {
+            rows.push(r.cluster.clone());
+        }
+    }
+    let versions: Vec<String> = t
+        .requests
+        .iter()
+        .filter_map(|r| r.answer.version().map(str::to_string))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let total = t
+        .requests
+        .iter()
+        .map(|r| r.answered.s)
+        .chain(t.marks.iter().map(|m| m.at.s))
+        .chain(t.stopped.iter().map(|s| s.at.s))
+        .fold(0.0_f64, f64::max);
+    let hits: Vec<svg::ProbeHit> = t
+        .requests
+        .iter()
+        .map(|r| svg::ProbeHit {
+            row: rows.iter().position(|c| *c == r.cluster).unwrap_or(0),
+            sent_s: r.sent.s,
+            answered_s: r.answered.s,
+            version: r.answer.version().map(str::to_string),
+            title: format!(
+                "{}: sent at {}, answered after {:.0} ms: {}",
+                r.cluster,
+                r.sent,
+                (r.answered.s - r.sent.s) * 1000.0,
+                r.answer
+            ),
+        })
+        .collect();
+    let marks: Vec<svg::ProbeMark> = t
+        .marks
+        .iter()
+        .map(|m| svg::ProbeMark { name: m.name.clone(), s: m.at.s, title: format!("{} at {}", m.name, m.at) })
+        .collect();
+    let mut end = seconds(total);
+    if let Some(k) = t.time_scale {
+        end.push_str(&format!(" (simulated {})", seconds(total * k)));
+    }
+    let failed: Vec<_> = t.requests.iter().filter(|r| r.answer.is_error()).collect();
+    let title = format!("Probe requests to {} per cluster over time", t.url);
+    let mut out = format!(
+        "<figcaption>Traffic probe to <code>{}</code>: {} requests, {} failed, one at a time per cluster every {:.0} ms{}</figcaption>{}",
+        esc(&t.url),
+        t.requests.len(),
+        failed.len(),
+        t.interval_s * 1000.0,
+        t.stopped.as_ref().map(|s| format!(", stopped by {} at {}", esc(&s.by), esc(&s.at.to_string()))).unwrap_or_default(),
+        svg::probe(&title, &rows, &versions, &hits, &marks, total, &end)
+    );
+    if t.time_scale.is_some() {
+        out.push_str(
+            "<p class=\"note\">Times are wall-clock seconds since the probe started; the target compresses time, and its simulated times are in each mark's and request's tooltip.</p>",
+        );
+    }
+    out.push_str("<table class=\"small probe-counts\"><thead><tr><th>from</th><th>sleep pod</th><th>requests</th>");
+    for v in &versions {
+        out.push_str(&format!("<th>{}</th>", esc(v)));
+    }
+    out.push_str("<th>failed</th></tr></thead><tbody>");
+    for c in &rows {
+        let mine: Vec<_> = t.requests.iter().filter(|r| r.cluster == *c).collect();
+        let pod = t.sources.iter().find(|s| s.cluster == *c).map(|s| s.pod.as_str()).unwrap_or_default();
+        out.push_str(&format!(
+            "<tr data-cluster=\"{c}\"><th>{c}</th><td><code>{}</code></td><td>{}</td>",
+            esc(pod),
+            mine.len(),
+            c = esc(c)
+        ));
+        for v in &versions {
+            out.push_str(&format!(
+                "<td>{}</td>",
+                mine.iter().filter(|r| r.answer.version() == Some(v.as_str())).count()
+            ));
+        }
+        out.push_str(&format!("<td>{}</td></tr>", mine.iter().filter(|r| r.answer.is_error()).count()));
+    }
+    out.push_str("</tbody></table>");
+    if !t.marks.is_empty() {
+        out.push_str("<table class=\"small\"><thead><tr><th>mark</th><th>at</th></tr></thead><tbody>");
+        for m in &t.marks {
+            out.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", esc(&m.name), esc(&m.at.to_string())));
+        }
+        out.push_str("</tbody></table>");
+    }
+    if !failed.is_empty() {
+        out.push_str(&format!("<details><summary>{} failed requests</summary><ul class=\"errors\">", failed.len()));
+        for r in failed.iter().take(50) {
+            out.push_str(&format!(
+                "<li>{} at {}: <code>{}</code></li>",
+                esc(&r.cluster),
+                esc(&r.sent.to_string()),
+                esc(&r.answer.to_string())
+            ));
+        }
+        if failed.len() > 50 {
+            out.push_str(&format!("<li>and {} more (all in evidence.json)</li>", failed.len() - 50));
+        }
+        out.push_str("</ul></details>");
+    }
+    Some(out)
+}
+
 fn failure_bundle(v: &Value) -> String {
     let mut out = String::from(
         "<details class=\"evidence bundle\" data-evidence=\"failure bundle\"><summary>Evidence bundle of the failure, per cluster</summary>",
@@ -372,5 +501,38 @@ mod tests {
         });
         assert!(html.contains("No stage was provisioned"), "{html}");
         assert!(!html.contains("<svg"));
+    }
+
+    #[test]
+    fn a_probe_timeline_is_a_chart_with_a_row_per_cluster_and_its_marks() {
+        let req = |cluster: &str, s: f64, answer: serde_json::Value| {
+            json!({"cluster": cluster, "sent": {"s": s, "simulated_s": s * 1000.0},
+                   "answered": {"s": s + 0.01, "simulated_s": (s + 0.01) * 1000.0}, "answer": answer})
+        };
+        let hello = |v: &str| json!({"kind": "hello", "version": v, "instance": format!("helloworld-{v}-0")});
+        let e = Evidence {
+            name: "probe timeline".into(),
+            data: json!({
+                "url": "helloworld.sample:5000/hello", "started_at": "2026-01-01T00:00:00Z",
+                "interval_s": 0.05, "deadline_s": 10.0, "time_scale": 1000.0,
+                "sources": [{"cluster": "eks-1", "pod": "sleep-a"}, {"cluster": "eks-2", "pod": "sleep-b"}],
+                "requests": [req("eks-1", 0.0, hello("v1")), req("eks-2", 0.1, hello("v2")),
+                             req("eks-2", 0.2, json!({"kind": "http", "status": 503, "body": "no healthy upstream"}))],
+                "marks": [{"name": "gateway deleted", "at": {"s": 0.15, "simulated_s": 150.0}}],
+                "stopped": {"at": {"s": 0.3, "simulated_s": 300.0}, "by": "the end of its scenario"}
+            }),
+        };
+        let html = render(&e);
+        assert!(html.starts_with(r#"<figure class="evidence" data-evidence="probe timeline">"#), "{html}");
+        assert!(html.contains(r#"<svg class="chart probe""#) && html.contains(r#"data-requests="3""#), "{html}");
+        assert_eq!(html.matches(r#"class="req" data-version="#).count(), 2, "{html}");
+        assert!(html.contains(r#"class="req error" data-error="true" data-cluster="eks-2""#), "{html}");
+        assert!(html.contains(r#"data-mark="gateway deleted""#) && html.contains(">gateway deleted</text>"), "{html}");
+        assert!(html.contains("0.3 s (simulated 5.0 min)"), "{html}");
+        assert!(html.contains("HTTP 503: no healthy upstream"), "{html}");
+        assert!(html.contains("3 requests, 1 failed"), "{html}");
+        // Data that is not a timeline falls back to the generic view.
+        let other = render(&Evidence { name: "probe timeline".into(), data: json!({"x": 1}) });
+        assert!(other.starts_with("<details"), "{other}");
     }
 }

@@ -65,6 +65,7 @@ details.bundle { border: 1px solid #ffcecb; border-radius: 4px; padding: 6px 10p
 details.cluster { margin: 6px 0 6px 10px; }
 svg.chart { display: block; max-width: 100%; height: auto; font: 12px system-ui, sans-serif; }
 svg.chart .track { fill: #eef1f4; } svg.chart .bar { fill: #0969da; } svg.chart rect[data-version="v2"] { fill: #bf8700; } svg.chart .bar.error { fill: var(--fail); }
+svg.chart rect.req.error { fill: var(--fail); } svg.chart line.mark { stroke: var(--ink); stroke-width: 1.5; stroke-dasharray: 4 3; } svg.chart .mark-name { font-size: 11px; font-weight: 600; }
 svg.chart .bar.stage { fill: #8250df; } svg.chart .expected { stroke: var(--ink); stroke-width: 2; stroke-dasharray: 3 2; }
 svg.chart .axis { stroke: #8c959f; } svg.chart text { fill: var(--ink); } svg.chart .tick { fill: #57606a; font-size: 11px; }
 table.endpoints td:first-child { white-space: nowrap; }

@@ -1,7 +1,8 @@
-//! The page's two charts, as inline SVG: the responses per helloworld version
-//! of one source cluster, and the provisioning stages on a time axis. Every
-//! bar carries its data in attributes, so that a reader of the DOM (a test, a
-//! scraper) gets the numbers without reading pixels.
+//! The page's charts, as inline SVG: the responses per helloworld version of
+//! one source cluster, the provisioning stages on a time axis, convergence
+//! marks, and the traffic probe's timeline. Every bar carries its data in
+//! attributes, so that a reader of the DOM (a test, a scraper) gets the
+//! numbers without reading pixels.
 
 use super::escape::esc;
 
@@ -184,6 +185,141 @@ fn time_axis(label_w: f64, rows: usize, end: &str) -> String {
     )
 }
 
+/// One request on the probe chart: a mark in its cluster's row from when it
+/// was sent to when it was answered.
+pub struct ProbeHit {
+    pub row: usize,
+    pub sent_s: f64,
+    pub answered_s: f64,
+    /// The version that answered; None for an error.
+    pub version: Option<String>,
+    pub title: String,
+}
+
+/// A named instant on the probe chart.
+pub struct ProbeMark {
+    pub name: String,
+    pub s: f64,
+    pub title: String,
+}
+
+/// The colours of the versions, in their sorted order; v1 and v2 as on the
+/// distribution charts. Errors are red.
+const VERSION_COLOURS: &[&str] = &["#0969da", "#bf8700", "#8250df", "#1a7f37", "#57606a"];
+const ERROR_COLOUR: &str = "#cf222e";
+
+/// The probe's timeline: a row per cluster over time, each request a mark
+/// coloured by the version that answered (red for an error), the marks as
+/// vertical lines with their names, and a legend.
+pub fn probe(
+    title: &str,
+    rows: &[String],
+    versions: &[String],
+    hits: &[ProbeHit],
+    marks: &[ProbeMark],
+    total_s: f64,
+    end: &str,
+) -> String {
+    let label_w = 90.0;
+    let plot_w = 720.0;
+    let top = 12.0 + 14.0 * 2.0;
+    let width = label_w + plot_w + 20.0;
+    let legend_y = top + ROW_H * rows.len().max(1) as f64 + 34.0;
+    let height = legend_y + 16.0;
+    let total = total_s.max(0.001);
+    let x = |s: f64| label_w + (s.max(0.0) / total).min(1.0) * plot_w;
+    let colour = |v: &Option<String>| match v {
+        Some(v) => {
+            let i = versions.iter().position(|x| x == v).unwrap_or(VERSION_COLOURS.len() - 1);
+            VERSION_COLOURS[i.min(VERSION_COLOURS.len() - 1)]
+        }
+        None => ERROR_COLOUR,
+    };
+    let mut svg = format!(
+        "<svg class=\"chart probe\" role=\"img\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+         data-requests=\"{n}\" data-total-s=\"{total:.3}\"><title>{t}</title>",
+        w = fmt(width),
+        h = fmt(height),
+        n = hits.len(),
+        t = esc(title)
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + ROW_H * i as f64;
+        svg.push_str(&format!(
+            "<text class=\"label\" x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{l}</text>\
+             <rect class=\"track\" data-row=\"{l}\" x=\"{bx}\" y=\"{y}\" width=\"{pw}\" height=\"18\" rx=\"2\"></rect>",
+            lx = fmt(label_w - 8.0),
+            ty = fmt(y + 13.5),
+            l = esc(r),
+            bx = fmt(label_w),
+            y = fmt(y),
+            pw = fmt(plot_w),
+        ));
+    }
+    for h in hits {
+        let y = top + ROW_H * h.row as f64 + 2.0;
+        let (x0, x1) = (x(h.sent_s), x(h.answered_s));
+        let outcome = match &h.version {
+            Some(v) => format!("class=\"req\" data-version=\"{}\"", esc(v)),
+            None => "class=\"req error\" data-error=\"true\"".to_string(),
+        };
+        svg.push_str(&format!(
+            "<rect {outcome} data-cluster=\"{c}\" data-sent=\"{s:.3}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"14\" fill=\"{f}\"><title>{t}</title></rect>",
+            c = esc(rows.get(h.row).map(String::as_str).unwrap_or_default()),
+            s = h.sent_s,
+            x = fmt(x0),
+            y = fmt(y),
+            w = fmt((x1 - x0).max(1.5)),
+            f = colour(&h.version),
+            t = esc(&h.title),
+        ));
+    }
+    let bottom = top + ROW_H * rows.len().max(1) as f64;
+    for (i, m) in marks.iter().enumerate() {
+        let mx = x(m.s);
+        // Names alternate between two lines, so that close marks stay readable.
+        let ty = 12.0 + 14.0 * (i % 2) as f64;
+        let anchor = if mx > label_w + plot_w * 0.75 { "end" } else { "start" };
+        svg.push_str(&format!(
+            "<g class=\"mark\" data-mark=\"{n}\" data-s=\"{s:.3}\"><line class=\"mark\" x1=\"{x}\" x2=\"{x}\" y1=\"{y1}\" y2=\"{y2}\"></line>\
+             <text class=\"mark-name\" x=\"{x}\" y=\"{ty}\" text-anchor=\"{anchor}\">{n}</text><title>{t}</title></g>",
+            n = esc(&m.name),
+            s = m.s,
+            x = fmt(mx),
+            y1 = fmt(ty + 3.0),
+            y2 = fmt(bottom),
+            ty = fmt(ty),
+            t = esc(&m.title),
+        ));
+    }
+    let axis_y = bottom + 4.0;
+    svg.push_str(&format!(
+        "<line class=\"axis\" x1=\"{x0}\" x2=\"{x1}\" y1=\"{y}\" y2=\"{y}\"></line>\
+         <text class=\"tick\" x=\"{x0}\" y=\"{ty}\">0 s</text><text class=\"tick\" x=\"{x1}\" y=\"{ty}\" text-anchor=\"end\">{end}</text>",
+        x0 = fmt(label_w),
+        x1 = fmt(label_w + plot_w),
+        y = fmt(axis_y),
+        ty = fmt(axis_y + 14.0),
+        end = esc(end),
+    ));
+    let mut lx = label_w;
+    let legend = versions.iter().map(|v| (v.as_str(), colour(&Some(v.clone())))).chain([("error", ERROR_COLOUR)]);
+    for (name, fill) in legend {
+        svg.push_str(&format!(
+            "<rect class=\"legend\" x=\"{x}\" y=\"{y}\" width=\"10\" height=\"10\" fill=\"{fill}\"></rect>\
+             <text class=\"tick\" x=\"{tx}\" y=\"{ty}\">{n}</text>",
+            x = fmt(lx),
+            y = fmt(legend_y - 9.0),
+            tx = fmt(lx + 14.0),
+            ty = fmt(legend_y),
+            n = esc(name),
+        ));
+        lx += 24.0 + 7.0 * name.len() as f64;
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +355,35 @@ mod tests {
         // Stage 2 starts a quarter along the 360-wide axis and is three quarters long.
         assert!(svg.contains(r#"data-duration-ms="3000" x="240" y="38" width="270""#), "{svg}");
         assert!(svg.contains("4.0 s"));
+    }
+
+    #[test]
+    fn probe_requests_sit_in_their_cluster_row_and_marks_span_every_row() {
+        let hit = |row, sent_s, version: Option<&str>| ProbeHit {
+            row,
+            sent_s,
+            answered_s: sent_s + 0.5,
+            version: version.map(str::to_string),
+            title: String::new(),
+        };
+        let rows = vec!["eks-1".to_string(), "eks-2".to_string()];
+        let versions = vec!["v1".to_string(), "v2".to_string()];
+        let svg = probe(
+            "probe",
+            &rows,
+            &versions,
+            &[hit(0, 0.0, Some("v1")), hit(1, 5.0, Some("v2")), hit(1, 9.5, None)],
+            &[ProbeMark { name: "gateway <deleted>".into(), s: 5.0, title: String::new() }],
+            10.0,
+            "10.0 s",
+        );
+        assert!(svg.contains(r#"data-requests="3""#), "{svg}");
+        // Half way along the 720-wide plot, in the second row, v2's colour.
+        assert!(
+            svg.contains(r##"class="req" data-version="v2" data-cluster="eks-2" data-sent="5.000" x="450" y="68" width="36" height="14" fill="#bf8700""##),
+            "{svg}"
+        );
+        assert!(svg.contains(r##"class="req error" data-error="true" data-cluster="eks-2" data-sent="9.500" x="774" y="68" width="36" height="14" fill="#cf222e""##), "{svg}");
+        assert!(svg.contains(r#"data-mark="gateway &lt;deleted&gt;" data-s="5.000"><line class="mark" x1="450" x2="450" y1="15" y2="92">"#), "{svg}");
     }
 }
