@@ -20,6 +20,7 @@ macro_rules! bail {
 pub mod destroy;
 pub mod diagnosis;
 pub mod load_balancing;
+pub mod operations;
 pub mod ordering;
 pub mod probe;
 pub mod provisioning;

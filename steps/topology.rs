@@ -52,7 +52,7 @@ async fn mesh_id_and_region(w: &mut MeshWorld, mesh: String, region: String) -> 
 /// Provision once per run (every scenario after the first sees the same
 /// record); a target meshspec may not provision must already hold the deployment.
 #[given("the deployment is provisioned in stages on the target")]
-async fn provisioned(w: &mut MeshWorld, step: &Step) -> StepResult {
+pub(super) async fn provisioned(w: &mut MeshWorld, step: &Step) -> StepResult {
     let session = w.session.clone();
     let mut here = false;
     let outcome = session

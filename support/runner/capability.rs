@@ -9,6 +9,10 @@
 //!   target with existing clusters) has no such record.
 //! - `@twin`: works on a separate deployment on a fresh twin of its own. A run
 //!   with `--fault` leaves it out: it says nothing of the faulty deployment.
+//! - `@disruptive`: changes the deployment under traffic (rotates credentials,
+//!   replaces gateways, takes a cluster out). On the twin it works on a fresh
+//!   twin of its own; elsewhere only on a run that provisions, never on one
+//!   that only verifies. A `--fault` run leaves it out, as `@twin`.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +21,7 @@ use crate::target::TargetKind;
 pub const AWS: &str = "aws";
 pub const PROVISIONS: &str = "provisions";
 pub const TWIN: &str = "twin";
+pub const DISRUPTIVE: &str = "disruptive";
 
 /// What the run's target offers.
 #[derive(Clone, Copy, Debug)]
@@ -46,7 +51,14 @@ impl Capabilities {
                 self.kind
             ));
         }
-        if let Some(fault) = self.fault.filter(|_| tags.contains(&TWIN)) {
+        if tags.contains(&DISRUPTIVE) && !self.provisions {
+            return Some(format!(
+                "@disruptive: it changes the deployment under traffic, and the {} target is only verified \
+                 (run it against a staging deployment with --allow-provision)",
+                self.kind
+            ));
+        }
+        if let Some(fault) = self.fault.filter(|_| tags.contains(&TWIN) || tags.contains(&DISRUPTIVE)) {
             return Some(format!(
                 "@twin: it works on its own fresh twin, so it says nothing of the fault {fault} this run's                  deployment has (run it without --fault)"
             ));
@@ -84,6 +96,7 @@ mod tests {
         let faulty = Capabilities { kind: TargetKind::Twin, provisions: true, fault: Some("bad-reader-token") };
         assert!(faulty.exclusion(&tags(&["diagnosis", "twin"])).unwrap().contains("bad-reader-token"));
         assert_eq!(faulty.exclusion(&tags(&["sync"])), None);
+        assert!(faulty.exclusion(&tags(&["operations", "disruptive"])).unwrap().contains("bad-reader-token"));
         let plain = Capabilities { kind: TargetKind::Twin, provisions: true, fault: None };
         assert_eq!(plain.exclusion(&tags(&["diagnosis", "twin"])), None);
     }
@@ -105,5 +118,16 @@ mod tests {
         assert!(why.contains("--allow-provision"), "{why}");
         assert_eq!(provisioned.exclusion(&tags(&["provisions"])), None);
         assert_eq!(verified.exclusion(&tags(&["sync"])), None);
+    }
+
+    #[test]
+    fn disruptive_scenarios_never_run_where_the_run_only_verifies() {
+        let verified = Capabilities { kind: TargetKind::Eks, provisions: false, fault: None };
+        let staging = Capabilities { kind: TargetKind::Eks, provisions: true, fault: None };
+        let why = verified.exclusion(&tags(&["operations", "disruptive"])).unwrap();
+        assert!(why.contains("@disruptive") && why.contains("--allow-provision"), "{why}");
+        assert_eq!(staging.exclusion(&tags(&["operations", "disruptive"])), None);
+        // The undisturbed baseline of the same feature runs anywhere.
+        assert_eq!(verified.exclusion(&tags(&["operations"])), None);
     }
 }
