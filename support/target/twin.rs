@@ -133,7 +133,8 @@ impl TargetDriver for TwinTarget {
                     };
                     let launch = LaunchOptions {
                         binary,
-                        run_id: format!("twin-{:08x}", rand::random::<u32>()),
+                        // The label names this process, so that what it started is found by it.
+                        run_id: format!("twin-{}-{:08x}", std::process::id(), rand::random::<u32>()),
                         region: cfg.region,
                         account_id: cfg.account_id,
                         time_scale: cfg.time_scale,

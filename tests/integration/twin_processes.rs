@@ -107,3 +107,50 @@ fn twin_runtime_is_refused_on_another_target() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--twin-runtime is for the twin target, not kind"), "{}", text(&out.stderr));
 }
+
+/// Between the processes, a pod IP of the other cluster is not routed (two
+/// VPCs without peering): curl from the sleep pod to it times out, while the
+/// same workload is reached by name through the east-west gateway's NLB.
+#[test]
+fn a_remote_pod_ip_is_not_routed_between_the_clusters_processes() {
+    use meshspec::mesh::traffic::{curl_once, Answer, Source};
+    use meshspec::target::{twin::TwinRuntime, TargetKind, TargetOptions};
+    let _turn = whole_runs();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut opts = TargetOptions::new(TargetKind::Twin, meshspec::topology::Topology::seed());
+        opts.twin_runtime = TwinRuntime::Processes;
+        opts.meshspec_binary = Some(env!("CARGO_BIN_EXE_meshspec").into());
+        let session = meshspec::run::Session::open(opts).await.expect("the twin's processes start");
+        let outcome = async {
+            meshspec::provision::api::provision(&session).await?;
+            let (one, two) = (session.kube("eks-1").await?, session.kube("eks-2").await?);
+            let pods = |c: kube::Client| kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(c, "sample");
+            let lp = |l: &str| kube::api::ListParams::default().labels(l);
+            let sleep = pods(one.clone()).list(&lp("app=sleep")).await?.items.remove(0);
+            let remote = pods(two).list(&lp("app=helloworld")).await?.items.remove(0);
+            let remote_ip = remote.status.and_then(|s| s.pod_ip).unwrap_or_default();
+            let sleep_name = sleep.metadata.name.unwrap_or_default();
+            let from = Source { client: &one, namespace: "sample", pod: &sleep_name, container: "sleep" };
+            let direct = curl_once(&from, &format!("{remote_ip}:5000/hello"), Duration::from_secs(120)).await;
+            // By name, through the gateway: v2 (the remote version) answers within a few tries.
+            let mut v2 = false;
+            for _ in 0..40 {
+                if curl_once(&from, "helloworld.sample:5000/hello", Duration::from_secs(60)).await.version() == Some("v2")
+                {
+                    v2 = true;
+                    break;
+                }
+            }
+            anyhow::Ok((remote_ip, direct, v2))
+        }
+        .await;
+        session.close().await;
+        let (remote_ip, direct, v2) = outcome.expect("provisioned and probed");
+        assert!(
+            matches!(&direct, Answer::NoHttp { curl } if curl.contains("(28)")),
+            "{remote_ip}:5000 from the other cluster: {direct:?}"
+        );
+        assert!(v2, "the remote version never answered through the gateway");
+    });
+}
