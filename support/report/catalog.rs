@@ -23,10 +23,12 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("diagnosis.rs", include_str!("../../steps/diagnosis.rs")),
     ("load_balancing.rs", include_str!("../../steps/load_balancing.rs")),
     ("mod.rs", include_str!("../../steps/mod.rs")),
+    ("operations.rs", include_str!("../../steps/operations.rs")),
     ("ordering.rs", include_str!("../../steps/ordering.rs")),
     ("probe.rs", include_str!("../../steps/probe.rs")),
     ("provisioning.rs", include_str!("../../steps/provisioning.rs")),
     ("readiness.rs", include_str!("../../steps/readiness.rs")),
+    ("secret_operations.rs", include_str!("../../steps/secret_operations.rs")),
     ("sync.rs", include_str!("../../steps/sync.rs")),
     ("topology.rs", include_str!("../../steps/topology.rs")),
 ];
