@@ -107,11 +107,12 @@ impl Drop for Instance {
     }
 }
 
-/// Every gateway hostname among a synced remote cluster's Services has been
-/// looked up (true for a cluster not synced: it has no view yet anyway).
+/// The remote cluster is synced and every gateway hostname among its
+/// Services has been looked up. (A cluster not synced has no view: it is left
+/// out here rather than asked again, as it may turn synced in between.)
 fn gateway_names_tried(remote: &RemoteCluster, dns: &DnsCache) -> bool {
     let Some(view) = remote.services_view() else {
-        return true;
+        return false;
     };
     gateway_sources(std::slice::from_ref(&view)).iter().all(|s| match &s.address {
         GatewayAddress::Hostname(h) => dns.tried(h),
