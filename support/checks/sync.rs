@@ -665,4 +665,32 @@ mod tests {
         assert_eq!(quoted.len(), QUOTED_LINES);
         assert!(quoted.last().is_some_and(|l| l.ends_with("clusters: 39")));
     }
+
+    #[test]
+    fn a_rejected_token_is_named_by_where_it_came_from() {
+        use crate::mesh::remote_secret::TokenOrigin;
+        let t = crate::topology::Topology::seed();
+        let (c, peer) = (&t.clusters[0], &t.clusters[1]);
+        let secret = "istio-system/istio-reader-service-account-istio-remote-secret-token".to_string();
+        let revoked = rejected_token(c, peer, Some(TokenOrigin::Revoked { secret: secret.clone() }));
+        // The diagnosis feature's bad-reader-token row names this prefix.
+        assert!(
+            revoked.cause.starts_with("the API server of cluster2 rejects the remote secret's token"),
+            "{}",
+            revoked.cause
+        );
+        assert!(
+            revoked.cause.contains("a stale token, revoked") && revoked.cause.contains(&secret),
+            "{}",
+            revoked.cause
+        );
+        assert!(revoked.fix.contains("istioctl create-remote-secret --name=cluster2"), "{}", revoked.fix);
+        let altered = rejected_token(c, peer, Some(TokenOrigin::NotHeld { secret }));
+        assert!(
+            altered.cause.contains("not the token the Secret") && !altered.cause.contains("revoked"),
+            "{}",
+            altered.cause
+        );
+        assert_eq!(rejected_token(c, peer, None).cause, "the API server of cluster2 rejects the remote secret's token");
+    }
 }

@@ -403,4 +403,31 @@ mod tests {
         assert!(format!("{:#}", parse(&secret("cluster2", &no_ca), "cluster2").unwrap_err())
             .contains("certificate-authority-data"));
     }
+
+    #[test]
+    fn a_legacy_token_names_its_secret_and_other_tokens_name_none() {
+        use base64::Engine as _;
+        let enc = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = serde_json::json!({
+            "iss": "kubernetes/serviceaccount",
+            "kubernetes.io/serviceaccount/namespace": "istio-system",
+            "kubernetes.io/serviceaccount/secret.name": "istio-reader-service-account-istio-remote-secret-token",
+        });
+        let token = format!("{}.{}.c2ln", enc(&serde_json::json!({"alg": "RS256"})), enc(&claims));
+        assert_eq!(
+            legacy_token_secret(&token),
+            Some(("istio-system".into(), "istio-reader-service-account-istio-remote-secret-token".into()))
+        );
+        assert_eq!(legacy_token_secret("abc"), None);
+        assert_eq!(legacy_token_secret("a.bm90IGpzb24.c"), None);
+        // A bound token (TokenRequest) names no Secret.
+        let bound = format!("x.{}.y", enc(&serde_json::json!({"kubernetes.io": {"namespace": "istio-system"}})));
+        assert_eq!(legacy_token_secret(&bound), None);
+    }
+
+    #[test]
+    fn the_bearer_token_is_the_current_contexts_users() {
+        let kc = Kubeconfig::from_yaml(&istioctl(true, "    token: abc")).unwrap();
+        assert_eq!(bearer_token(&kc).as_deref(), Some("abc"));
+    }
 }
