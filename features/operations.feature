@@ -36,3 +36,88 @@ Feature: Day-2 operations under continuous traffic
     Then no probe request failed
     And both helloworld versions answered every cluster's probe
     And both helloworld versions answer every cluster's probe again within 1 minute of "20 answers each"
+
+  @disruptive
+  Scenario: The istio-reader token of one cluster is rotated without a failed request
+    The remote secret istiod in eks-1 reads eks-2 with carries a long-lived
+    token of eks-2's istio-reader-service-account. Rotating it: a new token
+    Secret, the remote secret rewritten with the new token (what applying
+    `istioctl create-remote-secret` again does), then the old token revoked by
+    deleting its Secret. Istio 1.20.2's secret controller sees the changed
+    kubeconfig and rebuilds its client of the other cluster in place
+    (pkg/kube/multicluster/secretcontroller.go, addSecret: "Updating
+    cluster"); nothing restarts and no request fails.
+
+    Given a deployment this scenario may disrupt
+    And a traffic probe runs from every cluster's sleep pod to "helloworld.sample:5000/hello"
+    When the probe has 5 answers from every cluster
+    And a new istio-reader token is made in "eks-2"
+    And the remote secret for the other cluster in "eks-1" is updated with its new istio-reader token
+    And the probe marks "remote secret updated"
+    Then istiod in "eks-1" rebuilds its client of the other cluster within 1 minute, without a restart
+    When the old istio-reader token of "eks-2" is revoked
+    And the probe marks "old token revoked"
+    Then the remote secret for the other cluster in "eks-1" is well-formed and its server answers with its token
+    And istiod in "eks-1" reports the other cluster synced
+    And both helloworld versions answer every cluster's probe again within 1 minute of "old token revoked"
+    And no probe request failed
+    And istiod ran on without a restart in every cluster
+
+  @disruptive
+  Scenario: A remote secret left with the token that is then revoked is caught, naming the revoked token
+    The rotation done wrong: the remote secret is applied again with the old
+    token (an output of `istioctl create-remote-secret` saved before the
+    rotation), then the old token is revoked. Kubernetes accepts a legacy
+    service-account token only while its Secret exists and holds it
+    (pkg/serviceaccount/legacy.go), so eks-2's API server now answers istiod's
+    reads with 401. istiod's clusterz does not show it: the kubeconfig did not
+    change, so istiod kept its client (secretcontroller.go addSecret: "skipping
+    update (kubeconfig are identical)"), its informers keep what they read
+    while their lists fail, and a cluster once synced stays "synced"
+    (cluster.go HasSynced). Only reading eks-2 with the secret's own token
+    finds it, before the stale endpoints or an istiod restart do.
+
+    Given a deployment this scenario may disrupt
+    When a new istio-reader token is made in "eks-2"
+    And the remote secret for the other cluster in "eks-1" is updated with its old istio-reader token
+    And the old istio-reader token of "eks-2" is revoked
+    Then istiod in "eks-1" reports the other cluster synced
+    But the remote secret check of "eks-1" fails with a diagnosis naming "a stale token, revoked"
+
+  @disruptive
+  Scenario: One cluster leaves the mesh and rejoins without a failed request
+    Deleting eks-2's remote secret from eks-1 takes eks-2 out of the mesh as
+    istiod in eks-1 sees it: Istio 1.20.2's secret controller stops that
+    cluster and its registry is removed with its endpoints
+    (secretcontroller.go deleteSecret -> deleteCluster; pilot's
+    multicluster.go ClusterDeleted: DeleteRegistry, then a full push). eks-1's
+    sleep is then answered by v1 alone, without an error; applying the secret
+    again brings v2 back, without restarting anything.
+
+    Given a deployment this scenario may disrupt
+    And a traffic probe runs from every cluster's sleep pod to "helloworld.sample:5000/hello"
+    When the probe has 5 answers from every cluster
+    And the remote secret for the other cluster is deleted from "eks-1"
+    And the probe marks "eks-2 left"
+    Then the sleep pod's Envoy in "eks-1" holds only the local helloworld pods
+    When the probe marks "eks-1 local only"
+    And the probe has 10 answers from every cluster since "eks-1 local only"
+    And the probe marks "rejoining"
+    And the remote secret is applied again in "eks-1" as it was
+    And the probe marks "eks-2 rejoined"
+    Then only the local helloworld version answered the probe of "eks-1" between "eks-1 local only" and "rejoining", without an error
+    And both helloworld versions answer every cluster's probe again within 1 minute of "eks-2 rejoined"
+    And no probe request failed
+    And istiod ran on without a restart in every cluster
+
+  @disruptive
+  Scenario: A cluster rejoined with a remote secret without its label is caught
+    The rejoin done wrong: the secret applied again without the label
+    `istio/multiCluster: "true"`. istiod's secret controller watches only
+    secrets with that label (secretcontroller.go NewController: the
+    informer's LabelSelector), so it never reads the other cluster again.
+
+    Given a deployment this scenario may disrupt
+    When the remote secret for the other cluster is deleted from "eks-1"
+    And the remote secret is applied again in "eks-1" without its label istio/multiCluster
+    Then the remote secret check of "eks-1" fails with a diagnosis naming "lacks the label istio/multiCluster=true"

@@ -25,6 +25,7 @@ pub mod ordering;
 pub mod probe;
 pub mod provisioning;
 pub mod readiness;
+pub mod secret_operations;
 pub mod sync;
 pub mod topology;
 
@@ -70,6 +71,8 @@ pub struct MeshWorld {
     pub sweep: Option<Vec<crate::checks::sweep::CheckOutcome>>,
     /// The traffic probe running through the scenario, if one was started.
     pub probe: Option<probe::ScenarioProbe>,
+    /// What the scenario's operations on remote secrets and reader tokens did.
+    pub secret_ops: secret_operations::SecretOperations,
 }
 
 impl MeshWorld {
@@ -90,6 +93,7 @@ impl MeshWorld {
             refusal: None,
             sweep: None,
             probe: None,
+            secret_ops: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use cucumber::{given, then, when, Parameter};
 use super::{MeshWorld, StepResult};
 use crate::checks::probe::{
     self as check, AnsweredAgain, Answers, EveryVersionAnswered, FailuresOnlyBetween, NoFailedRequest,
+    OnlyVersionBetween,
 };
 use crate::mesh::probe::{Probe, ProbeView};
 
@@ -106,8 +107,31 @@ async fn mark(w: &mut MeshWorld, name: String) -> StepResult {
 #[when(expr = "the probe has {int} answers from every cluster")]
 async fn answers(w: &mut MeshWorld, step: &Step, n: usize) -> StepResult {
     ensure!(n > 0, "at least one answer");
-    let counts = w.until(step, &Answers { probe: w.probe_view()?, n }).await?;
+    let counts = w.until(step, &Answers { probe: w.probe_view()?, n, since: None }).await?;
     w.attach(step, "probe answers", &counts);
+    Ok(())
+}
+
+/// Wait until every cluster's sleep pod has had this many probe requests, sent after the mark, answered (or failed).
+#[when(expr = "the probe has {int} answers from every cluster since {string}")]
+async fn answers_since(w: &mut MeshWorld, step: &Step, n: usize, mark: String) -> StepResult {
+    ensure!(n > 0, "at least one answer");
+    let counts = w.until(step, &Answers { probe: w.probe_view()?, n, since: Some(mark) }).await?;
+    w.attach(step, "probe answers", &counts);
+    Ok(())
+}
+
+/// Every probe request of the cluster sent at or after the first mark and answered by the second was answered by
+/// the cluster's own helloworld version (the topology's), and none failed; requests in flight at either mark are
+/// left to `no probe request failed`. Attaches how many were judged.
+#[then(
+    expr = "only the local helloworld version answered the probe of {string} between {string} and {string}, without an error"
+)]
+async fn only_local_between(w: &mut MeshWorld, step: &Step, cluster: String, from: String, to: String) -> StepResult {
+    let version = w.topology().cluster(&cluster)?.sample_version.clone();
+    let c = OnlyVersionBetween { probe: w.probe_view()?, cluster, version, from, to };
+    let evidence = w.until(step, &c).await?;
+    w.attach(step, "probe local-only window", &evidence);
     Ok(())
 }
 

@@ -8,5 +8,6 @@ pub mod ordering;
 pub mod probe;
 pub mod provisioning;
 pub mod readiness;
+pub mod secret_operations;
 pub mod sweep;
 pub mod sync;

@@ -415,6 +415,119 @@ pub fn every_version_answered(t: &Timeline, versions: &[String], as_of: f64) -> 
     )
 }
 
+/// One cluster's answers while the other cluster was out of its istiod's view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LocalOnlyEvidence {
+    pub cluster: String,
+    pub version: String,
+    pub from: Mark,
+    pub to: Mark,
+    /// Requests sent at or after `from` and answered by `to`: all answered by `version`.
+    pub requests: usize,
+}
+
+/// Every request of `cluster` wholly inside the window (sent at or after the
+/// mark `from`, answered at or before `to`) was answered by `version`, and
+/// none failed. Requests in flight at either edge are not judged here (the
+/// no-failure check judges every request). Definite either way: the window
+/// is closed once both marks exist; a window with no whole request in it
+/// judged nothing and fails.
+pub fn only_version_between(
+    t: &Timeline,
+    cluster: &str,
+    version: &str,
+    from: &str,
+    to: &str,
+) -> Observation<LocalOnlyEvidence> {
+    let (a, b) = match (t.mark(from), t.mark(to)) {
+        (Ok(a), Ok(b)) => (a.clone(), b.clone()),
+        (Err(e), _) | (_, Err(e)) => {
+            let missing = match &e {
+                ProbeError::NoMark { name, .. } => name.clone(),
+                other => other.to_string(),
+            };
+            return Observation::broken(
+                e.to_string(),
+                Diagnosis::new(
+                    format!("the window's mark is missing: {e}"),
+                    format!("mark it with `When the probe marks \"{missing}\"` before this step"),
+                ),
+            );
+        }
+    };
+    let mut inside: Vec<&ProbeRequest> =
+        t.requests.iter().filter(|r| r.cluster == cluster && r.sent.s >= a.at.s && r.answered.s <= b.at.s).collect();
+    inside.sort_by(|x, y| x.sent.s.total_cmp(&y.sent.s));
+    let seen = format!("{} requests of {cluster} between {from:?} ({}) and {to:?} ({})", inside.len(), a.at, b.at);
+    if inside.is_empty() {
+        return Observation::broken(
+            seen,
+            Diagnosis::new(
+                format!("no request of {cluster} was sent and answered between {from:?} and {to:?}: nothing to judge"),
+                "leave the probe time between the marks (`When the probe has N answers from every cluster since \"MARK\"`)",
+            ),
+        );
+    }
+    if let Some(r) = inside.iter().find(|r| r.answer.is_error()) {
+        let n = inside.iter().filter(|r| r.answer.is_error()).count();
+        return Observation::broken(
+            seen,
+            Diagnosis::new(
+                format!(
+                    "{n} of {} requests of {cluster} failed between {from:?} and {to:?}; the first: {}",
+                    inside.len(),
+                    failure_line(t, r)
+                ),
+                fix_for(t, r),
+            ),
+        );
+    }
+    if let Some(r) = inside.iter().find(|r| r.answer.version() != Some(version)) {
+        let others: BTreeSet<&str> =
+            inside.iter().filter_map(|r| r.answer.version()).filter(|v| *v != version).collect();
+        return Observation::broken(
+            seen,
+            Diagnosis::new(
+                format!(
+                    "{cluster}'s probe was answered by {others:?} between {from:?} and {to:?}, not only by its own {version}; the first: {}",
+                    failure_line(t, r)
+                ),
+                format!(
+                    "the sidecar of {} still held the other cluster's endpoints: istiod there still reads the other cluster (is its remote secret really gone? kubectl get secrets -n istio-system -l istio/multiCluster=true; clusterz)",
+                    pod_of(t, cluster)
+                ),
+            ),
+        );
+    }
+    Observation::Holds(LocalOnlyEvidence {
+        cluster: cluster.to_string(),
+        version: version.to_string(),
+        from: a,
+        to: b,
+        requests: inside.len(),
+    })
+}
+
+/// Each cluster's sleep pod has had `n` requests answered (or failed) that
+/// were sent after the mark `since`.
+pub fn answers_since(t: &Timeline, n: usize, since: &str) -> Observation<ProbeCounts> {
+    let m = match t.mark(since) {
+        Ok(m) => m.at.s,
+        Err(e) => {
+            return Observation::broken(
+                e.to_string(),
+                Diagnosis::new(
+                    format!("the mark is missing: {e}"),
+                    format!("mark it with `When the probe marks \"{since}\"` before this step"),
+                ),
+            )
+        }
+    };
+    let mut after = t.clone();
+    after.requests.retain(|r| r.sent.s >= m);
+    answers(&after, n)
+}
+
 /// Each cluster's sleep pod has had `n` requests answered (or failed).
 pub fn answers(t: &Timeline, n: usize) -> Observation<ProbeCounts> {
     let counts = ProbeCounts::of(t, t.requests.iter());
@@ -572,10 +685,11 @@ impl Check for EveryVersionAnswered {
     }
 }
 
-/// The probe has `n` answers from every cluster.
+/// The probe has `n` answers from every cluster (sent after a mark, if one is named).
 pub struct Answers {
     pub probe: ProbeView,
     pub n: usize,
+    pub since: Option<String>,
 }
 
 impl Check for Answers {
@@ -592,7 +706,38 @@ impl Check for Answers {
     }
 
     async fn observe(&self, _: &Session) -> Result<Observation<ProbeCounts>> {
-        Ok(answers(&self.probe.snapshot(), self.n))
+        Ok(match &self.since {
+            Some(mark) => answers_since(&self.probe.snapshot(), self.n, mark),
+            None => answers(&self.probe.snapshot(), self.n),
+        })
+    }
+}
+
+/// Only one version answered a cluster's probe between two marks, without a failure.
+pub struct OnlyVersionBetween {
+    pub probe: ProbeView,
+    pub cluster: String,
+    pub version: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl Check for OnlyVersionBetween {
+    type Evidence = LocalOnlyEvidence;
+
+    fn name(&self) -> String {
+        format!(
+            "the traffic probe: only {} answered {} between {:?} and {:?}",
+            self.version, self.cluster, self.from, self.to
+        )
+    }
+
+    fn deadline(&self, _: &Timeouts) -> Duration {
+        in_flight_deadline(&self.probe)
+    }
+
+    async fn observe(&self, _: &Session) -> Result<Observation<LocalOnlyEvidence>> {
+        Ok(only_version_between(&self.probe.snapshot(), &self.cluster, &self.version, &self.from, &self.to))
     }
 }
 
@@ -825,5 +970,61 @@ mod tests {
         assert_eq!(seen, "eks-1: 20 of 21, eks-2: 20 of 21");
         t.stopped = Some(Stopped { at: at(2.0), by: "a step".into() });
         assert!(diagnosis(answers(&t, 21)).cause.contains("stopped"));
+    }
+
+    /// eks-1 answered by its own v1 only between 0.5 s and 1.0 s (v2 left its
+    /// view), alternating versions elsewhere.
+    fn local_window(other: impl Fn(f64) -> Answer) -> Timeline {
+        let mut requests = traffic(|_, _| false);
+        for r in requests.iter_mut().filter(|r| r.cluster == "eks-1" && (0.5..0.99).contains(&r.sent.s)) {
+            r.answer = if r.sent.s > 0.75 && r.sent.s < 0.85 { other(r.sent.s) } else { hello("v1") };
+        }
+        timeline(requests)
+    }
+
+    #[test]
+    fn only_the_local_version_inside_the_window_holds_and_edges_are_not_judged() {
+        let t = local_window(|_| hello("v1"));
+        let Observation::Holds(e) = only_version_between(&t, "eks-1", "v1", "gateway deleted", "new NLB healthy")
+        else {
+            panic!("only v1 inside")
+        };
+        // Sent at 0.5 .. 0.9 (answered 0.01 s later); the one sent at 1.0 is answered after the mark.
+        assert_eq!(e.requests, 5);
+        // eks-2 kept both versions: the same window fails for it, naming v2.
+        let d = diagnosis(only_version_between(&t, "eks-2", "v2", "gateway deleted", "new NLB healthy"));
+        assert!(d.cause.contains(r#"answered by {"v1"}"#), "{}", d.cause);
+    }
+
+    #[test]
+    fn the_other_version_or_a_failure_inside_the_window_is_named() {
+        let t = local_window(|_| hello("v2"));
+        let d = diagnosis(only_version_between(&t, "eks-1", "v1", "gateway deleted", "new NLB healthy"));
+        assert!(d.cause.contains(r#"answered by {"v2"}"#) && d.cause.contains("0.800 s"), "{}", d.cause);
+        assert!(d.fix.contains("sleep-eks-1") && d.fix.contains("remote secret"), "{}", d.fix);
+        let t = local_window(|_| unavailable());
+        let d = diagnosis(only_version_between(&t, "eks-1", "v1", "gateway deleted", "new NLB healthy"));
+        assert!(d.cause.starts_with("1 of 5 requests of eks-1 failed"), "{}", d.cause);
+    }
+
+    #[test]
+    fn a_missing_mark_or_an_empty_window_is_definite() {
+        let t = local_window(|_| hello("v1"));
+        let d = diagnosis(only_version_between(&t, "eks-1", "v1", "gateway deleted", "rejoined"));
+        assert!(d.cause.contains("missing") && d.fix.contains("rejoined"), "{}", d.cause);
+        let mut t = t;
+        t.marks.push(Mark { name: "right after".into(), at: at(0.505) });
+        let d = diagnosis(only_version_between(&t, "eks-1", "v1", "gateway deleted", "right after"));
+        assert!(d.cause.contains("nothing to judge"), "{}", d.cause);
+    }
+
+    #[test]
+    fn answers_since_a_mark_count_only_later_requests() {
+        let t = timeline(traffic(|_, _| false));
+        // 20 requests per cluster every 0.1 s; 10 sent at or after 1.0 s.
+        assert!(matches!(answers_since(&t, 10, "new NLB healthy"), Observation::Holds(_)));
+        let Observation::Pending { seen, .. } = answers_since(&t, 11, "new NLB healthy") else { panic!("pending") };
+        assert_eq!(seen, "eks-1: 10 of 11, eks-2: 10 of 11");
+        assert!(diagnosis(answers_since(&t, 1, "no such mark")).cause.contains("missing"));
     }
 }

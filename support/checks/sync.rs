@@ -108,20 +108,19 @@ impl RemoteSecretOf {
                 return Ok(Observation::broken(format!("{e:#}"), d));
             }
         };
+        let token = remote_secret::bearer_token(&kubeconfig);
         let (answer, denied) = remote_secret::server_answers_with_access(kubeconfig).await?;
         let reached = match answer {
             Answer::Cluster(uid) => uid,
             Answer::Rejected(status) => {
+                let origin = match &token {
+                    Some(t) => remote_secret::token_origin(&s.kube(&peer.name).await?, t).await.ok(),
+                    None => None,
+                };
                 return Ok(Observation::broken(
                     format!("{} answers the secret's token with {status}", parsed.server),
-                    Diagnosis::new(
-                        format!("the API server of {} rejects the remote secret's token", peer.istio_cluster),
-                        format!(
-                            "recreate the remote secret from the istio-reader-service-account token of {} (istioctl create-remote-secret)",
-                            peer.istio_cluster
-                        ),
-                    ),
-                ))
+                    rejected_token(c, peer, origin),
+                ));
             }
             Answer::Unreachable(why) => {
                 let seen = format!("{} does not answer: {why}", parsed.server);
@@ -183,6 +182,37 @@ impl RemoteSecretOf {
             peer_cluster_uid: peer_uid,
         }))
     }
+}
+
+/// The peer rejects the remote secret's token: why, by where the token came from.
+fn rejected_token(
+    c: &ClusterTopology,
+    peer: &ClusterTopology,
+    origin: Option<remote_secret::TokenOrigin>,
+) -> Diagnosis {
+    use remote_secret::TokenOrigin;
+    let why = match origin {
+        Some(TokenOrigin::Revoked { secret }) => format!(
+            ": it is a stale token, revoked: the token of the Secret {secret} in {}, which was deleted (the remote secret in {} was updated with the old token, or not updated before the old token was revoked)",
+            peer.name, c.name
+        ),
+        Some(TokenOrigin::NotHeld { secret }) => format!(
+            ": it is not the token the Secret {secret} in {} holds (altered or stale)",
+            peer.name
+        ),
+        Some(TokenOrigin::Held { secret }) => format!(
+            " although the Secret {secret} in {} holds it (its service account may be gone)",
+            peer.name
+        ),
+        Some(TokenOrigin::Unknown) | None => String::new(),
+    };
+    Diagnosis::new(
+        format!("the API server of {} rejects the remote secret's token{why}", peer.istio_cluster),
+        format!(
+            "recreate the remote secret in {} from a current istio-reader-service-account token of {} (istioctl create-remote-secret --name={} | kubectl apply -f -)",
+            c.name, peer.name, peer.istio_cluster
+        ),
+    )
 }
 
 fn no_remote_secret(c: &ClusterTopology, peer: &ClusterTopology) -> Diagnosis {
@@ -281,7 +311,7 @@ const LOG_TAIL: i64 = 500;
 
 /// istiod's log, read with `pods/log` as an operator reads it
 /// (`kubectl logs -l app=istiod -n istio-system -c discovery --tail=500`).
-async fn istiod_log(s: &Session, c: &ClusterTopology) -> Result<String> {
+pub(crate) async fn istiod_log(s: &Session, c: &ClusterTopology) -> Result<String> {
     let client = s.kube(&c.name).await?;
     let pod = first_running_pod(&client, names::ISTIO_SYSTEM, "app=istiod").await?;
     let name = pod.metadata.name.unwrap_or_default();
@@ -634,5 +664,33 @@ mod tests {
         let quoted = remote_cluster_lines(&many, "cluster2");
         assert_eq!(quoted.len(), QUOTED_LINES);
         assert!(quoted.last().is_some_and(|l| l.ends_with("clusters: 39")));
+    }
+
+    #[test]
+    fn a_rejected_token_is_named_by_where_it_came_from() {
+        use crate::mesh::remote_secret::TokenOrigin;
+        let t = crate::topology::Topology::seed();
+        let (c, peer) = (&t.clusters[0], &t.clusters[1]);
+        let secret = "istio-system/istio-reader-service-account-istio-remote-secret-token".to_string();
+        let revoked = rejected_token(c, peer, Some(TokenOrigin::Revoked { secret: secret.clone() }));
+        // The diagnosis feature's bad-reader-token row names this prefix.
+        assert!(
+            revoked.cause.starts_with("the API server of cluster2 rejects the remote secret's token"),
+            "{}",
+            revoked.cause
+        );
+        assert!(
+            revoked.cause.contains("a stale token, revoked") && revoked.cause.contains(&secret),
+            "{}",
+            revoked.cause
+        );
+        assert!(revoked.fix.contains("istioctl create-remote-secret --name=cluster2"), "{}", revoked.fix);
+        let altered = rejected_token(c, peer, Some(TokenOrigin::NotHeld { secret }));
+        assert!(
+            altered.cause.contains("not the token the Secret") && !altered.cause.contains("revoked"),
+            "{}",
+            altered.cause
+        );
+        assert_eq!(rejected_token(c, peer, None).cause, "the API server of cluster2 rejects the remote secret's token");
     }
 }

@@ -10,4 +10,5 @@ mod goyaml;
 pub mod istiod;
 pub mod probe;
 pub mod remote_secret;
+pub mod secret_operations;
 pub mod traffic;

@@ -180,6 +180,62 @@ pub fn parse(secret: &Secret, remote_cluster: &str) -> Result<(RemoteSecret, Kub
     Ok((parsed, kubeconfig))
 }
 
+/// The bearer token of the kubeconfig's current-context user (kept in memory only).
+pub fn bearer_token(kubeconfig: &Kubeconfig) -> Option<String> {
+    use secrecy::ExposeSecret;
+    let context = kubeconfig.current_context.as_ref()?;
+    let user = kubeconfig.contexts.iter().find(|c| &c.name == context)?.context.as_ref()?.user.clone()?;
+    let auth = kubeconfig.auth_infos.iter().find(|u| u.name == user)?.auth_info.as_ref()?;
+    auth.token.as_ref().map(|t| t.expose_secret().to_string())
+}
+
+/// The claims a legacy service-account token names its Secret by
+/// (kubernetes pkg/serviceaccount/legacy.go, `legacyPrivateClaims`):
+/// `(namespace, secret name)`. Read without checking the signature: only to
+/// say which Secret a token came from, never to trust it.
+pub fn legacy_token_secret(token: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    let field = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Some((field("kubernetes.io/serviceaccount/namespace")?, field("kubernetes.io/serviceaccount/secret.name")?))
+}
+
+/// Where a token the peer's API server rejected came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenOrigin {
+    /// The Secret it names is gone: the token was revoked (a stale token).
+    Revoked { secret: String },
+    /// The Secret it names holds another token now (altered in the remote
+    /// secret, or the Secret was refilled).
+    NotHeld { secret: String },
+    /// The Secret it names holds it still.
+    Held { secret: String },
+    /// Not a legacy service-account token (no claims naming a Secret).
+    Unknown,
+}
+
+/// Which of the peer's token Secrets a rejected token came from, read with
+/// meshspec's own access to the peer. Kubernetes accepts a legacy token only
+/// while the Secret its claims name exists and holds exactly that token
+/// (pkg/serviceaccount/legacy.go `legacyValidator.Validate`: "Token has been
+/// invalidated" when the Secret is gone, "Token does not match server's copy").
+pub async fn token_origin(peer: &kube::Client, token: &str) -> Result<TokenOrigin> {
+    let Some((namespace, name)) = legacy_token_secret(token) else {
+        return Ok(TokenOrigin::Unknown);
+    };
+    let secret = format!("{namespace}/{name}");
+    let api: Api<Secret> = Api::namespaced(peer.clone(), &namespace);
+    Ok(match api.get_opt(&name).await? {
+        None => TokenOrigin::Revoked { secret },
+        Some(s) if s.data.as_ref().and_then(|d| d.get("token")).map(|t| t.0.as_slice()) == Some(token.as_bytes()) => {
+            TokenOrigin::Held { secret }
+        }
+        Some(_) => TokenOrigin::NotHeld { secret },
+    })
+}
+
 /// What the remote cluster's API server answered to a remote secret's credentials.
 #[derive(Debug)]
 pub enum Answer {
@@ -346,5 +402,32 @@ mod tests {
         let no_ca = istioctl(false, "    token: abc").replace("    certificate-authority-data: Zm9v\n", "");
         assert!(format!("{:#}", parse(&secret("cluster2", &no_ca), "cluster2").unwrap_err())
             .contains("certificate-authority-data"));
+    }
+
+    #[test]
+    fn a_legacy_token_names_its_secret_and_other_tokens_name_none() {
+        use base64::Engine as _;
+        let enc = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = serde_json::json!({
+            "iss": "kubernetes/serviceaccount",
+            "kubernetes.io/serviceaccount/namespace": "istio-system",
+            "kubernetes.io/serviceaccount/secret.name": "istio-reader-service-account-istio-remote-secret-token",
+        });
+        let token = format!("{}.{}.c2ln", enc(&serde_json::json!({"alg": "RS256"})), enc(&claims));
+        assert_eq!(
+            legacy_token_secret(&token),
+            Some(("istio-system".into(), "istio-reader-service-account-istio-remote-secret-token".into()))
+        );
+        assert_eq!(legacy_token_secret("abc"), None);
+        assert_eq!(legacy_token_secret("a.bm90IGpzb24.c"), None);
+        // A bound token (TokenRequest) names no Secret.
+        let bound = format!("x.{}.y", enc(&serde_json::json!({"kubernetes.io": {"namespace": "istio-system"}})));
+        assert_eq!(legacy_token_secret(&bound), None);
+    }
+
+    #[test]
+    fn the_bearer_token_is_the_current_contexts_users() {
+        let kc = Kubeconfig::from_yaml(&istioctl(true, "    token: abc")).unwrap();
+        assert_eq!(bearer_token(&kc).as_deref(), Some("abc"));
     }
 }

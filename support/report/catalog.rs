@@ -28,6 +28,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("probe.rs", include_str!("../../steps/probe.rs")),
     ("provisioning.rs", include_str!("../../steps/provisioning.rs")),
     ("readiness.rs", include_str!("../../steps/readiness.rs")),
+    ("secret_operations.rs", include_str!("../../steps/secret_operations.rs")),
     ("sync.rs", include_str!("../../steps/sync.rs")),
     ("topology.rs", include_str!("../../steps/topology.rs")),
 ];

@@ -167,8 +167,10 @@ fn the_page_of_a_twin_run_in_a_browser_shows_every_feature_its_charts_and_a_fail
     // The traffic probe's timeline: a row per cluster, every request coloured by
     // the version that answered, the scenario's mark as a named line.
     let probes = probe_charts(&page);
-    assert_eq!(probes.len(), 1, "one probe timeline (operations.feature)");
-    let probe = &probes[0];
+    let feature = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/features/operations.feature")).unwrap();
+    let started = feature.lines().filter(|l| l.contains("a traffic probe runs from every cluster's sleep pod")).count();
+    assert_eq!(probes.len(), started, "a probe timeline per scenario of operations.feature that starts one");
+    let probe = probes.iter().find(|p| p.marks == ["20 answers each"]).expect("the undisturbed baseline's timeline");
     assert_eq!(probe.requests.len(), probe.declared, "{probe:?}");
     for cluster in ["eks-1", "eks-2"] {
         assert!(probe.rows.iter().any(|r| r == cluster), "a row for {cluster}: {probe:?}");

@@ -136,6 +136,11 @@ impl DnsCache {
         self.entries.insert(host.to_owned(), entry);
     }
 
+    /// Whether a lookup of `host` was made (resolved or not) and is remembered.
+    pub fn tried(&self, host: &str) -> bool {
+        self.entries.contains_key(host)
+    }
+
     /// Forgets names no gateway uses any more.
     pub fn retain(&mut self, sources: &[GatewaySource]) {
         self.entries.retain(|h, _| sources.iter().any(|s| s.address == GatewayAddress::Hostname(h.clone())));

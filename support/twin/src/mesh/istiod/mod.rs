@@ -107,6 +107,19 @@ impl Drop for Instance {
     }
 }
 
+/// The remote cluster is synced and every gateway hostname among its
+/// Services has been looked up. (A cluster not synced has no view: it is left
+/// out here rather than asked again, as it may turn synced in between.)
+fn gateway_names_tried(remote: &RemoteCluster, dns: &DnsCache) -> bool {
+    let Some(view) = remote.services_view() else {
+        return false;
+    };
+    gateway_sources(std::slice::from_ref(&view)).iter().all(|s| match &s.address {
+        GatewayAddress::Hostname(h) => dns.tried(h),
+        GatewayAddress::Ip(_) => true,
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -123,16 +136,32 @@ impl Instance {
 
     /// Every cluster istiod has synced: its own, then the remotes (read again
     /// only when one of them changed).
+    ///
+    /// A remote cluster whose gateway hostnames istiod has not looked up yet is
+    /// left out until it has: Istio resolves a gateway's hostname in the reload
+    /// that learns the gateway from the cluster's Services, synchronously
+    /// (Istio 1.20.2 pilot/pkg/model/network.go `reload` ->
+    /// `resolveHostnameGateways` -> `NameCache.Resolve`), before the debounced
+    /// push that carries the cluster's endpoints; the twin resolves in a task
+    /// of its own, and without this a cluster added again (a remote secret
+    /// re-applied or updated) would reach sidecars as pod IPs of another
+    /// network for a moment, which Istio does not do.
     pub fn views(&self, own: &Cluster) -> Arc<Vec<ClusterView>> {
-        let remotes: Vec<String> = lock(&self.remotes).values().map(RemoteCluster::contents_fingerprint).collect();
-        let key = format!("{}|{}", own.store.resource_version(), remotes.join("|"));
+        let remotes = lock(&self.remotes);
+        let ready: Vec<&RemoteCluster> = {
+            let dns = lock(&self.dns);
+            remotes.values().filter(|r| gateway_names_tried(r, &dns)).collect()
+        };
+        let fingerprints: Vec<String> = ready.iter().map(|r| r.contents_fingerprint()).collect();
+        let key = format!("{}|{}", own.store.resource_version(), fingerprints.join("|"));
         if let Some((k, views)) = lock(&self.views_cache).as_ref() {
             if *k == key {
                 return views.clone();
             }
         }
         let mut views = vec![ClusterView::from_store(&self.cluster_id, own)];
-        views.extend(lock(&self.remotes).values().filter_map(RemoteCluster::view));
+        views.extend(ready.iter().filter_map(|r| r.view()));
+        drop(remotes);
         let views = Arc::new(views);
         *lock(&self.views_cache) = Some((key, views.clone()));
         views
