@@ -17,6 +17,7 @@ macro_rules! bail {
     };
 }
 
+pub mod ca_rotation;
 pub mod destroy;
 pub mod diagnosis;
 pub mod load_balancing;

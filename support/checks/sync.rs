@@ -281,7 +281,7 @@ const LOG_TAIL: i64 = 500;
 
 /// istiod's log, read with `pods/log` as an operator reads it
 /// (`kubectl logs -l app=istiod -n istio-system -c discovery --tail=500`).
-async fn istiod_log(s: &Session, c: &ClusterTopology) -> Result<String> {
+pub(crate) async fn istiod_log(s: &Session, c: &ClusterTopology) -> Result<String> {
     let client = s.kube(&c.name).await?;
     let pod = first_running_pod(&client, names::ISTIO_SYSTEM, "app=istiod").await?;
     let name = pod.metadata.name.unwrap_or_default();

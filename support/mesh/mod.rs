@@ -3,6 +3,7 @@
 //! sidecars (the load-balancing requests, and the probe that keeps sending
 //! them through an operation).
 
+pub mod ca_rotation;
 pub mod cacerts;
 pub mod envoy;
 pub mod envoy_dump;
