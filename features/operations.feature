@@ -82,3 +82,45 @@ Feature: Day-2 operations under continuous traffic
     Then only the local version answers and every other answer is a 503 with "CERTIFICATE_VERIFY_FAILED"
     When every check of the runbook runs against it
     Then a check fails with a diagnosis naming "cacerts come from different roots"
+
+  @disruptive
+  Scenario: The east-west gateway Service of one cluster is deleted and recreated: cross-network requests fail only until the new NLB serves
+    The AWS load balancer controller deletes the NLB before it lets the
+    Service go, and the recreated Service gets a new NLB with a new DNS name
+    (ELB picks its suffix at creation). From the deletion until the new NLB's
+    targets are healthy and istiod of eks-1 has resolved the new name, eks-1's
+    requests that Envoy sends towards v2 may fail: to the old NLB's addresses
+    while istiod still holds them, to eks-2's pod IPs while network2 has no
+    gateway (Istio 1.20.2 pilot/pkg/xds/endpoints/ep_filters.go,
+    EndpointsByNetworkFilter keeps an endpoint as is when its network has no
+    gateway). istiod resolves gateway hostnames itself and looks a name up
+    again after the answer's TTL, at least 30 s, also when it did not resolve
+    (pilot/pkg/model/network.go, resolveAndCache, MinGatewayTTL). The probe's
+    chart shows the window; the recovery step attaches how long it took.
+
+    Given a deployment this scenario may disrupt
+    And a traffic probe runs from every cluster's sleep pod to "helloworld.sample:5000/hello"
+    When the probe has 10 answers from every cluster
+    And the probe marks "gateway deleted"
+    And the east-west gateway Service of "eks-2" is deleted, and gone once its NLB is
+    And it is created again
+    And the probe marks "gateway recreated"
+    And the new load balancer has every target of its 15443 listener healthy
+    And the probe marks "new NLB healthy"
+    Then both helloworld versions answer every cluster's probe again within 2 minutes of "new NLB healthy"
+    When the probe marks "recovered"
+    And the probe has 60 answers from every cluster
+    Then probe requests failed only between "gateway deleted" and "recovered"
+
+  @disruptive
+  Scenario: A gateway Service recreated without its network label leaves istiod without a gateway for that network, and is diagnosed
+    The operation done wrong: without topology.istio.io/network the new
+    Service is no network gateway to istiod, so eks-1's sidecars get eks-2's
+    pod IPs, which eks-1 cannot reach.
+
+    Given a deployment this scenario may disrupt
+    When the east-west gateway Service of "eks-2" is deleted, and gone once its NLB is
+    And it is created again without its topology.istio.io/network label
+    And the new load balancer has every target of its 15443 listener healthy
+    And every check of the runbook runs against it
+    Then a check fails with a diagnosis naming "lacks topology.istio.io/network"

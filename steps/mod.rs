@@ -20,6 +20,7 @@ macro_rules! bail {
 pub mod ca_rotation;
 pub mod destroy;
 pub mod diagnosis;
+pub mod gateway_operations;
 pub mod load_balancing;
 pub mod operations;
 pub mod ordering;
@@ -71,6 +72,8 @@ pub struct MeshWorld {
     pub sweep: Option<Vec<crate::checks::sweep::CheckOutcome>>,
     /// The traffic probe running through the scenario, if one was started.
     pub probe: Option<probe::ScenarioProbe>,
+    /// An east-west gateway Service a scenario deleted, to create it again.
+    pub deleted_gateway: Option<(ClusterTopology, crate::mesh::gateway_ops::DeletedGateway)>,
 }
 
 impl MeshWorld {
@@ -91,6 +94,7 @@ impl MeshWorld {
             refusal: None,
             sweep: None,
             probe: None,
+            deleted_gateway: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod ca_rotation;
 pub mod cacerts;
 pub mod envoy;
 pub mod envoy_dump;
+pub mod gateway_ops;
 mod goyaml;
 pub mod istiod;
 pub mod probe;
