@@ -121,3 +121,91 @@ Feature: Day-2 operations under continuous traffic
     When the remote secret for the other cluster is deleted from "eks-1"
     And the remote secret is applied again in "eks-1" without its label istio/multiCluster
     Then the remote secret check of "eks-1" fails with a diagnosis naming "lacks the label istio/multiCluster=true"
+
+  @disruptive
+  Scenario: A new intermediate from the same root, istiod restarted cluster by cluster, fails no request
+    Each cluster's cacerts gets a new intermediate issued by the root both
+    share. Istio 1.20.2 watches the mounted cacerts of a plugged-in CA
+    (pilot/pkg/bootstrap/istio_ca.go, initCACertsWatcher and handleEvent): an
+    intermediate of the same root is taken up while istiod runs, once the
+    kubelet has updated the mounted Secret (about a minute on EKS). istiod is
+    then restarted anyway, cluster by cluster, as the runbook does, so that it
+    starts from the new files. The root does not change, so each cluster keeps
+    verifying the other's workloads whichever intermediate signed them: no
+    request fails. Workloads get certificates from the new intermediate when
+    istio-agent rotates theirs, or at once when they restart.
+
+    Given a deployment this scenario may disrupt
+    And a traffic probe runs from every cluster's sleep pod to "helloworld.sample:5000/hello"
+    When the probe has 10 answers from every cluster
+    And the intermediate CA in every cluster's cacerts is replaced by a new one from the same root
+    And the probe marks "cacerts replaced"
+    Then istiod in every cluster takes up the new intermediate without a restart
+    When istiod is restarted cluster by cluster, each new pod Ready before the next
+    And the probe marks "istiod restarted"
+    And the probe has 30 answers from every cluster
+    Then no probe request failed
+    And both helloworld versions answered every cluster's probe
+    When the helloworld workloads of "eks-1" are restarted
+    And the helloworld workloads of "eks-2" are restarted
+    Then the workloads of every cluster present certificates from the intermediate in its cacerts
+
+  @disruptive
+  Scenario: An intermediate from a different root is refused until istiod restarts, then breaks cross-network mTLS
+    The operation done wrong: eks-2's new intermediate is issued by a root of
+    its own. istiod refuses a new root while it runs ("Multi root is
+    disabled", Istio 1.20.2 istio_ca.go handleEvent, ISTIO_MULTIROOT_MESH off
+    by default) and takes it at its next start; once eks-2's workloads hold
+    certificates from it, neither cluster verifies the other's workloads.
+
+    Given a deployment this scenario may disrupt
+    When the intermediate CA in the cacerts of "eks-2" is replaced by one from a different root
+    Then istiod in "eks-2" refuses the new root while it runs
+    When istiod in "eks-2" is restarted
+    And the helloworld workloads of "eks-2" are restarted
+    And the sleep pod in "eks-1" sends 20 requests to "helloworld.sample:5000/hello"
+    Then only the local version answers and every other answer is a 503 with "CERTIFICATE_VERIFY_FAILED"
+    When every check of the runbook runs against it
+    Then a check fails with a diagnosis naming "cacerts come from different roots"
+
+  @disruptive
+  Scenario: The east-west gateway Service of one cluster is deleted and recreated: cross-network requests fail only until the new NLB serves
+    The AWS load balancer controller deletes the NLB before it lets the
+    Service go, and the recreated Service gets a new NLB with a new DNS name
+    (ELB picks its suffix at creation). From the deletion until the new NLB's
+    targets are healthy and istiod of eks-1 has resolved the new name, eks-1's
+    requests that Envoy sends towards v2 may fail: to the old NLB's addresses
+    while istiod still holds them, to eks-2's pod IPs while network2 has no
+    gateway (Istio 1.20.2 pilot/pkg/xds/endpoints/ep_filters.go,
+    EndpointsByNetworkFilter keeps an endpoint as is when its network has no
+    gateway). istiod resolves gateway hostnames itself and looks a name up
+    again after the answer's TTL, at least 30 s, also when it did not resolve
+    (pilot/pkg/model/network.go, resolveAndCache, MinGatewayTTL). The probe's
+    chart shows the window; the recovery step attaches how long it took.
+
+    Given a deployment this scenario may disrupt
+    And a traffic probe runs from every cluster's sleep pod to "helloworld.sample:5000/hello"
+    When the probe has 10 answers from every cluster
+    And the probe marks "gateway deleted"
+    And the east-west gateway Service of "eks-2" is deleted, and gone once its NLB is
+    And it is created again
+    And the probe marks "gateway recreated"
+    And the new load balancer has every target of its 15443 listener healthy
+    And the probe marks "new NLB healthy"
+    Then both helloworld versions answer every cluster's probe again within 2 minutes of "new NLB healthy"
+    When the probe marks "recovered"
+    And the probe has 60 answers from every cluster
+    Then probe requests failed only between "gateway deleted" and "recovered"
+
+  @disruptive
+  Scenario: A gateway Service recreated without its network label leaves istiod without a gateway for that network, and is diagnosed
+    The operation done wrong: without topology.istio.io/network the new
+    Service is no network gateway to istiod, so eks-1's sidecars get eks-2's
+    pod IPs, which eks-1 cannot reach.
+
+    Given a deployment this scenario may disrupt
+    When the east-west gateway Service of "eks-2" is deleted, and gone once its NLB is
+    And it is created again without its topology.istio.io/network label
+    And the new load balancer has every target of its 15443 listener healthy
+    And every check of the runbook runs against it
+    Then a check fails with a diagnosis naming "lacks topology.istio.io/network"

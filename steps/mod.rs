@@ -17,8 +17,10 @@ macro_rules! bail {
     };
 }
 
+pub mod ca_rotation;
 pub mod destroy;
 pub mod diagnosis;
+pub mod gateway_operations;
 pub mod load_balancing;
 pub mod operations;
 pub mod ordering;
@@ -73,6 +75,8 @@ pub struct MeshWorld {
     pub probe: Option<probe::ScenarioProbe>,
     /// What the scenario's operations on remote secrets and reader tokens did.
     pub secret_ops: secret_operations::SecretOperations,
+    /// An east-west gateway Service a scenario deleted, to create it again.
+    pub deleted_gateway: Option<(ClusterTopology, crate::mesh::gateway_ops::DeletedGateway)>,
 }
 
 impl MeshWorld {
@@ -94,6 +98,7 @@ impl MeshWorld {
             sweep: None,
             probe: None,
             secret_ops: Default::default(),
+            deleted_gateway: None,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct Run {
     pub evidence: crate::report::evidence::EvidenceStore,
     /// When each convergence point was reached, and each failed check's time to diagnosis.
     pub convergence: crate::report::convergence::ConvergenceStore,
+    /// The shared root of the cacerts this run made (its key only in memory), for
+    /// issuing new intermediates from it; `None` where the run did not make them.
+    pub root_ca: std::sync::Mutex<Option<Arc<crate::mesh::cacerts::RootCa>>>,
 }
 
 impl Run {

@@ -1,6 +1,7 @@
 //! Checks: each verifies one fact of the deployment from a named data source
 //! and, when it fails, says what it saw. Steps call these and assert nothing else.
 
+pub mod ca_rotation;
 pub mod check;
 pub mod destroy;
 pub mod load_balancing;

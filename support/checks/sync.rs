@@ -472,7 +472,7 @@ impl Check for HelloworldEndpoints {
         let expected_local = helloworld_pod_ips(s, c).await?;
         let expected_gateways = match peer_gateway_ips(s, c).await {
             Ok(ips) => ips,
-            Err(e) => return Ok(self.not_yet(s, format!("{e:#}")).await),
+            Err(e) => return Ok(self.not_yet(s, format!("{e:#}"), None).await),
         };
         let rows: Vec<EndpointRow> = sidecar_endpoints(s, c, names::SAMPLE, &pod)
             .await?
@@ -507,13 +507,46 @@ impl Check for HelloworldEndpoints {
         let seen = format!(
             "pod {pod}: endpoints {got:?}, expected {want:?}; remote pod IPs present: {leaked:?}; not HEALTHY: {unhealthy:?}"
         );
-        Ok(self.not_yet(s, seen).await)
+        let stale = stale_gateway_diagnosis(c, &peer, &pod, &rows, &expected_gateways);
+        Ok(self.not_yet(s, seen, stale).await)
     }
+}
+
+/// The sidecar holds addresses on the cross-network port that the peer's
+/// gateway hostname no longer resolves to: addresses istiod still holds
+/// (after a gateway's NLB was replaced). Istio 1.20.2 pilot/pkg/model/network.go
+/// `resolveAndCache`: istiod keeps a hostname's addresses until the answer's
+/// TTL, at least 30 s (`MinGatewayTTL`), runs out, and pushes when they change.
+pub fn stale_gateway_diagnosis(
+    c: &ClusterTopology,
+    peer: &ClusterTopology,
+    pod: &str,
+    rows: &[EndpointRow],
+    current: &BTreeSet<String>,
+) -> Option<Diagnosis> {
+    let stale: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.port == u32::from(names::CROSS_NETWORK_PORT) && !current.contains(&r.address))
+        .map(EndpointRow::endpoint)
+        .collect();
+    if stale.is_empty() {
+        return None;
+    }
+    Some(Diagnosis::new(
+        format!(
+            "the sidecar of {pod} in {} still holds gateway addresses {stale:?} that {}'s east-west gateway no longer resolves to (now {current:?}): istiod in {} holds the addresses of a load balancer that was replaced",
+            c.name, peer.name, c.name
+        ),
+        format!(
+            "istiod looks a gateway hostname up again when its DNS answer's TTL (at least 30 s) runs out; if the old addresses stay, check that the east-west gateway Service of {} names the new NLB in its status and read istiod's view (pilot-discovery request GET /debug/networkz), then restart istiod in {}",
+            peer.name, c.name
+        ),
+    ))
 }
 
 impl HelloworldEndpoints {
     /// Not as it must be: definite when the target shows why istiod cannot know the peer's gateway.
-    async fn not_yet(&self, s: &Session, seen: String) -> Observation<EndpointEvidence> {
+    async fn not_yet(&self, s: &Session, seen: String, stale: Option<Diagnosis>) -> Observation<EndpointEvidence> {
         // istiod that will never read the peer never gets its endpoints.
         if let Ok(Observation::Broken { seen: why, diagnosis }) = RemoteClusterSynced(self.0.clone()).observe(s).await {
             return Observation::broken(format!("{seen}; {why}"), diagnosis);
@@ -522,7 +555,8 @@ impl HelloworldEndpoints {
         if definite {
             Observation::broken(seen, diagnosis)
         } else {
-            Observation::Pending { seen, diagnosis: Some(diagnosis) }
+            // Stale addresses go when istiod looks the name up again: transient, and the likelier cause.
+            Observation::Pending { seen, diagnosis: Some(stale.unwrap_or(diagnosis)) }
         }
     }
 }
@@ -692,5 +726,28 @@ mod tests {
             altered.cause
         );
         assert_eq!(rejected_token(c, peer, None).cause, "the API server of cluster2 rejects the remote secret's token");
+    }
+
+    #[test]
+    fn gateway_addresses_istiod_still_holds_are_named_with_the_current_ones() {
+        let topology = crate::topology::Topology::seed();
+        let (c, peer) = (&topology.clusters[0], &topology.clusters[1]);
+        let row = |address: &str, port: u32| EndpointRow {
+            address: address.into(),
+            port,
+            status: "HEALTHY".into(),
+            outlier_failed: false,
+            cluster: HELLOWORLD_CLUSTER.into(),
+            weight: 1,
+            zone: None,
+        };
+        let current: BTreeSet<String> = ["52.0.0.1".to_string(), "52.0.0.2".to_string()].into();
+        let fresh = [row("10.1.0.5", 5000), row("52.0.0.1", 15443), row("52.0.0.2", 15443)];
+        assert!(stale_gateway_diagnosis(c, peer, "sleep-1", &fresh, &current).is_none());
+        let held = [row("10.1.0.5", 5000), row("44.0.0.9", 15443), row("52.0.0.1", 15443)];
+        let d = stale_gateway_diagnosis(c, peer, "sleep-1", &held, &current).expect("a stale address");
+        assert!(d.cause.contains("44.0.0.9:15443") && d.cause.contains("52.0.0.2"), "{}", d.cause);
+        assert!(!d.cause.contains("10.1.0.5"), "a local pod is not a gateway address");
+        assert!(d.fix.contains("/debug/networkz") && d.fix.contains("restart istiod"), "{}", d.fix);
     }
 }

@@ -95,6 +95,9 @@ pub struct VerifiedCaCerts {
     pub intermediate_subject: String,
     pub intermediate_fingerprint: String,
     pub not_after: String,
+    /// The root's DER, to verify what it signed.
+    #[serde(skip)]
+    pub root_der: Vec<u8>,
 }
 
 fn certificates(pem: &str, what: &str) -> Result<Vec<Vec<u8>>> {
@@ -179,7 +182,19 @@ pub fn verify(data: &BTreeMap<String, String>) -> Result<VerifiedCaCerts> {
         intermediate_subject: intermediate.subject().to_string(),
         intermediate_fingerprint: fingerprint(&ca_ders[0]),
         not_after: intermediate.validity().not_after.to_string(),
+        root_der: root_ders[0].clone(),
     })
+}
+
+/// SHA-256 fingerprint of a DER certificate, as `VerifiedCaCerts` shows them.
+pub fn der_fingerprint(der: &[u8]) -> String {
+    fingerprint(der)
+}
+
+/// Whether the certificate `der` carries a signature of the root `root_der`.
+pub fn signed_by(der: &[u8], root_der: &[u8]) -> Result<bool> {
+    let (cert, root) = (parse(der, "certificate")?, parse(root_der, "root")?);
+    Ok(cert.verify_signature(Some(root.public_key())).is_ok())
 }
 
 /// SHA-256 fingerprint of the first certificate of a PEM text (e.g. `istio-ca-root-cert`).

@@ -3,9 +3,11 @@
 //! sidecars (the load-balancing requests, and the probe that keeps sending
 //! them through an operation).
 
+pub mod ca_rotation;
 pub mod cacerts;
 pub mod envoy;
 pub mod envoy_dump;
+pub mod gateway_ops;
 mod goyaml;
 pub mod istiod;
 pub mod probe;

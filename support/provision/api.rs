@@ -37,8 +37,8 @@ pub(super) struct Trust {
     pub fingerprint: Option<String>,
 }
 
-/// The root's fingerprint and each cluster's cacerts, being made.
-type Making = tokio::task::JoinHandle<Result<(String, Vec<CaCerts>)>>;
+/// The root's fingerprint, each cluster's cacerts and the root itself, being made.
+type Making = tokio::task::JoinHandle<Result<(String, Vec<CaCerts>, RootCa)>>;
 
 impl Trust {
     pub(super) fn start(session: &Session) -> Trust {
@@ -59,7 +59,7 @@ impl Trust {
                     root.intermediate(c)?
                 });
             }
-            Ok((fingerprint, certs))
+            Ok((fingerprint, certs, root))
         })
     }
 
@@ -67,7 +67,9 @@ impl Trust {
     async fn certs(&mut self, session: &Session) -> Result<&[CaCerts]> {
         if self.certs.is_none() {
             let making = self.making.take().unwrap_or_else(|| Trust::make(session));
-            let (fingerprint, certs) = making.await.context("making the CA keys")??;
+            let (fingerprint, certs, root) = making.await.context("making the CA keys")??;
+            // Kept for the run: a day-2 operation issues new intermediates from it.
+            *session.run.root_ca.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::sync::Arc::new(root));
             self.fingerprint = Some(fingerprint);
             self.certs = Some(certs);
         }

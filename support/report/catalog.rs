@@ -19,8 +19,10 @@ use crate::steps::MeshWorld;
 
 /// The step modules, as compiled (file name, source).
 pub const SOURCES: &[(&str, &str)] = &[
+    ("ca_rotation.rs", include_str!("../../steps/ca_rotation.rs")),
     ("destroy.rs", include_str!("../../steps/destroy.rs")),
     ("diagnosis.rs", include_str!("../../steps/diagnosis.rs")),
+    ("gateway_operations.rs", include_str!("../../steps/gateway_operations.rs")),
     ("load_balancing.rs", include_str!("../../steps/load_balancing.rs")),
     ("mod.rs", include_str!("../../steps/mod.rs")),
     ("operations.rs", include_str!("../../steps/operations.rs")),

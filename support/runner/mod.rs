@@ -161,8 +161,23 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         crate::target::twin::TwinRuntime::Processes => Some(PROCESS_TWIN_SCENARIOS_AT_ONCE),
         crate::target::twin::TwinRuntime::InProcess => None,
     };
+    // A @disruptive scenario on the twin works on a fresh twin of its own;
+    // elsewhere it disrupts the deployment every other scenario reads, so it
+    // runs alone, as cucumber runs @serial ones.
+    let disruptive_alone = session.kind != crate::target::TargetKind::Twin;
     let outcome = MeshWorld::cucumber()
         .max_concurrent_scenarios(at_once)
+        .which_scenario(move |feature, rule, scenario| {
+            let tags = feature.tags.iter().chain(rule.iter().flat_map(|r| &r.tags)).chain(&scenario.tags);
+            let serial = tags
+                .map(|t| t.trim_start_matches('@'))
+                .any(|t| t == "serial" || (disruptive_alone && t == capability::DISRUPTIVE));
+            if serial {
+                cucumber::runner::basic::ScenarioType::Serial
+            } else {
+                cucumber::runner::basic::ScenarioType::Concurrent
+            }
+        })
         .with_writer(
             writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
                 .summarized()

@@ -575,3 +575,73 @@ async fn istiod_reads_cacerts_only_when_it_starts() -> Result<()> {
     env.twin.shutdown().await;
     Ok(())
 }
+
+/// Istio 1.20.2 pilot/pkg/bootstrap/istio_ca.go: a plugged-in CA is watched
+/// (initCACertsWatcher); handleEvent takes up a new intermediate of the same
+/// root while istiod runs and refuses a new root (ISTIO_MULTIROOT_MESH off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_istiod_takes_up_a_new_intermediate_of_its_root_and_refuses_a_new_root() -> Result<()> {
+    let env = Env::start().await?;
+    let c = env.create_cluster("eks-1", 1).await?;
+    let mesh_cluster = env.twin.mesh().cluster("eks-1").context("eks-1 in the mesh")?;
+    let vars = |extra: Vec<(&'static str, String)>| {
+        let mut v = vec![
+            ("NETWORK", "network1".to_owned()),
+            ("ISTIO_VERSION", seed::ISTIO_VERSION.to_owned()),
+            ("MESH_ID", "mesh1".to_owned()),
+            ("ISTIO_CLUSTER", "cluster1".to_owned()),
+            ("SAMPLE_VERSION", "v1".to_owned()),
+        ];
+        v.extend(extra);
+        v
+    };
+    let cacerts = |ca: seed::CaCerts| {
+        seed::render(
+            "cacerts.yaml",
+            &vars(vec![
+                ("CA_CERT_PEM", ca.ca_cert_pem),
+                ("CA_KEY_PEM", ca.ca_key_pem),
+                ("ROOT_CERT_PEM", ca.root_pem),
+                ("CERT_CHAIN_PEM", ca.chain_pem),
+            ]),
+        )
+    };
+    let log_of = |pod: &str| mesh_cluster.pod_log("istio-system", pod);
+    let signing_cert = || mesh_cluster.istiod.signing().map(|p| p.ca_cert).unwrap_or_default();
+
+    env.apply(&c.kubeconfig, ISTIO_SYSTEM).await?;
+    let root = seed::Root::new()?;
+    let first = root.cacerts()?;
+    let (first_cert, plugged_root) = (first.ca_cert_pem.clone(), first.root_pem.clone());
+    env.apply(&c.kubeconfig, &cacerts(first)?).await?;
+    env.apply(&c.kubeconfig, &seed::render("istiod.yaml", &vars(vec![]))?).await?;
+    let istiod = name(&ready_pod(&env, &c, "istio-system", "app=istiod").await?);
+    assert!(log_of(&istiod).iter().any(|l| l.ends_with("Added cacerts files watcher at ./etc/cacerts")));
+    assert_eq!(signing_cert(), first_cert);
+
+    // A new intermediate of the same root: taken up, no restart.
+    let second = root.cacerts()?;
+    let second_cert = second.ca_cert_pem.clone();
+    assert_ne!(second_cert, first_cert);
+    env.apply(&c.kubeconfig, &cacerts(second)?).await?;
+    eventually("istiod to take up the new intermediate", || async {
+        Ok(if signing_cert() == second_cert { Ok(()) } else { Err(format!("{:?}", log_of(&istiod))) })
+    })
+    .await?;
+    assert!(log_of(&istiod).iter().any(|l| l
+        .ends_with("Istiod has detected the newly added intermediate CA and updated its key and certs accordingly")));
+
+    // A new root: refused while it runs; the same istiod keeps signing with the second intermediate.
+    env.apply(&c.kubeconfig, &cacerts(seed::Root::new()?.cacerts()?)?).await?;
+    eventually("istiod to refuse the new root", || async {
+        let refused =
+            log_of(&istiod).iter().any(|l| l.ends_with("Multi root is disabled, updating new ROOT-CA not supported"));
+        Ok(if refused { Ok(()) } else { Err(format!("{:?}", log_of(&istiod))) })
+    })
+    .await?;
+    assert_eq!(signing_cert(), second_cert);
+    assert_eq!(mesh_cluster.istiod.trust_root(), Some(plugged_root));
+    assert_eq!(name(&ready_pod(&env, &c, "istio-system", "app=istiod").await?), istiod, "no restart");
+    env.twin.shutdown().await;
+    Ok(())
+}

@@ -64,6 +64,35 @@ pub fn read_cacerts(secret: Option<&Value>) -> CaBundle {
     }
 }
 
+/// The signing CA of a plugged-in `cacerts`: the four files as istiod holds them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PluggedCa {
+    pub ca_cert: String,
+    pub ca_key: String,
+    pub cert_chain: String,
+    pub root: String,
+}
+
+impl std::fmt::Debug for PluggedCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluggedCa").field("ca_key", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+/// The four files of `cacerts`, when all are there and the root is a PEM certificate.
+pub fn plugged_ca(secret: Option<&Value>) -> Option<PluggedCa> {
+    if !matches!(read_cacerts(secret), CaBundle::Plugged { .. }) {
+        return None;
+    }
+    let text = |k: &str| secret_text(secret?, k);
+    Some(PluggedCa {
+        ca_cert: text("ca-cert.pem")?,
+        ca_key: text("ca-key.pem")?,
+        cert_chain: text("cert-chain.pem")?,
+        root: text("root-cert.pem")?,
+    })
+}
+
 /// The root of an existing `istio-ca-secret` (a previous start's self-signed CA).
 pub fn self_signed_root(secret: Option<&Value>) -> Option<String> {
     secret_text(secret?, "ca-cert.pem").filter(|pem| pem.contains("-----BEGIN CERTIFICATE-----"))

@@ -115,6 +115,43 @@ pub fn clusters_text(config: &[ClusterLoadAssignment]) -> String {
     out
 }
 
+/// Whether an admin path asks for the SDS secrets (`config_dump?resource=dynamic_active_secrets`,
+/// what `istioctl proxy-config secret` reads).
+pub fn is_secrets_dump(path: &str) -> bool {
+    let path = path.trim().trim_matches(|c| c == '\'' || c == '"');
+    let path = path.strip_prefix('/').unwrap_or(path);
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    route == "config_dump" && query.split('&').any(|kv| kv == "resource=dynamic_active_secrets")
+}
+
+/// Envoy's `config_dump?resource=dynamic_active_secrets`: Istio's two SDS secrets,
+/// `default` (the workload chain, PEM, base64 as Envoy dumps bytes; the key
+/// redacted as Envoy redacts it) and `ROOTCA` (the trusted root). Shape:
+/// envoy admin v3 SecretsConfigDump.DynamicSecret, extensions.transport_sockets.tls.v3.Secret.
+pub fn secrets_dump(chain: &[rustls::pki_types::CertificateDer<'_>], root_pem: &str) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let pem: String = chain
+        .iter()
+        .map(|der| {
+            let b64 = STANDARD.encode(der.as_ref());
+            let lines: Vec<&str> =
+                b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+            format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+        })
+        .collect();
+    let dynamic = "type.googleapis.com/envoy.admin.v3.SecretsConfigDump.DynamicSecret";
+    let secret = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+    let body = serde_json::json!({"configs": [
+        {"@type": dynamic, "name": "default", "secret": {"@type": secret, "name": "default",
+            "tls_certificate": {"certificate_chain": {"inline_bytes": STANDARD.encode(pem)},
+                                "private_key": {"inline_bytes": STANDARD.encode("[redacted]")}}}},
+        {"@type": dynamic, "name": "ROOTCA", "secret": {"@type": secret, "name": "ROOTCA",
+            "validation_context": {"trusted_ca": {"inline_bytes": STANDARD.encode(root_pem)}}}},
+    ]});
+    format!("{body}\n")
+}
+
 /// An admin answer: status and body.
 pub fn admin(path: &str, config: &[ClusterLoadAssignment], pod_name: &str) -> (u16, String) {
     let path = path.trim().trim_matches(|c| c == '\'' || c == '"');

@@ -146,6 +146,13 @@ fn request_command(program: &str, args: &[String], serve: impl FnOnce(&str) -> E
 /// `pilot-agent request <method> <path>`: Envoy's admin API on localhost:15000.
 fn pilot_agent(mc: &MeshCluster, p: &Value, args: &[String]) -> ExecOutput {
     request_command("pilot-agent", args, |path| {
+        if envoy::is_secrets_dump(path) {
+            // The workload certificate SDS gave this sidecar, issued now by its cluster's CA.
+            let ca = super::identity::WorkloadCa::in_use(mc);
+            let chain = ca.and_then(|ca| ca.issue(&super::identity::spiffe_id(p))).map(|c| c.chain).unwrap_or_default();
+            let root = mc.istiod.trust_root().unwrap_or_default();
+            return output(envoy::secrets_dump(&chain, &root), "", 0);
+        }
         let config = mc.proxy_config(p).unwrap_or_default();
         let (status, body) = envoy::admin(path, &config, objects::name(p));
         if status == 200 {

@@ -18,7 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde_json::Value;
 
-use super::ca::{secret_text, CACERTS, SELF_SIGNED_SECRET};
+use super::ca::{secret_text, SELF_SIGNED_SECRET};
 use super::istiod::registry::ISTIO_SYSTEM;
 use super::istiod::xds::CLUSTER_DOMAIN;
 use super::MeshCluster;
@@ -52,30 +52,21 @@ pub fn spiffe_id(pod: &Value) -> String {
 
 impl WorkloadCa {
     /// The CA the cluster's workloads hold certificates from: the one its
-    /// istiod chose when it started, since it reads `cacerts` once (Istio
-    /// 1.20.2 pilot/pkg/bootstrap/istio_ca.go: the CA is made at start, a
-    /// `cacerts` made later is not picked up until istiod restarts). `None`
-    /// before any istiod ran, or when the secret it used is gone.
+    /// istiod signs with, chosen when it started (Istio 1.20.2
+    /// pilot/pkg/bootstrap/istio_ca.go: the CA is made at start, a `cacerts`
+    /// made later is not picked up until istiod restarts) or a new
+    /// intermediate of the same root its watch took up since (`reload_cacerts`).
+    /// Certificates are issued per connection here, so a new intermediate shows
+    /// at once; istio-agent would keep its certificate until it rotates it.
+    /// `None` before any istiod ran, or when its self-signed secret is gone.
     pub fn in_use(mc: &MeshCluster) -> Option<WorkloadCa> {
         let root = mc.istiod.trust_root()?;
-        let same = |pem: &str| certs(pem) == certs(&root);
-        let cluster = &mc.cluster;
-        let secret = |name: &str| cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), name);
-        if let Some(s) = secret(CACERTS) {
-            if let (Some(cert), Some(key), Some(chain), Some(r)) = (
-                secret_text(&s, "ca-cert.pem"),
-                secret_text(&s, "ca-key.pem"),
-                secret_text(&s, "cert-chain.pem"),
-                secret_text(&s, "root-cert.pem"),
-            ) {
-                if same(&r) {
-                    return Self::from_pems(&cert, &key, &chain, &r);
-                }
-            }
+        if let Some(p) = mc.istiod.signing() {
+            return Self::from_pems(&p.ca_cert, &p.ca_key, &p.cert_chain, &p.root);
         }
-        let s = secret(SELF_SIGNED_SECRET)?;
+        let s = mc.cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), SELF_SIGNED_SECRET)?;
         let cert = secret_text(&s, "ca-cert.pem")?;
-        if !same(&cert) {
+        if certs(&cert) != certs(&root) {
             return None;
         }
         Self::from_pems(&cert, &secret_text(&s, "ca-key.pem")?, &cert, &cert)

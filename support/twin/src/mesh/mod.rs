@@ -175,6 +175,13 @@ impl MeshCluster {
         };
         instance.connect(p);
         let views = instance.views(&self.cluster);
+        // istiod pushes once it has resolved the gateways it knows: until then
+        // a proxy keeps what it had.
+        if instance.gateways_pending(&views) {
+            if let Some(kept) = self.istiod.remembered_config(uid) {
+                return Some(kept);
+            }
+        }
         let gateways = instance.gateways(&views);
         let services = xds::service_endpoints(&views);
         let proxy = self.proxy_view(p, &views[0].network);

@@ -141,6 +141,15 @@ impl DnsCache {
         self.entries.contains_key(host)
     }
 
+    /// Whether a hostname among `sources` was never looked up: istiod resolves
+    /// a gateway's hostname as it reloads its gateways, before it pushes
+    /// (Istio 1.20.2 pilot/pkg/model/network.go `reload` calls
+    /// `resolveHostnameGateways`, which waits for the answer), so no proxy
+    /// gets a config built without it.
+    pub fn never_looked_up(&self, sources: &[GatewaySource]) -> bool {
+        sources.iter().any(|s| matches!(&s.address, GatewayAddress::Hostname(h) if !self.entries.contains_key(h)))
+    }
+
     /// Forgets names no gateway uses any more.
     pub fn retain(&mut self, sources: &[GatewaySource]) {
         self.entries.retain(|h, _| sources.iter().any(|s| s.address == GatewayAddress::Hostname(h.clone())));
@@ -276,7 +285,9 @@ mod tests {
         let mut cache = DnsCache::default();
         let t0 = Duration::from_secs(100);
         assert_eq!(cache.due(&sources, t0), std::slice::from_ref(&host));
+        assert!(cache.never_looked_up(&sources));
         cache.record(&host, None, t0);
+        assert!(!cache.never_looked_up(&sources), "looked up, even without an answer");
         assert!(cache.gateways(&sources).is_empty(), "no gateway while unresolved");
         assert!(cache.due(&sources, t0 + Duration::from_secs(29)).is_empty());
         assert_eq!(cache.due(&sources, t0 + Duration::from_secs(30)), std::slice::from_ref(&host));

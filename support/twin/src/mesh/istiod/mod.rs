@@ -5,6 +5,9 @@
 //! - At start: the CA (`ca`): plugged-in `cacerts`, else the self-signed root
 //!   of `istio-ca-secret` (made on first need); a partial `cacerts` makes the
 //!   container exit (CrashLoopBackOff), so the pod never turns Ready.
+//! - A plugged-in CA is watched (`reload_cacerts`): a new intermediate of the
+//!   same root is taken up without a restart, a new root is refused until the
+//!   next start.
 //! - While running (`IstiodController`): the root in use goes to ConfigMap
 //!   `istio-ca-root-cert` in every namespace; remote secrets
 //!   (`istio/multiCluster=true` in istio-system) become remote clusters read
@@ -80,6 +83,10 @@ pub struct Instance {
     pub root_pem: String,
     /// Its image tag: the injector's default proxy tag.
     pub tag: String,
+    /// The plugged-in CA it signs with (`None`: its self-signed CA).
+    signing: Mutex<Option<ca::PluggedCa>>,
+    /// The `cacerts` content its watch last handled.
+    cacerts_seen: Mutex<Option<ca::PluggedCa>>,
     pub log: ProgramLog,
     ready: AtomicBool,
     /// Whether the remote secrets controller has started (logged once per run).
@@ -127,6 +134,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Instance {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The plugged-in CA this run signs with now (`None`: its self-signed CA).
+    pub fn signing(&self) -> Option<ca::PluggedCa> {
+        lock(&self.signing).clone()
     }
 
     /// `(cluster id, secret, status)` of every remote cluster, sorted by id.
@@ -201,6 +213,12 @@ impl Instance {
     pub fn gateways(&self, views: &[ClusterView]) -> Vec<NetworkGateway> {
         lock(&self.dns).gateways(&gateway_sources(views))
     }
+
+    /// Whether a gateway hostname is still to be looked up for the first time
+    /// (the twin resolves in the background; istiod resolves before it pushes).
+    pub fn gateways_pending(&self, views: &[ClusterView]) -> bool {
+        lock(&self.dns).never_looked_up(&gateway_sources(views))
+    }
 }
 
 /// istiod of one cluster across its restarts.
@@ -209,6 +227,8 @@ pub struct Istiod {
     current: Mutex<Option<Arc<Instance>>>,
     /// The root the last run used: workloads keep trusting it while istiod is away.
     last_root: Mutex<Option<String>>,
+    /// The plugged-in CA the last run signed with, likewise.
+    last_signing: Mutex<Option<ca::PluggedCa>>,
     /// The last endpoints each proxy got (by pod uid): Envoy keeps its config
     /// while istiod is away.
     configs: Mutex<HashMap<String, Arc<Vec<ClusterLoadAssignment>>>>,
@@ -235,6 +255,15 @@ impl Istiod {
         self.running().map(|i| i.root_pem.clone()).or_else(|| self.last_root())
     }
 
+    /// The plugged-in CA workloads get certificates from: the running
+    /// istiod's, else the last run's; `None` for a self-signed CA.
+    pub fn signing(&self) -> Option<ca::PluggedCa> {
+        match self.running() {
+            Some(i) => i.signing(),
+            None => lock(&self.last_signing).clone(),
+        }
+    }
+
     pub fn remember_config(&self, pod_uid: &str, config: Arc<Vec<ClusterLoadAssignment>>) {
         lock(&self.configs).insert(pod_uid.to_owned(), config);
     }
@@ -257,9 +286,13 @@ impl Istiod {
             ContainerExit { container: container_name.clone(), exit_code: 1, message }
         };
         let cacerts = cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), ca::CACERTS);
+        let signing = ca::plugged_ca(cacerts.as_ref());
         let root_pem = match ca::read_cacerts(cacerts.as_ref()) {
             CaBundle::Plugged { root_pem } => {
                 log.info(ca::LOG_LOCAL_CA);
+                // Istio 1.20.2 pilot/pkg/bootstrap/istio_ca.go addCACertsFileWatcher
+                // (ROOT_CA_DIR defaults to ./etc/cacerts).
+                log.info("Added cacerts files watcher at ./etc/cacerts");
                 root_pem
             }
             CaBundle::Absent => {
@@ -288,6 +321,8 @@ impl Istiod {
             cluster_id,
             root_pem: root_pem.clone(),
             tag: image_tag(pod::image(container)),
+            signing: Mutex::new(signing.clone()),
+            cacerts_seen: Mutex::new(signing.clone()),
             log,
             ready: AtomicBool::new(false),
             secrets_controller: AtomicBool::new(false),
@@ -303,6 +338,7 @@ impl Istiod {
         // A new run: the previous one (if any) stops, with its remote clusters.
         *lock(&self.current) = Some(instance);
         *lock(&self.last_root) = Some(root_pem);
+        *lock(&self.last_signing) = signing;
         Ok(())
     }
 
@@ -381,6 +417,7 @@ impl Reconciler for IstiodController {
             return;
         }
         write_root_certs(cluster, &instance.root_pem);
+        reload_cacerts(cluster, istiod, &instance);
         if !instance.secrets_controller.swap(true, Ordering::SeqCst) {
             // Istio 1.20.2 pkg/kube/multicluster/secretcontroller.go Run, and
             // pkg/kube/controllers/queue.go Run (scope `controllers`).
@@ -399,6 +436,41 @@ impl Reconciler for IstiodController {
             *resolver = Some(task.abort_handle());
         }
     }
+}
+
+/// istiod's watch of its plugged-in CA (Istio 1.20.2
+/// pilot/pkg/bootstrap/istio_ca.go: `createIstioCA` starts `initCACertsWatcher`
+/// only for a plugged-in CA; on a write to /etc/cacerts `handleEvent` takes up
+/// the new files when `root-cert.pem` is unchanged, byte for byte, and refuses
+/// a new root while `ISTIO_MULTIROOT_MESH` is off, its default in
+/// pilot/pkg/features/pilot.go). Not modelled: the kubelet's delay in updating
+/// a mounted Secret (up to its sync period plus its cache's TTL, about a minute).
+fn reload_cacerts(cluster: &Cluster, istiod: &Istiod, instance: &Instance) {
+    let Some(current) = instance.signing() else {
+        return;
+    };
+    let Some(new) = ca::plugged_ca(cluster.get(&Resource::secrets(), Some(ISTIO_SYSTEM), ca::CACERTS).as_ref()) else {
+        return;
+    };
+    {
+        let mut seen = lock(&instance.cacerts_seen);
+        if seen.as_ref() == Some(&new) {
+            return;
+        }
+        *seen = Some(new.clone());
+    }
+    if new == current {
+        return;
+    }
+    let log = &instance.log;
+    log.info("Update Istiod cacerts");
+    if new.root != current.root {
+        log.warn("Multi root is disabled, updating new ROOT-CA not supported");
+        return;
+    }
+    *lock(&instance.signing) = Some(new.clone());
+    *lock(&istiod.last_signing) = Some(new);
+    log.info("Istiod has detected the newly added intermediate CA and updated its key and certs accordingly");
 }
 
 /// `istio-ca-root-cert` with the root in use, in every namespace.
