@@ -136,7 +136,8 @@ fn a_remote_pod_ip_is_not_routed_between_the_clusters_processes() {
             // By name, through the gateway: v2 (the remote version) answers within a few tries.
             let mut v2 = false;
             for _ in 0..40 {
-                if curl_once(&from, "helloworld.sample:5000/hello", Duration::from_secs(60)).await.version() == Some("v2")
+                if curl_once(&from, "helloworld.sample:5000/hello", Duration::from_secs(60)).await.version()
+                    == Some("v2")
                 {
                     v2 = true;
                     break;
