@@ -209,3 +209,21 @@ Feature: Day-2 operations under continuous traffic
     And the new load balancer has every target of its 15443 listener healthy
     And every check of the runbook runs against it
     Then a check fails with a diagnosis naming "lacks topology.istio.io/network"
+
+  @disruptive
+  Scenario: A gateway replaced while the other cluster's istiod is down leaves its sidecars on the old NLB's addresses, and is diagnosed
+    The operation done at the wrong time: istiod of eks-1 is taken down, then
+    eks-2's gateway is replaced. A sidecar that loses its control plane keeps
+    the configuration it last received (Envoy docs, configuration/overview/
+    mgmt_server, "Management Server Unreachability"), so eks-1's sidecars still
+    send towards v2 to the deleted NLB's addresses, and nothing pushes the new
+    ones until istiod runs again.
+
+    Given a deployment this scenario may disrupt
+    Then the sleep pod's Envoy in "eks-1" holds the local helloworld pods on port 5000 and exactly the other cluster's NLB addresses on port 15443, all HEALTHY
+    When istiod in "eks-1" is scaled to zero
+    And the east-west gateway Service of "eks-2" is deleted, and gone once its NLB is
+    And it is created again
+    And the new load balancer has every target of its 15443 listener healthy
+    And every check of the runbook runs against it
+    Then a check fails with a diagnosis naming "still holds"

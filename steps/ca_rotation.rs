@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 
 use super::{MeshWorld, StepResult};
 use crate::checks::ca_rotation::{CacertsReloaded, PresentsCacertsIntermediate, Reload};
-use crate::mesh::ca_rotation::{replace_intermediate, rollout_restart, IssuedBy};
+use crate::mesh::ca_rotation::{replace_intermediate, rollout_restart, scale_to_zero, IssuedBy};
 use crate::topology::{names, ClusterTopology};
 
 impl MeshWorld {
@@ -81,6 +81,17 @@ async fn restart_istiods(w: &mut MeshWorld, step: &Step) -> StepResult {
 async fn restart_istiod(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
     let c = w.named_cluster(&cluster)?;
     w.restart(step, &c, names::ISTIO_SYSTEM, "istiod").await
+}
+
+/// Scale istiod of the cluster to zero replicas and wait until its pod is gone: its sidecars keep the
+/// configuration they last received (Envoy docs, configuration/overview/mgmt_server, "Management Server
+/// Unreachability": Envoy latches on to the previous configuration).
+#[when(expr = "istiod in {string} is scaled to zero")]
+async fn scale_istiod_to_zero(w: &mut MeshWorld, step: &Step, cluster: String) -> StepResult {
+    let c = w.named_cluster(&cluster)?;
+    let deadline = w.session.timeouts.rollout;
+    scale_to_zero(&w.session, &c, names::ISTIO_SYSTEM, "istiod", deadline).await.map_err(|e| w.failed(step, e))?;
+    Ok(())
 }
 
 /// Rollout-restart every helloworld Deployment of the cluster (label app=helloworld in sample), one after the

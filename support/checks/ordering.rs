@@ -37,6 +37,25 @@ fn created(meta: &kube::api::ObjectMeta) -> Option<DateTime<Utc>> {
     meta.creation_timestamp.as_ref().and_then(|t| DateTime::<Utc>::from_timestamp(t.0.as_second(), 0))
 }
 
+/// istiod's Deployment scaled to zero replicas: a definite break (nothing
+/// brings a pod back, and nothing pushes configuration meanwhile; sidecars
+/// keep what they last got, Envoy docs configuration/overview/mgmt_server).
+/// None when it has replicas, or when it cannot be read.
+pub async fn istiod_scaled_to_zero(session: &Session, c: &ClusterTopology) -> Option<Diagnosis> {
+    let client = session.kube(&c.name).await.ok()?;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client, names::ISTIO_SYSTEM);
+    let d = deployments.get_opt("istiod").await.ok()??;
+    (d.spec.as_ref().and_then(|s| s.replicas) == Some(0)).then(|| {
+        Diagnosis::new(
+            format!(
+                "istiod in {} is scaled to zero replicas: nothing pushes configuration there, and its sidecars keep what they last received",
+                c.name
+            ),
+            format!("kubectl --context <{}> -n {} scale deployment/istiod --replicas=1", c.name, names::ISTIO_SYSTEM),
+        )
+    })
+}
+
 fn restart_istiod() -> Diagnosis {
     Diagnosis::new(
         "istiod started before cacerts existed and hands out its own self-signed root",
@@ -59,8 +78,8 @@ pub struct IstiodOrdering {
 /// with the same root); the start times are reported with it.
 ///
 /// Definite: cacerts missing, or istiod serving another root (it keeps its
-/// own until restarted). Transient: istiod not running yet, or the root
-/// ConfigMap not written yet.
+/// own until restarted), or istiod scaled to zero. Transient: istiod not
+/// running yet, or the root ConfigMap not written yet.
 pub struct IstiodAfterCacerts {
     pub cluster: ClusterTopology,
     pub namespace: String,
@@ -95,7 +114,12 @@ impl Check for IstiodAfterCacerts {
         let cacerts_root = root_fingerprint(&String::from_utf8_lossy(&root_pem.0))?;
         let istiod_started = match started_at(&client, names::ISTIO_SYSTEM, "app=istiod").await {
             Ok(t) => t,
-            Err(e) => return Ok(Observation::pending(format!("{e:#}"))),
+            Err(e) => {
+                return Ok(match istiod_scaled_to_zero(s, c).await {
+                    Some(d) => Observation::broken(format!("{e:#}"), d),
+                    None => Observation::pending(format!("{e:#}")),
+                })
+            }
         };
         let cms: Api<ConfigMap> = Api::namespaced(client, namespace);
         let Some(served) = cms

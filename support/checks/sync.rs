@@ -235,7 +235,8 @@ async fn istiod_status_of(s: &Session, c: &ClusterTopology, remote: &str) -> Opt
 /// istiod's /debug/clusterz reports the peer `synced`.
 ///
 /// Definite: `timeout` (istiod gave up after its remote cluster timeout),
-/// `closed`, or no remote secret istiod would use. Transient: `syncing`, or
+/// `closed`, no remote secret istiod would use, or istiod scaled to zero.
+/// Transient: `syncing`, or
 /// not listed yet while a usable remote secret exists.
 pub struct RemoteClusterSynced(pub ClusterTopology);
 
@@ -253,10 +254,23 @@ impl Check for RemoteClusterSynced {
     async fn observe(&self, s: &Session) -> Result<Observation<Vec<ClusterStatus>>> {
         let c = &self.0;
         let peer = s.topology.peer_of(c).clone();
-        let observed = self.observe_clusterz(s, c, &peer).await?;
+        let observed = match self.observe_clusterz(s, c, &peer).await {
+            Ok(o) => o,
+            // No istiod pod to ask: definite if none is coming.
+            Err(e) => match super::ordering::istiod_scaled_to_zero(s, c).await {
+                Some(down) => return Ok(Observation::broken(format!("{e:#}"), down)),
+                None => return Err(e),
+            },
+        };
         // Not synced: what istiod itself logged about remote clusters and the peer.
         Ok(match observed {
             Observation::Holds(v) => Observation::Holds(v),
+            // No istiod at all, and none coming: its clusterz will never answer.
+            Observation::Pending { seen, .. }
+                if let Some(down) = super::ordering::istiod_scaled_to_zero(s, c).await =>
+            {
+                Observation::broken(seen, down)
+            }
             Observation::Pending { seen, diagnosis } => {
                 Observation::Pending { seen: with_istiod_log(s, c, &peer.istio_cluster, seen).await, diagnosis }
             }
@@ -547,6 +561,10 @@ pub fn stale_gateway_diagnosis(
 impl HelloworldEndpoints {
     /// Not as it must be: definite when the target shows why istiod cannot know the peer's gateway.
     async fn not_yet(&self, s: &Session, seen: String, stale: Option<Diagnosis>) -> Observation<EndpointEvidence> {
+        // No istiod to push: what the sidecar holds now is what it keeps.
+        if let Some(down) = super::ordering::istiod_scaled_to_zero(s, &self.0).await {
+            return Observation::broken(seen, stale.unwrap_or(down));
+        }
         // istiod that will never read the peer never gets its endpoints.
         if let Ok(Observation::Broken { seen: why, diagnosis }) = RemoteClusterSynced(self.0.clone()).observe(s).await {
             return Observation::broken(format!("{seen}; {why}"), diagnosis);

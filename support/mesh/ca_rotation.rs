@@ -127,6 +127,35 @@ pub async fn rollout_restart(
     .await?)
 }
 
+/// `kubectl scale deployment/<name> --replicas=0`, then wait (within
+/// `deadline`) until none of its pods is left: what an operator does to take
+/// a control plane down for maintenance.
+pub async fn scale_to_zero(
+    session: &Session,
+    c: &ClusterTopology,
+    ns: &str,
+    name: &str,
+    deadline: Duration,
+) -> Result<Deployment> {
+    let api: Api<Deployment> = Api::namespaced(session.kube(&c.name).await?, ns);
+    tokio::time::timeout(
+        session.timeouts.api_call,
+        api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 0}}))),
+    )
+    .await
+    .with_context(|| format!("{}: scaling deployment {ns}/{name} took longer than one API call", c.name))?
+    .with_context(|| format!("{}: scaling deployment {ns}/{name} to zero", c.name))?;
+    let what = format!("{}: deployment {ns}/{name} to have no pod", c.name);
+    Ok(wait::until(what, WaitOptions::new(deadline), || async {
+        Ok::<_, kube::Error>(match api.get_opt(name).await? {
+            None => Poll::Pending("not found".into()),
+            Some(d) if d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0 => Poll::Ready(d),
+            Some(d) => Poll::Pending(deployment_state(&d)),
+        })
+    })
+    .await?)
+}
+
 /// The certificate chain a workload's sidecar holds, read as `istioctl
 /// proxy-config secret` reads it: Envoy's admin
 /// `config_dump?resource=dynamic_active_secrets` through `pilot-agent request`
