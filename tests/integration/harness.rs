@@ -19,6 +19,17 @@ pub fn whole_runs() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The built meshspec binary, run from the project's directory with no
+/// kubeconfig, no trend file and its ledgers in `ledgers`.
+pub fn meshspec_with_ledgers(ledgers: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KUBECONFIG")
+        .env_remove("MESHSPEC_TREND")
+        .env("MESHSPEC_LEDGER_DIR", ledgers);
+    cmd
+}
+
 pub fn init() {
     meshspec::install_crypto_provider();
 }

@@ -14,12 +14,7 @@ use super::harness::{run_bounded, run_id, signal, spawn_lines, text, wait_exit, 
 const LIMIT: Duration = Duration::from_secs(600);
 
 fn meshspec(ledgers: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("KUBECONFIG")
-        .env_remove("MESHSPEC_TREND")
-        .env("MESHSPEC_LEDGER_DIR", ledgers);
-    cmd
+    super::harness::meshspec_with_ledgers(ledgers)
 }
 
 /// The stand-in image, built (or found) by the CLI as a user would.

@@ -13,12 +13,7 @@ use super::harness::{run_bounded, signal, spawn_lines, text, wait_exit, whole_ru
 const LIMIT: Duration = Duration::from_secs(900);
 
 fn meshspec(ledgers: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshspec"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("KUBECONFIG")
-        .env_remove("MESHSPEC_TREND")
-        .env("MESHSPEC_LEDGER_DIR", ledgers);
-    cmd
+    super::harness::meshspec_with_ledgers(ledgers)
 }
 
 /// The pids of the twin's processes a meshspec process started: they carry
