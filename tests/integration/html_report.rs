@@ -149,8 +149,9 @@ fn the_page_of_a_twin_run_in_a_browser_shows_every_feature_its_charts_and_a_fail
     let charts = distributions(&page);
     assert_eq!(
         charts.len(),
-        3,
-        "one distribution per sending step (two load-balancing outlines, one ordering scenario)"
+        4,
+        "one distribution per sending step (two load-balancing outlines, one ordering scenario, the operations \
+         negative with an intermediate from another root)"
     );
     for (requests, bars) in &charts {
         assert_eq!(bars.iter().map(|(_, n)| n).sum::<usize>(), *requests, "{bars:?}");
