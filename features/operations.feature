@@ -63,7 +63,7 @@ Feature: Day-2 operations under continuous traffic
     And no probe request failed
     And istiod ran on without a restart in every cluster
 
-  @disruptive
+  @twin
   Scenario: A remote secret left with the token that is then revoked is caught, naming the revoked token
     The rotation done wrong: the remote secret is applied again with the old
     token (an output of `istioctl create-remote-secret` saved before the
@@ -77,7 +77,7 @@ Feature: Day-2 operations under continuous traffic
     (cluster.go HasSynced). Only reading eks-2 with the secret's own token
     finds it, before the stale endpoints or an istiod restart do.
 
-    Given a deployment this scenario may disrupt
+    Given a separate deployment on a fresh twin, provisioned with the plan "stages.yaml"
     When a new istio-reader token is made in "eks-2"
     And the remote secret for the other cluster in "eks-1" is updated with its old istio-reader token
     And the old istio-reader token of "eks-2" is revoked
@@ -110,14 +110,14 @@ Feature: Day-2 operations under continuous traffic
     And no probe request failed
     And istiod ran on without a restart in every cluster
 
-  @disruptive
+  @twin
   Scenario: A cluster rejoined with a remote secret without its label is caught
     The rejoin done wrong: the secret applied again without the label
     `istio/multiCluster: "true"`. istiod's secret controller watches only
     secrets with that label (secretcontroller.go NewController: the
     informer's LabelSelector), so it never reads the other cluster again.
 
-    Given a deployment this scenario may disrupt
+    Given a separate deployment on a fresh twin, provisioned with the plan "stages.yaml"
     When the remote secret for the other cluster is deleted from "eks-1"
     And the remote secret is applied again in "eks-1" without its label istio/multiCluster
     Then the remote secret check of "eks-1" fails with a diagnosis naming "lacks the label istio/multiCluster=true"
@@ -150,7 +150,7 @@ Feature: Day-2 operations under continuous traffic
     And the helloworld workloads of "eks-2" are restarted
     Then the workloads of every cluster present certificates from the intermediate in its cacerts
 
-  @disruptive
+  @twin
   Scenario: An intermediate from a different root is refused until istiod restarts, then breaks cross-network mTLS
     The operation done wrong: eks-2's new intermediate is issued by a root of
     its own. istiod refuses a new root while it runs ("Multi root is
@@ -158,7 +158,7 @@ Feature: Day-2 operations under continuous traffic
     by default) and takes it at its next start; once eks-2's workloads hold
     certificates from it, neither cluster verifies the other's workloads.
 
-    Given a deployment this scenario may disrupt
+    Given a separate deployment on a fresh twin, provisioned with the plan "stages.yaml"
     When the intermediate CA in the cacerts of "eks-2" is replaced by one from a different root
     Then istiod in "eks-2" refuses the new root while it runs
     When istiod in "eks-2" is restarted
@@ -168,7 +168,7 @@ Feature: Day-2 operations under continuous traffic
     When every check of the runbook runs against it
     Then a check fails with a diagnosis naming "cacerts come from different roots"
 
-  @disruptive
+  @disruptive @aws
   Scenario: The east-west gateway Service of one cluster is deleted and recreated: cross-network requests fail only until the new NLB serves
     The AWS load balancer controller deletes the NLB before it lets the
     Service go, and the recreated Service gets a new NLB with a new DNS name
@@ -197,20 +197,20 @@ Feature: Day-2 operations under continuous traffic
     And the probe has 60 answers from every cluster
     Then probe requests failed only between "gateway deleted" and "recovered"
 
-  @disruptive
+  @twin
   Scenario: A gateway Service recreated without its network label leaves istiod without a gateway for that network, and is diagnosed
     The operation done wrong: without topology.istio.io/network the new
     Service is no network gateway to istiod, so eks-1's sidecars get eks-2's
     pod IPs, which eks-1 cannot reach.
 
-    Given a deployment this scenario may disrupt
+    Given a separate deployment on a fresh twin, provisioned with the plan "stages.yaml"
     When the east-west gateway Service of "eks-2" is deleted, and gone once its NLB is
     And it is created again without its topology.istio.io/network label
     And the new load balancer has every target of its 15443 listener healthy
     And every check of the runbook runs against it
     Then a check fails with a diagnosis naming "lacks topology.istio.io/network"
 
-  @disruptive
+  @twin
   Scenario: A gateway replaced while the other cluster's istiod is down leaves its sidecars on the old NLB's addresses, and is diagnosed
     The operation done at the wrong time: istiod of eks-1 is taken down, then
     eks-2's gateway is replaced. A sidecar that loses its control plane keeps
@@ -219,7 +219,7 @@ Feature: Day-2 operations under continuous traffic
     send towards v2 to the deleted NLB's addresses, and nothing pushes the new
     ones until istiod runs again.
 
-    Given a deployment this scenario may disrupt
+    Given a separate deployment on a fresh twin, provisioned with the plan "stages.yaml"
     Then the sleep pod's Envoy in "eks-1" holds the local helloworld pods on port 5000 and exactly the other cluster's NLB addresses on port 15443, all HEALTHY
     When istiod in "eks-1" is scaled to zero
     And the east-west gateway Service of "eks-2" is deleted, and gone once its NLB is
