@@ -169,7 +169,7 @@ Feature: Day-2 operations under continuous traffic
     Then a check fails with a diagnosis naming "cacerts come from different roots"
 
   @disruptive @aws
-  Scenario: The east-west gateway Service of one cluster is deleted and recreated: cross-network requests fail only until the new NLB serves
+  Scenario: The east-west gateway Service of one cluster is deleted and recreated, and cross-network requests fail only until the new NLB serves
     The AWS load balancer controller deletes the NLB before it lets the
     Service go, and the recreated Service gets a new NLB with a new DNS name
     (ELB picks its suffix at creation). From the deletion until the new NLB's

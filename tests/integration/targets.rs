@@ -131,7 +131,7 @@ fn the_eks_target_verifies_a_twin_reached_through_the_seeds_own_kubeconfig() {
         .env("CTX_CLUSTER1", &contexts[0])
         .env("CTX_CLUSTER2", &contexts[1])
         .args(["run", "--target", "eks"]);
-    run_and_check(&mut run, &["provisions"], "--allow-provision");
+    run_and_check(&mut run, &["provisions", "disruptive"], "--allow-provision");
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn the_kind_target_runs_everything_but_the_aws_scenarios_with_kube_contexts_only
         .arg(format!("eks-1={}", up.env["CTX_CLUSTER1"]))
         .arg("--context")
         .arg(format!("eks-2={}", up.env["CTX_CLUSTER2"]));
-    run_and_check(&mut run, &["aws", "provisions"], "target");
+    run_and_check(&mut run, &["aws", "provisions", "disruptive"], "target");
 }
 
 #[test]
@@ -200,5 +200,5 @@ fn routine_operator_actions_do_not_fail_a_verification_run() {
     }
     let mut run = up.meshspec();
     run.args(["run", "--target", "eks"]);
-    run_and_check(&mut run, &["provisions"], "--allow-provision");
+    run_and_check(&mut run, &["provisions", "disruptive"], "--allow-provision");
 }

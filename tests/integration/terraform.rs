@@ -63,7 +63,19 @@ fn a_run_on_eks_applies_the_seeds_stages_with_terraform_then_verifies_everything
     let mut run = meshspec(
         &up,
         &standins,
-        &["run", "--target", "eks", "--allow-provision", "eks-1,eks-2", "--terraform-dir", dir, "--tags", "not @twin"],
+        // The @disruptive operations are left out: the same-root CA rotation needs the root key,
+        // which meshspec holds only when it made cacerts itself (Terraform made them here).
+        &[
+            "run",
+            "--target",
+            "eks",
+            "--allow-provision",
+            "eks-1,eks-2",
+            "--terraform-dir",
+            dir,
+            "--tags",
+            "not @twin and not @disruptive",
+        ],
     );
     run.arg("--report-dir").arg(reports.path()).arg("--ledger-dir").arg(ledgers.path());
     let out = run_bounded(&mut run, LIMIT);
