@@ -594,22 +594,15 @@ async fn pod_clusters(
         None => meshspec::kube::access::client_from_current_context(kubeconfig, timeouts).await?,
     };
     meshspec::mesh::envoy::sidecar_pod(&access, namespace, pod).await?;
-    let out = meshspec::kube::exec::exec(
+    let body = meshspec::mesh::envoy::pilot_agent_get(
         &access.client,
         namespace,
         pod,
-        "istio-proxy",
-        &["pilot-agent", "request", "GET", "clusters?format=json"],
+        "clusters?format=json",
         std::time::Duration::from_secs(30),
     )
     .await?;
-    anyhow::ensure!(
-        out.exit_code == 0,
-        "pilot-agent in {namespace}/{pod} exited {}: {}",
-        out.exit_code,
-        out.stderr.trim()
-    );
-    Ok(out.stdout.into_bytes())
+    Ok(body.into_bytes())
 }
 
 async fn provision(args: ProvisionArgs) -> Result<ExitCode> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::check::{self, Check, Diagnosis, Observation};
 use super::readiness;
-use crate::kube::exec::{exec, first_running_pod};
+use crate::kube::exec::first_running_pod;
 use crate::mesh::envoy::{self, EndpointRow};
 use crate::mesh::istiod::{self, ClusterStatus};
 use crate::mesh::remote_secret::{self, Answer, RemoteSecret};
@@ -387,17 +387,9 @@ pub async fn sidecar_endpoints(
     pod: &str,
 ) -> Result<Vec<EndpointRow>> {
     let client = session.kube(&c.name).await?;
-    let out = exec(
-        &client,
-        namespace,
-        pod,
-        "istio-proxy",
-        &["pilot-agent", "request", "GET", "clusters?format=json"],
-        session.timeouts.api_call,
-    )
-    .await?;
-    ensure!(out.exit_code == 0, "pilot-agent exited {} in {namespace}/{pod}: {}", out.exit_code, out.stderr.trim());
-    envoy::endpoint_rows(&out.stdout)
+    let body =
+        envoy::pilot_agent_get(&client, namespace, pod, "clusters?format=json", session.timeouts.api_call).await?;
+    envoy::endpoint_rows(&body)
 }
 
 pub async fn sleep_pod(session: &Session, c: &ClusterTopology) -> Result<String> {

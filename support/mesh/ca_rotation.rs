@@ -14,7 +14,6 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::cacerts::{self, CaCerts, RootCa, VerifiedCaCerts};
-use crate::kube::exec::exec;
 use crate::kube::rollout::deployment_state;
 use crate::run::Session;
 use crate::topology::{names, ClusterTopology};
@@ -169,17 +168,9 @@ pub async fn workload_chain(
     pod: &str,
 ) -> Result<Vec<Vec<u8>>> {
     let client = session.kube(&c.name).await?;
-    let out = exec(
-        &client,
-        namespace,
-        pod,
-        "istio-proxy",
-        &["pilot-agent", "request", "GET", "config_dump?resource=dynamic_active_secrets"],
-        session.timeouts.api_call,
-    )
-    .await?;
-    ensure!(out.exit_code == 0, "pilot-agent exited {} in {namespace}/{pod}: {}", out.exit_code, out.stderr.trim());
-    default_chain(&out.stdout).with_context(|| format!("{}: the secrets of {namespace}/{pod}'s sidecar", c.name))
+    let path = "config_dump?resource=dynamic_active_secrets";
+    let dump = super::envoy::pilot_agent_get(&client, namespace, pod, path, session.timeouts.api_call).await?;
+    default_chain(&dump).with_context(|| format!("{}: the secrets of {namespace}/{pod}'s sidecar", c.name))
 }
 
 /// The `default` secret's chain in a secrets config dump.

@@ -323,6 +323,33 @@ fn list(names: &[String]) -> String {
     }
 }
 
+/// What the sidecar's Envoy admin answers at `path`, asked as istioctl asks
+/// it: `pilot-agent request GET <path>` in the pod's `istio-proxy` container.
+pub async fn pilot_agent_get(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    path: &str,
+    within: std::time::Duration,
+) -> Result<String> {
+    let out = crate::kube::exec::exec(
+        client,
+        namespace,
+        pod,
+        "istio-proxy",
+        &["pilot-agent", "request", "GET", path],
+        within,
+    )
+    .await?;
+    anyhow::ensure!(
+        out.exit_code == 0,
+        "pilot-agent in {namespace}/{pod} exited {}: {}",
+        out.exit_code,
+        out.stderr.trim()
+    );
+    Ok(out.stdout)
+}
+
 /// Check that `namespace/pod` exists and carries an istio-proxy container.
 pub async fn sidecar_pod(access: &crate::kube::KubeAccess, namespace: &str, pod: &str) -> Result<(), SidecarError> {
     use k8s_openapi::api::core::v1::{Namespace, Pod};
