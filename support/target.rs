@@ -90,6 +90,10 @@ pub struct TargetOptions {
     /// The meshspec binary whose `twin serve-*` commands run the twin's
     /// processes (None: this one; tests name the built binary).
     pub meshspec_binary: Option<PathBuf>,
+    /// The mesh's root CA with its key, as its owner keeps it (`--mesh-root-ca`):
+    /// provisioning issues the clusters' intermediates from it, and a day-2
+    /// operation a new intermediate.
+    pub mesh_root_ca: Option<std::sync::Arc<crate::mesh::cacerts::RootCa>>,
 }
 
 impl TargetOptions {
@@ -111,6 +115,7 @@ impl TargetOptions {
             ledger_dir: None,
             twin_runtime: twin::TwinRuntime::InProcess,
             meshspec_binary: None,
+            mesh_root_ca: None,
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct Target {
     /// Where the twin runs (a fresh twin of a scenario runs the same way).
     pub twin_runtime: twin::TwinRuntime,
     pub meshspec_binary: Option<PathBuf>,
+    /// The mesh's root CA the user holds (`--mesh-root-ca`), if any.
+    pub mesh_root_ca: Option<std::sync::Arc<crate::mesh::cacerts::RootCa>>,
     aws: Option<AwsAccess>,
     pub dns: Dns,
     kubeconfig: Option<PathBuf>,
@@ -217,6 +224,7 @@ impl Target {
             api_fault_rate: opts.api_fault_rate,
             twin_runtime: opts.twin_runtime,
             meshspec_binary: opts.meshspec_binary,
+            mesh_root_ca: opts.mesh_root_ca,
             aws,
             dns,
             kubeconfig: opts.kubeconfig,

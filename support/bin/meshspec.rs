@@ -336,6 +336,12 @@ struct TargetArgs {
     /// each EKS cluster in its own on a loopback address: everything between them crosses TCP).
     #[arg(long, value_enum, default_value = "in-process")]
     twin_runtime: meshspec::target::twin::TwinRuntime,
+    /// A directory with the mesh's root CA, `root-cert.pem` and `root-key.pem`, as Istio's
+    /// tools/certs Makefile writes them: provisioning issues each cluster's intermediate from
+    /// it, and the same-root CA rotation (@root-key) a new one. Needed for that rotation when
+    /// meshspec did not make cacerts itself (Terraform made them).
+    #[arg(long, value_name = "DIR", env = "MESHSPEC_MESH_ROOT_CA")]
+    mesh_root_ca: Option<PathBuf>,
     /// The stage plan: a file, or a name under fixtures/ (default stages.yaml).
     #[arg(long, env = "MESHSPEC_PLAN")]
     plan: Option<String>,
@@ -425,6 +431,9 @@ struct TwinUpArgs {
     /// The share of API requests the twin throttles, fails, slows or cuts: 0.05, or kube=1,aws=0.05.
     #[arg(long, value_name = "RATES")]
     api_faults: Option<meshspec::api_faults::ApiFaultRates>,
+    /// The mesh's root CA (`root-cert.pem`, `root-key.pem`) to issue the clusters' intermediates from.
+    #[arg(long, value_name = "DIR")]
+    mesh_root_ca: Option<PathBuf>,
 }
 
 impl TargetArgs {
@@ -450,6 +459,7 @@ impl TargetArgs {
             k3s_image: self.k3s_image.clone(),
             k3s_runtime: self.k3s_runtime,
             twin_runtime: self.twin_runtime,
+            mesh_root_ca: self.mesh_root_ca.clone(),
         }
     }
 }
@@ -680,6 +690,10 @@ async fn twin_up(args: TwinUpArgs) -> Result<ExitCode> {
     let mut opts = TargetOptions::new(TargetKind::Twin, topology);
     opts.time_scale = args.time_scale;
     opts.api_fault_rate = args.api_faults;
+    if let Some(dir) = &args.mesh_root_ca {
+        opts.mesh_root_ca =
+            Some(std::sync::Arc::new(meshspec::mesh::cacerts::RootCa::load(dir).context("--mesh-root-ca")?));
+    }
     let files = meshspec::twin_env::TwinEnvFiles::for_env_file(&args.env_file);
     let session = Session::open(opts).await?;
     let result = async {

@@ -11,6 +11,7 @@ use rcgen::{
     PublicKeyData, PKCS_RSA_SHA256,
 };
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use x509_parser::prelude::*;
 
 pub const ROOT_CN: &str = "multicluster.istio.io";
@@ -21,9 +22,22 @@ pub const KEYS: [&str; 4] = ["ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert
 /// The shared root. Its key lives only in memory, for signing intermediates.
 pub struct RootCa {
     pub cert_pem: String,
-    params: CertificateParams,
-    key: KeyPair,
+    issuer: Issuer<'static, KeyPair>,
 }
+
+/// Never the key: the root's fingerprint only.
+impl std::fmt::Debug for RootCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fp = root_fingerprint(&self.cert_pem).unwrap_or_default();
+        f.debug_struct("RootCa").field("fingerprint", &fp).field("key", &"<redacted>").finish()
+    }
+}
+
+/// The files a root CA is kept in, as Istio's tools/certs/Makefile.selfsigned.mk
+/// writes them (1.20.2, target `root-ca`: `root-key.pem` from `openssl genrsa`,
+/// `root-cert.pem` self-signed with it).
+pub const ROOT_CERT_FILE: &str = "root-cert.pem";
+pub const ROOT_KEY_FILE: &str = "root-key.pem";
 
 /// One cluster's `cacerts` content. Debug never shows the key.
 #[derive(Clone)]
@@ -67,15 +81,60 @@ impl RootCa {
         let key = KeyPair::generate_for(&PKCS_RSA_SHA256).context("cannot generate the root key")?;
         let params = ca_params(ROOT_CN, None)?;
         let cert = params.self_signed(&key).context("cannot self-sign the root")?;
-        Ok(RootCa { cert_pem: cert.pem(), params, key })
+        Ok(RootCa { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
+    }
+
+    /// The mesh's root as its owner keeps it: `root-cert.pem` and `root-key.pem`
+    /// in `dir`. The certificate must be a self-signed CA, valid now, and the
+    /// key its own. Errors name the file, never its content.
+    pub fn load(dir: &Path) -> Result<RootCa> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let (cert_pem, key_pem) = (read(ROOT_CERT_FILE)?, read(ROOT_KEY_FILE)?);
+        RootCa::from_pems(&cert_pem, &key_pem).with_context(|| format!("{} is not a usable root CA", dir.display()))
+    }
+
+    /// A root from its certificate and key (PKCS#8, or PKCS#1 as `openssl
+    /// genrsa -traditional` and Terraform's `tls_private_key.private_key_pem` write RSA keys).
+    pub fn from_pems(cert_pem: &str, key_pem: &str) -> Result<RootCa> {
+        let ders = certificates(cert_pem, ROOT_CERT_FILE)?;
+        ensure!(ders.len() == 1, "{ROOT_CERT_FILE} holds {} certificates, expected the root alone", ders.len());
+        let cert = parse(&ders[0], ROOT_CERT_FILE)?;
+        ensure!(is_ca(&cert), "{ROOT_CERT_FILE} is not a CA (basicConstraints CA:FALSE or missing)");
+        ensure!(cert.subject() == cert.issuer(), "{ROOT_CERT_FILE} is not self-signed (issuer {})", cert.issuer());
+        cert.verify_signature(None)
+            .map_err(|e| anyhow::anyhow!("{ROOT_CERT_FILE}'s self-signature does not verify: {e}"))?;
+        ensure!(
+            cert.validity().is_valid(),
+            "{ROOT_CERT_FILE} is not valid now (not before {}, not after {})",
+            cert.validity().not_before,
+            cert.validity().not_after
+        );
+        // No detail of the parse error: it could quote the key.
+        let key = KeyPair::from_pem(key_pem).map_err(|_| {
+            anyhow::anyhow!("{ROOT_KEY_FILE} is not a usable private key (PEM, PKCS#8 or PKCS#1, unencrypted)")
+        })?;
+        ensure!(
+            key.subject_public_key_info() == cert.public_key().raw,
+            "{ROOT_KEY_FILE} does not match {ROOT_CERT_FILE} (different public keys)"
+        );
+        let issuer = Issuer::from_ca_cert_der(&ders[0].clone().into(), key)
+            .map_err(|e| anyhow::anyhow!("{ROOT_CERT_FILE} cannot issue certificates: {e}"))?;
+        Ok(RootCa { cert_pem: pem_of(&ders[0]), issuer })
+    }
+
+    /// SHA-256 of the root's DER, as `VerifiedCaCerts::root_fingerprint`.
+    pub fn fingerprint(&self) -> Result<String> {
+        root_fingerprint(&self.cert_pem)
     }
 
     /// An intermediate CA for one cluster, signed by this root.
     pub fn intermediate(&self, cluster: &str) -> Result<CaCerts> {
         let key = KeyPair::generate_for(&PKCS_RSA_SHA256).context("cannot generate an intermediate key")?;
         let params = ca_params(INTERMEDIATE_CN, Some(cluster))?;
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer).context("cannot sign the intermediate")?;
+        let cert = params.signed_by(&key, &self.issuer).context("cannot sign the intermediate")?;
         let ca_cert_pem = cert.pem();
         Ok(CaCerts {
             cert_chain_pem: format!("{ca_cert_pem}{}", self.cert_pem),
@@ -109,6 +168,14 @@ fn certificates(pem: &str, what: &str) -> Result<Vec<Vec<u8>>> {
     }
     ensure!(!out.is_empty(), "{what} holds no certificate");
     Ok(out)
+}
+
+/// A DER certificate as PEM, 64 columns (RFC 7468), without anything the file had around it.
+fn pem_of(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
 fn parse<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>> {
@@ -253,5 +320,46 @@ mod tests {
         let mut reversed = bundle(&c1);
         reversed.insert("cert-chain.pem".into(), format!("{}{}", c1.root_cert_pem, c1.ca_cert_pem));
         assert!(verify(&reversed).is_err());
+    }
+
+    /// A root as an operator keeps it: a self-signed CA certificate and its key, as PEM.
+    fn kept_root() -> (String, String) {
+        let key = KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap();
+        let cert = ca_params("Root CA", None).unwrap().self_signed(&key).unwrap();
+        (format!("a comment line before the PEM\n{}", cert.pem()), key.serialize_pem())
+    }
+
+    #[test]
+    fn a_kept_root_issues_intermediates_that_verify_under_it() {
+        let (cert, key) = kept_root();
+        let root = RootCa::from_pems(&cert, &key).unwrap();
+        let issued = verify(&bundle(&root.intermediate("cluster1").unwrap())).unwrap();
+        assert_eq!(issued.root_fingerprint, root.fingerprint().unwrap());
+        assert_eq!(issued.root_fingerprint, root_fingerprint(&cert).unwrap());
+        // Debug shows the fingerprint, never the key.
+        let shown = format!("{root:?}");
+        assert!(shown.contains(&issued.root_fingerprint) && !shown.contains("PRIVATE"), "{shown}");
+    }
+
+    #[test]
+    fn a_kept_root_that_cannot_issue_is_refused_with_the_file_named() {
+        let (cert, key) = kept_root();
+        let (_, other_key) = kept_root();
+        let e = RootCa::from_pems(&cert, &other_key).unwrap_err().to_string();
+        assert!(e.contains("root-key.pem does not match root-cert.pem"), "{e}");
+        let e = RootCa::from_pems(&cert, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("root-key.pem is not a usable private key") && !e.contains("AAAA"), "{e}");
+        let e = RootCa::from_pems(&format!("{cert}{cert}"), &key).unwrap_err().to_string();
+        assert!(e.contains("expected the root alone"), "{e}");
+        // An intermediate is a CA, but not self-signed: not a root.
+        let root = RootCa::from_pems(&cert, &key).unwrap();
+        let inter = root.intermediate("cluster1").unwrap();
+        let e = RootCa::from_pems(&inter.ca_cert_pem, &inter.ca_key_pem).unwrap_err().to_string();
+        assert!(e.contains("not self-signed"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let e = format!("{:#}", RootCa::load(dir.path()).unwrap_err());
+        assert!(e.contains("root-cert.pem"), "{e}");
     }
 }

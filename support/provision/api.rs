@@ -38,7 +38,7 @@ pub(super) struct Trust {
 }
 
 /// The root's fingerprint, each cluster's cacerts and the root itself, being made.
-type Making = tokio::task::JoinHandle<Result<(String, Vec<CaCerts>, RootCa)>>;
+type Making = tokio::task::JoinHandle<Result<(String, Vec<CaCerts>, std::sync::Arc<RootCa>)>>;
 
 impl Trust {
     pub(super) fn start(session: &Session) -> Trust {
@@ -48,9 +48,14 @@ impl Trust {
     fn make(session: &Session) -> Making {
         let clusters: Vec<String> = session.topology.clusters.iter().map(|c| c.istio_cluster.clone()).collect();
         let different_roots = session.fault == Some(Fault::DifferentRoots);
+        // The user's own root when given (`--mesh-root-ca`), else one made for this deployment.
+        let kept = session.mesh_root_ca.clone();
         tokio::task::spawn_blocking(move || {
-            let root = RootCa::generate()?;
-            let fingerprint = crate::mesh::cacerts::root_fingerprint(&root.cert_pem)?;
+            let root = match kept {
+                Some(root) => root,
+                None => std::sync::Arc::new(RootCa::generate()?),
+            };
+            let fingerprint = root.fingerprint()?;
             let mut certs = Vec::new();
             for (i, c) in clusters.iter().enumerate() {
                 certs.push(if i > 0 && different_roots {
@@ -69,7 +74,7 @@ impl Trust {
             let making = self.making.take().unwrap_or_else(|| Trust::make(session));
             let (fingerprint, certs, root) = making.await.context("making the CA keys")??;
             // Kept for the run: a day-2 operation issues new intermediates from it.
-            *session.run.root_ca.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::sync::Arc::new(root));
+            *session.run.root_ca.lock().unwrap_or_else(|p| p.into_inner()) = Some(root);
             self.fingerprint = Some(fingerprint);
             self.certs = Some(certs);
         }

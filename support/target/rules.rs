@@ -49,6 +49,8 @@ pub struct TargetRequest {
     pub k3s_runtime: crate::provision::k3s::K3sRuntime,
     /// Where the twin target's twin runs (`--twin-runtime`).
     pub twin_runtime: super::twin::TwinRuntime,
+    /// A directory holding the mesh's `root-cert.pem` and `root-key.pem` (`--mesh-root-ca`).
+    pub mesh_root_ca: Option<PathBuf>,
 }
 
 impl TargetRequest {
@@ -74,6 +76,7 @@ impl TargetRequest {
             k3s_image: crate::containers::k3s::DEFAULT_IMAGE.to_string(),
             k3s_runtime: crate::provision::k3s::K3sRuntime::Docker,
             twin_runtime: super::twin::TwinRuntime::InProcess,
+            mesh_root_ca: None,
         }
     }
 }
@@ -112,6 +115,10 @@ pub fn target_options(req: &TargetRequest, env: Env) -> Result<TargetOptions> {
         req.target
     );
     opts.twin_runtime = req.twin_runtime;
+    if let Some(dir) = &req.mesh_root_ca {
+        let root = crate::mesh::cacerts::RootCa::load(dir).context("--mesh-root-ca")?;
+        opts.mesh_root_ca = Some(std::sync::Arc::new(root));
+    }
     opts.plan = plan(req);
     opts.provisioner = provisioner(req, env)?;
     if let Provisioner::Kind(p) = &opts.provisioner {

@@ -234,3 +234,26 @@ fn a_misspelt_topology_key_is_named_with_file_line_and_the_meant_key() {
         &format!("{}:{line}: unknown key `netwrok` in clusters[0]; did you mean `network`?", path.display()),
     );
 }
+
+#[test]
+fn a_mesh_root_ca_that_cannot_issue_is_named_without_its_key() {
+    expect_clear_error(
+        meshspec().args(["run", "--mesh-root-ca", "/nonexistent/certs"]),
+        "--mesh-root-ca: cannot read /nonexistent/certs/root-cert.pem",
+    );
+    // A certificate with another root's key.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    super::terraform::openssl_root(a.path(), "Root CA");
+    super::terraform::openssl_root(b.path(), "Root CA");
+    std::fs::copy(b.path().join("root-key.pem"), a.path().join("root-key.pem")).unwrap();
+    let key = std::fs::read_to_string(a.path().join("root-key.pem")).unwrap();
+    let mut cmd = meshspec();
+    cmd.args(["run", "--mesh-root-ca"]).arg(a.path());
+    expect_clear_error(&mut cmd, "root-key.pem does not match root-cert.pem");
+    let out = run_bounded(meshspec().args(["run", "--mesh-root-ca"]).arg(a.path()), LIMIT);
+    let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(
+        !text(&out.stderr).contains(&body[..40]) && !text(&out.stdout).contains(&body[..40]),
+        "the key is never printed"
+    );
+}
