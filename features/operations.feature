@@ -122,7 +122,7 @@ Feature: Day-2 operations under continuous traffic
     And the remote secret is applied again in "eks-1" without its label istio/multiCluster
     Then the remote secret check of "eks-1" fails with a diagnosis naming "lacks the label istio/multiCluster=true"
 
-  @disruptive
+  @disruptive @root-key
   Scenario: A new intermediate from the same root, istiod restarted cluster by cluster, fails no request
     Each cluster's cacerts gets a new intermediate issued by the root both
     share. Istio 1.20.2 watches the mounted cacerts of a plugged-in CA
@@ -133,7 +133,9 @@ Feature: Day-2 operations under continuous traffic
     starts from the new files. The root does not change, so each cluster keeps
     verifying the other's workloads whichever intermediate signed them: no
     request fails. Workloads get certificates from the new intermediate when
-    istio-agent rotates theirs, or at once when they restart.
+    istio-agent rotates theirs, or at once when they restart. Issuing it takes
+    the root's key: meshspec holds it when it made cacerts, or when given the
+    root with --mesh-root-ca; it refuses a root the clusters do not trust.
 
     Given a deployment this scenario may disrupt
     And a traffic probe runs from every cluster's sleep pod to "helloworld.sample:5000/hello"

@@ -31,24 +31,35 @@ pub enum IssuedBy {
 /// Replace the intermediate in `cluster`'s `cacerts` with a new one, keeping
 /// the Secret's four keys; returns what the new bundle verifies as.
 pub async fn replace_intermediate(session: &Session, c: &ClusterTopology, from: IssuedBy) -> Result<VerifiedCaCerts> {
-    let shared = session.run.root_ca.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let api: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
+    let root = match from {
+        IssuedBy::SameRoot => {
+            let root = held_root(session)?;
+            // Never plug in an intermediate from a root the cluster does not trust:
+            // its workloads would stop trusting every other cluster's.
+            let now = current_cacerts(session, c, &api).await?;
+            let held = root.fingerprint()?;
+            ensure!(
+                now.root_fingerprint == held,
+                "{}: the root meshspec holds (SHA-256 {held}) is not the root of {}/{} (SHA-256 {}, {}); \
+                 refusing to plug in an intermediate from it (pass the mesh's own root with --mesh-root-ca)",
+                c.name,
+                names::ISTIO_SYSTEM,
+                names::CACERTS,
+                now.root_fingerprint,
+                now.root_subject
+            );
+            root
+        }
+        IssuedBy::NewRoot => {
+            std::sync::Arc::new(tokio::task::spawn_blocking(RootCa::generate).await.context("making a new root")??)
+        }
+    };
     let istio_cluster = c.istio_cluster.clone();
     // RSA keys: made on a blocking thread, never on an async worker.
-    let bundle: CaCerts = tokio::task::spawn_blocking(move || -> Result<CaCerts> {
-        match from {
-            IssuedBy::SameRoot => shared
-                .ok_or_else(|| {
-                    anyhow!(
-                        "this run did not make the shared root, so it holds no key to issue an intermediate from \
-                         (the API provisioner keeps it; a deployment made elsewhere keeps it where it was made)"
-                    )
-                })?
-                .intermediate(&istio_cluster),
-            IssuedBy::NewRoot => RootCa::generate()?.intermediate(&istio_cluster),
-        }
-    })
-    .await
-    .context("making the new intermediate")??;
+    let bundle: CaCerts = tokio::task::spawn_blocking(move || root.intermediate(&istio_cluster))
+        .await
+        .context("making the new intermediate")??;
     let data: std::collections::BTreeMap<String, String> = [
         ("ca-cert.pem", &bundle.ca_cert_pem),
         ("ca-key.pem", &bundle.ca_key_pem),
@@ -61,7 +72,6 @@ pub async fn replace_intermediate(session: &Session, c: &ClusterTopology, from: 
     let verified = cacerts::verify(&data)?;
     let encoded: serde_json::Map<String, serde_json::Value> =
         data.iter().map(|(k, v)| (k.clone(), json!(STANDARD.encode(v)))).collect();
-    let api: Api<Secret> = Api::namespaced(session.kube(&c.name).await?, names::ISTIO_SYSTEM);
     tokio::time::timeout(
         session.timeouts.api_call,
         api.patch(names::CACERTS, &PatchParams::default(), &Patch::Merge(json!({"data": encoded}))),
@@ -74,26 +84,84 @@ pub async fn replace_intermediate(session: &Session, c: &ClusterTopology, from: 
     Ok(verified)
 }
 
-/// What `kubectl rollout restart` sets (kubectl pkg/polymorphichelpers/objectrestarter.go:
-/// the pod template's annotation `kubectl.kubernetes.io/restartedAt`, RFC 3339).
-const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-
-/// Whether a Deployment finished rolling out its current template, as
-/// `kubectl rollout status` judges it (kubectl pkg/polymorphichelpers/rollout_status.go):
-/// the generation observed, every replica updated, no old replica left, and
-/// every updated replica available.
-pub fn rolled_out(d: &Deployment) -> bool {
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let st = d.status.clone().unwrap_or_default();
-    let updated = st.updated_replicas.unwrap_or(0);
-    st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0)
-        && updated >= want
-        && st.replicas.unwrap_or(0) <= updated
-        && st.available_replicas.unwrap_or(0) >= updated
+/// The root a same-root intermediate is issued from: the one this run made
+/// cacerts with, else the one the user holds (`--mesh-root-ca`).
+pub fn held_root(session: &Session) -> Result<std::sync::Arc<RootCa>> {
+    let made = session.run.root_ca.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    made.or_else(|| session.mesh_root_ca.clone()).ok_or_else(|| {
+        anyhow!(
+            "meshspec holds no key of the mesh's root to issue an intermediate from: this run did not make \
+             cacerts, and no --mesh-root-ca was given"
+        )
+    })
 }
 
-/// `kubectl rollout restart deployment/<name>`, then wait (within `deadline`)
-/// until the new pods are Ready and the old ones gone.
+/// The cluster's `cacerts` as it is now, verified.
+async fn current_cacerts(session: &Session, c: &ClusterTopology, api: &Api<Secret>) -> Result<VerifiedCaCerts> {
+    let what = format!("{}: {}/{}", c.name, names::ISTIO_SYSTEM, names::CACERTS);
+    let secret = tokio::time::timeout(session.timeouts.api_call, api.get(names::CACERTS))
+        .await
+        .with_context(|| format!("{what}: reading it took longer than one API call"))?
+        .with_context(|| format!("{what}: reading it"))?;
+    let data: std::collections::BTreeMap<String, String> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    cacerts::verify(&data).with_context(|| what.clone())
+}
+
+/// What `kubectl rollout restart` sets (kubectl pkg/polymorphichelpers/objectrestarter.go,
+/// `defaultObjectRestarter`, read at kubernetes/kubectl dee3483: the pod template's annotation
+/// `kubectl.kubernetes.io/restartedAt`, `time.Now().Format(time.RFC3339)`, sent as a
+/// strategic merge patch by pkg/cmd/rollout/rollout_restart.go).
+const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// A Deployment's rollout as `kubectl rollout status` judges it
+/// (kubectl pkg/polymorphichelpers/rollout_status.go, `DeploymentStatusViewer.Status`,
+/// read at kubernetes/kubectl dee3483).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RolloutStatus {
+    Done,
+    /// Still rolling out: kubectl's "Waiting for ..." line.
+    Waiting(String),
+    /// It will not finish by itself: the Progressing condition says
+    /// `ProgressDeadlineExceeded` (pkg/util/deployment `TimedOutReason`).
+    Failed(String),
+}
+
+pub fn rollout_status(d: &Deployment) -> RolloutStatus {
+    let name = d.metadata.name.as_deref().unwrap_or_default();
+    let st = d.status.clone().unwrap_or_default();
+    if d.metadata.generation.unwrap_or(0) > st.observed_generation.unwrap_or(0) {
+        return RolloutStatus::Waiting("Waiting for deployment spec update to be observed".into());
+    }
+    let timed_out = st
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+    if timed_out {
+        return RolloutStatus::Failed(format!("deployment {name:?} exceeded its progress deadline"));
+    }
+    let (updated, replicas, available) =
+        (st.updated_replicas.unwrap_or(0), st.replicas.unwrap_or(0), st.available_replicas.unwrap_or(0));
+    if let Some(want) = d.spec.as_ref().and_then(|s| s.replicas).filter(|want| updated < *want) {
+        return RolloutStatus::Waiting(format!("{updated} out of {want} new replicas have been updated"));
+    }
+    if replicas > updated {
+        return RolloutStatus::Waiting(format!("{} old replicas are pending termination", replicas - updated));
+    }
+    if available < updated {
+        return RolloutStatus::Waiting(format!("{available} of {updated} updated replicas are available"));
+    }
+    RolloutStatus::Done
+}
+
+/// `kubectl rollout restart deployment/<name>`, then wait as `kubectl rollout
+/// status` does (within `deadline`) until the new pods are available and the
+/// old ones gone; a progress deadline exceeded ends the wait at once.
 pub async fn rollout_restart(
     session: &Session,
     c: &ClusterTopology,
@@ -102,28 +170,50 @@ pub async fn rollout_restart(
     deadline: Duration,
 ) -> Result<Deployment> {
     let api: Api<Deployment> = Api::namespaced(session.kube(&c.name).await?, ns);
+    let what = format!("{}: deployment {ns}/{name}", c.name);
+    let before = tokio::time::timeout(session.timeouts.api_call, api.get(name))
+        .await
+        .with_context(|| format!("{what}: reading it took longer than one API call"))?
+        .with_context(|| format!("{what}: reading it"))?;
+    let spec = before.spec.as_ref();
+    // kubectl's own refusals, in its words.
+    ensure!(
+        !spec.and_then(|s| s.paused).unwrap_or(false),
+        "{what}: can't restart paused deployment (run rollout resume first)"
+    );
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let previous = spec
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(RESTARTED_AT));
+    ensure!(
+        previous != Some(&now),
+        "{what}: restarted within the past second already; the same annotation again would restart nothing"
+    );
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}});
     let patched = tokio::time::timeout(
         session.timeouts.api_call,
         api.patch(name, &PatchParams::default(), &Patch::Strategic(patch)),
     )
     .await
-    .with_context(|| format!("{}: restarting deployment {ns}/{name} took longer than one API call", c.name))?
-    .with_context(|| format!("{}: restarting deployment {ns}/{name}", c.name))?;
+    .with_context(|| format!("{what}: restarting it took longer than one API call"))?
+    .with_context(|| format!("{what}: restarting it"))?;
     let generation = patched.metadata.generation.unwrap_or(0);
-    let what = format!("{}: deployment {ns}/{name} to roll out its restart", c.name);
-    Ok(wait::until(what, WaitOptions::new(deadline), || async {
+    let outcome = wait::until(format!("{what} to roll out its restart"), WaitOptions::new(deadline), || async {
         Ok::<_, kube::Error>(match api.get_opt(name).await? {
             None => Poll::Pending("not found".into()),
             Some(d) if d.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0) < generation => {
                 Poll::Pending(format!("generation {generation} not observed yet"))
             }
-            Some(d) if rolled_out(&d) => Poll::Ready(d),
-            Some(d) => Poll::Pending(deployment_state(&d)),
+            Some(d) => match rollout_status(&d) {
+                RolloutStatus::Done => Poll::Ready(Ok(d)),
+                RolloutStatus::Failed(why) => Poll::Ready(Err(why)),
+                RolloutStatus::Waiting(_) => Poll::Pending(deployment_state(&d)),
+            },
         })
     })
-    .await?)
+    .await?;
+    outcome.map_err(|why| anyhow!("{what}: the restart did not roll out: {why}"))
 }
 
 /// `kubectl scale deployment/<name> --replicas=0`, then wait (within
@@ -202,7 +292,7 @@ mod tests {
 
     fn deployment(generation: i64, observed: i64, replicas: i32, updated: i32, available: i32) -> Deployment {
         Deployment {
-            metadata: ObjectMeta { generation: Some(generation), ..Default::default() },
+            metadata: ObjectMeta { name: Some("istiod".into()), generation: Some(generation), ..Default::default() },
             spec: Some(DeploymentSpec { replicas: Some(1), ..Default::default() }),
             status: Some(DeploymentStatus {
                 observed_generation: Some(observed),
@@ -216,11 +306,31 @@ mod tests {
 
     #[test]
     fn a_restart_is_rolled_out_only_when_the_old_pod_is_gone_and_the_new_one_available() {
-        assert!(rolled_out(&deployment(2, 2, 1, 1, 1)));
-        assert!(!rolled_out(&deployment(2, 1, 1, 1, 1)), "new generation not observed");
-        assert!(!rolled_out(&deployment(2, 2, 2, 1, 2)), "the old pod still runs");
-        assert!(!rolled_out(&deployment(2, 2, 1, 1, 0)), "the new pod not available");
-        assert!(!rolled_out(&deployment(2, 2, 1, 0, 1)), "nothing updated");
+        let waiting = |d: Deployment| matches!(rollout_status(&d), RolloutStatus::Waiting(_));
+        assert_eq!(rollout_status(&deployment(2, 2, 1, 1, 1)), RolloutStatus::Done);
+        assert!(waiting(deployment(2, 1, 1, 1, 1)), "new generation not observed");
+        assert!(waiting(deployment(2, 2, 2, 1, 2)), "the old pod still runs");
+        assert!(waiting(deployment(2, 2, 1, 1, 0)), "the new pod not available");
+        assert!(waiting(deployment(2, 2, 1, 0, 1)), "nothing updated");
+    }
+
+    #[test]
+    fn a_progress_deadline_exceeded_ends_the_rollout_as_kubectl_does() {
+        use k8s_openapi::api::apps::v1::DeploymentCondition;
+        let mut d = deployment(2, 2, 2, 1, 1);
+        d.status.as_mut().unwrap().conditions = Some(vec![DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            ..Default::default()
+        }]);
+        assert_eq!(
+            rollout_status(&d),
+            RolloutStatus::Failed("deployment \"istiod\" exceeded its progress deadline".into())
+        );
+        // Not before the controller observed the generation: the condition may be the old one's.
+        d.status.as_mut().unwrap().observed_generation = Some(1);
+        assert!(matches!(rollout_status(&d), RolloutStatus::Waiting(_)));
     }
 
     #[test]

@@ -280,6 +280,11 @@ pub fn leftovers(left: crate::containers::Found) -> Vec<Leftover> {
 }
 
 impl OwnProvisioner for K3sProvisioner {
+    /// Its stages plug in cacerts made by the API provisioner's trust.
+    fn makes_ca(&self) -> bool {
+        true
+    }
+
     fn kubeconfig(&self) -> Option<PathBuf> {
         Some(self.kubeconfig.clone())
     }

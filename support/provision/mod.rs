@@ -109,6 +109,18 @@ pub enum Provisioner {
     Own(std::sync::Arc<dyn OwnProvisioner>),
 }
 
+impl Provisioner {
+    /// Whether it makes the mesh's CA itself, and so holds the root key for the
+    /// run. The user's Terraform makes `cacerts` where meshspec cannot see the key.
+    pub fn makes_ca(&self) -> bool {
+        match self {
+            Provisioner::Api | Provisioner::Kind(_) => true,
+            Provisioner::Terraform(_) => false,
+            Provisioner::Own(p) => p.makes_ca(),
+        }
+    }
+}
+
 /// A provisioner that lives with its target kind: how it deploys and tears
 /// down, what it checks before the target opens and for doctor, and what it
 /// removes when the target closes (what must not outlive the run).
@@ -124,6 +136,9 @@ pub trait OwnProvisioner: Send + Sync + std::fmt::Debug {
     }
 
     fn deploy<'a>(&'a self, session: &'a Session) -> futures::future::BoxFuture<'a, Result<ProvisionRecord>>;
+
+    /// Whether `deploy` makes the mesh's CA itself (it then holds the root key for the run).
+    fn makes_ca(&self) -> bool;
 
     fn teardown<'a>(
         &'a self,

@@ -13,6 +13,9 @@
 //!   replaces gateways, takes a cluster out). On the twin it works on a fresh
 //!   twin of its own; elsewhere only on a run that provisions, never on one
 //!   that only verifies. A `--fault` run leaves it out, as `@twin`.
+//! - `@root-key`: issues a certificate from the mesh's root CA, so it needs the
+//!   root key: held when this run's provisioner makes the CA, or given with
+//!   `--mesh-root-ca`. Only on the twin and on runs that provision it, too.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,7 @@ pub const AWS: &str = "aws";
 pub const PROVISIONS: &str = "provisions";
 pub const TWIN: &str = "twin";
 pub const DISRUPTIVE: &str = "disruptive";
+pub const ROOT_KEY: &str = "root-key";
 
 /// What the run's target offers.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +35,8 @@ pub struct Capabilities {
     pub provisions: bool,
     /// The fault this run's deployment was provisioned with, if any.
     pub fault: Option<&'static str>,
+    /// Whether this run holds the key of the mesh's root CA.
+    pub root_key: bool,
 }
 
 impl Capabilities {
@@ -60,7 +66,15 @@ impl Capabilities {
         }
         if let Some(fault) = self.fault.filter(|_| tags.contains(&TWIN) || tags.contains(&DISRUPTIVE)) {
             return Some(format!(
-                "@twin: it works on its own fresh twin, so it says nothing of the fault {fault} this run's                  deployment has (run it without --fault)"
+                "@twin: it works on its own fresh twin, so it says nothing of the fault {fault} this run's deployment has (run it without --fault)"
+            ));
+        }
+        if tags.contains(&ROOT_KEY) && !self.root_key {
+            return Some(format!(
+                "@root-key: it issues an intermediate from the mesh's root CA, and this run holds no root key: \
+                 the {} target's cacerts were made outside meshspec (pass --mesh-root-ca DIR with the root's \
+                 root-cert.pem and root-key.pem)",
+                self.kind
             ));
         }
         None
@@ -93,18 +107,19 @@ mod tests {
 
     #[test]
     fn a_fault_run_leaves_out_what_runs_on_its_own_twin() {
-        let faulty = Capabilities { kind: TargetKind::Twin, provisions: true, fault: Some("bad-reader-token") };
+        let faulty =
+            Capabilities { kind: TargetKind::Twin, provisions: true, fault: Some("bad-reader-token"), root_key: true };
         assert!(faulty.exclusion(&tags(&["diagnosis", "twin"])).unwrap().contains("bad-reader-token"));
         assert_eq!(faulty.exclusion(&tags(&["sync"])), None);
         assert!(faulty.exclusion(&tags(&["operations", "disruptive"])).unwrap().contains("bad-reader-token"));
-        let plain = Capabilities { kind: TargetKind::Twin, provisions: true, fault: None };
+        let plain = Capabilities { kind: TargetKind::Twin, provisions: true, fault: None, root_key: true };
         assert_eq!(plain.exclusion(&tags(&["diagnosis", "twin"])), None);
     }
 
     #[test]
     fn aws_scenarios_are_left_out_on_kind_only() {
-        let kind = Capabilities { kind: TargetKind::Kind, provisions: true, fault: None };
-        let eks = Capabilities { kind: TargetKind::Eks, provisions: true, fault: None };
+        let kind = Capabilities { kind: TargetKind::Kind, provisions: true, fault: None, root_key: true };
+        let eks = Capabilities { kind: TargetKind::Eks, provisions: true, fault: None, root_key: true };
         assert!(kind.exclusion(&tags(&["readiness", "aws"])).unwrap().contains("kind target"));
         assert_eq!(eks.exclusion(&tags(&["readiness", "aws"])), None);
         assert_eq!(kind.exclusion(&tags(&["sync"])), None);
@@ -112,8 +127,8 @@ mod tests {
 
     #[test]
     fn provisioning_records_are_needed_only_where_the_run_provisions() {
-        let verified = Capabilities { kind: TargetKind::Eks, provisions: false, fault: None };
-        let provisioned = Capabilities { kind: TargetKind::Twin, provisions: true, fault: None };
+        let verified = Capabilities { kind: TargetKind::Eks, provisions: false, fault: None, root_key: true };
+        let provisioned = Capabilities { kind: TargetKind::Twin, provisions: true, fault: None, root_key: true };
         let why = verified.exclusion(&tags(&["provisioning", "provisions"])).unwrap();
         assert!(why.contains("--allow-provision"), "{why}");
         assert_eq!(provisioned.exclusion(&tags(&["provisions"])), None);
@@ -122,12 +137,23 @@ mod tests {
 
     #[test]
     fn disruptive_scenarios_never_run_where_the_run_only_verifies() {
-        let verified = Capabilities { kind: TargetKind::Eks, provisions: false, fault: None };
-        let staging = Capabilities { kind: TargetKind::Eks, provisions: true, fault: None };
+        let verified = Capabilities { kind: TargetKind::Eks, provisions: false, fault: None, root_key: true };
+        let staging = Capabilities { kind: TargetKind::Eks, provisions: true, fault: None, root_key: true };
         let why = verified.exclusion(&tags(&["operations", "disruptive"])).unwrap();
         assert!(why.contains("@disruptive") && why.contains("--allow-provision"), "{why}");
         assert_eq!(staging.exclusion(&tags(&["operations", "disruptive"])), None);
         // The undisturbed baseline of the same feature runs anywhere.
         assert_eq!(verified.exclusion(&tags(&["operations"])), None);
+    }
+
+    #[test]
+    fn a_rotation_from_the_root_needs_the_root_key_where_the_deployment_is_the_users() {
+        let terraform = Capabilities { kind: TargetKind::Eks, provisions: true, fault: None, root_key: false };
+        let why = terraform.exclusion(&tags(&["operations", "disruptive", "root-key"])).unwrap();
+        assert!(why.contains("@root-key") && why.contains("--mesh-root-ca"), "{why}");
+        // The other operations run there.
+        assert_eq!(terraform.exclusion(&tags(&["operations", "disruptive"])), None);
+        let given = Capabilities { root_key: true, ..terraform };
+        assert_eq!(given.exclusion(&tags(&["operations", "disruptive", "root-key"])), None);
     }
 }

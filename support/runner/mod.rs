@@ -130,6 +130,7 @@ pub async fn run(opts: RunOptions) -> Result<RunSummary> {
         kind: session.kind,
         provisions: session.allow_provision,
         fault: session.fault.map(|f| f.name()),
+        root_key: session.mesh_root_ca.is_some() || (session.allow_provision && session.provisioner.makes_ca()),
     };
     let excluded = Arc::new(Mutex::new(Vec::new()));
     let filter = {

@@ -46,9 +46,81 @@ fn assert_unattended(call: &Call, dir: &Path) {
     }
 }
 
+/// A root CA as an operator makes one with openssl, after Istio's
+/// tools/certs/Makefile.selfsigned.mk (`root-ca`: `openssl genrsa`, a request,
+/// then `openssl x509 -req -signkey` with `basicConstraints = critical,
+/// CA:true`), its key in PKCS#1 as Terraform's `tls_private_key` writes it.
+pub(super) fn openssl_root(dir: &Path, cn: &str) {
+    let conf = dir.join("root-ca.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[ req ]\nencrypt_key = no\nprompt = no\nutf8 = yes\ndefault_md = sha256\nreq_extensions = req_ext\n\
+             x509_extensions = req_ext\ndistinguished_name = req_dn\n[ req_ext ]\nsubjectKeyIdentifier = hash\n\
+             basicConstraints = critical, CA:true\n\
+             keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\n\
+             [ req_dn ]\nO = Istio\nCN = {cn}\n"
+        ),
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out.stderr));
+    };
+    openssl(&["genrsa", "-traditional", "-out", "root-key.pem", "2048"]);
+    openssl(&["req", "-sha256", "-new", "-key", "root-key.pem", "-config", "root-ca.conf", "-out", "root-cert.csr"]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-sha256",
+        "-days",
+        "3650",
+        "-signkey",
+        "root-key.pem",
+        "-extensions",
+        "req_ext",
+        "-extfile",
+        "root-ca.conf",
+        "-in",
+        "root-cert.csr",
+        "-out",
+        "root-cert.pem",
+    ]);
+    let key = std::fs::read_to_string(dir.join("root-key.pem")).unwrap();
+    assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "PKCS#1, as Terraform writes RSA keys");
+}
+
+/// One key of a cluster's `cacerts` (`root-cert.pem`, `ca-cert.pem`), as PEM, read with kubectl.
+fn cacerts_pem(up: &TwinUp, context: &str, key: &str) -> String {
+    let key = key.replace('.', "\\.");
+    let out = up
+        .command("kubectl")
+        .args(["--context", context, "get", "secret", "cacerts", "-n", "istio-system"])
+        .args(["-o", &format!("jsonpath={{.data.{key}}}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    use base64::Engine as _;
+    text(&base64::engine::general_purpose::STANDARD.decode(out.stdout.trim_ascii()).unwrap())
+}
+
 #[test]
 fn a_run_on_eks_applies_the_seeds_stages_with_terraform_then_verifies_everything() {
-    let up = TwinUp::start();
+    // The mesh's root, kept by its operator: the deployment's cacerts are issued
+    // from it (by twin up, standing in for the user's Terraform), and meshspec
+    // is given it to rotate an intermediate.
+    let root_dir = tempfile::tempdir().unwrap();
+    openssl_root(root_dir.path(), "Root CA");
+    let root_dir_arg = root_dir.path().to_str().unwrap();
+    let up = TwinUp::with_args(&["--mesh-root-ca", root_dir_arg]);
+    let root_pem = std::fs::read_to_string(root_dir.path().join("root-cert.pem")).unwrap();
+    let fingerprint = |pem: &str| meshspec::mesh::cacerts::root_fingerprint(pem).unwrap();
+    let contexts = ["CTX_CLUSTER1", "CTX_CLUSTER2"].map(|c| up.env[c].clone());
+    let intermediates_before = contexts.clone().map(|c| cacerts_pem(&up, &c, "ca-cert.pem"));
+    for c in &contexts {
+        let pem = cacerts_pem(&up, c, "root-cert.pem");
+        assert_eq!(fingerprint(&pem), fingerprint(&root_pem), "cacerts issued from the operator's root");
+    }
     let tf_dir = tempfile::tempdir().unwrap();
     let standins = Standins::install(
         &["terraform"],
@@ -63,8 +135,8 @@ fn a_run_on_eks_applies_the_seeds_stages_with_terraform_then_verifies_everything
     let mut run = meshspec(
         &up,
         &standins,
-        // The @disruptive operations are left out: the same-root CA rotation needs the root key,
-        // which meshspec holds only when it made cacerts itself (Terraform made them here).
+        // Every scenario but those on a fresh twin of their own: the @disruptive operations run
+        // on this deployment, the same-root CA rotation with the root given.
         &[
             "run",
             "--target",
@@ -73,8 +145,10 @@ fn a_run_on_eks_applies_the_seeds_stages_with_terraform_then_verifies_everything
             "eks-1,eks-2",
             "--terraform-dir",
             dir,
+            "--mesh-root-ca",
+            root_dir_arg,
             "--tags",
-            "not @twin and not @disruptive",
+            "not @twin",
         ],
     );
     run.arg("--report-dir").arg(reports.path()).arg("--ledger-dir").arg(ledgers.path());
@@ -111,6 +185,49 @@ fn a_run_on_eks_applies_the_seeds_stages_with_terraform_then_verifies_everything
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     assert!(ledger.contains("terraform root module"), "{ledger}");
+    // The operations ran here, and the CA rotation kept the operator's root.
+    assert!(stdout.contains("A new intermediate from the same root"), "{stdout}");
+    for (c, before) in contexts.iter().zip(&intermediates_before) {
+        assert_eq!(fingerprint(&cacerts_pem(&up, c, "root-cert.pem")), fingerprint(&root_pem), "the root kept");
+        assert_ne!(&cacerts_pem(&up, c, "ca-cert.pem"), before, "{c}: a new intermediate");
+    }
+    let intermediates_after = contexts.clone().map(|c| cacerts_pem(&up, &c, "ca-cert.pem"));
+
+    // Without the root, the rotation is left out with its reason; the other operations still run.
+    let mut without = meshspec(
+        &up,
+        &standins,
+        &["run", "--target", "eks", "--allow-provision", "eks-1,eks-2", "--terraform-dir", dir],
+    );
+    without.args(["--tags", "@operations and not @twin", "--report-dir"]).arg(reports.path().join("without"));
+    without.arg("--ledger-dir").arg(ledgers.path());
+    let out = run_bounded(&mut without, LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("not run: Day-2 operations under continuous traffic / A new intermediate from the same root")
+            && stdout.contains("@root-key: it issues an intermediate from the mesh's root CA")
+            && stdout.contains("--mesh-root-ca DIR"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4 passed, 0 failed"), "the baseline and the other 3 operations ran: {stdout}");
+
+    // A root the clusters do not trust is refused before anything is patched.
+    let stranger = tempfile::tempdir().unwrap();
+    openssl_root(stranger.path(), "Another Root CA");
+    let mut wrong = meshspec(
+        &up,
+        &standins,
+        &["run", "--target", "eks", "--allow-provision", "eks-1,eks-2", "--terraform-dir", dir],
+    );
+    wrong.args(["--tags", "@root-key", "--mesh-root-ca"]).arg(stranger.path());
+    wrong.arg("--report-dir").arg(reports.path().join("wrong")).arg("--ledger-dir").arg(ledgers.path());
+    let out = run_bounded(&mut wrong, LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("refusing to plug in an intermediate from it"), "{stdout}");
+    let unchanged = contexts.clone().map(|c| cacerts_pem(&up, &c, "ca-cert.pem"));
+    assert_eq!(unchanged, intermediates_after, "nothing was patched");
 }
 
 /// Stand-in rules for the seed's two destroys, with Terraform's effects on the
