@@ -344,6 +344,7 @@ async fn examine_cluster(
         }
     }
     let deployments: Api<Deployment> = Api::namespaced(client, names::ISTIO_SYSTEM);
+    examine_root(r, session, c, provisioning).await;
     match deployments.get_opt("istiod").await {
         Ok(Some(d)) => {
             let image = d
@@ -364,6 +365,36 @@ async fn examine_cluster(
             r.add(Level::Fail, format!("Istio {}", c.name), "no istiod in istio-system: the mesh is not deployed")
         }
         Err(e) => r.add(Level::Fail, format!("Istio {}", c.name), crate::kube::failure::cause_of(&e).to_string()),
+    }
+}
+
+/// Whether the root given with `--mesh-root-ca` is the one the cluster's
+/// `cacerts` chain to: the same-root CA rotation refuses any other.
+async fn examine_root(r: &mut Report<'_>, session: &Session, c: &crate::topology::ClusterTopology, provisioning: bool) {
+    let Some(root) = &session.mesh_root_ca else { return };
+    let check = format!("mesh root CA {}", c.name);
+    if provisioning && session.provisioner.makes_ca() {
+        return r.add(Level::Ok, check, "provisioning issues cacerts from the root of --mesh-root-ca");
+    }
+    let held = match root.fingerprint() {
+        Ok(f) => f,
+        Err(e) => return r.add(Level::Fail, check, format!("{e:#}")),
+    };
+    if provisioning {
+        // Terraform may not have made them yet: its apply comes first in the run.
+        let made = crate::checks::check::now(session, &crate::checks::provisioning::Cacerts(c.clone())).await;
+        if let Err(f) = made {
+            return r.add(Level::Warn, check, format!("not compared yet: {f}"));
+        }
+    }
+    let trusts = crate::checks::ca_rotation::TrustsHeldRoot { cluster: c.clone(), held };
+    match crate::checks::check::now(session, &trusts).await {
+        Ok(fp) => r.add(
+            Level::Ok,
+            check,
+            format!("cacerts chain to the root of --mesh-root-ca (SHA-256 {fp}): the same-root CA rotation can run"),
+        ),
+        Err(f) => r.add(Level::Fail, check, f.to_string()),
     }
 }
 

@@ -204,6 +204,50 @@ impl Check for PresentsCacertsIntermediate {
     }
 }
 
+/// A cluster's `cacerts` chain to the root meshspec holds (the one the run made
+/// them with, or `--mesh-root-ca`): only then is an intermediate issued from it
+/// one the cluster's workloads and every other cluster's trust. Definite when
+/// the roots differ: nothing but an operator changes either.
+pub struct TrustsHeldRoot {
+    pub cluster: ClusterTopology,
+    /// SHA-256 of the held root's DER.
+    pub held: String,
+}
+
+impl Check for TrustsHeldRoot {
+    /// The shared root's fingerprint.
+    type Evidence = String;
+
+    fn name(&self) -> String {
+        format!("{}: cacerts chain to the root meshspec holds", self.cluster.name)
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Duration {
+        t.api_call
+    }
+
+    async fn observe(&self, s: &Session) -> Result<Observation<String>> {
+        let cacerts = match Cacerts(self.cluster.clone()).observe(s).await? {
+            Observation::Holds((_, v)) => v,
+            other => return Ok(other.map_holds(|_| String::new())),
+        };
+        Ok(if cacerts.root_fingerprint == self.held {
+            Observation::Holds(cacerts.root_fingerprint)
+        } else {
+            Observation::broken(
+                format!(
+                    "{}: cacerts chain to {} (SHA-256 {}); the held root is SHA-256 {}",
+                    self.cluster.name, cacerts.root_subject, cacerts.root_fingerprint, self.held
+                ),
+                Diagnosis::new(
+                    "the root meshspec holds is not the root this cluster's cacerts chain to, so an intermediate issued from it would not be trusted by the mesh's workloads",
+                    "pass the root the clusters' cacerts were issued from with --mesh-root-ca (root-cert.pem and root-key.pem)",
+                ),
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

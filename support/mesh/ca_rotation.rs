@@ -14,6 +14,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::cacerts::{self, CaCerts, RootCa, VerifiedCaCerts};
+use crate::checks::ca_rotation::TrustsHeldRoot;
+use crate::checks::check;
 use crate::kube::rollout::deployment_state;
 use crate::run::Session;
 use crate::topology::{names, ClusterTopology};
@@ -37,18 +39,10 @@ pub async fn replace_intermediate(session: &Session, c: &ClusterTopology, from: 
             let root = held_root(session)?;
             // Never plug in an intermediate from a root the cluster does not trust:
             // its workloads would stop trusting every other cluster's.
-            let now = current_cacerts(session, c, &api).await?;
-            let held = root.fingerprint()?;
-            ensure!(
-                now.root_fingerprint == held,
-                "{}: the root meshspec holds (SHA-256 {held}) is not the root of {}/{} (SHA-256 {}, {}); \
-                 refusing to plug in an intermediate from it (pass the mesh's own root with --mesh-root-ca)",
-                c.name,
-                names::ISTIO_SYSTEM,
-                names::CACERTS,
-                now.root_fingerprint,
-                now.root_subject
-            );
+            let trusts = TrustsHeldRoot { cluster: c.clone(), held: root.fingerprint()? };
+            check::now(session, &trusts)
+                .await
+                .context("refusing to issue an intermediate from the root meshspec holds")?;
             root
         }
         IssuedBy::NewRoot => {
@@ -94,22 +88,6 @@ pub fn held_root(session: &Session) -> Result<std::sync::Arc<RootCa>> {
              cacerts, and no --mesh-root-ca was given"
         )
     })
-}
-
-/// The cluster's `cacerts` as it is now, verified.
-async fn current_cacerts(session: &Session, c: &ClusterTopology, api: &Api<Secret>) -> Result<VerifiedCaCerts> {
-    let what = format!("{}: {}/{}", c.name, names::ISTIO_SYSTEM, names::CACERTS);
-    let secret = tokio::time::timeout(session.timeouts.api_call, api.get(names::CACERTS))
-        .await
-        .with_context(|| format!("{what}: reading it took longer than one API call"))?
-        .with_context(|| format!("{what}: reading it"))?;
-    let data: std::collections::BTreeMap<String, String> = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
-    cacerts::verify(&data).with_context(|| what.clone())
 }
 
 /// What `kubectl rollout restart` sets (kubectl pkg/polymorphichelpers/objectrestarter.go,

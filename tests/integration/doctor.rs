@@ -108,3 +108,28 @@ fn doctor_names_every_missing_tool_before_a_kind_or_terraform_provisioning() {
     let (code, lines) = doctor(&mut terraform);
     assert_eq!(code, Some(0), "{lines:#?}");
 }
+
+#[test]
+fn doctor_compares_the_given_mesh_root_with_each_clusters_cacerts() {
+    let (root, stranger) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    super::terraform::openssl_root(root.path(), "Root CA");
+    super::terraform::openssl_root(stranger.path(), "Another Root CA");
+    let up = TwinUp::with_args(&["--mesh-root-ca", root.path().to_str().unwrap()]);
+    let (kubeconfig, contexts) = eks_kubeconfig(&up);
+    let doctor_with = |dir: &std::path::Path| {
+        let mut cmd = up.meshspec();
+        cmd.env("KUBECONFIG", &kubeconfig).env("CTX_CLUSTER1", &contexts[0]).env("CTX_CLUSTER2", &contexts[1]);
+        cmd.args(["doctor", "--target", "eks", "--mesh-root-ca"]).arg(dir);
+        doctor(&mut cmd)
+    };
+    let (code, lines) = doctor_with(root.path());
+    assert_eq!(code, Some(0), "{lines:#?}");
+    for c in ["eks-1", "eks-2"] {
+        assert!(line(&lines, &format!("ok    mesh root CA {c}: cacerts chain to the root of --mesh-root-ca"))
+            .contains("SHA-256"));
+    }
+    let (code, lines) = doctor_with(stranger.path());
+    assert_eq!(code, Some(1), "{lines:#?}");
+    let failed = line(&lines, "FAIL  mesh root CA eks-1:");
+    assert!(failed.contains("the held root is SHA-256") && failed.contains("--mesh-root-ca"), "{failed}");
+}

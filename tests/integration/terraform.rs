@@ -225,7 +225,7 @@ fn a_run_on_eks_applies_the_seeds_stages_with_terraform_then_verifies_everything
     let out = run_bounded(&mut wrong, LIMIT);
     let stdout = text(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
-    assert!(stdout.contains("refusing to plug in an intermediate from it"), "{stdout}");
+    assert!(stdout.contains("refusing to issue an intermediate from the root meshspec holds"), "{stdout}");
     let unchanged = contexts.clone().map(|c| cacerts_pem(&up, &c, "ca-cert.pem"));
     assert_eq!(unchanged, intermediates_after, "nothing was patched");
 }
