@@ -186,7 +186,7 @@ pub async fn rollout_restart(
             Some(d) => match rollout_status(&d) {
                 RolloutStatus::Done => Poll::Ready(Ok(d)),
                 RolloutStatus::Failed(why) => Poll::Ready(Err(why)),
-                RolloutStatus::Waiting(_) => Poll::Pending(deployment_state(&d)),
+                RolloutStatus::Waiting(why) => Poll::Pending(format!("{why} ({})", deployment_state(&d))),
             },
         })
     })
