@@ -87,7 +87,8 @@ pub(super) fn openssl_root(dir: &Path, cn: &str) {
         "root-cert.pem",
     ]);
     let key = std::fs::read_to_string(dir.join("root-key.pem")).unwrap();
-    assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "PKCS#1, as Terraform writes RSA keys");
+    let label = x509_parser::pem::Pem::iter_from_buffer(key.as_bytes()).next().unwrap().unwrap().label;
+    assert_eq!(label, "RSA PRIVATE KEY", "PKCS#1, as Terraform writes RSA keys");
 }
 
 /// One key of a cluster's `cacerts` (`root-cert.pem`, `ca-cert.pem`), as PEM, read with kubectl.
