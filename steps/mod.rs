@@ -243,5 +243,5 @@ pub type StepResult = Result<(), StepFailure>;
 
 /// Turn an error chain into one readable message.
 pub fn report(e: anyhow::Error) -> String {
-    format!("{e:#}")
+    crate::kube::failure::render(&e)
 }

@@ -116,8 +116,8 @@ impl Check for IstiodAfterCacerts {
             Ok(t) => t,
             Err(e) => {
                 return Ok(match istiod_scaled_to_zero(s, c).await {
-                    Some(d) => Observation::broken(format!("{e:#}"), d),
-                    None => Observation::pending(format!("{e:#}")),
+                    Some(d) => Observation::broken(crate::kube::failure::render(&e), d),
+                    None => Observation::pending(crate::kube::failure::render(&e)),
                 })
             }
         };

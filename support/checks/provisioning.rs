@@ -306,7 +306,7 @@ impl Check for IstioGateway {
             Ok(k) => k,
             Err(e) => {
                 return Ok(Observation::Pending {
-                    seen: format!("Istio's Gateway kind is not served: {e:#}"),
+                    seen: format!("Istio's Gateway kind is not served: {}", crate::kube::failure::render(&e)),
                     diagnosis: Some(Diagnosis::new(
                         format!("{} does not serve Istio's Gateway kind", c.name),
                         "install istio-base (stage 2)",

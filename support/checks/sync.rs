@@ -92,7 +92,7 @@ impl RemoteSecretOf {
                 ))
             }
             Err(e) => match check::diagnosis_of(&e) {
-                Some(d) => return Ok(Observation::broken(format!("{e:#}"), d)),
+                Some(d) => return Ok(Observation::broken(crate::kube::failure::render(&e), d)),
                 None => return Err(e),
             },
         };
@@ -105,7 +105,7 @@ impl RemoteSecretOf {
                         format!("recreate it with istioctl create-remote-secret --name={}", peer.istio_cluster),
                     )
                 });
-                return Ok(Observation::broken(format!("{e:#}"), d));
+                return Ok(Observation::broken(crate::kube::failure::render(&e), d));
             }
         };
         let token = remote_secret::bearer_token(&kubeconfig);
@@ -258,7 +258,7 @@ impl Check for RemoteClusterSynced {
             Ok(o) => o,
             // No istiod pod to ask: definite if none is coming.
             Err(e) => match super::ordering::istiod_scaled_to_zero(s, c).await {
-                Some(down) => return Ok(Observation::broken(format!("{e:#}"), down)),
+                Some(down) => return Ok(Observation::broken(crate::kube::failure::render(&e), down)),
                 None => return Err(e),
             },
         };
@@ -371,7 +371,7 @@ async fn with_istiod_log(s: &Session, c: &ClusterTopology, peer: &str, seen: Str
                 format!("{seen}; istiod's log:\n  {}", lines.join("\n  "))
             }
         }
-        Err(e) => format!("{seen}; istiod's log could not be read: {e:#}"),
+        Err(e) => format!("{seen}; istiod's log could not be read: {}", crate::kube::failure::render(&e)),
     }
 }
 
@@ -478,7 +478,7 @@ impl Check for HelloworldEndpoints {
         let expected_local = helloworld_pod_ips(s, c).await?;
         let expected_gateways = match peer_gateway_ips(s, c).await {
             Ok(ips) => ips,
-            Err(e) => return Ok(self.not_yet(s, format!("{e:#}"), None).await),
+            Err(e) => return Ok(self.not_yet(s, crate::kube::failure::render(&e), None).await),
         };
         let rows: Vec<EndpointRow> = sidecar_endpoints(s, c, names::SAMPLE, &pod)
             .await?

@@ -143,7 +143,7 @@ async fn curl_batch(from: &Source<'_>, url: &str, k: usize, timeout: Duration) -
     command.extend(std::iter::repeat_n(url, k));
     match exec(from.client, from.namespace, from.pod, from.container, &command, timeout).await {
         Ok(out) => split_transfers(&out.stdout, &out.stderr, k),
-        Err(e) => vec![Answer::Exec { error: format!("{e:#}") }; k],
+        Err(e) => vec![Answer::Exec { error: crate::kube::failure::render(&e) }; k],
     }
 }
 
