@@ -645,32 +645,3 @@ async fn a_running_istiod_takes_up_a_new_intermediate_of_its_root_and_refuses_a_
     env.twin.shutdown().await;
     Ok(())
 }
-
-/// A sidecar keeps the configuration istiod last pushed while istiod is away
-/// (Envoy docs, configuration/overview/mgmt_server, "Management Server
-/// Unreachability"): istiod pushes to every connected proxy as things change,
-/// so this holds for a proxy whose configuration nothing had read before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sidecar_keeps_istiods_last_push_once_istiod_is_scaled_to_zero() -> Result<()> {
-    let env = Env::start().await?;
-    let clusters = seed::provision(&env, &Faults::default()).await?;
-    let (one, two) = (&clusters[0], &clusters[1]);
-    let remote_nlb = gateway_nlb_ips(&env, two).await?;
-    // istiod of eks-1 has the whole picture: seen through the helloworld pod's sidecar, not the sleep pod's.
-    let helloworld = ready_pod(&env, one, "sample", "app=helloworld").await?;
-    let want = seed_hosts(&pod_ip(&helloworld), &remote_nlb);
-    hosts_become(&env, one, &name(&helloworld), &want).await?;
-
-    env.kubectl(&one.kubeconfig, &["scale", "deployment", "istiod", "-n", "istio-system", "--replicas=0"]).await?;
-    eventually("no istiod pod in eks-1", || async {
-        let pods =
-            env.kubectl_json(&one.kubeconfig, &["get", "pods", "-n", "istio-system", "-l", "app=istiod"]).await?;
-        let left = pods["items"].as_array().map_or(0, Vec::len);
-        Ok(if left == 0 { Ok(()) } else { Err(format!("{left} istiod pods")) })
-    })
-    .await?;
-
-    let sleep = name(&ready_pod(&env, one, "sample", "app=sleep").await?);
-    assert_eq!(helloworld_hosts(&env, one, &sleep).await?, want, "the sleep pod's Envoy keeps istiod's last push");
-    Ok(())
-}

@@ -168,24 +168,18 @@ impl MeshCluster {
     /// The outbound clusters of the proxy in pod `p`: from istiod now, or the
     /// last ones it got while istiod is away (`None`: it never got any).
     pub fn proxy_config(&self, p: &Value) -> Option<Arc<Vec<ClusterLoadAssignment>>> {
+        let uid = objects::uid(p);
         injection::proxy_container_of(p)?;
         let Some(instance) = self.istiod.running() else {
-            return self.istiod.remembered_config(objects::uid(p));
+            return self.istiod.remembered_config(uid);
         };
         instance.connect(p);
-        Some(self.pushed_config(&instance, p))
-    }
-
-    /// What `instance` pushes to the proxy in pod `p` now, remembered as the
-    /// proxy's last config.
-    fn pushed_config(&self, instance: &istiod::Instance, p: &Value) -> Arc<Vec<ClusterLoadAssignment>> {
-        let uid = objects::uid(p);
         let views = instance.views(&self.cluster);
         // istiod pushes once it has resolved the gateways it knows: until then
         // a proxy keeps what it had.
         if instance.gateways_pending(&views) {
             if let Some(kept) = self.istiod.remembered_config(uid) {
-                return kept;
+                return Some(kept);
             }
         }
         let gateways = instance.gateways(&views);
@@ -193,25 +187,7 @@ impl MeshCluster {
         let proxy = self.proxy_view(p, &views[0].network);
         let config = Arc::new(xds::load_assignments(&proxy, &services, &gateways));
         self.istiod.remember_config(uid, config.clone());
-        config
-    }
-
-    /// istiod stops serving: every proxy keeps what it pushed last. Real istiod
-    /// pushes each change to every connected proxy as it happens, and Envoy
-    /// keeps its configuration while the management server is unreachable
-    /// (Envoy docs, configuration/overview/mgmt_server, "Management Server
-    /// Unreachability"); the twin computes a proxy's config when it is used, so
-    /// it takes the last push for every running proxy now, whether or not
-    /// anything used it before.
-    pub(crate) fn hold_last_push(&self, instance: &istiod::Instance, pods: &[Value]) {
-        let proxies = pods.iter().filter(|p| {
-            objects::pod::phase(p) == "Running"
-                && objects::uid(p) != instance.pod_uid
-                && injection::proxy_container_of(p).is_some()
-        });
-        for p in proxies {
-            self.pushed_config(instance, p);
-        }
+        Some(config)
     }
 
     /// istiod's debug port, served by the istiod in pod `p`: (status, body);

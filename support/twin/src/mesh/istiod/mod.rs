@@ -408,16 +408,10 @@ impl Reconciler for IstiodController {
         let Some(own_pod) = own_pod else {
             // Its pod is gone: so is this istiod.
             instance.log.info(&format!("istiod pod {} gone: stopping", instance.pod_name));
-            if instance.is_ready() {
-                mc.hold_last_push(&instance, &pods);
-            }
             istiod.stop();
             return;
         };
         let serving = pod::is_serving(own_pod);
-        if !serving && instance.is_ready() {
-            mc.hold_last_push(&instance, &pods);
-        }
         instance.ready.store(serving, Ordering::SeqCst);
         if !serving {
             return;
