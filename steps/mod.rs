@@ -240,8 +240,3 @@ impl From<anyhow::Error> for StepFailure {
 
 /// Step results: a failed check is an Err whose message is the report.
 pub type StepResult = Result<(), StepFailure>;
-
-/// Turn an error chain into one readable message.
-pub fn report(e: anyhow::Error) -> String {
-    crate::kube::failure::render(&e)
-}

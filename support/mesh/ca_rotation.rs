@@ -80,7 +80,7 @@ pub async fn replace_intermediate(session: &Session, c: &ClusterTopology, from: 
 
 /// The root a same-root intermediate is issued from: the one this run made
 /// cacerts with, else the one the user holds (`--mesh-root-ca`).
-pub fn held_root(session: &Session) -> Result<std::sync::Arc<RootCa>> {
+fn held_root(session: &Session) -> Result<std::sync::Arc<RootCa>> {
     let made = session.run.root_ca.lock().unwrap_or_else(|p| p.into_inner()).clone();
     made.or_else(|| session.mesh_root_ca.clone()).ok_or_else(|| {
         anyhow!(
